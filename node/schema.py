@@ -1,0 +1,8 @@
+"""Imports every module that registers migrations, so that ``node.db.migrate`` sees them.
+
+Versions: 1-9 federation core (node.store), 10-19 the CRM (node.crm).
+"""
+
+from __future__ import annotations
+
+import node.store  # noqa: F401
