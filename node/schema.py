@@ -5,4 +5,5 @@ Versions: 1-9 federation core (node.store), 10-19 the CRM (node.crm).
 
 from __future__ import annotations
 
+import node.crm.store  # noqa: F401
 import node.store  # noqa: F401

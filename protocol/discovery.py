@@ -15,7 +15,7 @@ from protocol.errors import RemoteProtocolError
 from protocol.keys import DecryptionKey, EncryptionPublicKey, SigningKey, VerifyKey
 from protocol.messages import Discovery, Endpoints, KeyEntry, PublicJwk
 from protocol.models import format_ts, validate
-from protocol.suites import SuiteId
+from protocol.suites import SUITES, SuiteId
 from protocol.versions import is_newer_minor, parse_versioned
 from protocol.wire import (
     MAX_ENVELOPE_BYTES,
@@ -78,11 +78,11 @@ def build_discovery(
     """A discovery document. ``signing`` and ``encryption`` pair keys with a status."""
     keys = [KeyEntry(kid=identity.kid, use="sig", jwk=PublicJwk(**identity.jwk()))]
     for key, status in signing:
-        keys.append(KeyEntry(kid=key.kid, use="sig", jwk=PublicJwk(**key.jwk()), status=status))  # type: ignore[arg-type]
+        keys.append(KeyEntry(kid=key.kid, use="sig", jwk=PublicJwk(**key.jwk()), status=status))
     suites: list[SuiteId] = []
     for suite, enc, status in encryption:
         pub = enc.public if isinstance(enc, DecryptionKey) else enc
-        keys.append(KeyEntry(kid=pub.kid, use="enc", jwk=PublicJwk(**pub.jwk()), suite=suite, status=status))  # type: ignore[arg-type]
+        keys.append(KeyEntry(kid=pub.kid, use="enc", jwk=PublicJwk(**pub.jwk()), suite=suite, status=status))
         if status == "active" and suite not in suites:
             suites.append(suite)
     return Discovery(
@@ -143,7 +143,7 @@ def peer_keys_of(doc: Discovery, identity: VerifyKey) -> PeerKeys:
                 signing[key.kid] = key
         else:
             enc = EncryptionPublicKey.from_jwk(entry.jwk.wire())
-            if enc.kid != entry.kid or entry.suite is None:
+            if enc.kid != entry.kid or entry.suite is None or SUITES[entry.suite].crv != enc.crv:
                 raise RemoteProtocolError(ErrorCode.MALFORMED, f"encryption key {entry.kid} is malformed")
             if entry.status == "active":
                 encryption.append((entry.suite, enc))

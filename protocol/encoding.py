@@ -67,8 +67,13 @@ def loads_strict(data: bytes | str, *, what: str = "document") -> Any:
             data = data.decode("utf-8")
         except UnicodeDecodeError:
             raise RemoteProtocolError(ErrorCode.MALFORMED, f"{what} is not UTF-8") from None
+    elif not data.isascii():
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RemoteProtocolError(ErrorCode.MALFORMED, f"{what} is not UTF-8") from None
     try:
-        return json.loads(
+        value = json.loads(
             data,
             parse_float=_reject_float,
             parse_constant=_reject_constant,
@@ -78,6 +83,16 @@ def loads_strict(data: bytes | str, *, what: str = "document") -> Any:
         raise
     except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(ErrorCode.MALFORMED, f"{what} is not valid JSON: {exc}") from None
+    # A "\ud800" escape decodes to a lone surrogate, which is no Unicode text (I-JSON,
+    # RFC 7493, section 2.1): it cannot be encoded again, stored, or compared reliably.
+    if "\\u" in data:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise RemoteProtocolError(ErrorCode.MALFORMED, f"{what} has a lone surrogate") from None
+        except RecursionError:
+            raise RemoteProtocolError(ErrorCode.MALFORMED, f"{what} is nested too deeply") from None
+    return value
 
 
 def loads_object(data: bytes | str, *, what: str = "document") -> dict[str, Any]:

@@ -32,7 +32,16 @@ from protocol.encoding import b64u_encode, dumps_canonical, loads_object
 from protocol.errors import RemoteProtocolError
 from protocol.keys import DecryptionKey, EncryptionPublicKey, SigningKey
 from protocol.messages import INTRODUCTION_TYPES, MESSAGE_MODELS, ConnectionRequest
-from protocol.models import Digest, Ident, NodeId, Timestamp, WireModel, format_ts, parse_ts, validate
+from protocol.models import (
+    Digest,
+    Ident,
+    NodeId,
+    Timestamp,
+    WireModel,
+    format_ts,
+    parse_ts,
+    validate,
+)
 from protocol.suites import SuiteId, hpke_info, open_sealed, parse_suite, seal
 from protocol.versions import is_newer_minor, parse_versioned
 from protocol.wire import (
@@ -88,6 +97,52 @@ def digest(raw: bytes) -> str:
     return b64u_encode(hashlib.sha256(raw).digest())
 
 
+@dataclass(frozen=True)
+class Routing:
+    """The routing fields that the inner and the outer protected header both carry."""
+
+    message_type: MessageType
+    envelope_id: str
+    sender: str
+    recipient: str
+    now: datetime
+    reply_to: str | None = None
+
+    def header(self) -> dict[str, Any]:
+        routing: dict[str, Any] = {
+            "rn_id": self.envelope_id,
+            "rn_type": versioned(self.message_type),
+            "rn_from": self.sender,
+            "rn_to": self.recipient,
+            "rn_iat": format_ts(self.now),
+        }
+        if self.reply_to is not None:
+            routing["rn_reply_to"] = self.reply_to
+        return routing
+
+
+def sign_message(message: WireModel, routing: Routing, signing_key: SigningKey) -> bytes:
+    """Step 1: the inner compact JWS. Ed25519 is deterministic, so these bytes are too."""
+    if not isinstance(message, MESSAGE_MODELS[routing.message_type]):
+        raise TypeError(f"{type(message).__name__} is not a {routing.message_type} message")
+    header = {"typ": TYP_INNER, **routing.header()}
+    return jws.sign_compact(header, dumps_canonical(message.wire()), signing_key)
+
+
+def sign_outer(
+    sealed: bytes, routing: Routing, *, suite: SuiteId, enc_kid: str, signing_key: SigningKey
+) -> bytes:
+    """Step 3: the outer flattened JWS over the sealed payload."""
+    outer = {
+        "typ": TYP_ENVELOPE,
+        "rn_v": MAJOR,
+        "rn_suite": suite.value,
+        "rn_enc_kid": enc_kid,
+        **routing.header(),
+    }
+    return jws.sign_flattened(outer, sealed, signing_key)
+
+
 def seal_envelope(
     message: WireModel,
     *,
@@ -102,27 +157,10 @@ def seal_envelope(
     reply_to: str | None = None,
 ) -> bytes:
     """Build the bytes of an envelope carrying ``message`` from ``sender`` to ``recipient``."""
-    if not isinstance(message, MESSAGE_MODELS[message_type]):
-        raise TypeError(f"{type(message).__name__} is not a {message_type} message")
-    routing: dict[str, Any] = {
-        "rn_id": envelope_id,
-        "rn_type": versioned(message_type),
-        "rn_from": sender,
-        "rn_to": recipient,
-        "rn_iat": format_ts(now),
-    }
-    if reply_to is not None:
-        routing["rn_reply_to"] = reply_to
-    inner = jws.sign_compact({"typ": TYP_INNER, **routing}, dumps_canonical(message.wire()), signing_key)
+    routing = Routing(message_type, envelope_id, sender, recipient, now, reply_to)
+    inner = sign_message(message, routing, signing_key)
     sealed = seal(suite, recipient_key, inner, hpke_info(sender, recipient, envelope_id))
-    outer = {
-        "typ": TYP_ENVELOPE,
-        "rn_v": MAJOR,
-        "rn_suite": suite.value,
-        "rn_enc_kid": recipient_key.kid,
-        **routing,
-    }
-    return jws.sign_flattened(outer, sealed, signing_key)
+    return sign_outer(sealed, routing, suite=suite, enc_kid=recipient_key.kid, signing_key=signing_key)
 
 
 @dataclass(frozen=True)
@@ -255,9 +293,13 @@ def open_envelope(
     keys = peer_keys(parsed.sender)
     if keys is not None:
         verify_outer(parsed, keys)
-        check_addressing(parsed, me=me, now=now)
-        inner = decrypt_inner(parsed, decryption_keys)
-        message = read_message(parsed, inner, keys)
+        try:
+            check_addressing(parsed, me=me, now=now)
+            inner = decrypt_inner(parsed, decryption_keys)
+            message = read_message(parsed, inner, keys)
+        except RemoteProtocolError as exc:
+            exc.sender_verified = True
+            raise
         return OpenedEnvelope(parsed, message, keys, _inner_bytes(inner), introduction=False)
     if parsed.message_type not in INTRODUCTION_TYPES:
         raise RemoteProtocolError(ErrorCode.UNKNOWN_SENDER, f"no connection with {parsed.sender}")
@@ -269,7 +311,11 @@ def open_envelope(
     request = validate(ConnectionRequest, loads_object(inner.payload, what="message"), lenient=is_newer_minor(parsed.message_type, parsed.minor))
     _, keys = verify_discovery(request.requester_discovery.encode("utf-8"), expected_node_id=parsed.sender)
     verify_outer(parsed, keys)
-    message = read_message(parsed, inner, keys)
+    try:
+        message = read_message(parsed, inner, keys)
+    except RemoteProtocolError as exc:
+        exc.sender_verified = True
+        raise
     return OpenedEnvelope(parsed, message, keys, _inner_bytes(inner), introduction=True)
 
 

@@ -24,6 +24,9 @@ class ProtocolError(Exception):
         self.code = code
         self.message = message
         self.detail = detail
+        #: True once the envelope's outer signature verified: the receiver knows who sent
+        #: it, so it answers the refusal with a signed receipt.
+        self.sender_verified = False
 
 
 class RemoteProtocolError(ProtocolError):

@@ -58,7 +58,10 @@ def referral_key(inv: Invitation) -> str:
 def parse_referral(url: str, key: str) -> Invitation:
     """Turn a referral URL and key, as pasted by a person, back into an invitation."""
     url, key = url.strip(), key.strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "http://[" (a broken IPv6 host)
+        raise RemoteProtocolError(ErrorCode.INVITATION_INVALID, "not a referral URL") from None
     marker = INVITATION_PATH + "/"
     if parts.scheme not in ("http", "https") or marker not in parts.path:
         raise RemoteProtocolError(ErrorCode.INVITATION_INVALID, f"not a referral URL: it has no {marker}")

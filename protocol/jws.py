@@ -12,15 +12,30 @@ message inside an envelope's encrypted payload.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import StringConstraints
 
 from protocol.encoding import b64u_decode, b64u_encode, dumps_canonical, loads_object
 from protocol.errors import RemoteProtocolError
 from protocol.keys import SigningKey, VerifyKey
+from protocol.models import WireModel, validate
 from protocol.wire import ErrorCode
 
 #: RFC 9864 fully-specified algorithm name (it replaces the deprecated "EdDSA" of RFC 8037).
 ALG = "Ed25519"
+
+
+B64url = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]*$")]
+
+
+class FlattenedJws(WireModel):
+    """The flattened JSON serialization as we use it: exactly these three members (no
+    unprotected ``header``), each unpadded base64url."""
+
+    protected: B64url
+    payload: B64url
+    signature: B64url
 
 
 @dataclass(frozen=True)
@@ -86,14 +101,8 @@ def _parse(protected: str, payload: str, signature: str, *, typ: str) -> Jws:
 
 def parse_flattened(data: bytes, *, typ: str) -> Jws:
     """Parse a flattened JSON JWS whose protected header has ``typ``. Does not verify."""
-    obj = loads_object(data, what="JWS")
-    if set(obj) != {"protected", "payload", "signature"}:
-        raise RemoteProtocolError(
-            ErrorCode.MALFORMED, "a JWS here has exactly the members protected, payload, signature"
-        )
-    if not all(isinstance(obj[k], str) for k in obj):
-        raise RemoteProtocolError(ErrorCode.MALFORMED, "JWS members must be strings")
-    return _parse(obj["protected"], obj["payload"], obj["signature"], typ=typ)
+    obj = validate(FlattenedJws, loads_object(data, what="JWS"), what="JWS")
+    return _parse(obj.protected, obj.payload, obj.signature, typ=typ)
 
 
 def parse_compact(data: bytes, *, typ: str) -> Jws:

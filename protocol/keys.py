@@ -19,10 +19,11 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.hpke import MLKEM768X25519PrivateKey, MLKEM768X25519PublicKey
 
 from protocol.encoding import b64u_decode, b64u_encode, dumps_canonical
@@ -31,7 +32,7 @@ from protocol.wire import ErrorCode
 
 #: JWK "crv" of the post-quantum hybrid HPKE key: ML-KEM-768 public key (1184 bytes)
 #: followed by the X25519 public key (32 bytes), as in draft-ietf-hpke-pq.
-CRV_MLKEM768_X25519 = "MLKEM768-X25519"
+CRV_MLKEM768_X25519: Final = "MLKEM768-X25519"
 _MLKEM768_PUB_LEN = 1184
 
 Jwk = dict[str, str]
@@ -155,7 +156,7 @@ class DecryptionKey:
     def mlkem768_x25519(cls, secret: bytes) -> DecryptionKey:
         return cls(CRV_MLKEM768_X25519, secret)
 
-    def private_key(self) -> x25519.X25519PrivateKey | MLKEM768X25519PrivateKey:
+    def private_key(self) -> X25519PrivateKey | MLKEM768X25519PrivateKey:
         if self.crv == "X25519":
             return x25519.X25519PrivateKey.from_private_bytes(self.secret)
         return MLKEM768X25519PrivateKey(

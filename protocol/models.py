@@ -11,8 +11,14 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, model_validator
-from pydantic import ValidationInfo
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from protocol.errors import RemoteProtocolError
 from protocol.wire import ErrorCode
@@ -28,9 +34,7 @@ class WireModel(BaseModel):
     @classmethod
     def _drop_unknown_when_newer(cls, data: Any, info: ValidationInfo) -> Any:
         if info.context and info.context.get(LENIENT) and isinstance(data, dict):
-            known = set(cls.model_fields) | {
-                f.alias for f in cls.model_fields.values() if f.alias is not None
-            }
+            known = {f.alias or name for name, f in cls.model_fields.items()}
             return {k: v for k, v in data.items() if k in known}
         return data
 
@@ -43,9 +47,12 @@ M = TypeVar("M", bound=WireModel)
 
 
 def validate(model: type[M], data: Any, *, lenient: bool = False, what: str | None = None) -> M:
-    """Validate ``data`` as ``model``; every failure becomes ``malformed`` with the field path."""
+    """Validate ``data`` as ``model``; every failure becomes ``malformed`` with the field path.
+
+    Only wire names are accepted (``from``, never the Python name ``from_``).
+    """
     try:
-        return model.model_validate(data, context={LENIENT: lenient})
+        return model.model_validate(data, context={LENIENT: lenient}, by_alias=True, by_name=False)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(root)"

@@ -56,6 +56,8 @@ CONNECTION_TRANSITIONS: dict[tuple[Role, ConnState, ConnEvent], ConnState] = {
     (R, S.REQUESTED, E.ACCEPT): S.RESPONDED,
     (R, S.REQUESTED, E.REFUSE): S.REFUSED,
     (R, S.REQUESTED, E.EXPIRE): S.EXPIRED,
+    # the requester may withdraw a request still awaiting the responder's admin
+    (R, S.REQUESTED, E.RECEIVE_DISCONNECT): S.DISCONNECTED,
     (R, S.RESPONDED, E.RECEIVE_CONFIRM): S.ACTIVE,
     (R, S.RESPONDED, E.DISCONNECT): S.DISCONNECTED,
     (R, S.RESPONDED, E.RECEIVE_DISCONNECT): S.DISCONNECTED,

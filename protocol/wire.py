@@ -95,6 +95,7 @@ class ErrorCode(StrEnum):
     INVITATION_USED = "invitation_used"
     INVITATION_REVOKED = "invitation_revoked"
     UNKNOWN_USER = "unknown_user"
+    UNKNOWN_SUBJECT = "unknown_subject"
     INVALID_TRANSITION = "invalid_transition"
     OUT_OF_ORDER = "out_of_order"
     CONSENT_REQUIRED = "consent_required"

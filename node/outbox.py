@@ -1,0 +1,134 @@
+"""Writing envelopes to the outbox. Anything that must be delivered is sealed and stored
+here, inside the caller's transaction, before any attempt to send it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from node import store
+from node.config import Config
+from node.ids import new_id
+from node.keystore import KeyStore
+from node.records import OutboxItem
+from protocol.discovery import PeerKeys
+from protocol.envelope import digest, seal_envelope
+from protocol.models import WireModel, format_ts
+from protocol.suites import SuiteId, choose_suite
+from protocol.wire import MessageType, versioned
+
+
+@dataclass
+class Effects:
+    """What a transaction changed that the running node must learn after it commits."""
+
+    poke: set[str] = field(default_factory=set)  # peers with new outbox items
+    peers: dict[str, PeerKeys] = field(default_factory=dict)  # peer key sets to (re)cache
+
+
+@dataclass
+class TxContext:
+    """Everything a synchronous domain function needs inside a transaction."""
+
+    me: str
+    keys: KeyStore
+    config: Config
+    now: datetime
+    suites: tuple[SuiteId, ...]
+    effects: Effects
+    #: Our signed discovery document, as peers see it.
+    discovery: bytes
+    #: The running node's cache of verified peer keys (read-only here).
+    peers: Mapping[str, PeerKeys]
+
+    @property
+    def ts(self) -> str:
+        return format_ts(self.now)
+
+    def peer(self, conn: sqlite3.Connection, node_id: str) -> PeerKeys:
+        """A peer's keys: as changed in this transaction, else cached, else stored."""
+        keys = self.effects.peers.get(node_id) or self.peers.get(node_id)
+        if keys is not None:
+            return keys
+        from protocol.discovery import verify_discovery
+        from protocol.errors import LocalProtocolError
+        from protocol.wire import ErrorCode
+
+        peer = store.get_peer(conn, node_id)
+        if peer is None:
+            raise LocalProtocolError(ErrorCode.UNKNOWN_SENDER, f"no peer {node_id}")
+        return verify_discovery(peer.discovery, expected_node_id=node_id)[1]
+
+
+def enqueue(
+    conn: sqlite3.Connection,
+    ctx: TxContext,
+    peer: PeerKeys,
+    message_type: MessageType,
+    message: WireModel,
+    *,
+    reply_to: str | None = None,
+    subject: tuple[str, str] | None = None,
+    envelope_id: str | None = None,
+) -> OutboxItem:
+    """Seal ``message`` to ``peer`` and store it for delivery."""
+    envelope_id = envelope_id or new_id("env")
+    body = seal_envelope(
+        message,
+        message_type=message_type,
+        envelope_id=envelope_id,
+        sender=ctx.me,
+        recipient=peer.node_id,
+        now=ctx.now,
+        signing_key=ctx.keys.signing,
+        reply_to=reply_to,
+        **_suite_for(ctx, peer),
+    )
+    item = store.insert_outbox(
+        conn,
+        envelope_id=envelope_id,
+        peer_node_id=peer.node_id,
+        inbox_url=peer.inbox_url,
+        type=versioned(message_type),
+        body=body,
+        sha256=digest(body),
+        created_at=ctx.ts,
+        deadline_at=ctx.now.timestamp() + ctx.config.delivery_deadline_s,
+        message=json.dumps(message.wire(), sort_keys=True),
+        reply_to=reply_to,
+        subject_kind=subject[0] if subject else None,
+        subject_id=subject[1] if subject else None,
+    )
+    ctx.effects.poke.add(peer.node_id)
+    return item
+
+
+def _suite_for(ctx: TxContext, peer: PeerKeys) -> dict[str, object]:
+    suite, key = choose_suite(ctx.suites, list(peer.encryption))
+    return {"suite": suite, "recipient_key": key}
+
+
+def reseal(conn: sqlite3.Connection, ctx: TxContext, item: OutboxItem, peer: PeerKeys) -> tuple[bytes, str]:
+    """A fresh envelope (new id, new time) for a failed item an admin retries after the
+    acceptance window: the receiver's handlers are idempotent on the message's own ids."""
+    from protocol.messages import MESSAGE_MODELS
+
+    text, reply_to = store.outbox_message(conn, item.seq)
+    message_type = MessageType(item.type.split("/", 1)[0])
+    message = MESSAGE_MODELS[message_type].model_validate(json.loads(text))
+    envelope_id = new_id("env")
+    body = seal_envelope(
+        message,
+        message_type=message_type,
+        envelope_id=envelope_id,
+        sender=ctx.me,
+        recipient=peer.node_id,
+        now=ctx.now,
+        signing_key=ctx.keys.signing,
+        reply_to=reply_to,
+        **_suite_for(ctx, peer),
+    )
+    return body, envelope_id

@@ -1,0 +1,219 @@
+"""The running node: its identity, the peers it knows, the inbox pipeline, and the
+delivery queues. ``node.app`` wires it to HTTP; the CLI and tests call it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+
+from node import handshake, referrals, store
+from node.clock import Clock, SystemClock
+from node.config import Config
+from node.db import Database
+from node.delivery import Delivery
+from node.keystore import KeyStore
+from node.landing import land_offer
+from node.logs import get_logger
+from node.outbox import Effects, TxContext
+from node.records import InboxItem
+from protocol import replay
+from protocol.discovery import PeerKeys, build_discovery, sign_discovery, verify_discovery
+from protocol.envelope import OpenedEnvelope, open_envelope, parse_envelope
+from protocol.errors import ProtocolError, RemoteProtocolError
+from protocol.receipts import make_receipt
+from protocol.suites import SuiteId
+from protocol.wire import INBOX_PATH, Disposition, ErrorCode, MessageType
+
+log = get_logger("node.inbox")
+T = TypeVar("T")
+
+Handler = Callable[[sqlite3.Connection, TxContext, OpenedEnvelope], Disposition]
+
+HANDLERS: dict[MessageType, Handler] = {
+    MessageType.CONNECTION_REQUEST: handshake.on_request,
+    MessageType.CONNECTION_ACCEPT: handshake.on_accept,
+    MessageType.CONNECTION_REFUSE: handshake.on_refuse,
+    MessageType.CONNECTION_CONFIRM: handshake.on_confirm,
+    MessageType.DISCONNECT: handshake.on_disconnect,
+    MessageType.KEY_ROTATION: handshake.on_key_rotation,
+    MessageType.REFERRAL_OFFER: lambda conn, ctx, opened: referrals.on_offer(conn, ctx, opened, land_offer),
+    MessageType.REFERRAL_STATUS: referrals.on_status,
+}
+
+
+@dataclass(frozen=True)
+class InboxResult:
+    """What the inbox answers: a receipt (accepted or duplicate), or an error."""
+
+    receipt: bytes | None
+    error: ProtocolError | None = None
+
+
+class Node:
+    def __init__(self, config: Config, keys: KeyStore, db: Database, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.keys = keys
+        self.db = db
+        self.clock: Clock = clock or SystemClock()
+        self.me = keys.node_id
+        self.suites: tuple[SuiteId, ...] = tuple(s for s, _, status in keys.encryption_entries if status == "active")
+        self.peers: dict[str, PeerKeys] = {}
+        self.discovery = b""
+        self.http: aiohttp.ClientSession | None = None
+        self.delivery = Delivery(self)
+        self.refresh_discovery()
+
+    # -- identity ------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return self.config.public_url
+
+    def refresh_discovery(self) -> None:
+        doc = build_discovery(
+            name=self.config.org_name,
+            inbox_url=self.base_url + INBOX_PATH,
+            identity=self.keys.identity.public,
+            signing=self.keys.signing_entries,
+            encryption=self.keys.encryption_entries,
+            now=self.clock.now(),
+            max_envelope_bytes=self.config.max_envelope_bytes,
+        )
+        self.discovery = sign_discovery(doc, self.keys.identity)
+
+    async def start(self) -> None:
+        """Load the peers we know, and resume delivery of whatever is due."""
+        rows = await self.db.read(store.list_peers)
+        for peer in rows:
+            _, keys = verify_discovery(peer.discovery, expected_node_id=peer.node_id)
+            history = await self.db.read(lambda c, n=peer.node_id: store.peer_key_history(c, n))
+            from protocol.keys import VerifyKey
+
+            self.peers[peer.node_id] = keys.with_history(VerifyKey.from_jwk(j) for j in history)
+        await self.delivery.start()
+
+    async def stop(self) -> None:
+        await self.delivery.stop()
+
+    # -- transactions --------------------------------------------------------------
+
+    def context(self, effects: Effects | None = None) -> TxContext:
+        return TxContext(
+            me=self.me,
+            keys=self.keys,
+            config=self.config,
+            now=self.clock.now(),
+            suites=self.suites,
+            effects=effects or Effects(),
+            discovery=self.discovery,
+            peers=self.peers,
+        )
+
+    async def transact(self, fn: Callable[[sqlite3.Connection, TxContext], T]) -> T:
+        """Run a domain function in a (group-committed) transaction, then apply its effects."""
+        ctx = self.context()
+        result = await self.db.write(lambda conn: fn(conn, ctx))
+        self.apply_effects(ctx.effects)
+        return result
+
+    def apply_effects(self, effects: Effects) -> None:
+        self.peers.update(effects.peers)
+        for node_id in effects.poke:
+            self.delivery.poke(node_id)
+
+    # -- the inbox -----------------------------------------------------------------
+
+    async def receive(self, body: bytes) -> InboxResult:
+        """Verify, decrypt, de-duplicate, apply and commit one envelope; sign the receipt."""
+        now = self.clock.now()
+        try:
+            parsed = parse_envelope(body, max_bytes=self.config.max_envelope_bytes)
+            opened = open_envelope(
+                parsed, me=self.me, now=now, peer_keys=self.peers.get, decryption_keys=self.keys.decryption_keys
+            )
+        except ProtocolError as exc:
+            receipt = None
+            if exc.sender_verified:
+                receipt = self._receipt(parsed, Disposition.REJECTED, exc)
+            log.info("envelope refused", code=exc.code.value, verified=exc.sender_verified)
+            return InboxResult(receipt, exc)
+        bound = log.bind(peer=parsed.sender, envelope_id=parsed.envelope_id, type=parsed.message_type.value)
+        ctx = self.context()
+        handler = HANDLERS[parsed.message_type]
+
+        def apply(conn: sqlite3.Connection) -> tuple[bytes, bool]:
+            existing = store.get_inbox(conn, parsed.sender, parsed.envelope_id)
+            seen = replay.classify(existing.sha256 if existing else None, parsed.sha256)
+            if existing is not None and seen is replay.Seen.DUPLICATE:
+                return existing.receipt, True
+            disposition = handler(conn, ctx, opened)
+            receipt = self._receipt(parsed, disposition, None, now=ctx.now)
+            store.insert_inbox(
+                conn,
+                InboxItem(
+                    sender=parsed.sender,
+                    envelope_id=parsed.envelope_id,
+                    sha256=parsed.sha256,
+                    type=parsed.header.rn_type,
+                    body=body,
+                    inner=opened.inner_jws,
+                    receipt=receipt,
+                    received_at=ctx.ts,
+                ),
+            )
+            return receipt, False
+
+        try:
+            receipt, duplicate = await self.db.write(apply)
+        except ProtocolError as exc:
+            bound.info("envelope rejected", code=exc.code.value)
+            return InboxResult(self._receipt(parsed, Disposition.REJECTED, exc), exc)
+        except Exception:
+            bound.exception("envelope failed")
+            return InboxResult(None, RemoteProtocolError(ErrorCode.INTERNAL, "the node could not store this"))
+        self.apply_effects(ctx.effects)
+        bound.info("envelope duplicate" if duplicate else "envelope accepted")
+        self.delivery.heard_from(parsed.sender)
+        return InboxResult(receipt)
+
+    def _receipt(self, parsed: Any, disposition: Disposition, error: ProtocolError | None, *,
+                 now: Any = None) -> bytes:
+        return make_receipt(
+            envelope_id=parsed.envelope_id,
+            envelope_sha256=parsed.sha256,
+            recipient=self.me,
+            sender=parsed.sender,
+            disposition=disposition,
+            now=now or self.clock.now(),
+            signing_key=self.keys.signing,
+            error=error,
+        )
+
+    # -- outbound HTTP -------------------------------------------------------------
+
+    async def fetch_discovery(self, base_url: str, *, expected_node_id: str | None) -> tuple[bytes, PeerKeys]:
+        """GET a peer's discovery document and verify it (against a pinned id if given)."""
+        from protocol.wire import DISCOVERY_PATH
+
+        assert self.http is not None
+        url = base_url.rstrip("/") + DISCOVERY_PATH
+        timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_s)
+        try:
+            async with self.http.get(url, timeout=timeout) as response:
+                raw = await response.content.read(65536 + 1)
+                if response.status != 200:
+                    raise RemoteProtocolError(ErrorCode.UNKNOWN_SENDER, f"{url} answered HTTP {response.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RemoteProtocolError(ErrorCode.UNKNOWN_SENDER, f"cannot reach {url}: {exc}") from None
+        _, keys = verify_discovery(raw, expected_node_id=expected_node_id)
+        return raw, keys
+
+
+def run_sync(coro: Any) -> Any:  # pragma: no cover - convenience for scripts
+    return asyncio.run(coro)

@@ -1,0 +1,131 @@
+"""Fixtures shared by the node tests: real nodes on 127.0.0.1, each with its own data
+folder, keys and SQLite file, talking real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from node.app import create_app  # noqa: E402
+from node.appkeys import NODE  # noqa: E402
+from node.config import Config  # noqa: E402
+from node.runtime import Node  # noqa: E402
+from node.setup import init_node  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningNode:
+    name: str
+    config: Config
+    token: str
+    app: web.Application | None = None
+    runner: web.AppRunner | None = None
+    session: aiohttp.ClientSession | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.config.public_url
+
+    @property
+    def node(self) -> Node:
+        assert self.app is not None
+        return self.app[NODE]
+
+    async def api(self, method: str, path: str, json: Any = None, *, token: str | None = None,
+                  expect: int | None = None) -> Any:
+        assert self.session is not None
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        async with self.session.request(method, self.url + path, json=json, headers=headers) as resp:
+            body = await resp.json()
+            if expect is not None:
+                assert resp.status == expect, (resp.status, body)
+            elif resp.status >= 400:
+                raise AssertionError(f"{method} {path} -> {resp.status}: {body}")
+            return body
+
+    async def start(self, **app_kwargs: Any) -> None:
+        self.app = create_app(self.config, **app_kwargs)
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.config.port).start()
+        if self.session is None:
+            self.session = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    async def close(self) -> None:
+        await self.stop()
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+
+def make_config(tmp_path: Path, name: str, **overrides: Any) -> Config:
+    port = free_port()
+    settings: dict[str, Any] = {
+        "data_dir": tmp_path / name,
+        "port": port,
+        "org_name": name,
+        "retry_base_delay_s": 0.2,
+        "retry_max_delay_s": 2.0,
+        "outbox_poll_interval_s": 0.2,
+        "request_timeout_s": 10.0,
+        "log_format": "json",
+        "log_level": "warning",
+    }
+    settings.update(overrides)
+    return Config(**settings)
+
+
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+
+
+@pytest.fixture
+async def node_factory(tmp_path: Path) -> AsyncIterator[NodeFactory]:
+    started: list[RunningNode] = []
+
+    async def make(name: str, *, start: bool = True, **overrides: Any) -> RunningNode:
+        config = make_config(tmp_path, name, **overrides)
+        result = init_node(config, admin_email=f"admin@{name.lower()}.example", admin_name=f"{name} Admin")
+        running = RunningNode(name, config, result.admin_token)
+        if start:
+            await running.start()
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        await running.close()
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, interval: float = 0.05) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if await predicate():
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)

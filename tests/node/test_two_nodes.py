@@ -1,0 +1,132 @@
+"""Two real nodes on 127.0.0.1 connect (by invitation and by request) and refer a deal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import RunningNode, wait_for
+
+from node import store
+from protocol.discovery import verify_discovery
+from protocol.receipts import verify_receipt
+
+CONSENT = {
+    "contact_refs": ["c1"],
+    "consented_at": "2026-11-20T10:00:00Z",
+    "method": "verbal",
+    "disclosure_version": "privacy-2026-07",
+    "disclosure_sha256": "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg",
+    "recorded_by": {"name": "Ava Agent", "email": "ava@agency.example"},
+}
+
+
+def referral_body(connection_id: str, **overrides: Any) -> dict[str, Any]:
+    body = {
+        "connection_id": connection_id,
+        "referral_type": "mortgage",
+        "deal": {"title": "Purchase at 12 Harbour St", "amount": "650000.00", "currency": "AUD"},
+        "contacts": [{"ref": "c1", "first_name": "Jo", "last_name": "Citizen", "email": "jo@example.com"}],
+        "shared_fields": ["deal.title", "deal.amount", "contacts.first_name", "contacts.last_name", "contacts.email"],
+        "referring_agent": {"name": "Ava Agent", "email": "ava@agency.example"},
+        "message": "Pre-approved elsewhere; wants a better rate.",
+        "consent": CONSENT,
+    }
+    body.update(overrides)
+    return body
+
+
+async def connect_by_invitation(a: RunningNode, b: RunningNode) -> tuple[str, str]:
+    """b invites a; a connects. Returns (connection id, a's view state)."""
+    invite = await b.api("POST", "/api/v1/invitations", {"name": a.name, "direction": "receive"})
+    result = await a.api("POST", "/api/v1/connections",
+                         {"referral_url": invite["referral_url"], "referral_key": invite["referral_key"]})
+    cid = result["connection"]["id"]
+
+    async def both_active() -> bool:
+        ca = await a.api("GET", f"/api/v1/connections/{cid}")
+        cb = await b.api("GET", f"/api/v1/connections/{cid}")
+        return ca["connection"]["state"] == "active" and cb["connection"]["state"] == "active"
+
+    await wait_for(both_active)
+    return cid, result["peer_fingerprint"]
+
+
+async def test_invitation_handshake_and_referral_with_receipt(node_factory):
+    agency = await node_factory("Agency")
+    broker = await node_factory("Broker")
+    cid, fingerprint = await connect_by_invitation(agency, broker)
+    broker_info = await broker.api("GET", "/api/v1/node")
+    assert fingerprint == broker_info["fingerprint"]
+    conns = await broker.api("GET", "/api/v1/connections")
+    assert conns["connections"][0]["peer_fingerprint"] == (await agency.api("GET", "/api/v1/node"))["fingerprint"]
+
+    sent = await agency.api("POST", "/api/v1/referrals", referral_body(cid), expect=202)
+    local_id = sent["referral"]["local_id"]
+
+    async def delivered() -> bool:
+        r = await agency.api("GET", f"/api/v1/referrals/{local_id}")
+        return r["referral"]["state"] == "delivered"
+
+    await wait_for(delivered)
+    received = await broker.api("GET", "/api/v1/referrals?side=receiver")
+    assert len(received["referrals"]) == 1
+    assert received["referrals"][0]["offer"]["deal"]["title"] == "Purchase at 12 Harbour St"
+
+    # The receipt verifies with the broker's key as published in its discovery document.
+    items = await agency.node.db.read(lambda c: store.list_outbox(c, state="delivered"))
+    offer_item = next(i for i in items if i.type.startswith("referral-offer/"))
+    _, broker_keys = verify_discovery(broker.node.discovery, expected_node_id=broker.node.me)
+    receipt = verify_receipt(offer_item.receipt, keys=broker_keys, envelope_id=offer_item.envelope_id,
+                             envelope_sha256=offer_item.sha256, sender=agency.node.me)
+    assert receipt.disposition.value == "accepted"
+    check = await agency.api("POST", "/api/v1/receipts/verify")
+    assert check["checked"] >= 2 and check["invalid"] == []
+
+    # Closed loop: the broker accepts and wins; the agency sees the timeline.
+    broker_ref = received["referrals"][0]["local_id"]
+    await broker.api("POST", f"/api/v1/referrals/{broker_ref}/status", {"status": "accepted"})
+    await broker.api("POST", f"/api/v1/referrals/{broker_ref}/status", {"status": "won"})
+
+    async def won() -> bool:
+        r = await agency.api("GET", f"/api/v1/referrals/{local_id}")
+        return r["referral"]["state"] == "won"
+
+    await wait_for(won)
+    timeline = (await agency.api("GET", f"/api/v1/referrals/{local_id}"))["timeline"]
+    assert [e["status"] for e in timeline] == ["accepted", "won"]
+
+
+async def test_connection_request_to_a_user(node_factory):
+    agency = await node_factory("Agency")
+    broker = await node_factory("Broker")
+    await broker.api("POST", "/api/v1/users", {"email": "bree@broker.example", "name": "Bree", "role": "broker"},
+                     expect=201)
+    bad = await agency.api("POST", "/api/v1/connections", {"url": broker.url, "email": "nobody@broker.example"},
+                           expect=202)
+
+    async def refused() -> bool:
+        out = await agency.api("GET", "/api/v1/outbox?state=failed")
+        return any(i["envelope_id"] and i["last_error"] == "unknown_user" for i in out["outbox"])
+
+    await wait_for(refused)
+    assert bad["connection"]["state"] == "requested"
+
+    asked = await agency.api("POST", "/api/v1/connections",
+                             {"url": broker.url, "email": "bree@broker.example", "direction": "send"}, expect=202)
+    cid = asked["connection"]["id"]
+
+    async def pending_at_broker() -> bool:
+        conns = (await broker.api("GET", "/api/v1/connections"))["connections"]
+        return any(c["id"] == cid and c["state"] == "requested" for c in conns)
+
+    await wait_for(pending_at_broker)
+    await broker.api("POST", f"/api/v1/connections/{cid}/accept")
+
+    async def active() -> bool:
+        a = (await agency.api("GET", f"/api/v1/connections/{cid}"))["connection"]
+        b = (await broker.api("GET", f"/api/v1/connections/{cid}"))["connection"]
+        return a["state"] == "active" and b["state"] == "active"
+
+    await wait_for(active)
+    conn = (await agency.api("GET", f"/api/v1/connections/{cid}"))["connection"]
+    assert conn["direction"] == "send"
