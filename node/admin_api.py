@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node import evidence, handshake, referrals, store
 from node.appkeys import NODE
+from node.connection_settings import ConnectionSettings, InboundSettings, check_settings
+from node.crm.errors import CrmError
 from node.errors import HTTP_STATUS, ApiError, api_error_response
 from node.ids import new_id
 from node.outbox import TxContext, reseal
@@ -35,6 +37,8 @@ from protocol.models import Ident, Token, parse_ts
 from protocol.wire import MAX_ENVELOPE_AGE_S, ErrorCode
 
 TOKEN_PREFIX = "rnt_"
+#: CRM error codes as HTTP statuses.
+CRM_STATUS = {"not_found": 404, "invalid": 400, "conflict": 409}
 
 
 def hash_token(token: str) -> str:
@@ -58,7 +62,8 @@ class InvitationIn(In):
         default="receive", description="Seen from us: 'receive' means they will send us referrals."
     )
     ttl_s: int | None = Field(default=None, gt=0, le=90 * 24 * 3600, description="Expiry in seconds.")
-    settings: dict[str, Any] = Field(default_factory=dict, description="Inbound settings for referrals from them.")
+    inbound: InboundSettings = Field(default_factory=InboundSettings,
+                                     description="Where referrals from them land: workflow, stage, owner rule.")
 
 
 class ConnectIn(In):
@@ -180,10 +185,12 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         except ApiError as exc:
             return api_error_response(exc)
         except ProtocolError as exc:
-            status = HTTP_STATUS.get(exc.code, 400)
-            if status == 404 or exc.code.value == "unknown_subject":
-                status = 404
-            return api_error_response(ApiError(status, exc.code.value, exc.message))
+            return api_error_response(ApiError(HTTP_STATUS.get(exc.code, 400), exc.code.value, exc.message))
+        except CrmError as exc:
+            status = CRM_STATUS.get(exc.code, 400)
+            return api_error_response(ApiError(status, exc.code, exc.message, field=exc.field))
+        if isinstance(result, web.StreamResponse):
+            return result
         return web.json_response(result, status=route.status, dumps=lambda v: json.dumps(v, default=str))
 
     return handle
@@ -211,9 +218,14 @@ async def get_node(request: web.Request, node: Node, caller: Caller, body: None)
 
 
 async def create_invitation(request: web.Request, node: Node, caller: Caller, body: InvitationIn) -> Any:
-    record, url, key = await _tx(node, lambda conn, ctx: handshake.create_invitation(
-        conn, ctx, name=body.name, base_url=node.base_url, direction=body.direction, settings=body.settings,
-        ttl_s=body.ttl_s, created_by=caller.email))
+    def create(conn: sqlite3.Connection, ctx: TxContext) -> Any:
+        settings = ConnectionSettings(inbound=body.inbound)
+        check_settings(conn, settings)
+        return handshake.create_invitation(
+            conn, ctx, name=body.name, base_url=node.base_url, direction=body.direction,
+            settings=settings.model_dump(mode="json"), ttl_s=body.ttl_s, created_by=caller.email)
+
+    record, url, key = await _tx(node, create)
     return {"invitation": _dump(record), "referral_url": url, "referral_key": key,
             "fingerprint": fingerprint_of(node.me)}
 
@@ -371,9 +383,10 @@ async def verify_receipts(request: web.Request, node: Node, caller: Caller, body
 
 
 async def rotate_keys(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
+    previous = node.keys.signing
     node.keys.rotate_signing()
     node.refresh_discovery()
-    count = await _tx(node, lambda conn, ctx: handshake.announce_rotation(conn, ctx, node.discovery))
+    count = await _tx(node, lambda conn, ctx: handshake.announce_rotation(conn, ctx, node.discovery, previous))
     return {"signing_kid": node.keys.signing.kid, "peers_notified": count}
 
 
@@ -446,10 +459,10 @@ ROUTES: list[Route] = [
 ]
 
 
-def openapi(extra_routes: list[Route] | None = None) -> dict[str, Any]:
+def openapi(routes: list[Route]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
-    for route in ROUTES + (extra_routes or []):
+    for route in routes:
         op: dict[str, Any] = {
             "summary": route.summary,
             "security": [{"bearer": []}],
@@ -482,10 +495,10 @@ def openapi(extra_routes: list[Route] | None = None) -> dict[str, Any]:
     }
 
 
-def add_routes(app: web.Application, extra_routes: list[Route] | None = None) -> None:
-    for route in ROUTES + (extra_routes or []):
+def add_routes(app: web.Application, routes: list[Route]) -> None:
+    for route in routes:
         app.router.add_route(route.method, route.path, _wrap(route))
-    document = openapi(extra_routes)
+    document = openapi(routes)
 
     async def serve_openapi(request: web.Request) -> web.Response:
         return web.json_response(document)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from node import admin_api, federation
+from node import admin_api, federation, routes
 from node.appkeys import NODE
 from node.clock import Clock
 from node.config import Config
@@ -69,5 +69,5 @@ def create_app(config: Config, *, clock: Clock | None = None, passphrase: bytes 
 
     app.cleanup_ctx.append(lifecycle)
     app.add_routes(federation.routes)
-    admin_api.add_routes(app, extra_routes)
+    admin_api.add_routes(app, routes.ALL + (extra_routes or []))
     return app

@@ -48,32 +48,65 @@ class Config(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
-    data_dir: Path = Field(default=Path("refnode-data"), description="Database, keys and this file live here.")
-    host: str = Field(default="127.0.0.1", min_length=1, description="Address the HTTP server listens on.")
-    port: int = Field(default=8701, ge=0, le=65535, description="Port the HTTP server listens on (0: any free port).")
+    data_dir: Path = Field(
+        default=Path("refnode-data"), description="Database, keys and this file live here."
+    )
+    host: str = Field(
+        default="127.0.0.1", min_length=1, description="Address the HTTP server listens on."
+    )
+    port: int = Field(
+        default=8701,
+        ge=0,
+        le=65535,
+        description="Port the HTTP server listens on (0: any free port).",
+    )
     public_url: str = Field(
         default="",
         description="URL peers use to reach this node; empty means http://{host}:{port}. "
         "Set it when behind a proxy or listening on 0.0.0.0.",
     )
-    org_name: str = Field(default="My organisation", min_length=1, max_length=200, description="Our name, shown to peers.")
-    log_format: Literal["console", "json"] = Field(default="console", description='"json" in production, "console" in a terminal.')
-    log_level: str = Field(default="info", description="One of debug, info, warning, error, critical.")
-    max_envelope_bytes: int = Field(
-        default=MAX_ENVELOPE_BYTES, gt=0, le=MAX_ENVELOPE_BYTES, description="Largest envelope we accept."
+    org_name: str = Field(
+        default="My organisation",
+        min_length=1,
+        max_length=200,
+        description="Our name, shown to peers.",
     )
-    retry_base_delay_s: float = Field(default=2.0, gt=0, description="First retry of a failed delivery after about this long.")
-    retry_max_delay_s: float = Field(default=3600.0, gt=0, description="Retries are never further apart than this.")
+    log_format: Literal["console", "json"] = Field(
+        default="console", description='"json" in production, "console" in a terminal.'
+    )
+    log_level: str = Field(
+        default="info", description="One of debug, info, warning, error, critical."
+    )
+    max_envelope_bytes: int = Field(
+        default=MAX_ENVELOPE_BYTES,
+        gt=0,
+        le=MAX_ENVELOPE_BYTES,
+        description="Largest envelope we accept.",
+    )
+    retry_base_delay_s: float = Field(
+        default=2.0, gt=0, description="First retry of a failed delivery after about this long."
+    )
+    retry_max_delay_s: float = Field(
+        default=3600.0, gt=0, description="Retries are never further apart than this."
+    )
     delivery_deadline_s: int = Field(
         default=3 * 24 * 3600,
         gt=0,
         lt=MAX_ENVELOPE_AGE_S,
         description="Give up delivering an envelope after this long (must stay under the 7-day envelope age limit).",
     )
-    invitation_ttl_s: int = Field(default=7 * 24 * 3600, gt=0, description="Invitations expire after this long.")
-    outbox_poll_interval_s: float = Field(default=1.0, gt=0, description="How often the outbox looks for due deliveries.")
-    request_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one HTTP request to a peer.")
-    enable_pq_suite: bool = Field(default=True, description="Also offer the ML-KEM-768 + X25519 hybrid suite.")
+    invitation_ttl_s: int = Field(
+        default=7 * 24 * 3600, gt=0, description="Invitations expire after this long."
+    )
+    outbox_poll_interval_s: float = Field(
+        default=1.0, gt=0, description="How often the outbox looks for due deliveries."
+    )
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, description="Timeout of one HTTP request to a peer."
+    )
+    enable_pq_suite: bool = Field(
+        default=True, description="Also offer the ML-KEM-768 + X25519 hybrid suite."
+    )
     key_passphrase_env: str = Field(
         default="REFNODE_KEY_PASSPHRASE",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
@@ -182,7 +215,11 @@ def _config_error(exc: ValidationError, origin: Mapping[str, str]) -> ConfigErro
         named = [f for f in FIELDS if f in message]
         key = min(named, key=message.find) if named else None
     where = origin.get(key, f"setting {key!r}") if key else "configuration"
-    value = f" (got {error['input']!r})" if key and "input" in error and not isinstance(error["input"], dict) else ""
+    value = (
+        f" (got {error['input']!r})"
+        if key and "input" in error and not isinstance(error["input"], dict)
+        else ""
+    )
     return ConfigError(f"{where}: invalid value{value}: {message}", key=key)
 
 

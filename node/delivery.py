@@ -70,7 +70,7 @@ class Delivery:
             ctx = node.context()
             overdue = store.fail_overdue(conn, ctx.now.timestamp())
             for item in overdue:
-                referrals.on_failed(conn, ctx, item)
+                _on_failed(conn, ctx, item)
             handshake.expire_stale(conn, ctx)
             return overdue, store.peers_with_pending(conn)
 
@@ -167,7 +167,7 @@ class Delivery:
         def failed(conn):  # type: ignore[no-untyped-def]
             ctx = node.context()
             store.mark_attempt_failed(conn, item.seq, error=code, final=True)
-            referrals.on_failed(conn, ctx, item)
+            _on_failed(conn, ctx, item)
 
         await node.db.write(failed)
         bound.warning("delivery refused", code=code, status=status)
@@ -186,6 +186,11 @@ class Delivery:
         await node.db.write(record)
         log.info("delivery will retry", peer=item.peer_node_id, envelope_id=item.envelope_id, type=item.type,
                  error=error, attempt=attempt, delay_s=round(delay, 1))
+
+
+def _on_failed(conn, ctx, item: OutboxItem) -> None:  # type: ignore[no-untyped-def]
+    referrals.on_failed(conn, ctx, item)
+    handshake.on_send_failed(conn, ctx, item)
 
 
 def _retry_after(value: str | None) -> float | None:

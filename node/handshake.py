@@ -21,6 +21,7 @@ from protocol.discovery import PeerKeys, verify_discovery
 from protocol.encoding import b64u_encode
 from protocol.envelope import OpenedEnvelope
 from protocol.errors import LocalProtocolError, RemoteProtocolError
+from protocol.keys import SigningKey
 from protocol.messages import (
     ConnectionAccept,
     ConnectionConfirm,
@@ -297,13 +298,16 @@ def on_key_rotation(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnve
     return Disposition.ACCEPTED
 
 
-def announce_rotation(conn: sqlite3.Connection, ctx: TxContext, our_discovery: bytes) -> int:
-    """Queue a key-rotation to every peer we have a live connection with."""
+def announce_rotation(conn: sqlite3.Connection, ctx: TxContext, our_discovery: bytes,
+                      previous_key: SigningKey) -> int:
+    """Queue a key-rotation to every peer we have a live connection with, signed with the
+    previous key (the one they know). Delivery is in order per peer, so everything queued
+    before it, signed with the old key, arrives before it."""
     sent: set[str] = set()
     for c in store.list_connections(conn):
         if c.state in (ConnState.ACTIVE, ConnState.RESPONDED, ConnState.REQUESTED) and c.peer_node_id not in sent:
             enqueue(conn, ctx, ctx.peer(conn, c.peer_node_id), MessageType.KEY_ROTATION,
-                    KeyRotation(discovery=our_discovery.decode("utf-8")))
+                    KeyRotation(discovery=our_discovery.decode("utf-8")), signing_key=previous_key)
             sent.add(c.peer_node_id)
     return len(sent)
 
@@ -334,3 +338,13 @@ def _peer_connection(conn: sqlite3.Connection, connection_id: str, sender: str) 
         raise RemoteProtocolError(ErrorCode.UNKNOWN_SUBJECT, "no such connection with this sender")
     return c
 
+
+
+def on_send_failed(conn: sqlite3.Connection, ctx: TxContext, item: Any) -> None:
+    """A connection-request the peer refused outright (bad invitation, unknown user) ends
+    the attempt: the requester's connection is refused, with the peer's reason kept in
+    the outbox row."""
+    if item.subject_kind == "connection" and item.type.startswith("connection-request/"):
+        c = store.get_connection(conn, item.subject_id or "")
+        if c is not None and c.state == ConnState.REQUESTED and c.role == Role.REQUESTER:
+            _move(conn, ctx, c, ConnEvent.RECEIVE_REFUSE)

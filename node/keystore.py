@@ -3,11 +3,15 @@
 One file per key, created 0600 in a 0700 directory and never rewritten:
 
 - Ed25519 signing keys (the identity key and the operational keys) and X25519 HPKE keys:
-  PKCS#8 PEM, encrypted with the passphrase (``BestAvailableEncryption``) when one is set.
+  PKCS#8 PEM; with a passphrase, that PEM sealed in a small JSON file (below).
 - ML-KEM-768 + X25519 hybrid HPKE keys have no PKCS#8 form, so their secret (64-byte
   ML-KEM seed || 32-byte X25519 scalar) goes in a small JSON file: plain base64url, or
   sealed with ChaCha20-Poly1305 under a key derived from the passphrase with scrypt
   (salt, cost parameters and nonce stored next to the ciphertext).
+
+Sealing is scrypt (N=2**15, r=8, p=1) and ChaCha20-Poly1305, with the header as associated
+data. We do not use PKCS#8's own encryption: ``cryptography`` writes it with PBKDF2 at only
+2048 iterations, far cheaper to brute-force.
 
 ``index.json`` (0600, no secrets) lists every key with its role, status and file. A
 rotation adds a new key and marks the old one ``retired``; nothing is deleted. Retired
@@ -48,7 +52,10 @@ HYBRID_FORMAT = "refnode-hybrid-key/1"
 #: scrypt cost for sealing hybrid keys: 32 MiB and a few tenths of a second per derivation.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 
-_SUITE_OF_CRV = {"X25519": SuiteId.X25519_CHACHA, CRV_MLKEM768_X25519: SuiteId.MLKEM768X25519_CHACHA}
+_SUITE_OF_CRV = {
+    "X25519": SuiteId.X25519_CHACHA,
+    CRV_MLKEM768_X25519: SuiteId.MLKEM768X25519_CHACHA,
+}
 
 
 class KeyStoreError(Exception):
@@ -95,8 +102,14 @@ class KeyStore:
     # -- creating and loading ------------------------------------------------------------
 
     @classmethod
-    def create(cls, keys_dir: Path, passphrase: bytes | None, enable_pq: bool, *,
-               now: datetime | None = None) -> KeyStore:
+    def create(
+        cls,
+        keys_dir: Path,
+        passphrase: bytes | None,
+        enable_pq: bool,
+        *,
+        now: datetime | None = None,
+    ) -> KeyStore:
         """Generate a new identity, an operational signing key and encryption keys."""
         keys_dir = Path(keys_dir)
         _check_passphrase(passphrase)
@@ -135,7 +148,9 @@ class KeyStore:
         if encrypted and passphrase is None:
             raise KeyStoreError(f"the keys in {keys_dir} are encrypted: a passphrase is required")
         if not encrypted and passphrase is not None:
-            raise KeyStoreError(f"the keys in {keys_dir} are not encrypted, but a passphrase was given")
+            raise KeyStoreError(
+                f"the keys in {keys_dir} are not encrypted, but a passphrase was given"
+            )
         _check_passphrase(passphrase)
 
         signing_keys: dict[str, SigningKey] = {}
@@ -230,8 +245,9 @@ class KeyStore:
         self._write_index()
         return new
 
-    def rotate_encryption(self, *, enable_pq: bool | None = None,
-                          now: datetime | None = None) -> list[tuple[SuiteId, DecryptionKey]]:
+    def rotate_encryption(
+        self, *, enable_pq: bool | None = None, now: datetime | None = None
+    ) -> list[tuple[SuiteId, DecryptionKey]]:
         """Add a new key for each active encryption suite and retire the old ones.
         ``enable_pq`` adds (True) or drops (False) the hybrid suite; None keeps the set."""
         when = _ts(now)
@@ -256,7 +272,9 @@ class KeyStore:
     def _one(self, role: Role) -> KeyRecord:
         active = [r for r in self._of_role(role) if r.status == "active"]
         if len(active) != 1:
-            raise KeyStoreError(f"{self._dir / INDEX_FILE}: expected one active {role} key, found {len(active)}")
+            raise KeyStoreError(
+                f"{self._dir / INDEX_FILE}: expected one active {role} key, found {len(active)}"
+            )
         return active[0]
 
     def _check_roles(self) -> None:
@@ -267,7 +285,8 @@ class KeyStore:
 
     def _retire(self, kids: list[str], when: str) -> None:
         self._records = [
-            replace(r, status="retired", retired_at=when) if r.kid in kids else r for r in self._records
+            replace(r, status="retired", retired_at=when) if r.kid in kids else r
+            for r in self._records
         ]
 
     def _add_signing_key(self, role: Role, when: str) -> SigningKey:
@@ -318,7 +337,7 @@ def _write_private(path: Path, data: bytes) -> None:
         os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -355,23 +374,68 @@ def _ts(now: datetime | None) -> str:
 # -- PKCS#8 (Ed25519, X25519) ---------------------------------------------------------------
 
 
-def _pem(key: ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey, passphrase: bytes | None) -> bytes:
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+SEALED_PEM_FORMAT = "refnode-sealed-pem/1"
+
+
+def _pem(
+    key: ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey, passphrase: bytes | None
+) -> bytes:
+    """PKCS#8 PEM; with a passphrase, sealed with scrypt + ChaCha20-Poly1305 (the same
+    construction as the hybrid key), not PKCS#8's own PBKDF2 at 2048 iterations."""
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    if not passphrase:
+        return pem
+    header: dict[str, Any] = {"format": SEALED_PEM_FORMAT}
+    return _seal(header, pem, passphrase)
 
 
 def _read_pem(path: Path, passphrase: bytes | None, kind: type[Any]) -> Any:
+    data = path.read_bytes()
+    sealed = data.lstrip().startswith(b"{")
+    if sealed != (passphrase is not None):
+        raise KeyStoreError(f"{path}: encryption does not match the key index")
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=passphrase)
-    except TypeError:  # encrypted but no passphrase, or the other way round
-        raise KeyStoreError(f"{path}: encryption does not match the key index") from None
-    except ValueError:
-        raise KeyStoreError(f"wrong passphrase for the keys in {path.parent} (or {path.name} is damaged)") from None
+        if sealed:
+            assert passphrase is not None
+            body = json.loads(data)
+            if body.get("format") != SEALED_PEM_FORMAT:
+                raise ValueError("unknown format")
+            data = _unseal(path, body, passphrase)
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KeyStoreError(f"{path} is not a usable key: {exc}") from None
     if not isinstance(key, kind):
         raise KeyStoreError(f"{path} does not hold an {kind.__name__}")
     return key
+
+
+def _seal(header: dict[str, Any], secret: bytes, passphrase: bytes) -> bytes:
+    salt, nonce = os.urandom(16), os.urandom(12)
+    header = header | {
+        "kdf": {"name": "scrypt", "salt": _b64(salt), "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P},
+        "aead": "ChaCha20-Poly1305",
+    }
+    sealed = ChaCha20Poly1305(_derive(passphrase, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)).encrypt(
+        nonce, secret, _aad(header)
+    )
+    body = header | {"nonce": _b64(nonce), "ciphertext": _b64(sealed)}
+    return (json.dumps(body, indent=2) + "\n").encode("utf-8")
+
+
+def _unseal(path: Path, body: dict[str, Any], passphrase: bytes) -> bytes:
+    header = {k: v for k, v in body.items() if k not in ("nonce", "ciphertext")}
+    kdf = header["kdf"]
+    if kdf.get("name") != "scrypt" or header["aead"] != "ChaCha20-Poly1305":
+        raise ValueError("unknown key derivation or cipher")
+    derived = _derive(passphrase, _unb64(kdf["salt"]), int(kdf["n"]), int(kdf["r"]), int(kdf["p"]))
+    try:
+        return ChaCha20Poly1305(derived).decrypt(_unb64(body["nonce"]), _unb64(body["ciphertext"]), _aad(header))
+    except InvalidTag:
+        raise KeyStoreError(
+            f"wrong passphrase for the keys in {path.parent} (or {path.name} is damaged)"
+        ) from None
 
 
 # -- the hybrid key's own file --------------------------------------------------------------
@@ -396,16 +460,8 @@ def _derive(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
 def _seal_hybrid(key: DecryptionKey, passphrase: bytes | None) -> bytes:
     header: dict[str, Any] = {"format": HYBRID_FORMAT, "crv": key.crv, "kid": key.kid}
     if passphrase is None:
-        body = header | {"secret": _b64(key.secret)}
-    else:
-        salt, nonce = os.urandom(16), os.urandom(12)
-        header["kdf"] = {"name": "scrypt", "salt": _b64(salt), "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P}
-        header["aead"] = "ChaCha20-Poly1305"
-        sealed = ChaCha20Poly1305(_derive(passphrase, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)).encrypt(
-            nonce, key.secret, _aad(header)
-        )
-        body = header | {"nonce": _b64(nonce), "ciphertext": _b64(sealed)}
-    return (json.dumps(body, indent=2) + "\n").encode("utf-8")
+        return (json.dumps(header | {"secret": _b64(key.secret)}, indent=2) + "\n").encode("utf-8")
+    return _seal(header, key.secret, passphrase)
 
 
 def _read_hybrid(path: Path, passphrase: bytes | None, kid: str) -> DecryptionKey:
@@ -416,19 +472,7 @@ def _read_hybrid(path: Path, passphrase: bytes | None, kid: str) -> DecryptionKe
         if "ciphertext" in body:
             if passphrase is None:
                 raise KeyStoreError(f"{path}: encryption does not match the key index")
-            header = {k: body[k] for k in ("format", "crv", "kid", "kdf", "aead")}
-            kdf = header["kdf"]
-            if kdf.get("name") != "scrypt" or header["aead"] != "ChaCha20-Poly1305":
-                raise ValueError("unknown key derivation or cipher")
-            derived = _derive(passphrase, _unb64(kdf["salt"]), int(kdf["n"]), int(kdf["r"]), int(kdf["p"]))
-            try:
-                secret = ChaCha20Poly1305(derived).decrypt(
-                    _unb64(body["nonce"]), _unb64(body["ciphertext"]), _aad(header)
-                )
-            except InvalidTag:
-                raise KeyStoreError(
-                    f"wrong passphrase for the keys in {path.parent} (or {path.name} is damaged)"
-                ) from None
+            secret = _unseal(path, body, passphrase)
         else:
             if passphrase is not None:
                 raise KeyStoreError(f"{path}: encryption does not match the key index")

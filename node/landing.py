@@ -1,18 +1,125 @@
-"""Where an inbound referral lands in the local CRM: workflow, stage, owner, folder, source."""
+"""Where an inbound referral lands in the local CRM: the connection's workflow and stage,
+an owner by its assignment rule, its folder and source, new contacts, and a note that
+carries the referrer's message. Runs inside the inbox transaction, so the receipt is
+signed only once the deal is durably filed."""
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
+from node.connection_settings import InboundSettings, parse_settings
+from node.crm import store as crm
+from node.crm.models import (
+    Address,
+    ContactIn,
+    DealContact,
+    DealIn,
+    DealReferral,
+    NoteIn,
+    Workflow,
+    WorkflowIn,
+)
+from node.db import migration
 from node.outbox import TxContext
 from node.records import Connection
 from protocol.messages import ReferralOffer
 
-
-def land_offer(conn: sqlite3.Connection, ctx: TxContext, connection: Connection, offer: ReferralOffer) -> str | None:
-    """File the offer as a new deal; return its id. (Filled in with the CRM.)"""
-    return None
+DEFAULT_WORKFLOW = "Inbound referrals"
+DEFAULT_STAGES = ["New referral", "Contacted", "In progress", "Settled"]
 
 
-_ = Any
+@migration(3, "round-robin assignment cursor")
+def _v3(db) -> None:  # type: ignore[no-untyped-def]
+    db.execute(
+        "CREATE TABLE assignment_cursor (connection_id TEXT PRIMARY KEY, next_index INTEGER NOT NULL DEFAULT 0)"
+    )
+
+
+def land_offer(conn: sqlite3.Connection, ctx: TxContext, connection: Connection, offer: ReferralOffer) -> str:
+    """File ``offer`` as a new deal and return the deal's id."""
+    inbound = parse_settings(connection.settings).inbound
+    workflow = _workflow(conn, ctx, inbound)
+    stage_id = inbound.stage_id if inbound.stage_id and inbound.workflow_id == workflow.id else workflow.stages[0].id
+    owner = _owner(conn, connection, inbound, workflow, offer)
+    contacts: list[DealContact] = []
+    for profile in offer.contacts:
+        contact = crm.create_contact(
+            conn,
+            ContactIn(
+                first_name=profile.first_name,
+                last_name=profile.last_name,
+                email=profile.email,
+                phone=profile.phone,
+                address=Address(**profile.address.model_dump()) if profile.address else Address(),
+                date_of_birth=profile.date_of_birth,
+            ),
+            now=ctx.now,
+        )
+        contacts.append(DealContact(contact_id=contact.id, role=profile.role))
+    deal = crm.create_deal(
+        conn,
+        DealIn(
+            title=offer.deal.title,
+            deal_type=offer.deal.deal_type or offer.referral_type,
+            amount=offer.deal.amount,
+            currency=offer.deal.currency,
+            workflow_id=workflow.id,
+            stage_id=stage_id,
+            owner_user_id=owner,
+            folder=inbound.folder,
+            source=inbound.source or f"Referral from {connection.name}",
+            summary=offer.deal.summary or "",
+            contacts=contacts,
+        ),
+        now=ctx.now,
+        referral=DealReferral(peer_node_id=connection.peer_node_id, referral_id=offer.referral_id),
+    )
+    lines = [
+        f"Referral received from {connection.name} ({offer.referral_type}).",
+        f"Referring agent: {offer.referring_agent.name} <{offer.referring_agent.email}>.",
+        f"Client consent: {offer.consent.method}, {offer.consent.consented_at}, "
+        f"privacy disclosure {offer.consent.disclosure_version}.",
+    ]
+    if offer.message:
+        lines.append(f"Message: {offer.message}")
+    crm.add_note(conn, NoteIn(deal_id=deal.id, body="\n".join(lines)), now=ctx.now, kind="referral")
+    return deal.id
+
+
+def _workflow(conn: sqlite3.Connection, ctx: TxContext, inbound: InboundSettings) -> Workflow:
+    if inbound.workflow_id is not None:
+        return crm.get_workflow(conn, inbound.workflow_id)
+    existing = crm.find_workflow_by_name(conn, DEFAULT_WORKFLOW)
+    if existing is not None:
+        return existing
+    admin = next((u for u in crm.list_users(conn, active_only=True) if u.role == "admin"), None)
+    if admin is None:
+        raise RuntimeError("no active admin to own the inbound workflow")
+    return crm.create_workflow(
+        conn, WorkflowIn(name=DEFAULT_WORKFLOW, owner_user_id=admin.id, stage_names=DEFAULT_STAGES), now=ctx.now
+    )
+
+
+def _owner(conn: sqlite3.Connection, connection: Connection, inbound: InboundSettings, workflow: Workflow,
+           offer: ReferralOffer) -> str:
+    rule = inbound.assignment
+    active = {u.id for u in crm.list_users(conn, active_only=True)}
+    if rule.rule == "fixed" and rule.user_id in active:
+        return rule.user_id  # type: ignore[return-value]
+    if rule.rule == "round_robin":
+        pool = [uid for uid in rule.user_ids if uid in active]
+        if pool:
+            row = conn.execute("SELECT next_index FROM assignment_cursor WHERE connection_id = ?",
+                               (connection.id,)).fetchone()
+            index = (row[0] if row else 0) % len(pool)
+            conn.execute(
+                "INSERT INTO assignment_cursor (connection_id, next_index) VALUES (?, ?)"
+                " ON CONFLICT (connection_id) DO UPDATE SET next_index = excluded.next_index",
+                (connection.id, index + 1),
+            )
+            return pool[index]
+    if rule.rule == "match_owner" and offer.owner is not None:
+        user = crm.find_user_by_email(conn, offer.owner.email)
+        if user is not None and user.active:
+            return user.id
+    return workflow.owner_user_id

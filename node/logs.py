@@ -130,7 +130,10 @@ def configure_logging(
         timestamper,
     ]
     # Redaction runs in the formatter, so it covers structlog and stdlib records alike.
-    rendering: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact_secrets]
+    rendering: list[Processor] = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        redact_secrets,
+    ]
     if format == "json":
         rendering += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:
@@ -157,6 +160,8 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level_number)
+    # The scheduler logs every tick of the delivery sweep at info: only its warnings matter.
+    logging.getLogger("apscheduler").setLevel(max(level_number, logging.WARNING))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -15,6 +15,7 @@ from node.ids import new_id
 from node.keystore import KeyStore
 from node.records import OutboxItem
 from protocol.discovery import PeerKeys
+from protocol.keys import SigningKey
 from protocol.envelope import digest, seal_envelope
 from protocol.models import WireModel, format_ts
 from protocol.suites import SuiteId, choose_suite
@@ -73,8 +74,10 @@ def enqueue(
     reply_to: str | None = None,
     subject: tuple[str, str] | None = None,
     envelope_id: str | None = None,
+    signing_key: SigningKey | None = None,
 ) -> OutboxItem:
-    """Seal ``message`` to ``peer`` and store it for delivery."""
+    """Seal ``message`` to ``peer`` and store it for delivery. ``signing_key`` overrides our
+    current signing key (a key rotation is announced with the key the peer knows)."""
     envelope_id = envelope_id or new_id("env")
     body = seal_envelope(
         message,
@@ -83,7 +86,7 @@ def enqueue(
         sender=ctx.me,
         recipient=peer.node_id,
         now=ctx.now,
-        signing_key=ctx.keys.signing,
+        signing_key=signing_key or ctx.keys.signing,
         reply_to=reply_to,
         **_suite_for(ctx, peer),
     )

@@ -135,8 +135,23 @@ def on_status(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) 
         state = referral_next(Side.SENDER, state, ReferralState(held.status))
         store.mark_event_applied(conn, "sender", sender, update.referral_id, held.seq)
         last = held.seq
+        if referral.deal_id is not None:
+            _note_status(conn, ctx, referral, held)
     store.update_referral(conn, referral.local_id, now=ctx.ts, state=state.value, last_seq=last)
     return Disposition.ACCEPTED
+
+
+def _note_status(conn: sqlite3.Connection, ctx: TxContext, referral: Referral, event: ReferralEvent) -> None:
+    """The referrer's deal records each step of the closed loop."""
+    from node.crm import store as crm
+    from node.crm.models import NoteIn
+
+    connection = store.get_connection(conn, referral.connection_id)
+    where = f" (stage {event.stage})" if event.stage else ""
+    why = f": {event.reason}" if event.reason else ""
+    name = connection.name if connection else referral.peer_node_id
+    crm.add_note(conn, NoteIn(deal_id=referral.deal_id, body=f"{name} reports the referral {event.status}{where}{why}."),
+                 now=ctx.now, kind="referral")
 
 
 def on_delivered(conn: sqlite3.Connection, ctx: TxContext, item: OutboxItem) -> None:

@@ -18,7 +18,7 @@ def parse_versioned(text: object, *, expected: str | None = None) -> tuple[str, 
     """Split ``name/major.minor``; return ``(name, minor)`` after checking the major."""
     if not isinstance(text, str):
         raise RemoteProtocolError(ErrorCode.MALFORMED, "type must be a string name/major.minor")
-    match = _VERSIONED.match(text)
+    match = _VERSIONED.fullmatch(text)  # fullmatch: "$" alone would allow a final "\n"
     if match is None:
         raise RemoteProtocolError(ErrorCode.MALFORMED, f"type {text!r} is not name/major.minor")
     name, major, minor = match.group(1), int(match.group(2)), int(match.group(3))

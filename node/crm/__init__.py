@@ -2,5 +2,6 @@
 notes and document metadata; the system of record that referrals move between.
 
 ``models`` holds the frozen models and the input models the admin API parses,
-``store`` the tables and every SQL statement, ``csv_io`` CSV export and import.
+``errors`` the one error type (``CrmError``), ``store`` the tables (migration 10) and
+every SQL statement, ``csv_io`` CSV export and all-or-nothing import.
 """

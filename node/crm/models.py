@@ -66,7 +66,10 @@ Email = Annotated[
     _matching(r"[^@\s]{1,64}@[^@\s]{1,253}", "must be an email address"),
 ]
 Phone = Annotated[
-    str, _matching(r"\+?[0-9 ()-]{3,32}", "must be a phone number: digits, spaces, ( ) - and a leading +")
+    str,
+    _matching(
+        r"\+?[0-9 ()-]{3,32}", "must be a phone number: digits, spaces, ( ) - and a leading +"
+    ),
 ]
 Country = Annotated[str, _matching(r"[A-Z]{2}", "must be an ISO 3166 alpha-2 code such as 'AU'")]
 #: A lowercase token, as on the wire: ``home-loan``, ``asset-finance``.
@@ -109,7 +112,7 @@ IsoDate = Annotated[str, AfterValidator(_iso_date)]
 Timestamp = Annotated[str, AfterValidator(_timestamp)]
 
 _LABEL = re.compile(r"[^;\x00-\x1f]{1,64}")
-_CUSTOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_ .-]{0,63}")
+CUSTOM_FIELD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_ .-]{0,63}")
 
 
 def _labels(value: list[str]) -> list[str]:
@@ -128,7 +131,7 @@ def _custom_fields(value: dict[str, str]) -> dict[str, str]:
     """Names are checked; values are stripped and blank ones dropped (blank = not set)."""
     out: dict[str, str] = {}
     for name, text in value.items():
-        if not _CUSTOM_NAME.fullmatch(name):
+        if not CUSTOM_FIELD_NAME.fullmatch(name):
             raise ValueError(
                 f"custom field name {name!r} must be 1 to 64 letters, digits, spaces, '_', '.' "
                 "or '-', starting with a letter or digit"
@@ -142,7 +145,9 @@ def _custom_fields(value: dict[str, str]) -> dict[str, str]:
     return out
 
 
-Labels = Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True)]], AfterValidator(_labels)]
+Labels = Annotated[
+    list[Annotated[str, StringConstraints(strip_whitespace=True)]], AfterValidator(_labels)
+]
 CustomFields = Annotated[dict[str, str], AfterValidator(_custom_fields)]
 
 
@@ -200,7 +205,9 @@ def _unique_names(names: list[str]) -> list[str]:
 class WorkflowIn(Model):
     name: Name
     owner_user_id: Id
-    stage_names: Annotated[list[Name], Field(min_length=1, max_length=50), AfterValidator(_unique_names)]
+    stage_names: Annotated[
+        list[Name], Field(min_length=1, max_length=50), AfterValidator(_unique_names)
+    ]
 
 
 class WorkflowPatch(Model):
@@ -289,7 +296,9 @@ def _distinct_contacts(value: list[DealContact]) -> list[DealContact]:
     return value
 
 
-DealContacts = Annotated[list[DealContact], Field(max_length=20), AfterValidator(_distinct_contacts)]
+DealContacts = Annotated[
+    list[DealContact], Field(max_length=20), AfterValidator(_distinct_contacts)
+]
 
 
 class _DealFields(Model):
@@ -419,6 +428,7 @@ _MESSAGES: dict[str, Callable[[str], str]] = {
     "missing": lambda _: "is required",
     "extra_forbidden": lambda _: "is not a known field",
     "value_error": lambda msg: msg.removeprefix("Value error, "),
+    "string_type": lambda _: "must be a string",
 }
 
 

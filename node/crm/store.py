@@ -157,6 +157,11 @@ def _missing(what: str, id_: str, field: str | None = None) -> CrmError:
     return CrmError("not_found", f"{what} {id_!r} not found", field)
 
 
+def _raise_first(problems: list[CrmError]) -> None:
+    if problems:
+        raise problems[0]
+
+
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -228,7 +233,9 @@ def _workflow(conn: sqlite3.Connection, row: sqlite3.Row) -> Workflow:
     return Workflow(**dict(row), stages=_stages(conn, row["id"]))
 
 
-def get_workflow(conn: sqlite3.Connection, workflow_id: str, *, field: str | None = None) -> Workflow:
+def get_workflow(
+    conn: sqlite3.Connection, workflow_id: str, *, field: str | None = None
+) -> Workflow:
     row = conn.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
     if row is None:
         raise _missing("workflow", workflow_id, field)
@@ -301,7 +308,11 @@ def _renumber(conn: sqlite3.Connection, stage_ids: list[str]) -> None:
 
 
 def add_stage(
-    conn: sqlite3.Connection, workflow_id: str, name: str, *, position: int | None = None,
+    conn: sqlite3.Connection,
+    workflow_id: str,
+    name: str,
+    *,
+    position: int | None = None,
     now: datetime,
 ) -> Workflow:
     """Add a stage at ``position`` (0 = first; None = last); later stages move down."""
@@ -353,7 +364,9 @@ def delete_stage(conn: sqlite3.Connection, stage_id: str) -> Workflow:
         raise CrmError("conflict", f"stage {stage_id!r} is the only stage of its workflow")
     count = conn.execute("SELECT count(*) FROM deals WHERE stage_id = ?", (stage_id,)).fetchone()[0]
     if count:
-        raise CrmError("conflict", f"stage {stage_id!r} still holds {count} deal(s); move them first")
+        raise CrmError(
+            "conflict", f"stage {stage_id!r} still holds {count} deal(s); move them first"
+        )
     conn.execute("DELETE FROM stages WHERE id = ?", (stage_id,))
     _renumber(conn, [s.id for s in workflow.stages if s.id != stage_id])
     return get_workflow(conn, stage.workflow_id)
@@ -426,10 +439,16 @@ def find_contacts_by_email(conn: sqlite3.Connection, email: str) -> list[Contact
     return [_contact(r) for r in rows]
 
 
+def contact_problems(conn: sqlite3.Connection, contact: Contact) -> list[CrmError]:
+    """Everything wrong with storing ``contact`` as a new contact: its id is taken."""
+    if conn.execute("SELECT 1 FROM contacts WHERE id = ?", (contact.id,)).fetchone():
+        return [CrmError("conflict", f"contact {contact.id!r} already exists", "id")]
+    return []
+
+
 def insert_contact(conn: sqlite3.Connection, contact: Contact) -> Contact:
     """Store a fully formed contact (its id and times included): for import and restore."""
-    if conn.execute("SELECT 1 FROM contacts WHERE id = ?", (contact.id,)).fetchone():
-        raise CrmError("conflict", f"contact {contact.id!r} already exists", "id")
+    _raise_first(contact_problems(conn, contact))
     row = _contact_row(contact)
     columns = ", ".join(row)
     conn.execute(
@@ -604,7 +623,9 @@ def deal_problems(conn: sqlite3.Connection, deal: Deal, *, new: bool) -> list[Cr
         if conn.execute("SELECT 1 FROM deals WHERE id = ?", (deal.id,)).fetchone():
             problems.append(CrmError("conflict", f"deal {deal.id!r} already exists", "id"))
         if deal.referral is not None:
-            other = find_deal_by_referral(conn, deal.referral.peer_node_id, deal.referral.referral_id)
+            other = find_deal_by_referral(
+                conn, deal.referral.peer_node_id, deal.referral.referral_id
+            )
             if other is not None:
                 problems.append(
                     CrmError(
@@ -614,11 +635,6 @@ def deal_problems(conn: sqlite3.Connection, deal: Deal, *, new: bool) -> list[Cr
                     )
                 )
     return problems
-
-
-def _raise_first(problems: list[CrmError]) -> None:
-    if problems:
-        raise problems[0]
 
 
 def _write_deal(conn: sqlite3.Connection, deal: Deal, *, insert: bool) -> Deal:
@@ -728,10 +744,14 @@ def attach_contact(
     return update_deal(conn, deal_id, DealPatch(contacts=contacts), now=now)
 
 
-def detach_contact(conn: sqlite3.Connection, deal_id: str, contact_id: str, *, now: datetime) -> Deal:
+def detach_contact(
+    conn: sqlite3.Connection, deal_id: str, contact_id: str, *, now: datetime
+) -> Deal:
     current = get_deal(conn, deal_id)
     if all(c.contact_id != contact_id for c in current.contacts):
-        raise CrmError("not_found", f"contact {contact_id!r} is not on deal {deal_id!r}", "contact_id")
+        raise CrmError(
+            "not_found", f"contact {contact_id!r} is not on deal {deal_id!r}", "contact_id"
+        )
     contacts = [c for c in current.contacts if c.contact_id != contact_id]
     return update_deal(conn, deal_id, DealPatch(contacts=contacts), now=now)
 
@@ -818,7 +838,9 @@ def get_document(conn: sqlite3.Connection, document_id: str) -> Document:
     return Document(**dict(row))
 
 
-def list_documents(conn: sqlite3.Connection, deal_id: str, *, label: str | None = None) -> list[Document]:
+def list_documents(
+    conn: sqlite3.Connection, deal_id: str, *, label: str | None = None
+) -> list[Document]:
     get_deal(conn, deal_id, field="deal_id")
     sql, params = "SELECT * FROM documents WHERE deal_id = ?", [deal_id]
     if label is not None:
@@ -826,4 +848,3 @@ def list_documents(conn: sqlite3.Connection, deal_id: str, *, label: str | None 
         params.append(label)
     rows = conn.execute(sql + " ORDER BY created_at, id", params)
     return [Document(**dict(r)) for r in rows]
-

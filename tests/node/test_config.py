@@ -38,7 +38,9 @@ def test_config_is_frozen() -> None:
 def test_public_url_follows_host_and_port() -> None:
     assert Config(host="10.0.0.5", port=9000).public_url == "http://10.0.0.5:9000"
     assert Config(host="::1", port=9000).public_url == "http://[::1]:9000"
-    assert Config(public_url="https://refnode.example.org").public_url == "https://refnode.example.org"
+    assert (
+        Config(public_url="https://refnode.example.org").public_url == "https://refnode.example.org"
+    )
 
 
 def test_toml_file(tmp_path: Path) -> None:

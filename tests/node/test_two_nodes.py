@@ -110,6 +110,8 @@ async def test_connection_request_to_a_user(node_factory):
 
     await wait_for(refused)
     assert bad["connection"]["state"] == "requested"
+    after = await agency.api("GET", f"/api/v1/connections/{bad['connection']['id']}")
+    assert after["connection"]["state"] == "refused"
 
     asked = await agency.api("POST", "/api/v1/connections",
                              {"url": broker.url, "email": "bree@broker.example", "direction": "send"}, expect=202)
@@ -130,3 +132,29 @@ async def test_connection_request_to_a_user(node_factory):
     await wait_for(active)
     conn = (await agency.api("GET", f"/api/v1/connections/{cid}"))["connection"]
     assert conn["direction"] == "send"
+
+
+async def test_key_rotation_is_announced_and_old_receipts_still_verify(node_factory):
+    agency = await node_factory("Agency")
+    broker = await node_factory("Broker")
+    cid, _ = await connect_by_invitation(agency, broker)
+    first = await agency.api("POST", "/api/v1/referrals", referral_body(cid, referral_id="rfl_before"), expect=202)
+
+    async def delivered(local_id: str) -> bool:
+        return (await agency.api("GET", f"/api/v1/referrals/{local_id}"))["referral"]["state"] == "delivered"
+
+    await wait_for(lambda: delivered(first["referral"]["local_id"]))
+    old_kid = broker.node.keys.signing.kid
+    rotated = await broker.api("POST", "/api/v1/keys/rotate")
+    assert rotated["peers_notified"] == 1 and rotated["signing_kid"] != old_kid
+
+    async def agency_knows_new_key() -> bool:
+        keys = agency.node.peers[broker.node.me]
+        return rotated["signing_kid"] in keys.signing and old_kid not in keys.signing
+
+    await wait_for(agency_knows_new_key)
+    # New receipts are signed with the new key; the old receipt still verifies offline.
+    second = await agency.api("POST", "/api/v1/referrals", referral_body(cid, referral_id="rfl_after"), expect=202)
+    await wait_for(lambda: delivered(second["referral"]["local_id"]))
+    check = await agency.api("POST", "/api/v1/receipts/verify")
+    assert check["invalid"] == [] and check["checked"] >= 3

@@ -1,0 +1,76 @@
+"""Resident memory of an idle node, against a bare Python process with the same libraries.
+
+A node is initialised and served as its own OS process; once its discovery endpoint
+answers, it is left idle for --idle-s seconds and VmRSS is read from /proc/<pid>/status.
+Reference, in the same run: ``python -c "import aiohttp, cryptography, pydantic; ..."``
+left idle just as long. Rounds alternate (reference, node, ...) and medians are compared.
+
+    python bench/idle_memory.py [--idle-s 5] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from nodeproc import make_node, median, node_proc, rss_kib, serve_command
+
+REFERENCE = "import aiohttp, cryptography, pydantic, sys, time; print('ready', flush=True); time.sleep(3600)"
+
+
+def reference_rss(idle_s: float) -> int:
+    proc = subprocess.Popen([sys.executable, "-c", REFERENCE], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != b"ready":
+            raise RuntimeError("reference process did not start")
+        time.sleep(idle_s)
+        return rss_kib(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def node_rss(work: Path, r: int, idle_s: float, log_level: str) -> int:
+    config, _ = make_node(work, f"Idle {r}")
+    with node_proc(config.config_path, config.public_url, work / f"idle-{r}.log",
+                   {"REFNODE_LOG_LEVEL": log_level}) as proc:
+        time.sleep(idle_s)
+        return rss_kib(proc.pid)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Idle resident memory of a node process.")
+    parser.add_argument("--idle-s", type=float, default=5.0, help="idle time before reading VmRSS")
+    parser.add_argument("--rounds", type=int, default=2, help="reference+node pairs, alternating")
+    parser.add_argument("--node-log-level", default="info")
+    parser.add_argument("--workdir", type=Path)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-memory-", dir=args.workdir))
+    node_kib: list[int] = []
+    ref_kib: list[int] = []
+    try:
+        _, how = serve_command(work / "x.toml")
+        print(f"idle_memory: VmRSS after {args.idle_s:g} s idle, {args.rounds} rounds; node runs as: {how}")
+        for r in range(args.rounds):
+            ref_kib.append(reference_rss(args.idle_s))
+            node_kib.append(node_rss(work, r, args.idle_s, args.node_log_level))
+            print(f"  round {r + 1}: reference {ref_kib[-1] / 1024:.1f} MiB, node {node_kib[-1] / 1024:.1f} MiB",
+                  flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    node_mib, ref_mib = median(node_kib) / 1024, median(ref_kib) / 1024
+    print(f"  reference: python -c \"import aiohttp, cryptography, pydantic; <sleep>\"")
+    print(f"RESULT idle_memory: node {node_mib:.1f} MiB, reference {ref_mib:.1f} MiB, "
+          f"node/reference = {node_mib / ref_mib:.2f} (+{node_mib - ref_mib:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""Where the time of Node.receive goes: each stage timed in-process, in µs per envelope.
+
+Companion to bench/inbox_throughput.py (same synthetic peers and envelopes). No HTTP and
+no second process: each stage runs over every envelope in a loop, so the figures are CPU
+cost on one core. The reference in the same run is the reference server's crypto: one
+Ed25519 verify plus one Ed25519 sign over the same bodies.
+
+Then Node.receive itself runs in-process, C envelopes at a time, with the real Database
+(group commit, fsync), with and without the node's logging.
+
+    python bench/inbox_stages.py [--envelopes 1000] [--cprofile FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import logging
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from inbox_throughput import make_sender, seal_all, seed_peers
+from nodeproc import make_node, median
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from node import store
+from node.db import Database, connect
+from node.keystore import KeyStore
+from node.logs import configure_logging, get_logger
+from node.records import InboxItem
+from node.referrals import on_offer
+from node.runtime import Node
+from protocol.encoding import loads_object
+from protocol.envelope import check_addressing, decrypt_inner, open_envelope, parse_envelope, verify_outer
+from protocol.messages import ReferralOffer
+from protocol.models import validate
+from protocol.receipts import make_receipt
+from protocol.wire import Disposition
+
+
+def per_item_us(fn: Callable[[Any], Any], items: list[Any], repeats: int = 3) -> float:
+    """Median over ``repeats`` passes of the mean µs per item."""
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for item in items:
+            fn(item)
+        runs.append((time.perf_counter() - started) / len(items) * 1e6)
+    return median(runs)
+
+
+async def receive_all(node: Node, bodies: list[bytes], concurrency: int) -> float:
+    position = 0
+
+    async def worker() -> None:
+        nonlocal position
+        while position < len(bodies):
+            body = bodies[position]
+            position += 1
+            result = await node.receive(body)
+            if result.error is not None:
+                raise RuntimeError(f"receive failed: {result.error}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Per-stage cost of Node.receive, in-process.")
+    parser.add_argument("--envelopes", "-m", type=int, default=1000)
+    parser.add_argument("--peers", "-k", type=int, default=16)
+    parser.add_argument("--concurrency", "-c", type=int, default=64)
+    parser.add_argument("--cprofile", type=Path, help="write a cProfile of the in-process Node.receive run here")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-stages-"))
+    try:
+        return run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
+    now = datetime.now(UTC)
+    config, _ = make_node(work, "stages")
+    keys = KeyStore.load(config.keys_dir, None)
+    senders = [make_sender(i, now) for i in range(args.peers)]
+    seed_peers(config.database_path, senders, now)
+    items = seal_all(args.envelopes, [s for s, _ in senders], keys.node_id, keys, now)
+    bodies = [it.body for it in items]
+    peers = {s.keys.node_id: s.keys for s, _ in senders}
+    me, dkeys = keys.node_id, keys.decryption_keys
+    rows: list[tuple[str, float]] = []
+
+    def stage(name: str, fn: Callable[[Any], Any], over: list[Any]) -> None:
+        rows.append((name, per_item_us(fn, over)))
+
+    # Reference: what the reference server spends on crypto per request.
+    client = ed25519.Ed25519PrivateKey.generate()
+    signed = [(b, client.sign(b)) for b in bodies]
+    pub = client.public_key()
+    stage("REF  1 Ed25519 verify + 1 sign (reference server's crypto)",
+          lambda bs: (pub.verify(bs[1], bs[0]), client.sign(bs[0])), signed)
+
+    parsed = [parse_envelope(b) for b in bodies]
+    stage("parse_envelope (JSON, base64, header model, sha256)", parse_envelope, bodies)
+    stage("  verify_outer (Ed25519 verify)", lambda p: verify_outer(p, peers[p.sender]), parsed)
+    stage("  check_addressing (recipient, time window)", lambda p: check_addressing(p, me=me, now=now), parsed)
+    x25519 = next(k for k in dkeys.values() if k.crv == "X25519")
+    stage("  DecryptionKey.private_key() (rebuilt per envelope)", lambda p: x25519.private_key(), parsed)
+    stage("  decrypt_inner (HPKE open + inner JWS parse + header model)", lambda p: decrypt_inner(p, dkeys), parsed)
+    inners = [decrypt_inner(p, dkeys) for p in parsed]
+    pairs = list(zip(parsed, inners, strict=True))
+    stage("  inner signature verify (Ed25519)", lambda pi: pi[1].verify(peers[pi[0].sender].signing_key(pi[1].kid)),
+          pairs)
+    payloads = [loads_object(i.payload, what="message") for i in inners]
+    stage("  loads_object(inner payload) (strict JSON)", lambda i: loads_object(i.payload, what="message"), inners)
+    stage("  validate(ReferralOffer) (pydantic)", lambda d: validate(ReferralOffer, d, what="referral-offer"), payloads)
+    stage("open_envelope total", lambda p: open_envelope(p, me=me, now=now, peer_keys=peers.get,
+                                                         decryption_keys=dkeys), parsed)
+    opened = [open_envelope(p, me=me, now=now, peer_keys=peers.get, decryption_keys=dkeys) for p in parsed]
+    stage("make_receipt (model, canonical JSON, Ed25519 sign)", lambda p: make_receipt(
+        envelope_id=p.envelope_id, envelope_sha256=p.sha256, recipient=me, sender=p.sender,
+        disposition=Disposition.ACCEPTED, now=now, signing_key=keys.signing), parsed)
+    stage("  KeyStore.signing.kid (recomputed per receipt)", lambda p: keys.signing.kid, parsed)
+
+    # The transaction body, on a scratch copy of the database, committed once at the end.
+    scratch = work / "scratch.db"
+    shutil.copy(config.database_path, scratch)
+    conn = connect(scratch)
+    node_for_ctx = Node(config, keys, Database(work / "ctx.db"))
+    ctx = node_for_ctx.context()
+    ctx.peers = peers  # type: ignore[misc]
+
+    def apply(o: Any) -> None:
+        conn.execute("SAVEPOINT w")
+        store.get_inbox(conn, o.parsed.sender, o.parsed.envelope_id)
+        on_offer(conn, ctx, o, None)
+        receipt = make_receipt(envelope_id=o.parsed.envelope_id, envelope_sha256=o.parsed.sha256, recipient=me,
+                               sender=o.parsed.sender, disposition=Disposition.ACCEPTED, now=now,
+                               signing_key=keys.signing)
+        store.insert_inbox(conn, InboxItem(sender=o.parsed.sender, envelope_id=o.parsed.envelope_id,
+                                           sha256=o.parsed.sha256, type=o.parsed.header.rn_type, body=o.parsed.raw,
+                                           inner=o.inner_jws, receipt=receipt, received_at=ctx.ts))
+        conn.execute("RELEASE w")
+
+    conn.execute("BEGIN IMMEDIATE")
+    rows.append(("apply() in the transaction (handler + receipt + inbox row), no commit", per_item_us(apply, opened, 1)))
+    conn.execute("ROLLBACK")
+    conn.execute("BEGIN IMMEDIATE")
+
+    def handler_only(o: Any) -> None:
+        conn.execute("SAVEPOINT w")
+        on_offer(conn, ctx, o, None)
+        conn.execute("RELEASE w")
+
+    rows.append(("  on_offer (connection lookup, duplicate check, referral row)", per_item_us(handler_only, opened, 1)))
+    conn.execute("ROLLBACK")
+    conn.close()
+
+    # Logging as the node does it: JSON lines at info, here to /dev/null.
+    devnull = open(os.devnull, "w")  # noqa: SIM115
+    configure_logging("json", "info", stream=devnull)
+    log = get_logger("node.inbox")
+    access = logging.getLogger("aiohttp.access")
+    stage("log: bind + 'envelope accepted' (structlog -> stdlib -> JSON)",
+          lambda p: log.bind(peer=p.sender, envelope_id=p.envelope_id, type=p.message_type.value).info(
+              "envelope accepted"), parsed)
+    stage("log: one aiohttp access line (stdlib -> structlog formatter)", lambda p: access.info(
+        '127.0.0.1 [23/Nov/2026:11:53:15 +0000] "POST /refnode/v1/inbox HTTP/1.1" 200 702 "-" "Python/3.11 aiohttp/3.14"'),
+          parsed)
+
+    print(f"inbox_stages: {args.envelopes} envelopes of ~{len(bodies[0])} B, µs per envelope on one core "
+          f"(median of 3 passes)")
+    ref = rows[0][1]
+    for name, us in rows:
+        print(f"  {us:8.1f} µs  {us / ref:5.2f} x REF   {name}")
+
+    # Node.receive end to end, in-process: real Database (group commit), logging on and off.
+    async def node_run(level: str, folder: str) -> float:
+        configure_logging("json", level, stream=devnull)
+        shutil.copytree(config.data_dir, work / folder)
+        db = Database(work / folder / "node.db")
+        node = Node(config, keys, db)
+        rows_ = await db.read(store.list_peers)
+        for peer in rows_:
+            node.peers[peer.node_id] = peers[peer.node_id]
+        profiler = cProfile.Profile() if args.cprofile and level == "info" else None
+        if profiler:
+            profiler.enable()
+        elapsed = await receive_all(node, bodies, args.concurrency)
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(str(args.cprofile))
+        await asyncio.sleep(0.05)  # let heard_from's writes land
+        await db.close()
+        return elapsed
+
+    for level, folder in (("info", "run-info"), ("warning", "run-warning")):
+        elapsed = asyncio.run(node_run(level, folder))
+        us = elapsed / len(bodies) * 1e6
+        print(f"  Node.receive in-process, C={args.concurrency}, log level {level:<7}: {len(bodies) / elapsed:7.1f} "
+              f"envelopes/s = {us:6.1f} µs each = {us / ref:5.2f} x REF")
+    if args.cprofile:
+        print(f"  cProfile of the info run written to {args.cprofile}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

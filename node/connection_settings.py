@@ -1,0 +1,110 @@
+"""Per-connection settings: where inbound referrals land (Salestrekker inbound, Blitz
+referral settings) and what outbound referrals may carry (Salestrekker outbound).
+
+Stored as JSON in ``connections.settings``: ``{"inbound": {...}, "outbound": {...}}``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from node.crm import store as crm
+from node.crm.errors import CrmError
+from protocol.models import Token
+
+#: What a referral may carry, and nothing else: documents, broker-tool data, custom
+#: fields, labels and history notes never travel.
+SHAREABLE_FIELDS: tuple[str, ...] = (
+    "deal.title",
+    "deal.deal_type",
+    "deal.amount",
+    "deal.summary",
+    "owner",
+    "contacts.first_name",
+    "contacts.last_name",
+    "contacts.email",
+    "contacts.phone",
+    "contacts.address",
+    "contacts.date_of_birth",
+)
+#: Always sent: a referral needs a title to be filed.
+REQUIRED_FIELDS = ("deal.title",)
+
+ShareableField = Literal[
+    "deal.title", "deal.deal_type", "deal.amount", "deal.summary", "owner", "contacts.first_name",
+    "contacts.last_name", "contacts.email", "contacts.phone", "contacts.address", "contacts.date_of_birth",
+]
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Assignment(Settings):
+    """Who owns a new inbound deal.
+
+    - ``match_owner``: the referrer's deal owner when a local active user has that email,
+      otherwise the workflow owner (Salestrekker's rule);
+    - ``round_robin``: in turn among ``user_ids`` (Blitz auto-assign);
+    - ``fixed``: always ``user_id``.
+    """
+
+    rule: Literal["match_owner", "round_robin", "fixed"] = "match_owner"
+    user_ids: list[str] = Field(default_factory=list, max_length=100)
+    user_id: str | None = None
+
+
+class InboundSettings(Settings):
+    workflow_id: str | None = None
+    stage_id: str | None = None
+    folder: str = Field(default="", max_length=200)
+    source: str = Field(default="", max_length=200, description="Lead source; empty: 'Referral from <peer>'.")
+    assignment: Assignment = Assignment()
+
+
+class OutboundSettings(Settings):
+    name: str = Field(default="", max_length=200)
+    workflow_ids: list[str] = Field(default_factory=list, description="Workflows it may be used from; empty: all.")
+    referral_type: Token | None = None
+    allowed_fields: list[ShareableField] = Field(default_factory=lambda: list(SHAREABLE_FIELDS))
+
+
+class ConnectionSettings(Settings):
+    inbound: InboundSettings = InboundSettings()
+    outbound: OutboundSettings = OutboundSettings()
+
+
+def parse_settings(raw: dict[str, Any]) -> ConnectionSettings:
+    """Settings as stored. Older or partial documents get defaults."""
+    try:
+        return ConnectionSettings.model_validate(raw or {})
+    except ValidationError:
+        # An invitation may carry only inbound settings at the top level.
+        return ConnectionSettings(inbound=InboundSettings.model_validate(raw))
+
+
+def check_settings(conn: sqlite3.Connection, settings: ConnectionSettings) -> None:
+    """Every id must exist here, and the stage must belong to the workflow."""
+    inbound = settings.inbound
+    if inbound.workflow_id is not None:
+        workflow = crm.get_workflow(conn, inbound.workflow_id, field="inbound.workflow_id")
+        if inbound.stage_id is not None and all(s.id != inbound.stage_id for s in workflow.stages):
+            raise CrmError("invalid", f"stage {inbound.stage_id!r} is not in workflow {workflow.name!r}",
+                           "inbound.stage_id")
+    elif inbound.stage_id is not None:
+        raise CrmError("invalid", "a stage needs its workflow_id", "inbound.stage_id")
+    rule = inbound.assignment
+    if rule.rule == "fixed":
+        if rule.user_id is None:
+            raise CrmError("invalid", "the fixed rule needs user_id", "inbound.assignment.user_id")
+        crm.get_user(conn, rule.user_id)
+    if rule.rule == "round_robin":
+        if not rule.user_ids:
+            raise CrmError("invalid", "round robin needs user_ids", "inbound.assignment.user_ids")
+        for uid in rule.user_ids:
+            crm.get_user(conn, uid)
+    for wid in settings.outbound.workflow_ids:
+        crm.get_workflow(conn, wid, field="outbound.workflow_ids")

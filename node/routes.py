@@ -1,0 +1,12 @@
+"""Every admin-API route of the node, gathered from the modules that define them. The
+OpenAPI document is built from this list."""
+
+from __future__ import annotations
+
+from node import admin_api, referral_api, reporting
+
+ALL: list[admin_api.Route] = [
+    *admin_api.ROUTES,
+    *referral_api.ROUTES,
+    *reporting.ROUTES,
+]

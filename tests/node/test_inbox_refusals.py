@@ -1,0 +1,169 @@
+"""Bad envelopes are refused with their spec codes, and leave nothing behind.
+
+Envelopes are built with the real keys of real nodes and POSTed over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from conftest import RunningNode
+from test_two_nodes import CONSENT, connect_by_invitation
+
+from node import store
+from protocol.discovery import verify_discovery
+from protocol.envelope import seal_envelope
+from protocol.messages import ContactProfile, DealSummary, Person, ReferralOffer, ReferralStatus
+from protocol.models import format_ts
+from protocol.receipts import verify_receipt
+from protocol.suites import SuiteId
+from protocol.wire import INBOX_PATH, MEDIA_TYPE_JOSE_JSON, MessageType
+
+
+def offer(connection_id: str, referral_id: str = "rfl_test1") -> ReferralOffer:
+    return ReferralOffer(
+        referral_id=referral_id,
+        connection_id=connection_id,
+        referral_type="mortgage",
+        deal=DealSummary(title="Refinance", amount="420000", currency="AUD"),
+        contacts=[ContactProfile(ref="c1", first_name="Sam", last_name="Lee")],
+        shared_fields=["deal.title", "contacts.first_name", "contacts.last_name"],
+        referring_agent=Person(name="Ava Agent", email="ava@agency.example"),
+        consent=CONSENT,  # type: ignore[arg-type]
+        sent_at="2026-11-23T00:00:00Z",
+    )
+
+
+def envelope(sender: RunningNode, recipient_id: str, recipient_keys: Any, message: Any, *,
+             message_type: MessageType = MessageType.REFERRAL_OFFER, envelope_id: str = "env_t1",
+             age_s: float = 0) -> bytes:
+    suite, key = next((s, k) for s, k in recipient_keys.encryption if s == SuiteId.X25519_CHACHA)
+    return seal_envelope(
+        message,
+        message_type=message_type,
+        envelope_id=envelope_id,
+        sender=sender.node.me,
+        recipient=recipient_id,
+        now=sender.node.clock.now() - timedelta(seconds=age_s),
+        signing_key=sender.node.keys.signing,
+        suite=suite,
+        recipient_key=key,
+    )
+
+
+async def post(target: RunningNode, body: bytes, content_type: str = MEDIA_TYPE_JOSE_JSON) -> tuple[int, bytes]:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(target.url + INBOX_PATH, data=body, headers={"Content-Type": content_type}) as r:
+            return r.status, await r.read()
+
+
+async def counts(node: RunningNode) -> tuple[int, int, int]:
+    def read(conn):  # type: ignore[no-untyped-def]
+        return (
+            store.count_inbox(conn),
+            len(store.list_referrals(conn)),
+            conn.execute("SELECT count(*) FROM referral_events").fetchone()[0],
+        )
+
+    return await node.node.db.read(read)
+
+
+def keys_of(node: RunningNode) -> Any:
+    return verify_discovery(node.node.discovery, expected_node_id=node.node.me)[1]
+
+
+async def test_refusals_have_codes_and_store_nothing(node_factory):
+    agency = await node_factory("Agency")
+    broker = await node_factory("Broker")
+    outsider = await node_factory("Outsider")
+    cid, _ = await connect_by_invitation(agency, broker)
+    bkeys = keys_of(broker)
+    before = await counts(broker)
+
+    good = envelope(agency, broker.node.me, bkeys, offer(cid))
+    # Tampered: one byte of the signature changed.
+    data = json.loads(good)
+    sig = data["signature"]
+    data["signature"] = ("A" if sig[0] != "A" else "B") + sig[1:]
+    status, body = await post(broker, json.dumps(data).encode())
+    assert (status, json.loads(body)["error"]["code"]) == (401, "bad_signature")
+    assert "receipt" not in json.loads(body)
+
+    # Tampered ciphertext (payload) → the outer signature fails.
+    data = json.loads(good)
+    p = data["payload"]
+    data["payload"] = p[:100] + ("A" if p[100] != "A" else "B") + p[101:]
+    status, body = await post(broker, json.dumps(data).encode())
+    assert (status, json.loads(body)["error"]["code"]) == (401, "bad_signature")
+
+    # Addressed to another node: the sender is authenticated, so a signed rejection comes back.
+    wrong = envelope(agency, outsider.node.me, keys_of(outsider), offer(cid), envelope_id="env_wrong")
+    status, body = await post(broker, wrong)
+    answer = json.loads(body)
+    assert (status, answer["error"]["code"]) == (400, "wrong_recipient")
+    rejected = verify_receipt(answer["receipt"].encode(), keys=bkeys, envelope_id="env_wrong")
+    assert rejected.disposition.value == "rejected" and rejected.error.code.value == "wrong_recipient"
+
+    # Expired: created 8 days ago.
+    old = envelope(agency, broker.node.me, bkeys, offer(cid), envelope_id="env_old", age_s=8 * 24 * 3600)
+    status, body = await post(broker, old)
+    assert (status, json.loads(body)["error"]["code"]) == (400, "expired")
+
+    # Too large: refused before it is read in full.
+    status, body = await post(broker, b"{" + b" " * (1_048_576 + 10) + b"}")
+    assert (status, json.loads(body)["error"]["code"]) == (413, "too_large")
+
+    # Unknown sender: a node with no connection may only introduce itself.
+    stranger = envelope(outsider, broker.node.me, bkeys, offer(cid), envelope_id="env_stranger")
+    status, body = await post(broker, stranger)
+    assert (status, json.loads(body)["error"]["code"]) == (403, "unknown_sender")
+
+    # Malformed and wrong content type.
+    status, body = await post(broker, b"not json")
+    assert (status, json.loads(body)["error"]["code"]) == (400, "malformed")
+    status, body = await post(broker, good, content_type="application/json")
+    assert (status, json.loads(body)["error"]["code"]) == (400, "malformed")
+
+    # Another organisation's id: the outsider connects too, then names the agency's connection.
+    cid2, _ = await connect_by_invitation(outsider, broker)
+    before = await counts(broker)
+    foreign = envelope(outsider, broker.node.me, bkeys, offer(cid, "rfl_foreign"), envelope_id="env_foreign")
+    status, body = await post(broker, foreign)
+    assert (status, json.loads(body)["error"]["code"]) == (403, "not_connected")
+    # A status update for a referral that was never sent to the outsider.
+    bogus = ReferralStatus(referral_id="rfl_none", seq=1, status="accepted", at=format_ts(outsider.node.clock.now()))
+    status, body = await post(broker, envelope(outsider, broker.node.me, bkeys, bogus,
+                                               message_type=MessageType.REFERRAL_STATUS, envelope_id="env_bogus"))
+    assert (status, json.loads(body)["error"]["code"]) == (404, "unknown_subject")
+    assert await counts(broker) == before
+
+
+async def test_replay_is_answered_with_the_original_receipt(node_factory):
+    agency = await node_factory("Agency")
+    broker = await node_factory("Broker")
+    cid, _ = await connect_by_invitation(agency, broker)
+    bkeys = keys_of(broker)
+    before = await counts(broker)
+
+    first = envelope(agency, broker.node.me, bkeys, offer(cid), envelope_id="env_r1")
+    status1, receipt1 = await post(broker, first)
+    status2, receipt2 = await post(broker, first)
+    assert (status1, status2) == (200, 200)
+    assert receipt1 == receipt2  # the very same signed receipt
+    assert verify_receipt(receipt1, keys=bkeys, envelope_id="env_r1").disposition.value == "accepted"
+
+    # Same id, different bytes (HPKE is randomised, so re-sealing gives new bytes).
+    second = envelope(agency, broker.node.me, bkeys, offer(cid), envelope_id="env_r1")
+    assert second != first
+    status3, body3 = await post(broker, second)
+    assert (status3, json.loads(body3)["error"]["code"]) == (409, "replayed")
+
+    # The same referral in a fresh envelope: a duplicate, applied once.
+    third = envelope(agency, broker.node.me, bkeys, offer(cid), envelope_id="env_r2")
+    status4, receipt4 = await post(broker, third)
+    assert status4 == 200
+    assert verify_receipt(receipt4, keys=bkeys, envelope_id="env_r2").disposition.value == "duplicate"
+    inbox, refs, _ = await counts(broker)
+    assert (inbox, refs) == (before[0] + 2, before[1] + 1)

@@ -1,0 +1,192 @@
+"""node.logs: JSON output, and the redaction safety net."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from node.logs import REDACTED, configure_logging, get_logger, is_sensitive_key
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Leave logging as we found it for the tests that run after these."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.contextvars.clear_contextvars()
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def output() -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging("json", "info", stream=stream)
+    return stream
+
+
+def lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_keeps_routing_fields_and_redacts_secrets_and_client_data(output: io.StringIO) -> None:
+    log = get_logger("node.inbox").bind(peer="NODE-B", connection_id="c-1")
+    log.info(
+        "envelope accepted",
+        envelope_id="e-42",
+        type="referral-offer",
+        message_type="referral-offer",
+        referral_id="r-7",
+        status=200,
+        count=3,
+        token="tok-abc",
+        passphrase="hunter2",
+        api_key="k-123",
+        authorization="Bearer xyz",
+        email="ann@example.org",
+        user_email="bob@example.org",
+        phone="+44 7700 900000",
+        first_name="Ann",
+        lastName="Smith",
+        name="Ann Smith",
+        address="1 High St",
+        date_of_birth="1980-01-01",
+        dob="1980-01-01",
+        message="please call me",
+        body=b"\x00raw",
+        payload='{"client": "x"}',
+        plaintext="secret stuff",
+        secret="s3",
+    )
+    (record,) = lines(output)
+    assert record["event"] == "envelope accepted"
+    assert record["level"] == "info"
+    assert record["logger"] == "node.inbox"
+    assert "timestamp" in record
+    for key, value in {
+        "peer": "NODE-B",
+        "connection_id": "c-1",
+        "envelope_id": "e-42",
+        "type": "referral-offer",
+        "message_type": "referral-offer",
+        "referral_id": "r-7",
+        "status": 200,
+        "count": 3,
+    }.items():
+        assert record[key] == value, key
+    for key in [
+        "token", "passphrase", "api_key", "authorization", "email", "user_email", "phone",
+        "first_name", "lastName", "name", "address", "date_of_birth", "dob", "message",
+        "body", "payload", "plaintext", "secret",
+    ]:  # fmt: skip
+        assert record[key] == REDACTED, key
+    text = output.getvalue()
+    for leaked in [
+        "tok-abc",
+        "hunter2",
+        "ann@example.org",
+        "Ann",
+        "7700",
+        "High St",
+        "1980",
+        "please call",
+    ]:
+        assert leaked not in text
+
+
+def test_nested_values_and_secret_looking_strings_are_redacted(output: io.StringIO) -> None:
+    get_logger("node.cli").warning(
+        "invitation created",
+        detail={
+            "code": "unknown_user",
+            "email": "ann@example.org",
+            "people": [{"first_name": "Ann"}],
+        },
+        note_text="x",
+        url="https://b.example/refnode/v1/invitations/i1?node=N",
+        shown="rnk1_SECRETSECRET",
+    )
+    (record,) = lines(output)
+    assert record["detail"] == {
+        "code": "unknown_user",
+        "email": REDACTED,
+        "people": [{"first_name": REDACTED}],
+    }
+    assert record["note_text"] == REDACTED
+    assert record["url"] == "https://b.example/refnode/v1/invitations/i1?node=N"
+    assert record["shown"] == REDACTED
+    assert "SECRETSECRET" not in output.getvalue()
+
+
+def test_context_vars_are_redacted_too(output: io.StringIO) -> None:
+    structlog.contextvars.bind_contextvars(envelope_id="e-1", email="ann@example.org")
+    get_logger("node.outbox").info("sent")
+    (record,) = lines(output)
+    assert record["envelope_id"] == "e-1"
+    assert record["email"] == REDACTED
+
+
+def test_stdlib_logs_use_the_same_format_and_level(output: io.StringIO) -> None:
+    logging.getLogger("aiohttp.access").info("GET /.well-known/refnode 200")
+    logging.getLogger("aiohttp.server").debug("below the level")
+    get_logger("node.x").debug("also below the level")
+    (record,) = lines(output)
+    assert record["event"] == "GET /.well-known/refnode 200"
+    assert record["logger"] == "aiohttp.access"
+    assert record["level"] == "info"
+
+
+def test_exceptions_are_rendered_in_json(output: io.StringIO) -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        get_logger("node.x").exception("delivery failed", envelope_id="e-9")
+    (record,) = lines(output)
+    assert record["envelope_id"] == "e-9"
+    assert "RuntimeError: boom" in record["exception"]
+
+
+def test_console_format_is_readable_and_redacted() -> None:
+    stream = io.StringIO()
+    configure_logging("console", "debug", stream=stream)
+    get_logger("node.x").debug("hello", peer="NODE-B", password="hunter2")
+    text = stream.getvalue()
+    assert "hello" in text and "NODE-B" in text
+    assert "hunter2" not in text and REDACTED in text
+    assert not text.lstrip().startswith("{")
+
+
+def test_reconfiguring_does_not_duplicate_output() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("json", "info", stream=first)
+    configure_logging("json", "info", stream=second)
+    get_logger("node.x").info("once")
+    assert first.getvalue() == ""
+    assert len(second.getvalue().splitlines()) == 1
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        configure_logging("xml", "info")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        configure_logging("json", "loud")
+
+
+@pytest.mark.parametrize(
+    ("key", "sensitive"),
+    [
+        ("peer", False), ("envelope_id", False), ("type", False), ("kid", False),
+        ("http_status", False), ("attempt", False), ("size_bytes", False), ("monkey", False),
+        ("X-Auth-Token", True), ("clientEmail", True), ("keys", True), ("addresses", True),
+        ("private_key", True), ("requested_by_name", True), ("surname", True),
+    ],
+)  # fmt: skip
+def test_sensitive_key_names(key: str, sensitive: bool) -> None:
+    assert is_sensitive_key(key) is sensitive
