@@ -5,18 +5,20 @@ no second process: each stage runs over every envelope in a loop, so the figures
 cost on one core. The reference in the same run is the reference server's crypto: one
 Ed25519 verify plus one Ed25519 sign over the same bodies.
 
-Then Node.receive itself runs in-process, C envelopes at a time, with the real Database
-(group commit, fsync), with and without the node's logging.
+The transaction body (what Node.receive runs in Database.write: handler, CRM landing,
+receipt, inbox row) is timed as a whole on a scratch copy of the database (rolled back,
+so no fsync), then profiled with cProfile to list the functions inside it, each with its
+share scaled to the unprofiled time.
 
-    python bench/inbox_stages.py [--envelopes 1000] [--cprofile FILE]
+    python bench/inbox_stages.py [--envelopes 1000] [--top 25] [--cprofile FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import logging
+import pstats
 import os
 import shutil
 import sqlite3
@@ -38,13 +40,13 @@ from node.keystore import KeyStore
 from node.logs import configure_logging, get_logger
 from node.records import InboxItem
 from node.referrals import on_offer
-from node.runtime import Node
+from node.runtime import HANDLERS, Node
 from protocol.encoding import loads_object
 from protocol.envelope import check_addressing, decrypt_inner, open_envelope, parse_envelope, verify_outer
 from protocol.messages import ReferralOffer
 from protocol.models import validate
 from protocol.receipts import make_receipt
-from protocol.wire import Disposition
+from protocol.wire import Disposition, MessageType
 
 
 def per_item_us(fn: Callable[[Any], Any], items: list[Any], repeats: int = 3) -> float:
@@ -58,29 +60,12 @@ def per_item_us(fn: Callable[[Any], Any], items: list[Any], repeats: int = 3) ->
     return median(runs)
 
 
-async def receive_all(node: Node, bodies: list[bytes], concurrency: int) -> float:
-    position = 0
-
-    async def worker() -> None:
-        nonlocal position
-        while position < len(bodies):
-            body = bodies[position]
-            position += 1
-            result = await node.receive(body)
-            if result.error is not None:
-                raise RuntimeError(f"receive failed: {result.error}")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - started
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="Per-stage cost of Node.receive, in-process.")
     parser.add_argument("--envelopes", "-m", type=int, default=1000)
     parser.add_argument("--peers", "-k", type=int, default=16)
-    parser.add_argument("--concurrency", "-c", type=int, default=64)
-    parser.add_argument("--cprofile", type=Path, help="write a cProfile of the in-process Node.receive run here")
+    parser.add_argument("--top", type=int, default=25, help="functions listed inside apply()")
+    parser.add_argument("--cprofile", type=Path, help="also write the cProfile of apply() to this file")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-stages-"))
     try:
@@ -133,18 +118,21 @@ def run(args: argparse.Namespace, work: Path) -> int:
         disposition=Disposition.ACCEPTED, now=now, signing_key=keys.signing), parsed)
     stage("  KeyStore.signing.kid (recomputed per receipt)", lambda p: keys.signing.kid, parsed)
 
-    # The transaction body, on a scratch copy of the database, committed once at the end.
+    # The transaction body, as Node.receive's apply() runs it (duplicate check, the
+    # handler with the CRM landing, receipt, inbox row), on a scratch copy of the
+    # database, all in one transaction that is rolled back: no commit, no fsync.
+    node_for_ctx = Node(config, keys, Database(work / "ctx.db"))
+    ctx = node_for_ctx.context()
+    ctx.peers.update(peers)  # type: ignore[attr-defined]
+    handler = HANDLERS[MessageType.REFERRAL_OFFER]
     scratch = work / "scratch.db"
     shutil.copy(config.database_path, scratch)
     conn = connect(scratch)
-    node_for_ctx = Node(config, keys, Database(work / "ctx.db"))
-    ctx = node_for_ctx.context()
-    ctx.peers = peers  # type: ignore[misc]
 
     def apply(o: Any) -> None:
         conn.execute("SAVEPOINT w")
         store.get_inbox(conn, o.parsed.sender, o.parsed.envelope_id)
-        on_offer(conn, ctx, o, None)
+        handler(conn, ctx, o)
         receipt = make_receipt(envelope_id=o.parsed.envelope_id, envelope_sha256=o.parsed.sha256, recipient=me,
                                sender=o.parsed.sender, disposition=Disposition.ACCEPTED, now=now,
                                signing_key=keys.signing)
@@ -153,20 +141,24 @@ def run(args: argparse.Namespace, work: Path) -> int:
                                            inner=o.inner_jws, receipt=receipt, received_at=ctx.ts))
         conn.execute("RELEASE w")
 
-    conn.execute("BEGIN IMMEDIATE")
-    rows.append(("apply() in the transaction (handler + receipt + inbox row), no commit", per_item_us(apply, opened, 1)))
-    conn.execute("ROLLBACK")
-    conn.execute("BEGIN IMMEDIATE")
+    def in_transaction(fn: Callable[[Any], Any], profiler: cProfile.Profile | None = None) -> float:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if profiler is not None:
+                profiler.enable()
+            return per_item_us(fn, opened, 1)
+        finally:
+            if profiler is not None:
+                profiler.disable()
+            conn.execute("ROLLBACK")
 
-    def handler_only(o: Any) -> None:
-        conn.execute("SAVEPOINT w")
-        on_offer(conn, ctx, o, None)
-        conn.execute("RELEASE w")
-
-    rows.append(("  on_offer (connection lookup, duplicate check, referral row)", per_item_us(handler_only, opened, 1)))
-    conn.execute("ROLLBACK")
+    apply_us = in_transaction(apply)
+    rows.append(("apply() in the transaction: handler + CRM landing + receipt + inbox row", apply_us))
+    rows.append(("  on_offer without the CRM landing (lander=None)",
+                 in_transaction(lambda o: on_offer(conn, ctx, o, None))))
+    profiler = cProfile.Profile()
+    in_transaction(apply, profiler)
     conn.close()
-
     # Logging as the node does it: JSON lines at info, here to /dev/null.
     devnull = open(os.devnull, "w")  # noqa: SIM115
     configure_logging("json", "info", stream=devnull)
@@ -185,33 +177,21 @@ def run(args: argparse.Namespace, work: Path) -> int:
     for name, us in rows:
         print(f"  {us:8.1f} µs  {us / ref:5.2f} x REF   {name}")
 
-    # Node.receive end to end, in-process: real Database (group commit), logging on and off.
-    async def node_run(level: str, folder: str) -> float:
-        configure_logging("json", level, stream=devnull)
-        shutil.copytree(config.data_dir, work / folder)
-        db = Database(work / folder / "node.db")
-        node = Node(config, keys, db)
-        rows_ = await db.read(store.list_peers)
-        for peer in rows_:
-            node.peers[peer.node_id] = peers[peer.node_id]
-        profiler = cProfile.Profile() if args.cprofile and level == "info" else None
-        if profiler:
-            profiler.enable()
-        elapsed = await receive_all(node, bodies, args.concurrency)
-        if profiler:
-            profiler.disable()
-            profiler.dump_stats(str(args.cprofile))
-        await asyncio.sleep(0.05)  # let heard_from's writes land
-        await db.close()
-        return elapsed
-
-    for level, folder in (("info", "run-info"), ("warning", "run-warning")):
-        elapsed = asyncio.run(node_run(level, folder))
-        us = elapsed / len(bodies) * 1e6
-        print(f"  Node.receive in-process, C={args.concurrency}, log level {level:<7}: {len(bodies) / elapsed:7.1f} "
-              f"envelopes/s = {us:6.1f} µs each = {us / ref:5.2f} x REF")
+    # Inside apply(): each function's share of the profiled run, scaled to the time
+    # apply() takes unprofiled (the profiler's overhead spreads roughly evenly).
+    stats = pstats.Stats(profiler)
+    entries = stats.stats  # type: ignore[attr-defined]
+    total = max(ct for (_, _, name), (_, _, _, ct, _) in entries.items() if name == "apply")
+    ours = sorted(((ct, f"{Path(file).parent.name}/{Path(file).name}:{name}", calls)
+                   for (file, _, name), (calls, _, _, ct, _) in entries.items()
+                   if ("/node/" in file or "/protocol/" in file) and name not in ("apply", "<lambda>")),
+                  reverse=True)
+    print(f"  inside apply() (cProfile shares scaled to {apply_us:.0f} µs; calls per envelope; inclusive):")
+    for ct, where, calls in ours[: args.top]:
+        print(f"    {ct / total * apply_us:8.1f} µs  {calls / len(opened):4.1f}x  {where}")
     if args.cprofile:
-        print(f"  cProfile of the info run written to {args.cprofile}")
+        profiler.dump_stats(str(args.cprofile))
+        print(f"  cProfile of apply() written to {args.cprofile}")
     return 0
 
 

@@ -168,7 +168,7 @@ def offer(i: int, connection_id: str, now: datetime) -> ReferralOffer:
                                            region="NSW", postcode="2037", country="AU"),
                            date_of_birth="1990-09-30"),
         ],
-        shared_fields=["deal.title", "deal.amount", "deal.summary", "contacts.first_name",
+        shared_fields=["deal.title", "deal.deal_type", "deal.amount", "deal.summary", "owner", "contacts.first_name",
                        "contacts.last_name", "contacts.email", "contacts.phone", "contacts.address",
                        "contacts.date_of_birth"],
         owner=Person(name="Ava Agent", email="ava.agent@harbour-realty.example"),
@@ -280,7 +280,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=200, help="untimed requests before each run")
     parser.add_argument("--concurrency", "-c", type=int, default=64, help="requests in flight (C)")
     parser.add_argument("--peers", "-k", type=int, default=16, help="synthetic connected senders (K)")
-    parser.add_argument("--rounds", type=int, default=2, help="reference+node pairs, alternating")
+    parser.add_argument("--rounds", type=int, default=3, help="reference+node pairs, alternating")
     parser.add_argument("--verify-sample", type=int, default=200, help="receipts verified per run")
     parser.add_argument("--node-log-level", default="info", help="REFNODE_LOG_LEVEL of the node (default: info)")
     parser.add_argument("--py-spy", type=Path, metavar="DIR",

@@ -5,7 +5,8 @@
     python -m node.codegen --reseal   # also seal the decrypt-only envelopes afresh
 
 The content comes from the pure functions :func:`protocol.schemas.json_schemas` and
-:func:`protocol.vectors.build_vectors`; this module only writes it. The decrypt-only
+:func:`protocol.vectors.build_vectors` (and, for the sealed envelopes,
+:mod:`protocol.envelope_vectors`); this module only writes it. The decrypt-only
 envelopes (HPKE sealing is randomised) are not compared byte for byte: they are kept as
 long as they still open to the current message, and sealed again only when they do not
 (or with ``--reseal``).
@@ -19,8 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from protocol.envelope_vectors import SEALED_FILE, build_sealed_vectors, check_sealed_vectors
 from protocol.schemas import json_schemas
-from protocol.vectors import SEALED_FILE, build_sealed_vectors, build_vectors, check_sealed_vectors
+from protocol.vectors import build_vectors
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = "schemas"
@@ -98,10 +100,18 @@ def write(root: Path, *, reseal: bool = False) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m node.codegen", description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="compare only; exit 1 on any difference")
-    parser.add_argument("--reseal", action="store_true", help="seal the decrypt-only envelopes again")
-    parser.add_argument("--root", type=Path, default=ROOT, help="repository root (default: this checkout)")
+    parser = argparse.ArgumentParser(
+        prog="python -m node.codegen", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="compare only; exit 1 on any difference"
+    )
+    parser.add_argument(
+        "--reseal", action="store_true", help="seal the decrypt-only envelopes again"
+    )
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="repository root (default: this checkout)"
+    )
     args = parser.parse_args(argv)
     if args.check:
         problems = check(args.root)

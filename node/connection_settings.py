@@ -14,24 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from protocol.models import Token
+from protocol.offers import REQUIRED_FIELDS, SHAREABLE_FIELDS
 
-#: What a referral may carry, and nothing else: documents, broker-tool data, custom
-#: fields, labels and history notes never travel.
-SHAREABLE_FIELDS: tuple[str, ...] = (
-    "deal.title",
-    "deal.deal_type",
-    "deal.amount",
-    "deal.summary",
-    "owner",
-    "contacts.first_name",
-    "contacts.last_name",
-    "contacts.email",
-    "contacts.phone",
-    "contacts.address",
-    "contacts.date_of_birth",
-)
-#: Always sent: a referral needs a title to be filed.
-REQUIRED_FIELDS = ("deal.title",)
+__all__ = ["REQUIRED_FIELDS", "SHAREABLE_FIELDS", "ConnectionSettings"]
+
 
 ShareableField = Literal[
     "deal.title", "deal.deal_type", "deal.amount", "deal.summary", "owner", "contacts.first_name",

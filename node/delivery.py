@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from node import handshake, referrals, store
 from node.backoff import retry_delay_s
-from node.errors import RETRYABLE_STATUSES
+from node.errors import is_retryable
 from node.logs import get_logger
 from node.records import OutboxItem
 from protocol.errors import ProtocolError
@@ -159,7 +159,7 @@ class Delivery:
             await node.db.write(delivered)
             bound.info("delivered")
             return
-        if status in RETRYABLE_STATUSES:
+        if is_retryable(status):
             await self._retry_later(item, peer_attempts, f"HTTP {status}", retry_after)
             return
         code = _error_code(payload) or f"HTTP {status}"

@@ -42,8 +42,9 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     E.INTERNAL: 500,
 }
 
-#: Statuses after which a sender retries the identical bytes later.
-RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+def is_retryable(status: int) -> bool:
+    """After these a sender retries the identical bytes later: 408, 429 and every 5xx."""
+    return status in (408, 429) or status >= 500
 
 
 class ApiError(Exception):

@@ -15,11 +15,12 @@ from node.ids import new_id
 from node.keystore import KeyStore
 from node.records import OutboxItem
 from protocol.discovery import PeerKeys
+from protocol.errors import LocalProtocolError
 from protocol.keys import SigningKey
 from protocol.envelope import digest, seal_envelope
 from protocol.models import WireModel, format_ts
 from protocol.suites import SuiteId, choose_suite
-from protocol.wire import MessageType, versioned
+from protocol.wire import ErrorCode, MessageType, versioned
 
 
 @dataclass
@@ -90,6 +91,9 @@ def enqueue(
         reply_to=reply_to,
         **_suite_for(ctx, peer),
     )
+    if len(body) > peer.max_envelope_bytes:
+        raise LocalProtocolError(ErrorCode.TOO_LARGE, f"the envelope is {len(body)} bytes; {peer.name} takes at most"
+                                 f" {peer.max_envelope_bytes}")
     item = store.insert_outbox(
         conn,
         envelope_id=envelope_id,

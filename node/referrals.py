@@ -16,8 +16,12 @@ from node.records import OutboxItem, Referral, ReferralEvent
 from protocol.envelope import OpenedEnvelope
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.messages import ReferralOffer, ReferralStatus
+from protocol.offers import check_offer
 from protocol.states import ReferralState, Side, referral_next
 from protocol.wire import Disposition, ErrorCode, MessageType
+
+#: How many status updates of one referral may wait for an earlier one.
+MAX_HELD_UPDATES = 100
 
 #: Hook run inside the transaction when an offer lands: it files the referral in the
 #: local CRM and returns the new deal's id (see node.landing).
@@ -27,6 +31,7 @@ Lander = Any
 def send_offer(conn: sqlite3.Connection, ctx: TxContext, offer: ReferralOffer, *, deal_id: str | None = None) -> Referral:
     """Record and queue an offer. ``offer.connection_id`` must be an active connection
     that may send. Once queued, an offer cannot be recalled."""
+    check_offer(offer)  # never send more than was shared, nor a client who did not consent
     connection = store.get_connection(conn, offer.connection_id)
     if connection is None:
         raise LocalProtocolError(ErrorCode.UNKNOWN_SUBJECT, f"no connection {offer.connection_id}")
@@ -71,6 +76,7 @@ def on_offer(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope, l
         connection = _move(conn, ctx, connection, ConnEvent.RECEIVE_CONFIRM)
     if not connection.may_receive:
         raise RemoteProtocolError(ErrorCode.DIRECTION_NOT_ALLOWED, "this connection does not take referrals from you")
+    check_offer(offer)
     if store.get_referral(conn, "receiver", sender, offer.referral_id) is not None:
         return Disposition.DUPLICATE  # the same referral in a re-sealed envelope
     deal_id = lander(conn, ctx, connection, offer) if lander is not None else None
@@ -126,13 +132,24 @@ def on_status(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) 
     event = ReferralEvent(side="sender", peer_node_id=sender, referral_id=update.referral_id, seq=update.seq,
                           status=update.status, stage=update.stage, reason=update.reason, at=update.at,
                           applied=False)
+    held = store.held_events(conn, "sender", sender, update.referral_id)
+    if update.seq > referral.last_seq + 1 and len(held) >= MAX_HELD_UPDATES:
+        raise RemoteProtocolError(ErrorCode.OUT_OF_ORDER, f"more than {MAX_HELD_UPDATES} updates wait for seq "
+                                  f"{referral.last_seq + 1}; send that one first")
+    if update.seq == referral.last_seq + 1:
+        # The update that comes next must itself be a valid move; held ones are checked
+        # as they come due, and the first invalid one stops the chain (it stays held).
+        referral_next(Side.SENDER, ReferralState(referral.state), ReferralState(update.status))
     if not store.insert_event(conn, event):
         return Disposition.DUPLICATE
     state, last = ReferralState(referral.state), referral.last_seq
     for held in store.held_events(conn, "sender", sender, update.referral_id):
         if held.seq != last + 1:
             break
-        state = referral_next(Side.SENDER, state, ReferralState(held.status))
+        try:
+            state = referral_next(Side.SENDER, state, ReferralState(held.status))
+        except LocalProtocolError:
+            break
         store.mark_event_applied(conn, "sender", sender, update.referral_id, held.seq)
         last = held.seq
         if referral.deal_id is not None:

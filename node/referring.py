@@ -138,6 +138,8 @@ def build_offer(conn: sqlite3.Connection, ctx: TxContext, deal: Deal, body: Refe
     if missing:
         raise _fail("invalid", f"consent names contacts that are not on this deal: {', '.join(missing)}",
                     "consent.contact_ids")
+    # Only the clients who consented travel.
+    deal_contacts = {cid: role for cid, role in deal_contacts.items() if cid in body.consent.contact_ids}
     referral_type = body.referral_type or outbound.referral_type or deal.deal_type or "other"
     agent = crm.get_user(conn, body.referring_agent_user_id) if body.referring_agent_user_id else actor
     contacts = []

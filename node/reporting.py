@@ -87,7 +87,9 @@ def parse_query(query: MultiMapping[str] | Mapping[str, str]) -> ReportQuery:
     known = ("from", "to", "side")
     for name in query:
         if name not in known:
-            raise ApiError(400, "invalid", f"unknown parameter {name!r}; use from, to, side", field=name)
+            raise ApiError(
+                400, "invalid", f"unknown parameter {name!r}; use from, to, side", field=name
+            )
         if isinstance(query, MultiMapping) and len(query.getall(name)) > 1:
             raise ApiError(400, "invalid", f"{name} is given more than once", field=name)
     from_date = _parse_date(query, "from")
@@ -129,8 +131,15 @@ class Outcomes:
         return conversion(self.won, self.sent)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"sent": self.sent, "won": self.won, "lost": self.lost, "declined": self.declined,
-                "withdrawn": self.withdrawn, "in_progress": self.in_progress, "conversion": self.conversion}
+        return {
+            "sent": self.sent,
+            "won": self.won,
+            "lost": self.lost,
+            "declined": self.declined,
+            "withdrawn": self.withdrawn,
+            "in_progress": self.in_progress,
+            "conversion": self.conversion,
+        }
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,7 @@ WITH scoped AS (
 )
 """
 
+#: Outcome counts of a group; the terminal states are our own constants, never input.
 _OUTCOME_COLUMNS = f"""
     count(*) AS sent,
     sum(state = 'won') AS won,
@@ -204,26 +214,35 @@ _OUTCOME_COLUMNS = f"""
 
 
 def _outcomes(row: sqlite3.Row) -> Outcomes:
-    return Outcomes(sent=int(row["sent"]), won=int(row["won"] or 0), lost=int(row["lost"] or 0),
-                    declined=int(row["declined"] or 0), withdrawn=int(row["withdrawn"] or 0),
-                    in_progress=int(row["in_progress"] or 0))
+    return Outcomes(
+        sent=int(row["sent"]),
+        won=int(row["won"] or 0),
+        lost=int(row["lost"] or 0),
+        declined=int(row["declined"] or 0),
+        withdrawn=int(row["withdrawn"] or 0),
+        in_progress=int(row["in_progress"] or 0),
+    )
 
 
 def side_totals(conn: sqlite3.Connection, q: ReportQuery) -> list[SideTotals]:
     """One row per side (only ``q.side`` when given), zeros included."""
     found = {
         row["side"]: _outcomes(row)
-        for row in conn.execute(_SCOPED + f"SELECT side, {_OUTCOME_COLUMNS} FROM scoped GROUP BY side",
-                                q.params())
+        for row in conn.execute(
+            _SCOPED + f"SELECT side, {_OUTCOME_COLUMNS} FROM scoped GROUP BY side", q.params()
+        )
     }
-    return [SideTotals(side, found.get(side, Outcomes())) for side in SIDES if q.side in (None, side)]
+    return [
+        SideTotals(side, found.get(side, Outcomes())) for side in SIDES if q.side in (None, side)
+    ]
 
 
 def per_connection(conn: sqlite3.Connection, q: ReportQuery) -> list[ConnectionRow]:
     """Connections with referrals in scope, plus active connections; by name, then id."""
     rows: dict[str, dict[str, Any]] = {}
     for row in conn.execute(
-        _SCOPED + """
+        _SCOPED
+        + """
         SELECT s.connection_id, s.peer_node_id, s.side, s.state, count(*) AS n,
                c.name AS connection_name, c.peer_node_id AS connection_peer
         FROM scoped s LEFT JOIN connections c ON c.id = s.connection_id
@@ -231,18 +250,35 @@ def per_connection(conn: sqlite3.Connection, q: ReportQuery) -> list[ConnectionR
         """,
         q.params(),
     ):
-        entry = rows.setdefault(row["connection_id"], {
-            "name": row["connection_name"] or "",
-            "peer": row["connection_peer"] or row["peer_node_id"],
-            "sent": 0, "received": 0, "states": dict.fromkeys(ALL_STATES, 0),
-        })
+        entry = rows.setdefault(
+            row["connection_id"],
+            {
+                "name": row["connection_name"] or "",
+                "peer": row["connection_peer"] or row["peer_node_id"],
+                "sent": 0,
+                "received": 0,
+                "states": dict.fromkeys(ALL_STATES, 0),
+            },
+        )
         entry["sent" if row["side"] == "sender" else "received"] += int(row["n"])
         entry["states"][row["state"]] = entry["states"].get(row["state"], 0) + int(row["n"])
-    for row in conn.execute("SELECT id, name, peer_node_id FROM connections WHERE state = 'active'"):
-        rows.setdefault(row["id"], {"name": row["name"], "peer": row["peer_node_id"], "sent": 0, "received": 0,
-                                    "states": dict.fromkeys(ALL_STATES, 0)})
-    result = [ConnectionRow(cid, e["name"], e["peer"], e["sent"], e["received"], e["states"])
-              for cid, e in rows.items()]
+    for row in conn.execute(
+        "SELECT id, name, peer_node_id FROM connections WHERE state = 'active'"
+    ):
+        rows.setdefault(
+            row["id"],
+            {
+                "name": row["name"],
+                "peer": row["peer_node_id"],
+                "sent": 0,
+                "received": 0,
+                "states": dict.fromkeys(ALL_STATES, 0),
+            },
+        )
+    result = [
+        ConnectionRow(cid, e["name"], e["peer"], e["sent"], e["received"], e["states"])
+        for cid, e in rows.items()
+    ]
     return sorted(result, key=lambda r: (r.connection_name.lower(), r.connection_id))
 
 
@@ -251,7 +287,8 @@ def per_agent(conn: sqlite3.Connection, q: ReportQuery) -> list[AgentRow]:
     # SQLite: with max(), the bare column ``name`` comes from the row holding the max, so
     # it is the name on the agent's latest referral.
     rows = conn.execute(
-        _SCOPED + f"""
+        _SCOPED
+        + f"""
         SELECT side,
                lower(coalesce(json_extract(offer, '$.referring_agent.email'), '')) AS email,
                coalesce(json_extract(offer, '$.referring_agent.name'), '') AS name,
@@ -259,7 +296,7 @@ def per_agent(conn: sqlite3.Connection, q: ReportQuery) -> list[AgentRow]:
                {_OUTCOME_COLUMNS}
         FROM scoped
         GROUP BY side, lower(coalesce(json_extract(offer, '$.referring_agent.email'), ''))
-        ORDER BY side DESC, email
+        ORDER BY side = 'receiver', email
         """,
         q.params(),
     )
@@ -269,10 +306,17 @@ def per_agent(conn: sqlite3.Connection, q: ReportQuery) -> list[AgentRow]:
 def per_status(conn: sqlite3.Connection, q: ReportQuery) -> list[StatusRow]:
     """Every state, per side (only ``q.side`` when given): current and reached counts."""
     params = q.params()
-    current = {(r["side"], r["state"]): int(r["n"]) for r in conn.execute(
-        _SCOPED + "SELECT side, state, count(*) AS n FROM scoped GROUP BY side, state", params)}
-    reached = {(r["side"], r["status"]): int(r["n"]) for r in conn.execute(
-        _SCOPED + """,
+    current = {
+        (r["side"], r["state"]): int(r["n"])
+        for r in conn.execute(
+            _SCOPED + "SELECT side, state, count(*) AS n FROM scoped GROUP BY side, state", params
+        )
+    }
+    reached = {
+        (r["side"], r["status"]): int(r["n"])
+        for r in conn.execute(
+            _SCOPED
+            + """,
         marks AS (
             SELECT side, local_id, state AS status FROM scoped
             UNION
@@ -281,18 +325,28 @@ def per_status(conn: sqlite3.Connection, q: ReportQuery) -> list[StatusRow]:
                  AND e.referral_id = s.id AND e.applied = 1
         )
         SELECT side, status, count(*) AS n FROM marks GROUP BY side, status
-        """, params)}
+        """,
+            params,
+        )
+    }
     states = ALL_STATES + tuple(sorted({s for _, s in current} - set(ALL_STATES)))
     return [
-        StatusRow(side, state, current.get((side, state), 0),
-                  reached.get((side, state), 0) if state in TIMELINE_STATUSES else None)
-        for side in SIDES if q.side in (None, side)
+        StatusRow(
+            side,
+            state,
+            current.get((side, state), 0),
+            reached.get((side, state), 0) if state in TIMELINE_STATUSES else None,
+        )
+        for side in SIDES
+        if q.side in (None, side)
         for state in states
     ]
 
 
 def build_report(conn: sqlite3.Connection, q: ReportQuery) -> Report:
-    return Report(q, side_totals(conn, q), per_connection(conn, q), per_agent(conn, q), per_status(conn, q))
+    return Report(
+        q, side_totals(conn, q), per_connection(conn, q), per_agent(conn, q), per_status(conn, q)
+    )
 
 
 # --- shapes ----------------------------------------------------------------------------
@@ -304,13 +358,24 @@ def report_json(report: Report) -> dict[str, Any]:
         "range": {"from": q["from"], "to": q["to"], "side": q["side"]},
         "totals": [{"side": t.side} | t.outcomes.as_dict() for t in report.totals],
         "connections": [
-            {"connection_id": c.connection_id, "connection_name": c.connection_name, "peer_node_id": c.peer_node_id,
-             "sent": c.sent, "received": c.received, "states": c.states}
+            {
+                "connection_id": c.connection_id,
+                "connection_name": c.connection_name,
+                "peer_node_id": c.peer_node_id,
+                "sent": c.sent,
+                "received": c.received,
+                "states": c.states,
+            }
             for c in report.connections
         ],
-        "agents": [{"side": a.side, "email": a.email, "name": a.name} | a.outcomes.as_dict() for a in report.agents],
-        "statuses": [{"side": s.side, "status": s.status, "current": s.current, "reached": s.reached}
-                     for s in report.statuses],
+        "agents": [
+            {"side": a.side, "email": a.email, "name": a.name} | a.outcomes.as_dict()
+            for a in report.agents
+        ],
+        "statuses": [
+            {"side": s.side, "status": s.status, "current": s.current, "reached": s.reached}
+            for s in report.statuses
+        ],
     }
 
 
@@ -330,7 +395,9 @@ def report_csv(report: Report) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
 
-    def row(section: str, side: str, subject: str, name: str, peer: str, metric: str, value: Any) -> None:
+    def row(
+        section: str, side: str, subject: str, name: str, peer: str, metric: str, value: Any
+    ) -> None:
         writer.writerow([_cell(v) for v in (section, side, subject, name, peer, metric, value)])
 
     q = report.query.params()
@@ -341,9 +408,25 @@ def report_csv(report: Report) -> str:
             row("totals", t.side, "", "", "", metric, value)
     for c in report.connections:
         row("connection", "", c.connection_id, c.connection_name, c.peer_node_id, "sent", c.sent)
-        row("connection", "", c.connection_id, c.connection_name, c.peer_node_id, "received", c.received)
+        row(
+            "connection",
+            "",
+            c.connection_id,
+            c.connection_name,
+            c.peer_node_id,
+            "received",
+            c.received,
+        )
         for state, n in c.states.items():
-            row("connection", "", c.connection_id, c.connection_name, c.peer_node_id, f"state.{state}", n)
+            row(
+                "connection",
+                "",
+                c.connection_id,
+                c.connection_name,
+                c.peer_node_id,
+                f"state.{state}",
+                n,
+            )
     for a in report.agents:
         for metric, value in a.outcomes.as_dict().items():
             row("agent", a.side, a.email, a.name, "", metric, value)
@@ -366,14 +449,26 @@ async def get_report_csv(request: web.Request, node: Node, caller: Caller, body:
     q = parse_query(request.query)
     text = report_csv(await node.db.read(lambda conn: build_report(conn, q)))
     span = f"{q.params()['from'] or 'start'}_{q.params()['to'] or 'now'}"
-    return web.Response(text=text, content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="referrals-{span}.csv"'})
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="referrals-{span}.csv"'},
+    )
 
 
 ROUTES: list[Route] = [
-    Route("GET", "/api/v1/reports/referrals", get_report,
-          "Referral report over [from, to) (YYYY-MM-DD, UTC days; optional side): totals, per connection, "
-          "per referring agent, per status, with conversion (won / sent)"),
-    Route("GET", "/api/v1/reports/referrals.csv", get_report_csv,
-          "The referral report as CSV (text/csv): one number per row with a section column"),
+    Route(
+        "GET",
+        "/api/v1/reports/referrals",
+        get_report,
+        "Referral report over [from, to) (YYYY-MM-DD, UTC days; optional side): totals, per connection, "
+        "per referring agent, per status, with conversion (won / sent)",
+    ),
+    Route(
+        "GET",
+        "/api/v1/reports/referrals.csv",
+        get_report_csv,
+        "The referral report as CSV (text/csv): one number per row with a section column",
+    ),
 ]

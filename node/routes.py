@@ -3,10 +3,11 @@ OpenAPI document is built from this list."""
 
 from __future__ import annotations
 
-from node import admin_api, referral_api, reporting
+from node import admin_api, opportunities, referral_api, reporting
 
 ALL: list[admin_api.Route] = [
     *admin_api.ROUTES,
     *referral_api.ROUTES,
+    *opportunities.ROUTES,
     *reporting.ROUTES,
 ]

@@ -8,5 +8,6 @@ from __future__ import annotations
 
 import node.crm.store  # noqa: F401
 import node.landing  # noqa: F401
+import node.opportunities  # noqa: F401
 import node.referring  # noqa: F401
 import node.store  # noqa: F401

@@ -15,7 +15,7 @@ from protocol.errors import RemoteProtocolError
 from protocol.keys import DecryptionKey, EncryptionPublicKey, SigningKey, VerifyKey
 from protocol.messages import Discovery, Endpoints, KeyEntry, PublicJwk
 from protocol.models import format_ts, validate
-from protocol.suites import SUITES, SuiteId
+from protocol.suites import MANDATORY_SUITE, SUITES, SuiteId
 from protocol.versions import is_newer_minor, parse_versioned
 from protocol.wire import (
     MAX_ENVELOPE_BYTES,
@@ -149,6 +149,10 @@ def peer_keys_of(doc: Discovery, identity: VerifyKey) -> PeerKeys:
                 encryption.append((entry.suite, enc))
     if not signing:
         raise RemoteProtocolError(ErrorCode.MALFORMED, "discovery lists no active signing key")
+    if all(suite is not MANDATORY_SUITE for suite, _ in encryption):
+        raise RemoteProtocolError(
+            ErrorCode.UNSUPPORTED_SUITE, f"discovery offers no active key for the mandatory suite {MANDATORY_SUITE}"
+        )
     return PeerKeys(
         node_id=doc.node_id,
         name=doc.name,

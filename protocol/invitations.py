@@ -33,6 +33,7 @@ class InvitationState(StrEnum):
     OPEN = "open"
     USED = "used"
     REVOKED = "revoked"
+    EXPIRED = "expired"
 
 
 def make_invitation(*, base_url: str, node_id: str, invitation_id: str, secret: bytes) -> Invitation:
@@ -91,7 +92,8 @@ def parse_referral(url: str, key: str) -> Invitation:
 
 
 def secret_hash(secret: str) -> str:
-    """What the inviting node stores: base64url SHA-256 of the secret's 32 bytes."""
+    """What the inviting node stores: base64url of SHA-256(``"refnode invitation" 0x00 ||
+    secret``), the secret being the referral key's 32 bytes."""
     return b64u_encode(hashlib.sha256(b"refnode invitation\x00" + b64u_decode(secret)).digest())
 
 
@@ -114,5 +116,5 @@ def check_redemption(
         raise RemoteProtocolError(ErrorCode.INVITATION_USED, "this invitation was already used")
     if state is InvitationState.REVOKED:
         raise RemoteProtocolError(ErrorCode.INVITATION_REVOKED, "this invitation was revoked")
-    if now >= expires_at:
+    if state is InvitationState.EXPIRED or now >= expires_at:
         raise RemoteProtocolError(ErrorCode.INVITATION_EXPIRED, "this invitation has expired")

@@ -8,7 +8,8 @@
   it ever had. It never changes; later signing keys are introduced by a signed
   ``key-rotation`` message, so the id stays the same across rotations.
 - The **fingerprint** is the node id's digest in a form two admins can read to each other
-  over the phone: the first 15 bytes of the thumbprint's SHA-256, base32, six groups.
+  over the phone: the first 15 bytes of SHA-256 of the node id's ASCII text, base32, six
+  groups of four joined by "-".
 
 Nothing here generates randomness: callers pass seeds or key objects, so that tests and
 test vectors are repeatable.

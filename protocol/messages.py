@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt, StringConstraints
+from pydantic import Field, StrictInt, StringConstraints, model_validator
 
 from protocol.models import (
     Currency,
@@ -24,7 +24,7 @@ from protocol.models import (
     WireModel,
 )
 from protocol.suites import SuiteId
-from protocol.wire import Disposition, DocumentType, ErrorCode, MessageType
+from protocol.wire import Disposition, DocumentType, MessageType
 
 # --- discovery -------------------------------------------------------------------------
 
@@ -104,6 +104,12 @@ class ConnectionRequest(WireModel):
     direction: Direction
     message: LongText = ""
 
+    @model_validator(mode="after")
+    def _exactly_one_target(self) -> ConnectionRequest:
+        if (self.invitation is None) == (self.target_email is None):
+            raise ValueError("give exactly one of invitation and target_email")
+        return self
+
 
 class ConnectionAccept(WireModel):
     connection_id: Ident
@@ -112,9 +118,14 @@ class ConnectionAccept(WireModel):
     name: ShortText  # the responder's organisation name, for display
 
 
+#: An error code or refusal reason: the codes of the spec's table, or codes a later minor
+#: adds (so an older receiver does not refuse a receipt that carries a newer code).
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,63}$")]
+
+
 class ConnectionRefuse(WireModel):
     connection_id: Ident
-    reason: ErrorCode | Literal["declined"]
+    reason: Code  # "declined", or an error code
     message: LongText = ""
 
 
@@ -227,7 +238,7 @@ INTRODUCTION_TYPES = frozenset({MessageType.CONNECTION_REQUEST})
 
 
 class ReceiptError(WireModel):
-    code: ErrorCode
+    code: Code
     message: LongText
 
 
@@ -242,6 +253,12 @@ class Receipt(WireModel):
     disposition: Disposition
     error: ReceiptError | None = None
     received_at: Timestamp
+
+    @model_validator(mode="after")
+    def _error_iff_rejected(self) -> Receipt:
+        if (self.disposition is Disposition.REJECTED) != (self.error is not None):
+            raise ValueError("a rejected receipt, and only a rejected one, carries an error")
+        return self
 
 
 # --- invitation ------------------------------------------------------------------------

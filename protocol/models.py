@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     StringConstraints,
@@ -64,8 +65,16 @@ def validate(model: type[M], data: Any, *, lenient: bool = False, what: str | No
 
 
 _TS_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
+def _real_time(text: str) -> str:
+    try:
+        datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        raise ValueError(f"{text!r} is not a real date and time") from None
+    return text
+
+
 #: A time on the wire: RFC 3339, UTC, whole seconds, e.g. ``2026-11-23T11:30:00Z``.
-Timestamp = Annotated[str, StringConstraints(pattern=_TS_RE)]
+Timestamp = Annotated[str, StringConstraints(pattern=_TS_RE), AfterValidator(_real_time)]
 #: A node id: the base64url RFC 7638 thumbprint of the identity key (43 characters).
 NodeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
 #: An identifier chosen by the sender: 1 to 64 characters of ``[A-Za-z0-9_-]``.

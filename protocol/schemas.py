@@ -47,4 +47,3 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     for message_type, model in MESSAGE_MODELS.items():
         add(message_type.value, model, f"refnode {versioned(message_type)} message")
     return out
-

@@ -121,7 +121,8 @@ _WORK: dict[ReferralState, frozenset[ReferralState]] = {
 REFERRAL_TRANSITIONS: dict[tuple[Side, ReferralState], frozenset[ReferralState]] = {
     (Side.SENDER, RS.DEFERRED): frozenset({RS.SENT, RS.CANCELLED}),
     (Side.SENDER, RS.SENT): frozenset({RS.DELIVERED, RS.FAILED} | {RS.RECEIVED} | _WORK[RS.RECEIVED]),
-    (Side.SENDER, RS.FAILED): frozenset({RS.SENT, RS.DELIVERED}),
+    # A delivery given up on may still have arrived (only the answer was lost): updates count.
+    (Side.SENDER, RS.FAILED): frozenset({RS.SENT, RS.DELIVERED, RS.RECEIVED} | _WORK[RS.RECEIVED]),
     # Status updates can overtake the receipt's bookkeeping, so a delivered referral may
     # jump to any working state; order is enforced by the updates' seq, not here.
     (Side.SENDER, RS.DELIVERED): frozenset({RS.RECEIVED} | _WORK[RS.RECEIVED] | _WORK[RS.ACCEPTED]),

@@ -33,8 +33,8 @@ TYP_DISCOVERY = "refnode-discovery+jws"
 
 #: Upper bound on the body of a POST to the inbox, in bytes.
 MAX_ENVELOPE_BYTES = 1_048_576
-#: How old an envelope's "iat" may be when it arrives, in seconds (7 days). Also the
-#: minimum time a receiver keeps (sender, envelope id) for de-duplication.
+#: How old an envelope's "iat" may be when it arrives, in seconds (7 days). A receiver
+#: keeps (sender, envelope id) for de-duplication at least until "iat" + this + the skew.
 MAX_ENVELOPE_AGE_S = 7 * 24 * 3600
 #: How far into the future an envelope's "iat" may be, in seconds (clock skew).
 MAX_CLOCK_SKEW_S = 300

@@ -29,7 +29,7 @@ def offer(connection_id: str, referral_id: str = "rfl_test1") -> ReferralOffer:
         referral_type="mortgage",
         deal=DealSummary(title="Refinance", amount="420000", currency="AUD"),
         contacts=[ContactProfile(ref="c1", first_name="Sam", last_name="Lee")],
-        shared_fields=["deal.title", "contacts.first_name", "contacts.last_name"],
+        shared_fields=["deal.amount", "deal.title", "contacts.first_name", "contacts.last_name"],
         referring_agent=Person(name="Ava Agent", email="ava@agency.example"),
         consent=CONSENT,  # type: ignore[arg-type]
         sent_at="2026-11-23T00:00:00Z",
@@ -104,7 +104,7 @@ async def test_refusals_have_codes_and_store_nothing(node_factory):
     answer = json.loads(body)
     assert (status, answer["error"]["code"]) == (400, "wrong_recipient")
     rejected = verify_receipt(answer["receipt"].encode(), keys=bkeys, envelope_id="env_wrong")
-    assert rejected.disposition.value == "rejected" and rejected.error.code.value == "wrong_recipient"
+    assert rejected.disposition.value == "rejected" and rejected.error.code == "wrong_recipient"
 
     # Expired: created 8 days ago.
     old = envelope(agency, broker.node.me, bkeys, offer(cid), envelope_id="env_old", age_s=8 * 24 * 3600)

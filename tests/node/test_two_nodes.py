@@ -43,9 +43,10 @@ async def connect_by_invitation(a: RunningNode, b: RunningNode) -> tuple[str, st
     cid = result["connection"]["id"]
 
     async def both_active() -> bool:
-        ca = await a.api("GET", f"/api/v1/connections/{cid}")
-        cb = await b.api("GET", f"/api/v1/connections/{cid}")
-        return ca["connection"]["state"] == "active" and cb["connection"]["state"] == "active"
+        conns_a = (await a.api("GET", "/api/v1/connections"))["connections"]
+        conns_b = (await b.api("GET", "/api/v1/connections"))["connections"]  # b may not have it yet
+        return any(c["id"] == cid and c["state"] == "active" for c in conns_a) and any(
+            c["id"] == cid and c["state"] == "active" for c in conns_b)
 
     await wait_for(both_active)
     return cid, result["peer_fingerprint"]

@@ -17,7 +17,7 @@ from protocol.encoding import dumps_canonical
 from protocol.envelope import OpenedEnvelope, open_envelope
 from protocol.models import format_ts
 from protocol.suites import SuiteId, hpke_info, seal
-from protocol.vectors import NOW, vector_nodes
+from protocol.vector_inputs import NOW, vector_nodes
 from protocol.wire import TYP_ENVELOPE, TYP_INNER
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -65,10 +65,16 @@ def test_sealed_vectors_are_kept_while_they_still_open(tmp_path: Path) -> None:
 
 
 def test_generated_files_are_pretty_sorted_and_end_with_a_newline() -> None:
-    for path in [*ROOT.joinpath("schemas").glob("*.json"), *ROOT.joinpath("docs/vectors").glob("*.json")]:
+    for path in [
+        *ROOT.joinpath("schemas").glob("*.json"),
+        *ROOT.joinpath("docs/vectors").glob("*.json"),
+    ]:
         text = path.read_text(encoding="utf-8")
-        assert text.endswith("}\n") and text.startswith("{\n  \""), path
-        assert text == json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        assert text.endswith("}\n") and text.startswith('{\n  "'), path
+        assert (
+            text
+            == json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        )
 
 
 # --- the schemas -----------------------------------------------------------------------
@@ -113,7 +119,9 @@ def test_schemas_refuse_what_our_models_refuse() -> None:
     with pytest.raises(jsonschema.ValidationError):
         _validate("referral-offer.schema.json", dict(message, priority="high"))
     with pytest.raises(jsonschema.ValidationError):
-        _validate("referral-offer.schema.json", {k: v for k, v in message.items() if k != "consent"})
+        _validate(
+            "referral-offer.schema.json", {k: v for k, v in message.items() if k != "consent"}
+        )
     envelope = json.loads(load_vector("envelope-signing.json")["outer"]["envelope"])
     with pytest.raises(jsonschema.ValidationError):
         _validate("envelope.schema.json", dict(envelope, header={}))

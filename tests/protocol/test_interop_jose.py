@@ -20,7 +20,7 @@ from protocol.messages import ReferralOffer
 from protocol.models import format_ts
 from protocol.receipts import verify_receipt
 from protocol.suites import SuiteId, hpke_info, seal
-from protocol.vectors import NOW, referral_offer
+from protocol.vector_inputs import NOW, referral_offer
 from protocol.wire import TYP_ENVELOPE, TYP_INNER, ErrorCode
 
 ALGS = ["Ed25519"]
@@ -53,10 +53,14 @@ def jose_verify_flattened(raw: str | bytes, key: SigningKey) -> Any:
 
 @pytest.mark.parametrize("suite", list(SuiteId))
 def test_joserfc_verifies_our_envelopes_outer_and_inner(suite: SuiteId) -> None:
-    vector = next(v for v in load_vector("envelopes-decrypt-only.json")["vectors"] if v["suite"] == suite)
+    vector = next(
+        v for v in load_vector("envelopes-decrypt-only.json")["vectors"] if v["suite"] == suite
+    )
     outer = jose_verify_flattened(vector["envelope"], A.signing)
     assert outer.headers()["typ"] == TYP_ENVELOPE and outer.headers()["rn_to"] == B.node_id
-    inner = jose.deserialize_compact(vector["inner_jws"], public(A.signing), algorithms=ALGS, registry=registry())
+    inner = jose.deserialize_compact(
+        vector["inner_jws"], public(A.signing), algorithms=ALGS, registry=registry()
+    )
     assert inner.protected["typ"] == TYP_INNER
     assert json.loads(inner.payload) == referral_offer().wire()
     # ... and refuses them under another key, so the check above is a real one.
@@ -95,12 +99,16 @@ def _jose_envelope(message: ReferralOffer, envelope_id: str) -> bytes:
         key, algorithms=ALGS, registry=registry(),
     )  # fmt: skip
     enc = B.x25519.public
-    sealed = seal(SuiteId.X25519_CHACHA, enc, inner.encode(), hpke_info(A.node_id, B.node_id, envelope_id))
+    sealed = seal(
+        SuiteId.X25519_CHACHA, enc, inner.encode(), hpke_info(A.node_id, B.node_id, envelope_id)
+    )
     header = {
         "kid": A.signing.kid, "alg": "Ed25519", "typ": TYP_ENVELOPE, "rn_v": 1,
         "rn_suite": SuiteId.X25519_CHACHA.value, "rn_enc_kid": enc.kid, **routing,
     }  # fmt: skip
-    outer = jose.serialize_json({"protected": header}, sealed, key, algorithms=ALGS, registry=registry())
+    outer = jose.serialize_json(
+        {"protected": header}, sealed, key, algorithms=ALGS, registry=registry()
+    )
     assert set(outer) == {"protected", "payload", "signature"}
     return json.dumps(dict(outer)).encode()
 

@@ -33,7 +33,7 @@ from protocol.messages import (
 from protocol.models import WireModel, format_ts
 from protocol.receipts import make_receipt, verify_receipt
 from protocol.suites import SuiteId, hpke_info, open_sealed, seal
-from protocol.vectors import NOW, referral_offer
+from protocol.vector_inputs import NOW, referral_offer
 from protocol.wire import (
     MAX_CLOCK_SKEW_S,
     MAX_ENVELOPE_AGE_S,
@@ -66,7 +66,8 @@ contacts = st.builds(
     first_name=st.none() | short_text,
     last_name=st.none() | short_text,
     email=st.none() | emails,
-    address=st.none() | st.builds(Address, line1=st.none() | short_text, postcode=st.none() | st.text(max_size=20)),
+    address=st.none()
+    | st.builds(Address, line1=st.none() | short_text, postcode=st.none() | st.text(max_size=20)),
 )
 
 
@@ -91,8 +92,13 @@ def offers(draw: st.DrawFn) -> WireModel:
 
 messages: st.SearchStrategy[tuple[MessageType, WireModel]] = st.one_of(
     st.tuples(st.just(MessageType.REFERRAL_OFFER), offers()),
-    st.tuples(st.just(MessageType.CONNECTION_CONFIRM), st.builds(ConnectionConfirm, connection_id=idents)),
-    st.tuples(st.just(MessageType.DISCONNECT), st.builds(Disconnect, connection_id=idents, reason=long_text)),
+    st.tuples(
+        st.just(MessageType.CONNECTION_CONFIRM), st.builds(ConnectionConfirm, connection_id=idents)
+    ),
+    st.tuples(
+        st.just(MessageType.DISCONNECT),
+        st.builds(Disconnect, connection_id=idents, reason=long_text),
+    ),
     st.tuples(
         st.just(MessageType.CONNECTION_REFUSE),
         st.builds(
@@ -127,8 +133,14 @@ messages: st.SearchStrategy[tuple[MessageType, WireModel]] = st.one_of(
 )
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
     max_leaves=16,
 )
 
@@ -154,7 +166,12 @@ def _seal(message: WireModel, message_type: MessageType, suite: SuiteId, **extra
 
 
 @SOME
-@given(message=messages, suite=st.sampled_from(SuiteId), envelope_id=idents, reply_to=st.none() | idents)
+@given(
+    message=messages,
+    suite=st.sampled_from(SuiteId),
+    envelope_id=idents,
+    reply_to=st.none() | idents,
+)
 def test_envelope_round_trip(
     message: tuple[MessageType, WireModel], suite: SuiteId, envelope_id: str, reply_to: str | None
 ) -> None:
@@ -213,8 +230,14 @@ def test_hpke_info_binds_sender_recipient_and_id() -> None:
     # Re-addressing the same sealed payload to another envelope id must not decrypt.
     key = B.x25519
     sealed = seal(SuiteId.X25519_CHACHA, key.public, b"m", hpke_info(A.node_id, B.node_id, "e1"))
-    assert open_sealed(SuiteId.X25519_CHACHA, key, sealed, hpke_info(A.node_id, B.node_id, "e1")) == b"m"
-    for info in (hpke_info(A.node_id, B.node_id, "e2"), hpke_info(NODES["C"].node_id, B.node_id, "e1")):
+    assert (
+        open_sealed(SuiteId.X25519_CHACHA, key, sealed, hpke_info(A.node_id, B.node_id, "e1"))
+        == b"m"
+    )
+    for info in (
+        hpke_info(A.node_id, B.node_id, "e2"),
+        hpke_info(NODES["C"].node_id, B.node_id, "e1"),
+    ):
         with pytest.raises(RemoteProtocolError):
             open_sealed(SuiteId.X25519_CHACHA, key, sealed, info)
 
@@ -232,21 +255,35 @@ digests = st.binary(min_size=32, max_size=32).map(b64u_encode)
     moment=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1)),
 )
 def test_receipt_round_trip(
-    envelope_id: str, sha: str, disposition: Disposition, code: ErrorCode, message: str, moment: datetime
+    envelope_id: str,
+    sha: str,
+    disposition: Disposition,
+    code: ErrorCode,
+    message: str,
+    moment: datetime,
 ) -> None:
     error = RemoteProtocolError(code, message) if disposition is Disposition.REJECTED else None
     raw = make_receipt(
         envelope_id=envelope_id, envelope_sha256=sha, recipient=B.node_id, sender=A.node_id,
         disposition=disposition, now=moment.replace(tzinfo=UTC), signing_key=B.signing, error=error,
     )  # fmt: skip
-    receipt = verify_receipt(raw, keys=PEERS["B"], envelope_id=envelope_id, envelope_sha256=sha, sender=A.node_id)
-    assert (receipt.envelope_id, receipt.envelope_sha256, receipt.disposition) == (envelope_id, sha, disposition)
+    receipt = verify_receipt(
+        raw, keys=PEERS["B"], envelope_id=envelope_id, envelope_sha256=sha, sender=A.node_id
+    )
+    assert (receipt.envelope_id, receipt.envelope_sha256, receipt.disposition) == (
+        envelope_id,
+        sha,
+        disposition,
+    )
     assert receipt.from_ == B.node_id and receipt.to == A.node_id
     assert receipt.received_at == format_ts(moment.replace(tzinfo=UTC))
     if error is None:
         assert receipt.error is None
     else:
-        assert receipt.error is not None and (receipt.error.code, receipt.error.message) == (code, message)
+        assert receipt.error is not None and (receipt.error.code, receipt.error.message) == (
+            code,
+            message,
+        )
 
 
 # --- any tampering is rejected ---------------------------------------------------------
@@ -318,10 +355,19 @@ def test_every_single_byte_change_of_an_envelope_is_rejected_with_the_right_code
             if new == raw[position]:
                 continue
             code = _tampered_code(raw, position, new)
-            assert code in expected_codes(raw, position, new), (position, bytes([raw[position], new]), code)
+            assert code in expected_codes(raw, position, new), (
+                position,
+                bytes([raw[position], new]),
+                code,
+            )
             seen.add(code)
     # The characterisation is not vacuous: each kind of damage occurred.
-    assert seen >= {ErrorCode.MALFORMED, ErrorCode.BAD_SIGNATURE, ErrorCode.UNKNOWN_KEY, ErrorCode.UNKNOWN_SENDER}
+    assert seen >= {
+        ErrorCode.MALFORMED,
+        ErrorCode.BAD_SIGNATURE,
+        ErrorCode.UNKNOWN_KEY,
+        ErrorCode.UNKNOWN_SENDER,
+    }
 
 
 @SOME
@@ -388,9 +434,15 @@ def test_arbitrary_json(value: Any) -> None:
 
 
 @SOME
-@given(header=st.dictionaries(st.text(max_size=10), json_values, max_size=6), payload=st.binary(max_size=64))
+@given(
+    header=st.dictionaries(st.text(max_size=10), json_values, max_size=6),
+    payload=st.binary(max_size=64),
+)
 def test_arbitrary_jws_shaped_objects(header: dict[str, Any], payload: bytes) -> None:
-    for protected in (header, {**header, "alg": "Ed25519", "kid": A.signing.kid, "typ": "refnode-envelope+jws"}):
+    for protected in (
+        header,
+        {**header, "alg": "Ed25519", "kid": A.signing.kid, "typ": "refnode-envelope+jws"},
+    ):
         raw = dumps_canonical(
             {
                 "protected": b64u_encode(json.dumps(protected).encode()),
@@ -407,7 +459,9 @@ SEALED_PAYLOAD = b64u_decode(loads_object(ENVELOPE)["payload"])
 
 @SOME
 @given(
-    changes=st.dictionaries(st.sampled_from(sorted(HEADER) + ["rn_reply_to", "x"]), json_values, max_size=3),
+    changes=st.dictionaries(
+        st.sampled_from(sorted(HEADER) + ["rn_reply_to", "x"]), json_values, max_size=3
+    ),
     drop=st.sets(st.sampled_from(sorted(HEADER)), max_size=2),
 )
 def test_signed_envelopes_with_odd_headers(changes: dict[str, Any], drop: set[str]) -> None:
@@ -434,10 +488,16 @@ def test_signed_messages_with_odd_contents(changes: dict[str, Any], rn_type: str
 
 @FEW
 @given(
-    discovery=st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1"))),
-    changes=st.dictionaries(st.sampled_from(["invitation", "target_email", "direction", "x"]), json_values, max_size=2),
+    discovery=st.one_of(
+        st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1"))
+    ),
+    changes=st.dictionaries(
+        st.sampled_from(["invitation", "target_email", "direction", "x"]), json_values, max_size=2
+    ),
 )
-def test_introductions_with_odd_discovery_documents(discovery: str, changes: dict[str, Any]) -> None:
+def test_introductions_with_odd_discovery_documents(
+    discovery: str, changes: dict[str, Any]
+) -> None:
     request = {
         "connection_id": "c1",
         "requester_discovery": discovery,
@@ -456,7 +516,9 @@ DISCOVERY = loads_object(jws.parse_flattened(A.discovery(), typ=TYP_DISCOVERY).p
 @SOME
 @given(
     changes=st.dictionaries(st.sampled_from(sorted(DISCOVERY)), json_values, max_size=3),
-    key_changes=st.dictionaries(st.sampled_from(["kid", "use", "jwk", "suite", "status"]), json_values, max_size=2),
+    key_changes=st.dictionaries(
+        st.sampled_from(["kid", "use", "jwk", "suite", "status"]), json_values, max_size=2
+    ),
     which=st.integers(0, 3),
 )
 def test_signed_discovery_documents_with_odd_contents(
@@ -484,9 +546,15 @@ RECEIPT_PAYLOAD = loads_object(jws.parse_flattened(RECEIPT, typ=TYP_RECEIPT).pay
 
 
 @SOME
-@given(changes=st.dictionaries(st.sampled_from(sorted(RECEIPT_PAYLOAD) + ["error"]), json_values, max_size=3))
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(sorted(RECEIPT_PAYLOAD) + ["error"]), json_values, max_size=3
+    )
+)
 def test_signed_receipts_with_odd_contents(changes: dict[str, Any]) -> None:
-    raw = jws.sign_flattened({"typ": TYP_RECEIPT}, dumps_canonical(RECEIPT_PAYLOAD | changes), B.signing)
+    raw = jws.sign_flattened(
+        {"typ": TYP_RECEIPT}, dumps_canonical(RECEIPT_PAYLOAD | changes), B.signing
+    )
     only_protocol_errors(lambda: verify_receipt(raw, keys=PEERS["B"], envelope_id="env-p"))
 
 
@@ -496,7 +564,9 @@ KEY = "rnk1_" + b64u_encode(bytes(range(32)))
 
 @SOME
 @given(
-    url=st.one_of(st.text(max_size=120), st.text(max_size=20).map(lambda t: URL.replace("a.refnode", t))),
+    url=st.one_of(
+        st.text(max_size=120), st.text(max_size=20).map(lambda t: URL.replace("a.refnode", t))
+    ),
     key=st.one_of(st.text(max_size=60), st.text(max_size=4).map(lambda t: KEY[:-4] + t)),
 )
 def test_parse_referral_only_raises_protocol_errors(url: str, key: str) -> None:
@@ -511,8 +581,11 @@ def test_redemption_of_arbitrary_secrets(presented: str) -> None:
     stored = secret_hash(KEY[5:])
     error = only_protocol_errors(
         lambda: check_redemption(
-            stored_hash=stored, state=InvitationState.OPEN, expires_at=NOW + timedelta(days=1),
-            presented_secret=presented, now=NOW,
+            stored_hash=stored,
+            state=InvitationState.OPEN,
+            expires_at=NOW + timedelta(days=1),
+            presented_secret=presented,
+            now=NOW,
         )  # fmt: skip
     )
     assert (error is None) == (presented == KEY[5:])

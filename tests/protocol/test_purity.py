@@ -40,12 +40,16 @@ def violations(source: str) -> list[str]:
     found: list[str] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            found += [f"import {a.name}" for a in node.names if _forbidden(a.name, FORBIDDEN_IMPORTS)]
+            found += [
+                f"import {a.name}" for a in node.names if _forbidden(a.name, FORBIDDEN_IMPORTS)
+            ]
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             if node.level == 0 and _forbidden(module, FORBIDDEN_IMPORTS):
                 found.append(f"from {module} import ...")
-            elif node.level == 0:  # from urllib import parse is fine; from urllib import request is not
+            elif (
+                node.level == 0
+            ):  # from urllib import parse is fine; from urllib import request is not
                 found += [
                     f"from {module} import {a.name}"
                     for a in node.names

@@ -53,7 +53,9 @@ def test_every_missing_connection_transition_raises() -> None:
 
 
 @pytest.mark.parametrize(("side", "state", "new"), sorted(REFERRAL_LISTED))
-def test_every_referral_transition_works(side: Side, state: ReferralState, new: ReferralState) -> None:
+def test_every_referral_transition_works(
+    side: Side, state: ReferralState, new: ReferralState
+) -> None:
     assert referral_next(side, state, new) is new
 
 
@@ -104,7 +106,9 @@ def test_a_withdrawn_request_reaches_the_responder() -> None:
     # the responder, still "requested", must be able to apply the disconnect it receives.
     S = ConnState
     assert connection_next(Role.REQUESTER, S.REQUESTED, ConnEvent.DISCONNECT) is S.DISCONNECTED
-    assert connection_next(Role.RESPONDER, S.REQUESTED, ConnEvent.RECEIVE_DISCONNECT) is S.DISCONNECTED
+    assert (
+        connection_next(Role.RESPONDER, S.REQUESTED, ConnEvent.RECEIVE_DISCONNECT) is S.DISCONNECTED
+    )
 
 
 def test_whoever_can_disconnect_an_active_connection_the_peer_can_apply_it() -> None:

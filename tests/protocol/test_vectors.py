@@ -35,7 +35,7 @@ from protocol.models import parse_ts
 from protocol.receipts import make_receipt, verify_receipt
 from protocol.replay import Seen, classify
 from protocol.suites import SuiteId, hpke_info
-from protocol.vectors import referral_offer
+from protocol.vector_inputs import referral_offer
 from protocol.wire import Disposition, ErrorCode, MessageType
 
 RFC8037_D = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
@@ -76,7 +76,12 @@ def test_every_vector_file_is_checked_here() -> None:
 
 def test_node_a_identity_is_the_rfc8037_key() -> None:
     identity = node_of("A")["identity"]
-    assert identity["private_jwk"] == {"kty": "OKP", "crv": "Ed25519", "d": RFC8037_D, "x": RFC8037_X}
+    assert identity["private_jwk"] == {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "d": RFC8037_D,
+        "x": RFC8037_X,
+    }
     assert node_of("A")["node_id"] == RFC8037_THUMBPRINT == identity["kid"]
     # RFC 7638 by hand: the required members, sorted, no whitespace.
     canonical = f'{{"crv":"Ed25519","kty":"OKP","x":"{RFC8037_X}"}}'.encode()
@@ -92,11 +97,15 @@ def test_keys_node_ids_and_fingerprints(label: str) -> None:
         assert key.public.jwk() == entry["public_jwk"]
         assert key.kid == entry["kid"] == jwk_thumbprint(entry["public_jwk"])
         if entry["derived_from"] != "RFC 8037 Appendix A.1":
-            seed = hashlib.shake_256(b"refnode test vector\x00" + entry["derived_from"].encode()).digest(32)
+            seed = hashlib.shake_256(
+                b"refnode test vector\x00" + entry["derived_from"].encode()
+            ).digest(32)
             assert entry["private_jwk"]["d"] == b64u(seed)
     for role, size in (("x25519", 32), ("mlkem768x25519", 96)):
         entry = node[role]
-        seed = hashlib.shake_256(b"refnode test vector\x00" + entry["derived_from"].encode()).digest(size)
+        seed = hashlib.shake_256(
+            b"refnode test vector\x00" + entry["derived_from"].encode()
+        ).digest(size)
         assert entry["private_jwk"]["d"] == b64u(seed)
         key = DecryptionKey(entry["private_jwk"]["crv"], seed)
         assert key.public.jwk() == entry["public_jwk"]
@@ -120,7 +129,9 @@ def test_jwk_thumbprints() -> None:
 
 def test_key_derivation_example() -> None:
     example = KEYS["derivation"]
-    seed = hashlib.shake_256(b"refnode test vector\x00" + example["example_label"].encode()).digest(32)
+    seed = hashlib.shake_256(b"refnode test vector\x00" + example["example_label"].encode()).digest(
+        32
+    )
     assert example["example_bytes"] == b64u(seed)
 
 
@@ -142,16 +153,20 @@ def test_discovery_documents() -> None:
         assert NODES[case["node"]].discovery().decode() == case["signed"]  # deterministic
         # The identity key, not our code, says the signature is good.
         signed = json.loads(case["signed"])
-        Ed25519PublicKey.from_public_bytes(unb64u(node_of(case["node"])["identity"]["public_jwk"]["x"])).verify(
-            unb64u(signed["signature"]), f"{signed['protected']}.{signed['payload']}".encode()
-        )
+        Ed25519PublicKey.from_public_bytes(
+            unb64u(node_of(case["node"])["identity"]["public_jwk"]["x"])
+        ).verify(unb64u(signed["signature"]), f"{signed['protected']}.{signed['payload']}".encode())
 
 
 def test_discovery_must_reject() -> None:
     cases = load_vector("discovery.json")["must_reject"]
     assert cases
     for case in cases:
-        code = code_of(lambda c=case: verify_discovery(c["signed"].encode(), expected_node_id=c["expected_node_id"]))
+        code = code_of(
+            lambda c=case: verify_discovery(
+                c["signed"].encode(), expected_node_id=c["expected_node_id"]
+            )
+        )
         assert code.value == case["error"], case["name"]
 
 
@@ -162,13 +177,22 @@ def test_envelope_signing() -> None:
     vector = load_vector("envelope-signing.json")
     a, b = NODES["A"], NODES["B"]
     assert vector["message"] == referral_offer().wire()
-    routing = Routing(MessageType(vector["message_type"]), "env-0001", a.node_id, b.node_id, parse_ts(vector["now"]))
+    routing = Routing(
+        MessageType(vector["message_type"]),
+        "env-0001",
+        a.node_id,
+        b.node_id,
+        parse_ts(vector["now"]),
+    )
     inner = vector["inner"]
     assert sign_message(referral_offer(), routing, a.signing).decode() == inner["compact"]
     assert inner["compact"] == f"{inner['signing_input']}.{inner['signature']}"
     protected, payload = inner["signing_input"].split(".")
     assert json.loads(unb64u(protected)) == inner["protected_header"]
-    assert inner["protected_header"]["rn_to"] == b.node_id and inner["protected_header"]["kid"] == a.signing.kid
+    assert (
+        inner["protected_header"]["rn_to"] == b.node_id
+        and inner["protected_header"]["kid"] == a.signing.kid
+    )
     assert unb64u(payload).decode() == inner["payload_json"]
     assert json.loads(inner["payload_json"]) == vector["message"]
     outer = vector["outer"]
@@ -229,7 +253,10 @@ def test_replay_vectors() -> None:
         if case["result"] == "duplicate":
             assert classify(replay["first_sha256"], received) is Seen.DUPLICATE
         else:
-            assert code_of(lambda r=received: classify(replay["first_sha256"], r)).value == case["result"]
+            assert (
+                code_of(lambda r=received: classify(replay["first_sha256"], r)).value
+                == case["result"]
+            )
     results = [c["result"] for c in replay["cases"]]
     assert sorted(results) == ["duplicate", "replayed"]
     first_id = json.loads(unb64u(json.loads(replay["first"])["protected"]))["rn_id"]
@@ -299,7 +326,9 @@ def test_receipts() -> None:
             disposition=Disposition(disposition),
             now=parse_ts(payload["received_at"]),
             signing_key=b.signing,
-            error=RemoteProtocolError(ErrorCode(error["code"]), error["message"]) if error else None,
+            error=RemoteProtocolError(ErrorCode(error["code"]), error["message"])
+            if error
+            else None,
         )
         assert again.decode() == case["receipt"]  # exact bytes
     assert vector["receipts"]["rejected"]["payload"]["error"]["code"] == "expired"
@@ -311,7 +340,9 @@ def test_receipts_must_reject() -> None:
     for case in cases:
         code = code_of(
             lambda c=case: verify_receipt(
-                c["receipt"].encode(), keys=PEERS["B"], envelope_sha256=c.get("expected_envelope_sha256")
+                c["receipt"].encode(),
+                keys=PEERS["B"],
+                envelope_sha256=c.get("expected_envelope_sha256"),
             )
         )
         assert code.value == case["error"], case["name"]
@@ -325,7 +356,10 @@ def test_invitation() -> None:
     given = vector["input"]
     secret = bytes.fromhex(given["secret_hex"])
     inv = make_invitation(
-        base_url=given["base_url"], node_id=given["node_id"], invitation_id=given["invitation_id"], secret=secret
+        base_url=given["base_url"],
+        node_id=given["node_id"],
+        invitation_id=given["invitation_id"],
+        secret=secret,
     )
     assert inv.wire() == vector["invitation"]
     assert referral_url(inv) == vector["referral_url"]

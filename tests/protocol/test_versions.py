@@ -15,7 +15,7 @@ from protocol.envelope import parse_envelope
 from protocol.errors import RemoteProtocolError
 from protocol.messages import ReferralOffer
 from protocol.receipts import verify_receipt
-from protocol.vectors import referral_offer
+from protocol.vector_inputs import referral_offer
 from protocol.versions import is_newer_minor, parse_versioned
 from protocol.wire import TYP_DISCOVERY, TYP_RECEIPT, ErrorCode
 
@@ -75,7 +75,10 @@ def test_same_minor_with_an_unknown_nested_member_is_malformed() -> None:
 
 def test_newer_minor_still_needs_every_member_we_know() -> None:
     payload = {k: v for k, v in OFFER.items() if k != "consent"}
-    assert _code(lambda: open_as_b(craft(payload, rn_type="referral-offer/1.1"))) is ErrorCode.MALFORMED
+    assert (
+        _code(lambda: open_as_b(craft(payload, rn_type="referral-offer/1.1")))
+        is ErrorCode.MALFORMED
+    )
 
 
 def test_newer_minor_does_not_relax_the_headers() -> None:
@@ -95,7 +98,10 @@ def _discovery_with(**changes: Any) -> bytes:
 def test_discovery_versions() -> None:
     doc, keys = verify_discovery(_discovery_with(type="discovery/1.3", relay="https://x.example"))
     assert doc.node_id == A.node_id and keys.signing
-    assert _code(lambda: verify_discovery(_discovery_with(relay="https://x.example"))) is ErrorCode.MALFORMED
+    assert (
+        _code(lambda: verify_discovery(_discovery_with(relay="https://x.example")))
+        is ErrorCode.MALFORMED
+    )
     with pytest.raises(RemoteProtocolError) as caught:
         verify_discovery(_discovery_with(type="discovery/2.0"))
     assert caught.value.code is ErrorCode.UNSUPPORTED_VERSION
@@ -143,7 +149,8 @@ def test_only_wire_names_are_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["referral-offer", "referral-offer/1", "Referral-offer/1.0", "referral-offer/1.0\n", 1, None]
+    "text",
+    ["referral-offer", "referral-offer/1", "Referral-offer/1.0", "referral-offer/1.0\n", 1, None],
 )
 def test_version_strings_that_are_not_name_major_minor_are_malformed(text: object) -> None:
     assert _code(lambda: parse_versioned(text)) is ErrorCode.MALFORMED
@@ -152,4 +159,6 @@ def test_version_strings_that_are_not_name_major_minor_are_malformed(text: objec
 def test_minor_comparison() -> None:
     assert parse_versioned("receipt/1.4", expected="receipt") == ("receipt", 4)
     assert is_newer_minor("receipt", 4) and not is_newer_minor("receipt", 0)
-    assert _code(lambda: parse_versioned("receipt/1.0", expected="discovery")) is ErrorCode.MALFORMED
+    assert (
+        _code(lambda: parse_versioned("receipt/1.0", expected="discovery")) is ErrorCode.MALFORMED
+    )
