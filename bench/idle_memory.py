@@ -38,8 +38,12 @@ def reference_rss(idle_s: float) -> int:
 
 def node_rss(work: Path, r: int, idle_s: float, log_level: str) -> int:
     config, _ = make_node(work, f"Idle {r}")
-    with node_proc(config.config_path, config.public_url, work / f"idle-{r}.log",
-                   {"REFNODE_LOG_LEVEL": log_level}) as proc:
+    with node_proc(
+        config.config_path,
+        config.public_url,
+        work / f"idle-{r}.log",
+        {"REFNODE_LOG_LEVEL": log_level},
+    ) as proc:
         time.sleep(idle_s)
         return rss_kib(proc.pid)
 
@@ -57,18 +61,24 @@ def main() -> int:
     ref_kib: list[int] = []
     try:
         _, how = serve_command(work / "x.toml")
-        print(f"idle_memory: VmRSS after {args.idle_s:g} s idle, {args.rounds} rounds; node runs as: {how}")
+        print(
+            f"idle_memory: VmRSS after {args.idle_s:g} s idle, {args.rounds} rounds; node runs as: {how}"
+        )
         for r in range(args.rounds):
             ref_kib.append(reference_rss(args.idle_s))
             node_kib.append(node_rss(work, r, args.idle_s, args.node_log_level))
-            print(f"  round {r + 1}: reference {ref_kib[-1] / 1024:.1f} MiB, node {node_kib[-1] / 1024:.1f} MiB",
-                  flush=True)
+            print(
+                f"  round {r + 1}: reference {ref_kib[-1] / 1024:.1f} MiB, node {node_kib[-1] / 1024:.1f} MiB",
+                flush=True,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     node_mib, ref_mib = median(node_kib) / 1024, median(ref_kib) / 1024
-    print(f"  reference: python -c \"import aiohttp, cryptography, pydantic; <sleep>\"")
-    print(f"RESULT idle_memory: node {node_mib:.1f} MiB, reference {ref_mib:.1f} MiB, "
-          f"node/reference = {node_mib / ref_mib:.2f} (+{node_mib - ref_mib:.1f} MiB)")
+    print('  reference: python -c "import aiohttp, cryptography, pydantic; <sleep>"')
+    print(
+        f"RESULT idle_memory: node {node_mib:.1f} MiB, reference {ref_mib:.1f} MiB, "
+        f"node/reference = {node_mib / ref_mib:.2f} (+{node_mib - ref_mib:.1f} MiB)"
+    )
     return 0
 
 

@@ -18,10 +18,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import logging
-import pstats
 import os
+import pstats
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -30,10 +29,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from inbox_throughput import make_sender, seal_all, seed_peers
 from nodeproc import make_node, median
 
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from node import store
 from node.db import Database, connect
 from node.keystore import KeyStore
@@ -42,7 +41,13 @@ from node.records import InboxItem
 from node.referrals import on_offer
 from node.runtime import HANDLERS, Node
 from protocol.encoding import loads_object
-from protocol.envelope import check_addressing, decrypt_inner, open_envelope, parse_envelope, verify_outer
+from protocol.envelope import (
+    check_addressing,
+    decrypt_inner,
+    open_envelope,
+    parse_envelope,
+    verify_outer,
+)
 from protocol.messages import ReferralOffer
 from protocol.models import validate
 from protocol.receipts import make_receipt
@@ -65,7 +70,9 @@ def main() -> int:
     parser.add_argument("--envelopes", "-m", type=int, default=1000)
     parser.add_argument("--peers", "-k", type=int, default=16)
     parser.add_argument("--top", type=int, default=25, help="functions listed inside apply()")
-    parser.add_argument("--cprofile", type=Path, help="also write the cProfile of apply() to this file")
+    parser.add_argument(
+        "--cprofile", type=Path, help="also write the cProfile of apply() to this file"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-stages-"))
     try:
@@ -93,29 +100,70 @@ def run(args: argparse.Namespace, work: Path) -> int:
     client = ed25519.Ed25519PrivateKey.generate()
     signed = [(b, client.sign(b)) for b in bodies]
     pub = client.public_key()
-    stage("REF  1 Ed25519 verify + 1 sign (reference server's crypto)",
-          lambda bs: (pub.verify(bs[1], bs[0]), client.sign(bs[0])), signed)
+    stage(
+        "REF  1 Ed25519 verify + 1 sign (reference server's crypto)",
+        lambda bs: (pub.verify(bs[1], bs[0]), client.sign(bs[0])),
+        signed,
+    )
 
     parsed = [parse_envelope(b) for b in bodies]
     stage("parse_envelope (JSON, base64, header model, sha256)", parse_envelope, bodies)
     stage("  verify_outer (Ed25519 verify)", lambda p: verify_outer(p, peers[p.sender]), parsed)
-    stage("  check_addressing (recipient, time window)", lambda p: check_addressing(p, me=me, now=now), parsed)
+    stage(
+        "  check_addressing (recipient, time window)",
+        lambda p: check_addressing(p, me=me, now=now),
+        parsed,
+    )
     x25519 = next(k for k in dkeys.values() if k.crv == "X25519")
-    stage("  DecryptionKey.private_key() (rebuilt per envelope)", lambda p: x25519.private_key(), parsed)
-    stage("  decrypt_inner (HPKE open + inner JWS parse + header model)", lambda p: decrypt_inner(p, dkeys), parsed)
+    stage(
+        "  DecryptionKey.private_key() (rebuilt per envelope)",
+        lambda p: x25519.private_key(),
+        parsed,
+    )
+    stage(
+        "  decrypt_inner (HPKE open + inner JWS parse + header model)",
+        lambda p: decrypt_inner(p, dkeys),
+        parsed,
+    )
     inners = [decrypt_inner(p, dkeys) for p in parsed]
     pairs = list(zip(parsed, inners, strict=True))
-    stage("  inner signature verify (Ed25519)", lambda pi: pi[1].verify(peers[pi[0].sender].signing_key(pi[1].kid)),
-          pairs)
+    stage(
+        "  inner signature verify (Ed25519)",
+        lambda pi: pi[1].verify(peers[pi[0].sender].signing_key(pi[1].kid)),
+        pairs,
+    )
     payloads = [loads_object(i.payload, what="message") for i in inners]
-    stage("  loads_object(inner payload) (strict JSON)", lambda i: loads_object(i.payload, what="message"), inners)
-    stage("  validate(ReferralOffer) (pydantic)", lambda d: validate(ReferralOffer, d, what="referral-offer"), payloads)
-    stage("open_envelope total", lambda p: open_envelope(p, me=me, now=now, peer_keys=peers.get,
-                                                         decryption_keys=dkeys), parsed)
-    opened = [open_envelope(p, me=me, now=now, peer_keys=peers.get, decryption_keys=dkeys) for p in parsed]
-    stage("make_receipt (model, canonical JSON, Ed25519 sign)", lambda p: make_receipt(
-        envelope_id=p.envelope_id, envelope_sha256=p.sha256, recipient=me, sender=p.sender,
-        disposition=Disposition.ACCEPTED, now=now, signing_key=keys.signing), parsed)
+    stage(
+        "  loads_object(inner payload) (strict JSON)",
+        lambda i: loads_object(i.payload, what="message"),
+        inners,
+    )
+    stage(
+        "  validate(ReferralOffer) (pydantic)",
+        lambda d: validate(ReferralOffer, d, what="referral-offer"),
+        payloads,
+    )
+    stage(
+        "open_envelope total",
+        lambda p: open_envelope(p, me=me, now=now, peer_keys=peers.get, decryption_keys=dkeys),
+        parsed,
+    )
+    opened = [
+        open_envelope(p, me=me, now=now, peer_keys=peers.get, decryption_keys=dkeys) for p in parsed
+    ]
+    stage(
+        "make_receipt (model, canonical JSON, Ed25519 sign)",
+        lambda p: make_receipt(
+            envelope_id=p.envelope_id,
+            envelope_sha256=p.sha256,
+            recipient=me,
+            sender=p.sender,
+            disposition=Disposition.ACCEPTED,
+            now=now,
+            signing_key=keys.signing,
+        ),
+        parsed,
+    )
     stage("  KeyStore.signing.kid (recomputed per receipt)", lambda p: keys.signing.kid, parsed)
 
     # The transaction body, as Node.receive's apply() runs it (duplicate check, the
@@ -133,12 +181,28 @@ def run(args: argparse.Namespace, work: Path) -> int:
         conn.execute("SAVEPOINT w")
         store.get_inbox(conn, o.parsed.sender, o.parsed.envelope_id)
         handler(conn, ctx, o)
-        receipt = make_receipt(envelope_id=o.parsed.envelope_id, envelope_sha256=o.parsed.sha256, recipient=me,
-                               sender=o.parsed.sender, disposition=Disposition.ACCEPTED, now=now,
-                               signing_key=keys.signing)
-        store.insert_inbox(conn, InboxItem(sender=o.parsed.sender, envelope_id=o.parsed.envelope_id,
-                                           sha256=o.parsed.sha256, type=o.parsed.header.rn_type, body=o.parsed.raw,
-                                           inner=o.inner_jws, receipt=receipt, received_at=ctx.ts))
+        receipt = make_receipt(
+            envelope_id=o.parsed.envelope_id,
+            envelope_sha256=o.parsed.sha256,
+            recipient=me,
+            sender=o.parsed.sender,
+            disposition=Disposition.ACCEPTED,
+            now=now,
+            signing_key=keys.signing,
+        )
+        store.insert_inbox(
+            conn,
+            InboxItem(
+                sender=o.parsed.sender,
+                envelope_id=o.parsed.envelope_id,
+                sha256=o.parsed.sha256,
+                type=o.parsed.header.rn_type,
+                body=o.parsed.raw,
+                inner=o.inner_jws,
+                receipt=receipt,
+                received_at=ctx.ts,
+            ),
+        )
         conn.execute("RELEASE w")
 
     def in_transaction(fn: Callable[[Any], Any], profiler: cProfile.Profile | None = None) -> float:
@@ -153,9 +217,15 @@ def run(args: argparse.Namespace, work: Path) -> int:
             conn.execute("ROLLBACK")
 
     apply_us = in_transaction(apply)
-    rows.append(("apply() in the transaction: handler + CRM landing + receipt + inbox row", apply_us))
-    rows.append(("  on_offer without the CRM landing (lander=None)",
-                 in_transaction(lambda o: on_offer(conn, ctx, o, None))))
+    rows.append(
+        ("apply() in the transaction: handler + CRM landing + receipt + inbox row", apply_us)
+    )
+    rows.append(
+        (
+            "  on_offer without the CRM landing (lander=None)",
+            in_transaction(lambda o: on_offer(conn, ctx, o, None)),
+        )
+    )
     profiler = cProfile.Profile()
     in_transaction(apply, profiler)
     conn.close()
@@ -164,15 +234,25 @@ def run(args: argparse.Namespace, work: Path) -> int:
     configure_logging("json", "info", stream=devnull)
     log = get_logger("node.inbox")
     access = logging.getLogger("aiohttp.access")
-    stage("log: bind + 'envelope accepted' (structlog -> stdlib -> JSON)",
-          lambda p: log.bind(peer=p.sender, envelope_id=p.envelope_id, type=p.message_type.value).info(
-              "envelope accepted"), parsed)
-    stage("log: one aiohttp access line (stdlib -> structlog formatter)", lambda p: access.info(
-        '127.0.0.1 [23/Nov/2026:11:53:15 +0000] "POST /refnode/v1/inbox HTTP/1.1" 200 702 "-" "Python/3.11 aiohttp/3.14"'),
-          parsed)
+    stage(
+        "log: bind + 'envelope accepted' (structlog -> stdlib -> JSON)",
+        lambda p: log.bind(
+            peer=p.sender, envelope_id=p.envelope_id, type=p.message_type.value
+        ).info("envelope accepted"),
+        parsed,
+    )
+    stage(
+        "log: one aiohttp access line (stdlib -> structlog formatter)",
+        lambda p: access.info(
+            '127.0.0.1 [23/Nov/2026:11:53:15 +0000] "POST /refnode/v1/inbox HTTP/1.1" 200 702 "-" "Python/3.11 aiohttp/3.14"'
+        ),
+        parsed,
+    )
 
-    print(f"inbox_stages: {args.envelopes} envelopes of ~{len(bodies[0])} B, µs per envelope on one core "
-          f"(median of 3 passes)")
+    print(
+        f"inbox_stages: {args.envelopes} envelopes of ~{len(bodies[0])} B, µs per envelope on one core "
+        f"(median of 3 passes)"
+    )
     ref = rows[0][1]
     for name, us in rows:
         print(f"  {us:8.1f} µs  {us / ref:5.2f} x REF   {name}")
@@ -182,11 +262,17 @@ def run(args: argparse.Namespace, work: Path) -> int:
     stats = pstats.Stats(profiler)
     entries = stats.stats  # type: ignore[attr-defined]
     total = max(ct for (_, _, name), (_, _, _, ct, _) in entries.items() if name == "apply")
-    ours = sorted(((ct, f"{Path(file).parent.name}/{Path(file).name}:{name}", calls)
-                   for (file, _, name), (calls, _, _, ct, _) in entries.items()
-                   if ("/node/" in file or "/protocol/" in file) and name not in ("apply", "<lambda>")),
-                  reverse=True)
-    print(f"  inside apply() (cProfile shares scaled to {apply_us:.0f} µs; calls per envelope; inclusive):")
+    ours = sorted(
+        (
+            (ct, f"{Path(file).parent.name}/{Path(file).name}:{name}", calls)
+            for (file, _, name), (calls, _, _, ct, _) in entries.items()
+            if ("/node/" in file or "/protocol/" in file) and name not in ("apply", "<lambda>")
+        ),
+        reverse=True,
+    )
+    print(
+        f"  inside apply() (cProfile shares scaled to {apply_us:.0f} µs; calls per envelope; inclusive):"
+    )
     for ct, where, calls in ours[: args.top]:
         print(f"    {ct / total * apply_us:8.1f} µs  {calls / len(opened):4.1f}x  {where}")
     if args.cprofile:

@@ -38,7 +38,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
-from nodeproc import ROOT, Proc, cpu_seconds, free_port, make_node, median, node_proc, percentile, serve_command
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from nodeproc import (
+    ROOT,
+    Proc,
+    cpu_seconds,
+    free_port,
+    make_node,
+    median,
+    node_proc,
+    percentile,
+    serve_command,
+)
 
 from node import store
 from node.db import Database
@@ -53,7 +64,6 @@ from protocol.models import format_ts
 from protocol.receipts import verify_receipt
 from protocol.suites import SuiteId
 from protocol.wire import INBOX_PATH, MEDIA_TYPE_JOSE_JSON, MessageType
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 TARGET_RATIO = 0.6
 
@@ -104,16 +114,27 @@ def make_sender(i: int, now: datetime) -> tuple[Sender, dict[str, object]]:
     encryption = DecryptionKey.x25519(os.urandom(32))
     # An inbox nobody listens on: if the node ever tried to send there, it would back off.
     inbox = f"http://127.0.0.1:{free_port()}{INBOX_PATH}"
-    doc = build_discovery(name=f"Bench Agency {i:02d}", inbox_url=inbox, identity=identity.public,
-                          signing=[(signing.public, "active")],
-                          encryption=[(SuiteId.X25519_CHACHA, encryption, "active")], now=now)
+    doc = build_discovery(
+        name=f"Bench Agency {i:02d}",
+        inbox_url=inbox,
+        identity=identity.public,
+        signing=[(signing.public, "active")],
+        encryption=[(SuiteId.X25519_CHACHA, encryption, "active")],
+        now=now,
+    )
     raw = sign_discovery(doc, identity)
     _, keys = verify_discovery(raw, expected_node_id=identity.kid)
     sender = Sender(signing, keys, raw, new_id("con"))
-    return sender, {"name": keys.name, "base_url": inbox.split("/refnode/", 1)[0], "inbox_url": inbox}
+    return sender, {
+        "name": keys.name,
+        "base_url": inbox.split("/refnode/", 1)[0],
+        "inbox_url": inbox,
+    }
 
 
-def seed_peers(db_path: Path, senders: list[tuple[Sender, dict[str, object]]], now: datetime) -> None:
+def seed_peers(
+    db_path: Path, senders: list[tuple[Sender, dict[str, object]]], now: datetime
+) -> None:
     """Write each sender as a peer with an ACTIVE receive connection, as a finished
     handshake would have left it."""
     ts = format_ts(now)
@@ -121,14 +142,34 @@ def seed_peers(db_path: Path, senders: list[tuple[Sender, dict[str, object]]], n
     def write(conn: sqlite3.Connection) -> None:
         for sender, info in senders:
             keys = sender.keys
-            store.upsert_peer(conn, node_id=keys.node_id, name=str(info["name"]), base_url=str(info["base_url"]),
-                              inbox_url=str(info["inbox_url"]), discovery=sender.discovery,
-                              signing_jwks={kid: k.jwk() for kid, k in keys.all_signing.items()}, now=ts)
-            store.insert_connection(conn, Connection(
-                id=sender.connection_id, peer_node_id=keys.node_id, role="responder", state="active",
-                direction="receive", name=keys.name, invitation_id=None, target_email=None,
-                requested_by=f"admin@{keys.node_id[:8].lower()}.invalid", message="", settings={},
-                created_at=ts, updated_at=ts))
+            store.upsert_peer(
+                conn,
+                node_id=keys.node_id,
+                name=str(info["name"]),
+                base_url=str(info["base_url"]),
+                inbox_url=str(info["inbox_url"]),
+                discovery=sender.discovery,
+                signing_jwks={kid: k.jwk() for kid, k in keys.all_signing.items()},
+                now=ts,
+            )
+            store.insert_connection(
+                conn,
+                Connection(
+                    id=sender.connection_id,
+                    peer_node_id=keys.node_id,
+                    role="responder",
+                    state="active",
+                    direction="receive",
+                    name=keys.name,
+                    invitation_id=None,
+                    target_email=None,
+                    requested_by=f"admin@{keys.node_id[:8].lower()}.invalid",
+                    message="",
+                    settings={},
+                    created_at=ts,
+                    updated_at=ts,
+                ),
+            )
 
     db = Database(db_path)
     try:
@@ -153,51 +194,100 @@ def offer(i: int, connection_id: str, now: datetime) -> ReferralOffer:
             amount=f"{600000 + (i % 97) * 1000}.00",
             currency="AUD",
             summary="Two-bedroom apartment, contract exchanged, settlement in 42 days. Buyers hold a "
-                    "pre-approval elsewhere that expires before settlement and want a better rate; "
-                    "20% deposit from savings, both in permanent full-time employment.",
+            "pre-approval elsewhere that expires before settlement and want a better rate; "
+            "20% deposit from savings, both in permanent full-time employment.",
         ),
         contacts=[
-            ContactProfile(ref=refs[0], role="primary", first_name="Jordan", last_name=f"Citizen{i}",
-                           email=f"jordan.citizen{i}@example.com", phone="+61 400 123 456",
-                           address=Address(line1=f"{i % 90 + 1}/12 Wattle Crescent", locality="Glebe",
-                                           region="NSW", postcode="2037", country="AU"),
-                           date_of_birth="1988-04-12"),
-            ContactProfile(ref=refs[1], role="co-applicant", first_name="Sam", last_name=f"Nguyen{i}",
-                           email=f"sam.nguyen{i}@example.com", phone="+61 411 987 654",
-                           address=Address(line1=f"{i % 90 + 1}/12 Wattle Crescent", locality="Glebe",
-                                           region="NSW", postcode="2037", country="AU"),
-                           date_of_birth="1990-09-30"),
+            ContactProfile(
+                ref=refs[0],
+                role="primary",
+                first_name="Jordan",
+                last_name=f"Citizen{i}",
+                email=f"jordan.citizen{i}@example.com",
+                phone="+61 400 123 456",
+                address=Address(
+                    line1=f"{i % 90 + 1}/12 Wattle Crescent",
+                    locality="Glebe",
+                    region="NSW",
+                    postcode="2037",
+                    country="AU",
+                ),
+                date_of_birth="1988-04-12",
+            ),
+            ContactProfile(
+                ref=refs[1],
+                role="co-applicant",
+                first_name="Sam",
+                last_name=f"Nguyen{i}",
+                email=f"sam.nguyen{i}@example.com",
+                phone="+61 411 987 654",
+                address=Address(
+                    line1=f"{i % 90 + 1}/12 Wattle Crescent",
+                    locality="Glebe",
+                    region="NSW",
+                    postcode="2037",
+                    country="AU",
+                ),
+                date_of_birth="1990-09-30",
+            ),
         ],
-        shared_fields=["deal.title", "deal.deal_type", "deal.amount", "deal.summary", "owner", "contacts.first_name",
-                       "contacts.last_name", "contacts.email", "contacts.phone", "contacts.address",
-                       "contacts.date_of_birth"],
+        shared_fields=[
+            "deal.title",
+            "deal.deal_type",
+            "deal.amount",
+            "deal.summary",
+            "owner",
+            "contacts.first_name",
+            "contacts.last_name",
+            "contacts.email",
+            "contacts.phone",
+            "contacts.address",
+            "contacts.date_of_birth",
+        ],
         owner=Person(name="Ava Agent", email="ava.agent@harbour-realty.example"),
         referring_agent=Person(name="Ava Agent", email="ava.agent@harbour-realty.example"),
         message="Hi, referring Jordan and Sam who are buying in Pyrmont. They prefer calls after 5pm "
-                "and would like to compare fixed and variable options. Happy to join a first call.",
-        consent=Consent(contact_refs=refs, consented_at=format_ts(now), method="verbal",
-                        disclosure_version="privacy-2026-07",
-                        disclosure_sha256="n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg", recorded_by=CONSENT_BY),
+        "and would like to compare fixed and variable options. Happy to join a first call.",
+        consent=Consent(
+            contact_refs=refs,
+            consented_at=format_ts(now),
+            method="verbal",
+            disclosure_version="privacy-2026-07",
+            disclosure_sha256="n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg",
+            recorded_by=CONSENT_BY,
+        ),
         sent_at=format_ts(now),
     )
 
 
-def seal_all(count: int, senders: list[Sender], node_id: str, keys: KeyStore, now: datetime) -> list[Item]:
+def seal_all(
+    count: int, senders: list[Sender], node_id: str, keys: KeyStore, now: datetime
+) -> list[Item]:
     recipient_key = next(k.public for k in keys.decryption_keys.values() if k.crv == "X25519")
     items = []
     for i in range(count):
         sender = senders[i % len(senders)]
         envelope_id = f"env_bench_{i:06d}"
-        body = seal_envelope(offer(i, sender.connection_id, now), message_type=MessageType.REFERRAL_OFFER,
-                             envelope_id=envelope_id, sender=sender.keys.node_id, recipient=node_id, now=now,
-                             signing_key=sender.signing, suite=SuiteId.X25519_CHACHA,
-                             recipient_key=recipient_key)
-        items.append(Item(body, envelope_id, sender.keys.node_id, {"Content-Type": MEDIA_TYPE_JOSE_JSON}))
+        body = seal_envelope(
+            offer(i, sender.connection_id, now),
+            message_type=MessageType.REFERRAL_OFFER,
+            envelope_id=envelope_id,
+            sender=sender.keys.node_id,
+            recipient=node_id,
+            now=now,
+            signing_key=sender.signing,
+            suite=SuiteId.X25519_CHACHA,
+            recipient_key=recipient_key,
+        )
+        items.append(
+            Item(body, envelope_id, sender.keys.node_id, {"Content-Type": MEDIA_TYPE_JOSE_JSON})
+        )
     return items
 
 
-async def fire(url: str, items: list[Item], warmup: int, concurrency: int,
-               server_pid: int) -> tuple[float, float, list[tuple[int, bytes, float]]]:
+async def fire(
+    url: str, items: list[Item], warmup: int, concurrency: int, server_pid: int
+) -> tuple[float, float, list[tuple[int, bytes, float]]]:
     """POST ``items`` with ``concurrency`` requests in flight; the first ``warmup`` are not
     timed. Returns wall seconds and server CPU seconds of the timed part, and the answers."""
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -214,8 +304,14 @@ async def fire(url: str, items: list[Item], warmup: int, concurrency: int,
                     position += 1
                     started = time.perf_counter()
                     try:
-                        async with session.post(url, data=batch[i].body, headers=batch[i].headers) as response:
-                            results[i] = (response.status, await response.read(), time.perf_counter() - started)
+                        async with session.post(
+                            url, data=batch[i].body, headers=batch[i].headers
+                        ) as response:
+                            results[i] = (
+                                response.status,
+                                await response.read(),
+                                time.perf_counter() - started,
+                            )
                     except (aiohttp.ClientError, OSError) as exc:
                         results[i] = (-1, repr(exc).encode(), time.perf_counter() - started)
 
@@ -225,7 +321,9 @@ async def fire(url: str, items: list[Item], warmup: int, concurrency: int,
         warm = await run(items[:warmup])
         bad = [r for r in warm if r[0] != 200]
         if bad:
-            raise RuntimeError(f"{len(bad)} warm-up requests failed, first: {bad[0][0]} {bad[0][1][:300]!r}")
+            raise RuntimeError(
+                f"{len(bad)} warm-up requests failed, first: {bad[0][0]} {bad[0][1][:300]!r}"
+            )
         cpu = cpu_seconds(server_pid)
         started = time.perf_counter()
         results = await run(items[warmup:])
@@ -233,8 +331,9 @@ async def fire(url: str, items: list[Item], warmup: int, concurrency: int,
         return elapsed, cpu_seconds(server_pid) - cpu, results
 
 
-def check_node_answers(items: list[Item], results: list[tuple[int, bytes, float]], node_keys: PeerKeys,
-                       sample: int) -> tuple[list[str], int]:
+def check_node_answers(
+    items: list[Item], results: list[tuple[int, bytes, float]], node_keys: PeerKeys, sample: int
+) -> tuple[list[str], int]:
     failures = []
     for item, (status, payload, _) in zip(items, results, strict=True):
         if status != 200:
@@ -246,46 +345,76 @@ def check_node_answers(items: list[Item], results: list[tuple[int, bytes, float]
     for i in picked:
         if results[i][0] != 200:
             continue
-        receipt = verify_receipt(results[i][1], keys=node_keys, envelope_id=items[i].envelope_id,
-                                 envelope_sha256=digest(items[i].body), sender=items[i].sender)
+        receipt = verify_receipt(
+            results[i][1],
+            keys=node_keys,
+            envelope_id=items[i].envelope_id,
+            envelope_sha256=digest(items[i].body),
+            sender=items[i].sender,
+        )
         if receipt.disposition.value != "accepted":
             failures.append(f"{items[i].envelope_id}: receipt says {receipt.disposition.value}")
         checked += 1
     return failures, checked
 
 
-def check_ref_answers(items: list[Item], results: list[tuple[int, bytes, float]],
-                      server_key: ed25519.Ed25519PublicKey, sample: int) -> tuple[list[str], int]:
-    failures = [f"{item.envelope_id}: HTTP {status} {payload[:200]!r}"
-                for item, (status, payload, _) in zip(items, results, strict=True) if status != 200]
+def check_ref_answers(
+    items: list[Item],
+    results: list[tuple[int, bytes, float]],
+    server_key: ed25519.Ed25519PublicKey,
+    sample: int,
+) -> tuple[list[str], int]:
+    failures = [
+        f"{item.envelope_id}: HTTP {status} {payload[:200]!r}"
+        for item, (status, payload, _) in zip(items, results, strict=True)
+        if status != 200
+    ]
     picked = random.Random(1).sample(range(len(items)), min(sample, len(items)))
     checked = 0
     for i in picked:
         if results[i][0] == 200:
-            server_key.verify(base64.urlsafe_b64decode(results[i][1]), hashlib.sha256(items[i].body).digest())
+            server_key.verify(
+                base64.urlsafe_b64decode(results[i][1]), hashlib.sha256(items[i].body).digest()
+            )
             checked += 1
     return failures, checked
 
 
 def describe(run: Run, label: str) -> str:
     lat = [x * 1000 for x in run.latencies_s]
-    return (f"  {label:<10} {run.count} in {run.elapsed_s:.3f} s = {run.rate:7.1f} /s   server CPU "
-            f"{run.cpu_us:6.0f} µs/req   latency p50 {percentile(lat, 50):5.1f} ms p99 {percentile(lat, 99):6.1f} ms"
-            f"   failures {len(run.failures)}   receipts verified {run.checked}")
+    return (
+        f"  {label:<10} {run.count} in {run.elapsed_s:.3f} s = {run.rate:7.1f} /s   server CPU "
+        f"{run.cpu_us:6.0f} µs/req   latency p50 {percentile(lat, 50):5.1f} ms p99 {percentile(lat, 99):6.1f} ms"
+        f"   failures {len(run.failures)}   receipts verified {run.checked}"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Inbox throughput of a real node against a bare reference.")
-    parser.add_argument("--envelopes", "-m", type=int, default=2000, help="timed requests per run (M)")
+    parser = argparse.ArgumentParser(
+        description="Inbox throughput of a real node against a bare reference."
+    )
+    parser.add_argument(
+        "--envelopes", "-m", type=int, default=2000, help="timed requests per run (M)"
+    )
     parser.add_argument("--warmup", type=int, default=200, help="untimed requests before each run")
     parser.add_argument("--concurrency", "-c", type=int, default=64, help="requests in flight (C)")
-    parser.add_argument("--peers", "-k", type=int, default=16, help="synthetic connected senders (K)")
+    parser.add_argument(
+        "--peers", "-k", type=int, default=16, help="synthetic connected senders (K)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="reference+node pairs, alternating")
     parser.add_argument("--verify-sample", type=int, default=200, help="receipts verified per run")
-    parser.add_argument("--node-log-level", default="info", help="REFNODE_LOG_LEVEL of the node (default: info)")
-    parser.add_argument("--py-spy", type=Path, metavar="DIR",
-                        help="record the node process with py-spy (pip install py-spy) into DIR/node-<round>.txt")
-    parser.add_argument("--workdir", type=Path, help="where data folders go (default: a new temp dir)")
+    parser.add_argument(
+        "--node-log-level", default="info", help="REFNODE_LOG_LEVEL of the node (default: info)"
+    )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="DIR",
+        help="record the node process with py-spy (pip install py-spy) into DIR/node-<round>.txt",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="where data folders go (default: a new temp dir)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
 
@@ -311,22 +440,38 @@ def run_bench(args: argparse.Namespace, work: Path) -> int:
     client_key = ed25519.Ed25519PrivateKey.generate()
     server_seed = os.urandom(32)
     server_key = ed25519.Ed25519PrivateKey.from_private_bytes(server_seed).public_key()
-    ref_items = [Item(it.body, it.envelope_id, it.sender, {
-        "Content-Type": "application/octet-stream", "X-Id": it.envelope_id,
-        "X-Signature": base64.urlsafe_b64encode(client_key.sign(it.body)).decode()}) for it in items]
+    ref_items = [
+        Item(
+            it.body,
+            it.envelope_id,
+            it.sender,
+            {
+                "Content-Type": "application/octet-stream",
+                "X-Id": it.envelope_id,
+                "X-Signature": base64.urlsafe_b64encode(client_key.sign(it.body)).decode(),
+            },
+        )
+        for it in items
+    ]
     sizes = sorted(len(it.body) for it in items)
     content = len(json.dumps(offer(0, "con_x", now).wire(), separators=(",", ":")))
     _, how = serve_command(config.config_path)
-    print(f"inbox_throughput: M={args.envelopes} timed (+{args.warmup} warm-up) per run, C={args.concurrency}, "
-          f"K={args.peers} peers, {args.rounds} rounds, {os.cpu_count()} cores, node log level {args.node_log_level}")
+    print(
+        f"inbox_throughput: M={args.envelopes} timed (+{args.warmup} warm-up) per run, C={args.concurrency}, "
+        f"K={args.peers} peers, {args.rounds} rounds, {os.cpu_count()} cores, node log level {args.node_log_level}"
+    )
     print(f"  node runs as: {how}")
-    print(f"  envelope bytes min/median/max {sizes[0]}/{sizes[len(sizes) // 2]}/{sizes[-1]} "
-          f"(offer JSON {content} B); prepared in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"  envelope bytes min/median/max {sizes[0]}/{sizes[len(sizes) // 2]}/{sizes[-1]} "
+        f"(offer JSON {content} B); prepared in {time.perf_counter() - t0:.1f} s"
+    )
 
     node_runs: list[Run] = []
     ref_runs: list[Run] = []
     for r in range(args.rounds):
-        ref_runs.append(reference_run(work, r, ref_items, args, client_key, server_seed, server_key))
+        ref_runs.append(
+            reference_run(work, r, ref_items, args, client_key, server_seed, server_key)
+        )
         print(describe(ref_runs[-1], "reference"), flush=True)
         node_runs.append(node_run(work, r, config.data_dir, keys.node_id, items, args))
         print(describe(node_runs[-1], "node"), flush=True)
@@ -338,34 +483,59 @@ def run_bench(args: argparse.Namespace, work: Path) -> int:
     ref_rate = median([run.rate for run in ref_runs])
     ratio = node_rate / ref_rate
     verdict = "PASS" if ratio >= TARGET_RATIO and not failures else "MISS"
-    print(f"inbox_throughput: node {node_rate:.1f} envelopes/s (median of {[round(r.rate, 1) for r in node_runs]}), "
-          f"reference {ref_rate:.1f} requests/s (median of {[round(r.rate, 1) for r in ref_runs]})")
+    print(
+        f"inbox_throughput: node {node_rate:.1f} envelopes/s (median of {[round(r.rate, 1) for r in node_runs]}), "
+        f"reference {ref_rate:.1f} requests/s (median of {[round(r.rate, 1) for r in ref_runs]})"
+    )
     node_cpu = median([run.cpu_us for run in node_runs])
     ref_cpu = median([run.cpu_us for run in ref_runs])
-    print(f"inbox_throughput: server CPU per request: node {node_cpu:.0f} µs, reference {ref_cpu:.0f} µs "
-          f"(medians); reference/node = {ref_cpu / node_cpu:.2f} (the throughput ratio if both were CPU-bound)")
-    print(f"RESULT inbox_throughput: node/reference = {ratio:.2f} (target >= {TARGET_RATIO}: {verdict}); "
-          f"node {node_rate:.0f}/s, reference {ref_rate:.0f}/s; CPU/request ratio {ref_cpu / node_cpu:.2f} "
-          f"({node_cpu:.0f} vs {ref_cpu:.0f} µs); failures {len(failures)}")
+    print(
+        f"inbox_throughput: server CPU per request: node {node_cpu:.0f} µs, reference {ref_cpu:.0f} µs "
+        f"(medians); reference/node = {ref_cpu / node_cpu:.2f} (the throughput ratio if both were CPU-bound)"
+    )
+    print(
+        f"RESULT inbox_throughput: node/reference = {ratio:.2f} (target >= {TARGET_RATIO}: {verdict}); "
+        f"node {node_rate:.0f}/s, reference {ref_rate:.0f}/s; CPU/request ratio {ref_cpu / node_cpu:.2f} "
+        f"({node_cpu:.0f} vs {ref_cpu:.0f} µs); failures {len(failures)}"
+    )
     return 1 if failures else 0
 
 
-def reference_run(work: Path, r: int, items: list[Item], args: argparse.Namespace, client_key: object,
-                  server_seed: bytes, server_key: ed25519.Ed25519PublicKey) -> Run:
+def reference_run(
+    work: Path,
+    r: int,
+    items: list[Item],
+    args: argparse.Namespace,
+    client_key: object,
+    server_seed: bytes,
+    server_key: ed25519.Ed25519PublicKey,
+) -> Run:
     port = free_port()
     folder = work / f"ref-{r}"
     folder.mkdir()
     client_pub = client_key.public_key().public_bytes_raw().hex()  # type: ignore[attr-defined]
-    proc = Proc([sys.executable, str(ROOT / "bench" / "ref_inbox_server.py"), "--port", str(port),
-                 "--db", str(folder / "ref.db")], folder / "ref.log",
-                env={"BENCH_REF_SERVER_SEED": server_seed.hex(), "BENCH_REF_CLIENT_KEY": client_pub},
-                ready_url=f"http://127.0.0.1:{port}/ready")
+    proc = Proc(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "ref_inbox_server.py"),
+            "--port",
+            str(port),
+            "--db",
+            str(folder / "ref.db"),
+        ],
+        folder / "ref.log",
+        env={"BENCH_REF_SERVER_SEED": server_seed.hex(), "BENCH_REF_CLIENT_KEY": client_pub},
+        ready_url=f"http://127.0.0.1:{port}/ready",
+    )
     with proc:
-        elapsed, cpu, results = asyncio.run(fire(f"http://127.0.0.1:{port}/inbox", items, args.warmup,
-                                                 args.concurrency, proc.pid))
+        elapsed, cpu, results = asyncio.run(
+            fire(f"http://127.0.0.1:{port}/inbox", items, args.warmup, args.concurrency, proc.pid)
+        )
     with sqlite3.connect(folder / "ref.db") as conn:
         stored = conn.execute("SELECT count(*) FROM inbox").fetchone()[0]
-    failures, checked = check_ref_answers(items[args.warmup:], results, server_key, args.verify_sample)
+    failures, checked = check_ref_answers(
+        items[args.warmup :], results, server_key, args.verify_sample
+    )
     if stored != len(items):
         failures.append(f"reference stored {stored} rows, expected {len(items)}")
     return Run("reference", elapsed, len(results), failures, [x[2] for x in results], checked, cpu)
@@ -374,36 +544,64 @@ def reference_run(work: Path, r: int, items: list[Item], args: argparse.Namespac
 def start_py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
     """Sample every thread of ``pid`` (collapsed stacks, one line per stack) until SIGINT."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    spy = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--threads",
-                            "--nonblocking", "--output", str(output)], stdout=subprocess.DEVNULL)
+    spy = subprocess.Popen(
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--threads",
+            "--nonblocking",
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     time.sleep(1.0)  # let it attach
     return spy
 
 
-def node_run(work: Path, r: int, pristine: Path, node_id: str, items: list[Item], args: argparse.Namespace) -> Run:
+def node_run(
+    work: Path, r: int, pristine: Path, node_id: str, items: list[Item], args: argparse.Namespace
+) -> Run:
     folder = work / f"node-{r}"
     shutil.copytree(pristine, folder)  # a fresh copy: same keys and peers, empty inbox
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {"REFNODE_PORT": str(port), "REFNODE_PUBLIC_URL": url, "REFNODE_LOG_LEVEL": args.node_log_level}
+    env = {
+        "REFNODE_PORT": str(port),
+        "REFNODE_PUBLIC_URL": url,
+        "REFNODE_LOG_LEVEL": args.node_log_level,
+    }
     with node_proc(folder / "refnode.toml", url, work / f"node-{r}.log", env) as proc:
         with urllib.request.urlopen(url + "/.well-known/refnode", timeout=5) as response:  # noqa: S310
             _, node_keys = verify_discovery(response.read(), expected_node_id=node_id)
         spy = start_py_spy(proc.pid, args.py_spy / f"node-{r}.txt") if args.py_spy else None
         try:
-            elapsed, cpu, results = asyncio.run(fire(url + INBOX_PATH, items, args.warmup, args.concurrency,
-                                                     proc.pid))
+            elapsed, cpu, results = asyncio.run(
+                fire(url + INBOX_PATH, items, args.warmup, args.concurrency, proc.pid)
+            )
         finally:
             if spy is not None:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
                 spy.wait(timeout=30)
     with sqlite3.connect(folder / "node.db") as conn:
         inbox = conn.execute("SELECT count(*) FROM inbox").fetchone()[0]
-        received = conn.execute("SELECT count(*) FROM referrals WHERE side = 'receiver'").fetchone()[0]
+        received = conn.execute(
+            "SELECT count(*) FROM referrals WHERE side = 'receiver'"
+        ).fetchone()[0]
         outbox = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
-    failures, checked = check_node_answers(items[args.warmup:], results, node_keys, args.verify_sample)
+    failures, checked = check_node_answers(
+        items[args.warmup :], results, node_keys, args.verify_sample
+    )
     if (inbox, received) != (len(items), len(items)):
-        failures.append(f"node stored {inbox} inbox rows and {received} referrals, expected {len(items)}")
+        failures.append(
+            f"node stored {inbox} inbox rows and {received} referrals, expected {len(items)}"
+        )
     if outbox:
         failures.append(f"the node queued {outbox} outgoing envelopes: the load is not inbox-only")
     return Run("node", elapsed, len(results), failures, [x[2] for x in results], checked, cpu)

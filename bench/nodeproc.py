@@ -50,26 +50,49 @@ def free_port() -> int:
 def serve_command(config_path: Path) -> tuple[list[str], str]:
     """The command that runs a node from ``config_path``, and how it was chosen."""
     if (ROOT / "node" / "cli.py").is_file():
-        return [sys.executable, "-m", "node.cli", "--config", str(config_path), "serve"], "python -m node.cli serve"
-    return [sys.executable, "-c", RUNNER, str(config_path)], "runner: web.run_app(create_app(load_config(...)))"
+        return [
+            sys.executable,
+            "-m",
+            "node.cli",
+            "--config",
+            str(config_path),
+            "serve",
+        ], "python -m node.cli serve"
+    return [
+        sys.executable,
+        "-c",
+        RUNNER,
+        str(config_path),
+    ], "runner: web.run_app(create_app(load_config(...)))"
 
 
 def make_node(workdir: Path, name: str, *, port: int | None = None) -> tuple[Config, str]:
     """``refnode init`` a node in ``workdir/name``; return its configuration and admin token."""
     port = port or free_port()
     config = Config(data_dir=workdir / name, port=port, org_name=name)
-    result = init_node(config, admin_email=f"admin@{name.lower().replace(' ', '-')}.example",
-                       admin_name=f"{name} Admin")
+    result = init_node(
+        config,
+        admin_email=f"admin@{name.lower().replace(' ', '-')}.example",
+        admin_name=f"{name} Admin",
+    )
     return config, result.admin_token
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], log_path: Path | None, timeout_s: float = 30.0) -> None:
+def wait_http(
+    url: str, proc: subprocess.Popen[bytes], log_path: Path | None, timeout_s: float = 30.0
+) -> None:
     """Wait until ``url`` answers 200, failing early if the process exits."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-3000:] if log_path and log_path.exists() else ""
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered:\n{tail}")
+            tail = (
+                log_path.read_text(errors="replace")[-3000:]
+                if log_path and log_path.exists()
+                else ""
+            )
+            raise RuntimeError(
+                f"process exited with {proc.returncode} before {url} answered:\n{tail}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
                 if response.status == 200:
@@ -83,8 +106,14 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log_path: Path | None, ti
 class Proc:
     """A child process with its output in a log file; stopped with SIGTERM."""
 
-    def __init__(self, cmd: list[str], log_path: Path, *, env: dict[str, str | None] | None = None,
-                 ready_url: str | None = None) -> None:
+    def __init__(
+        self,
+        cmd: list[str],
+        log_path: Path,
+        *,
+        env: dict[str, str | None] | None = None,
+        ready_url: str | None = None,
+    ) -> None:
         self.cmd = cmd
         self.log_path = log_path
         merged: dict[str, str | None] = {**os.environ, **(env or {})}
@@ -99,7 +128,9 @@ class Proc:
 
     def start(self, timeout_s: float = 30.0) -> Proc:
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child keeps it)
-        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT
+        )
         log.close()
         if self.ready_url is not None:
             try:
@@ -126,12 +157,18 @@ class Proc:
         self.stop()
 
 
-def node_proc(config_path: Path, url: str, log_path: Path, env: dict[str, str | None] | None = None) -> Proc:
+def node_proc(
+    config_path: Path, url: str, log_path: Path, env: dict[str, str | None] | None = None
+) -> Proc:
     """A node process serving from ``config_path``; ready when its discovery answers.
     Logs go to ``log_path`` as JSON lines (the production format); the keys have no
     passphrase, so any REFNODE_KEY_PASSPHRASE of the caller is unset."""
     cmd, _ = serve_command(config_path)
-    base: dict[str, str | None] = {"REFNODE_LOG_FORMAT": "json", "REFNODE_KEY_PASSPHRASE": None, "REFNODE_TOKEN": None}
+    base: dict[str, str | None] = {
+        "REFNODE_LOG_FORMAT": "json",
+        "REFNODE_KEY_PASSPHRASE": None,
+        "REFNODE_TOKEN": None,
+    }
     return Proc(cmd, log_path, env=base | (env or {}), ready_url=url + "/.well-known/refnode")
 
 

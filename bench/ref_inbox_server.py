@@ -30,8 +30,10 @@ def create_app(db_path: str, server_seed: bytes, client_key: bytes) -> web.Appli
     conn = sqlite3.connect(db_path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("CREATE TABLE IF NOT EXISTS inbox (id TEXT PRIMARY KEY, body BLOB NOT NULL,"
-                 " signature BLOB NOT NULL, received_at TEXT NOT NULL)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS inbox (id TEXT PRIMARY KEY, body BLOB NOT NULL,"
+        " signature BLOB NOT NULL, received_at TEXT NOT NULL)"
+    )
 
     async def inbox(request: web.Request) -> web.Response:
         body = await request.read()
@@ -41,8 +43,10 @@ def create_app(db_path: str, server_seed: bytes, client_key: bytes) -> web.Appli
         except InvalidSignature:
             return web.json_response({"error": "bad_signature"}, status=401)
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO inbox (id, body, signature, received_at) VALUES (?, ?, ?, ?)",
-                     (request.headers["X-Id"], body, signature, datetime.now(UTC).isoformat()))
+        conn.execute(
+            "INSERT INTO inbox (id, body, signature, received_at) VALUES (?, ?, ?, ?)",
+            (request.headers["X-Id"], body, signature, datetime.now(UTC).isoformat()),
+        )
         conn.execute("COMMIT")
         receipt = signer.sign(hashlib.sha256(body).digest())
         return web.Response(body=base64.urlsafe_b64encode(receipt), content_type="text/plain")
@@ -66,8 +70,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--db", required=True)
     args = parser.parse_args()
-    app = create_app(args.db, bytes.fromhex(os.environ["BENCH_REF_SERVER_SEED"]),
-                     bytes.fromhex(os.environ["BENCH_REF_CLIENT_KEY"]))
+    app = create_app(
+        args.db,
+        bytes.fromhex(os.environ["BENCH_REF_SERVER_SEED"]),
+        bytes.fromhex(os.environ["BENCH_REF_CLIENT_KEY"]),
+    )
     web.run_app(app, host="127.0.0.1", port=args.port, print=None)
 
 

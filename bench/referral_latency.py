@@ -46,8 +46,16 @@ def referral_body(connection_id: str, i: int) -> dict[str, Any]:
         "referral_id": f"rfl_lat_{i:06d}",
         "referral_type": "mortgage",
         "deal": {"title": "Purchase at 12 Harbour St", "amount": "650000.00", "currency": "AUD"},
-        "contacts": [{"ref": "c1", "first_name": "Jo", "last_name": "Citizen", "email": "jo@example.com"}],
-        "shared_fields": ["deal.title", "deal.amount", "contacts.first_name", "contacts.last_name", "contacts.email"],
+        "contacts": [
+            {"ref": "c1", "first_name": "Jo", "last_name": "Citizen", "email": "jo@example.com"}
+        ],
+        "shared_fields": [
+            "deal.title",
+            "deal.amount",
+            "contacts.first_name",
+            "contacts.last_name",
+            "contacts.email",
+        ],
         "referring_agent": {"name": "Ava Agent", "email": "ava@agency.example"},
         "message": "Pre-approved elsewhere; wants a better rate.",
         "consent": CONSENT,
@@ -59,24 +67,39 @@ class Api:
         self.session, self.url, self.headers = session, url, {"Authorization": f"Bearer {token}"}
 
     async def __call__(self, method: str, path: str, body: Any = None, *, expect: int = 200) -> Any:
-        async with self.session.request(method, self.url + path, json=body, headers=self.headers) as response:
+        async with self.session.request(
+            method, self.url + path, json=body, headers=self.headers
+        ) as response:
             data = await response.json()
             if response.status != expect:
-                raise RuntimeError(f"{method} {path} -> {response.status}, expected {expect}: {data}")
+                raise RuntimeError(
+                    f"{method} {path} -> {response.status}, expected {expect}: {data}"
+                )
             return data
 
 
-async def measure(args: argparse.Namespace, sender_url: str, sender_token: str, receiver_url: str,
-                  receiver_token: str) -> dict[str, Any]:
+async def measure(
+    args: argparse.Namespace,
+    sender_url: str,
+    sender_token: str,
+    receiver_url: str,
+    receiver_token: str,
+) -> dict[str, Any]:
     poll_s = args.poll_ms / 1000
     async with aiohttp.ClientSession() as session:
         sender = Api(session, sender_url, sender_token)
         receiver = Api(session, receiver_url, receiver_token)
 
         started = time.perf_counter()
-        invite = await receiver("POST", "/api/v1/invitations", {"name": "Agency", "direction": "receive"}, expect=201)
-        result = await sender("POST", "/api/v1/connections", {"referral_url": invite["referral_url"],
-                                                              "referral_key": invite["referral_key"]}, expect=202)
+        invite = await receiver(
+            "POST", "/api/v1/invitations", {"name": "Agency", "direction": "receive"}, expect=201
+        )
+        result = await sender(
+            "POST",
+            "/api/v1/connections",
+            {"referral_url": invite["referral_url"], "referral_key": invite["referral_key"]},
+            expect=202,
+        )
         cid = result["connection"]["id"]
         deadline = time.monotonic() + 30
         while True:
@@ -123,21 +146,33 @@ async def measure(args: argparse.Namespace, sender_url: str, sender_token: str, 
 
         check = await sender("POST", "/api/v1/receipts/verify")
         received = await receiver("GET", "/api/v1/referrals?side=receiver")
-    return {"handshake_s": handshake_s, "referral_s": referral_s, "reference_s": reference_s, "polls": polls,
-            "receipts": check, "received": len(received["referrals"])}
+    return {
+        "handshake_s": handshake_s,
+        "referral_s": referral_s,
+        "reference_s": reference_s,
+        "polls": polls,
+        "receipts": check,
+        "received": len(received["referrals"]),
+    }
 
 
 def stats_line(label: str, seconds: list[float]) -> str:
     ms = [s * 1000 for s in seconds]
-    return (f"  {label:<46} p50 {percentile(ms, 50):7.2f}  p90 {percentile(ms, 90):7.2f}  "
-            f"p99 {percentile(ms, 99):7.2f}  max {max(ms):7.2f} ms")
+    return (
+        f"  {label:<46} p50 {percentile(ms, 50):7.2f}  p90 {percentile(ms, 90):7.2f}  "
+        f"p99 {percentile(ms, 99):7.2f}  max {max(ms):7.2f} ms"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="End-to-end referral latency between two real nodes.")
+    parser = argparse.ArgumentParser(
+        description="End-to-end referral latency between two real nodes."
+    )
     parser.add_argument("--referrals", "-n", type=int, default=200, help="timed referrals (N)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed referrals first")
-    parser.add_argument("--poll-ms", type=float, default=2.0, help="interval between GETs of the referral")
+    parser.add_argument(
+        "--poll-ms", type=float, default=2.0, help="interval between GETs of the referral"
+    )
     parser.add_argument("--node-log-level", default="info", help="REFNODE_LOG_LEVEL of both nodes")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--keep", action="store_true")
@@ -149,10 +184,19 @@ def main() -> int:
         receiver_cfg, receiver_token = make_node(work, "Broker")
         env = {"REFNODE_LOG_LEVEL": args.node_log_level}
         _, how = serve_command(sender_cfg.config_path)
-        with node_proc(sender_cfg.config_path, sender_cfg.public_url, work / "agency.log", env), \
-                node_proc(receiver_cfg.config_path, receiver_cfg.public_url, work / "broker.log", env):
-            out = asyncio.run(measure(args, sender_cfg.public_url, sender_token, receiver_cfg.public_url,
-                                      receiver_token))
+        with (
+            node_proc(sender_cfg.config_path, sender_cfg.public_url, work / "agency.log", env),
+            node_proc(receiver_cfg.config_path, receiver_cfg.public_url, work / "broker.log", env),
+        ):
+            out = asyncio.run(
+                measure(
+                    args,
+                    sender_cfg.public_url,
+                    sender_token,
+                    receiver_cfg.public_url,
+                    receiver_token,
+                )
+            )
     finally:
         if args.keep:
             print(f"  (kept {work})")
@@ -167,22 +211,30 @@ def main() -> int:
         problems.append(f"receiver holds {out['received']} referrals, expected {total}")
     ref = out["reference_s"]
     lat = out["referral_s"]
-    print(f"referral_latency: N={args.referrals} referrals one at a time (+{args.warmup} warm-up), two node "
-          f"processes, node log level {args.node_log_level}; nodes run as: {how}")
+    print(
+        f"referral_latency: N={args.referrals} referrals one at a time (+{args.warmup} warm-up), two node "
+        f"processes, node log level {args.node_log_level}; nodes run as: {how}"
+    )
     print(f"  handshake (invitation -> both active): {out['handshake_s'] * 1000:.1f} ms")
-    print(f"  poll interval {args.poll_ms:g} ms: each referral figure includes up to one poll interval plus one "
-          f"GET (mean {sum(out['polls']) / len(out['polls']):.1f} GETs per referral)")
+    print(
+        f"  poll interval {args.poll_ms:g} ms: each referral figure includes up to one poll interval plus one "
+        f"GET (mean {sum(out['polls']) / len(out['polls']):.1f} GETs per referral)"
+    )
     print(stats_line("referral (POST /referrals -> state delivered)", lat))
     print(stats_line("reference (GET receiver /.well-known/refnode)", ref))
-    print(f"  receipts verified at the sender: {out['receipts']['checked']} checked, "
-          f"{len(out['receipts']['invalid'])} invalid; receiver holds {out['received']} referrals")
+    print(
+        f"  receipts verified at the sender: {out['receipts']['checked']} checked, "
+        f"{len(out['receipts']['invalid'])} invalid; receiver holds {out['received']} referrals"
+    )
     for p in problems:
         print(f"  PROBLEM {p}")
     p50 = percentile(lat, 50) / percentile(ref, 50)
     p99 = percentile(lat, 99) / percentile(ref, 99)
-    print(f"RESULT referral_latency: p50 {percentile(lat, 50) * 1000:.2f} ms = {p50:.1f} x reference "
-          f"({percentile(ref, 50) * 1000:.2f} ms); p99 {percentile(lat, 99) * 1000:.2f} ms = {p99:.1f} x reference "
-          f"({percentile(ref, 99) * 1000:.2f} ms)")
+    print(
+        f"RESULT referral_latency: p50 {percentile(lat, 50) * 1000:.2f} ms = {p50:.1f} x reference "
+        f"({percentile(ref, 50) * 1000:.2f} ms); p99 {percentile(lat, 99) * 1000:.2f} ms = {p99:.1f} x reference "
+        f"({percentile(ref, 99) * 1000:.2f} ms)"
+    )
     return 1 if problems else 0
 
 

@@ -28,7 +28,9 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run all benchmarks and summarise them.")
-    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test, not a measurement)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes (a smoke test, not a measurement)"
+    )
     args = parser.parse_args()
 
     summary: list[str] = []
@@ -37,7 +39,9 @@ def main() -> int:
         cmd = [sys.executable, str(HERE / script), *(quick if args.quick else normal)]
         print(f"$ {' '.join(cmd[1:])}", flush=True)
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=HERE.parent)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=HERE.parent
+        )
         assert proc.stdout is not None
         results = []
         for line in proc.stdout:
@@ -52,8 +56,10 @@ def main() -> int:
             failed.append(script)
 
     print("=" * 100)
-    print(f"SUMMARY ({os.cpu_count()} cores, Python {sys.version.split()[0]}; every ratio is against a "
-          f"reference measured in the same run)")
+    print(
+        f"SUMMARY ({os.cpu_count()} cores, Python {sys.version.split()[0]}; every ratio is against a "
+        f"reference measured in the same run)"
+    )
     for line in summary:
         print(f"  {line}")
     if failed:

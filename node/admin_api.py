@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from node import evidence, handshake, referrals, store
 from node.appkeys import NODE
 from node.connection_settings import ConnectionSettings, InboundSettings, check_settings
+from node.crm import store as crm_store
 from node.crm.errors import CrmError
 from node.errors import HTTP_STATUS, ApiError, api_error_response
 from node.ids import new_id
@@ -36,7 +37,7 @@ from protocol.messages import Consent, ContactProfile, DealSummary, Person, Refe
 from protocol.models import Ident, Token, parse_ts
 from protocol.wire import MAX_ENVELOPE_AGE_S, ErrorCode
 
-TOKEN_PREFIX = "rnt_"
+TOKEN_PREFIX = "rnt_"  # noqa: S105 (a prefix, not a secret)
 #: CRM error codes as HTTP statuses.
 CRM_STATUS = {"not_found": 404, "invalid": 400, "conflict": 409}
 
@@ -391,21 +392,12 @@ async def rotate_keys(request: web.Request, node: Node, caller: Caller, body: No
 
 
 async def create_user(request: web.Request, node: Node, caller: Caller, body: UserIn) -> Any:
-    def insert(conn: sqlite3.Connection, ctx: TxContext) -> Any:
-        if conn.execute("SELECT 1 FROM users WHERE email = ? COLLATE NOCASE", (body.email,)).fetchone():
-            raise ApiError(409, "conflict", f"a user with email {body.email} exists", field="email")
-        uid = new_id("usr")
-        conn.execute("INSERT INTO users (id, email, name, role, active, created_at) VALUES (?, ?, ?, ?, 1, ?)",
-                     (uid, body.email, body.name, body.role, ctx.ts))
-        return {"id": uid, "email": body.email, "name": body.name, "role": body.role, "active": True}
-
-    return {"user": await _tx(node, insert)}
+    user = await _tx(node, lambda conn, ctx: crm_store.create_user(conn, body.email, body.name, body.role, ctx.now))
+    return {"user": user.model_dump(mode="json")}
 
 
 async def list_users(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    rows = await node.db.read(lambda conn: [dict(r) for r in conn.execute(
-        "SELECT id, email, name, role, active FROM users ORDER BY email")])
-    return {"users": rows}
+    return {"users": [u.model_dump(mode="json") for u in await node.db.read(crm_store.list_users)]}
 
 
 async def create_token(request: web.Request, node: Node, caller: Caller, body: TokenIn) -> Any:

@@ -131,6 +131,8 @@ class Database:
                 if self._closed:
                     return
                 continue
+            if self._closed:
+                self._wake.set()  # come round once more to drain, then stop
             try:
                 outcomes = await loop.run_in_executor(self._executor, self._run_batch, [fn for fn, _ in batch])
             except BaseException as exc:  # the commit itself failed: nobody is durable
@@ -171,14 +173,7 @@ class Database:
         self._closed = True
         if self._writer is not None and self._wake is not None:
             self._wake.set()
-            # let queued writes finish
-            while self._pending:
-                await asyncio.sleep(0.01)
-            self._writer.cancel()
-            try:
-                await self._writer
-            except asyncio.CancelledError:
-                pass
+            await self._writer  # it commits what is queued, then returns
         self.close_sync()
 
     def close_sync(self) -> None:

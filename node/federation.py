@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.errors import protocol_error_response
 from node.appkeys import NODE
+from node.errors import protocol_error_response
 from protocol.errors import RemoteProtocolError
 from protocol.wire import DISCOVERY_PATH, INBOX_PATH, MEDIA_TYPE_JOSE_JSON, ErrorCode
 

@@ -15,9 +15,9 @@ from node.ids import new_id
 from node.keystore import KeyStore
 from node.records import OutboxItem
 from protocol.discovery import PeerKeys
+from protocol.envelope import digest, seal_envelope
 from protocol.errors import LocalProtocolError
 from protocol.keys import SigningKey
-from protocol.envelope import digest, seal_envelope
 from protocol.models import WireModel, format_ts
 from protocol.suites import SuiteId, choose_suite
 from protocol.wire import ErrorCode, MessageType, versioned

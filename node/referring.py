@@ -17,7 +17,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from node import referrals, store
-from node.connection_settings import REQUIRED_FIELDS, SHAREABLE_FIELDS, ShareableField, parse_settings
+from node.connection_settings import (
+    REQUIRED_FIELDS,
+    SHAREABLE_FIELDS,
+    ShareableField,
+    parse_settings,
+)
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.models import Deal, NoteIn, User

@@ -4,10 +4,12 @@ OpenAPI document is built from this list."""
 from __future__ import annotations
 
 from node import admin_api, opportunities, referral_api, reporting
+from node.crm import api as crm_api
 
 ALL: list[admin_api.Route] = [
     *admin_api.ROUTES,
     *referral_api.ROUTES,
     *opportunities.ROUTES,
     *reporting.ROUTES,
+    *crm_api.ROUTES,
 ]

@@ -6,15 +6,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from node import store
 from node.admin_api import hash_token, new_token
 from node.clock import Clock, SystemClock, ts
 from node.config import Config, write_default_config
 from node.db import Database
 from node.ids import new_id
 from node.keystore import KeyStore
-from node import store
 
-TOKEN_FILE = "admin-token"
+TOKEN_FILE = "admin-token"  # noqa: S105 (a file name)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
+from node.db import migration
 from node.records import (
     Connection,
     InboxItem,
@@ -24,8 +25,6 @@ from node.records import (
     ReferralEvent,
     from_row,
 )
-
-from node.db import migration
 
 
 @migration(1, "federation core")

@@ -121,8 +121,8 @@ async def node_factory(tmp_path: Path) -> AsyncIterator[NodeFactory]:
         await running.close()
 
 
-async def wait_for(predicate: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, interval: float = 0.05) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_for(predicate: Callable[[], Awaitable[bool]], *, within_s: float = 15.0, interval: float = 0.05) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
     while True:
         if await predicate():
             return

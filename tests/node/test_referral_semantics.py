@@ -246,7 +246,7 @@ async def test_status_flows_back_in_order_exactly_once_across_a_restart(node_fac
     async def won() -> bool:
         return (await agency.api("GET", f"/api/v1/referrals/{local_id}"))["referral"]["state"] == "won"
 
-    await wait_for(won, timeout=30)
+    await wait_for(won, within_s=30)
     timeline = (await agency.api("GET", f"/api/v1/referrals/{local_id}"))["timeline"]
     assert [(e["seq"], e["status"], e["stage"]) for e in timeline] == [
         (1, "accepted", "Contacted"), (2, "in-progress", "Contacted"), (3, "in-progress", "Lodged"), (4, "won", None)]
