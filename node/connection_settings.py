@@ -6,7 +6,9 @@ Stored as JSON in ``connections.settings``: ``{"inbound": {...}, "outbound": {..
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -65,8 +67,15 @@ class ConnectionSettings(Settings):
 
 def parse_settings(raw: dict[str, Any]) -> ConnectionSettings:
     """Settings as stored. Older or partial documents get defaults."""
+    return _parse_settings(json.dumps(raw or {}, sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def _parse_settings(text: str) -> ConnectionSettings:
+    # Cached by content: every inbound referral reads its connection's settings.
+    raw = json.loads(text)
     try:
-        return ConnectionSettings.model_validate(raw or {})
+        return ConnectionSettings.model_validate(raw)
     except ValidationError:
         # An invitation may carry only inbound settings at the top level.
         return ConnectionSettings(inbound=InboundSettings.model_validate(raw))

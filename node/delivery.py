@@ -91,16 +91,6 @@ class Delivery:
         if task is None or task.done():
             self._workers[peer] = asyncio.get_running_loop().create_task(self._run(peer))
 
-    def heard_from(self, peer: str) -> None:
-        """The peer just spoke to us: it is up, so drop its backoff and try at once."""
-
-        async def reset() -> None:
-            await self.node.db.write(lambda conn: store.set_peer_retry(conn, peer, 0, 0.0))
-            self.poke(peer)
-
-        if not self._stopping:
-            asyncio.get_running_loop().create_task(reset())
-
     async def _run(self, peer: str) -> None:
         node = self.node
         event = self._wake.setdefault(peer, asyncio.Event())

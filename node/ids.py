@@ -15,6 +15,7 @@ import time
 from datetime import datetime
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+_CROCKFORD_B = _CROCKFORD.encode("ascii")
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 _lock = threading.Lock()
 _last = (-1, 0)  # (milliseconds, random part) of the latest id
@@ -40,5 +41,12 @@ def new_id(prefix: str, now: datetime | None = None) -> str:
             random = secrets.randbits(80)
         _last = (ms, random)
     value = ms << 80 | random
-    chars = [_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5)]
-    return f"{prefix}_{''.join(chars)}"
+    return f"{prefix}_{_b32(value)}"
+
+
+def _b32(value: int) -> str:
+    out = bytearray(26)
+    for i in range(25, -1, -1):
+        out[i] = _CROCKFORD_B[value & 31]
+        value >>= 5
+    return out.decode("ascii")

@@ -7,6 +7,7 @@ import json
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 
 from node import store
@@ -46,8 +47,9 @@ class TxContext:
     #: The running node's cache of verified peer keys (read-only here).
     peers: Mapping[str, PeerKeys]
 
-    @property
+    @cached_property
     def ts(self) -> str:
+        """``now`` as stored text; one value for the whole transaction."""
         return format_ts(self.now)
 
     def peer(self, conn: sqlite3.Connection, node_id: str) -> PeerKeys:

@@ -23,6 +23,7 @@ from node.connection_settings import (
     ShareableField,
     parse_settings,
 )
+from node.crm import events
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.models import Deal, NoteIn, User
@@ -274,3 +275,6 @@ def recall(conn: sqlite3.Connection, local_id: str) -> None:
                 "id", 409)
 
 
+
+
+events.on_deal_moved.append(on_deal_moved)

@@ -137,17 +137,17 @@ class Node:
         except ProtocolError as exc:
             log.info("envelope refused", code=exc.code.value)
             return InboxResult(None, exc)
-        # The very bytes we already accepted: answer with the stored receipt. They were
-        # fully verified then, and may be signed with a key the sender has since retired.
-        seen = await self.db.read(lambda conn: store.get_inbox(conn, parsed.sender, parsed.envelope_id))
-        if seen is not None and seen.sha256 == parsed.sha256:
-            self.delivery.heard_from(parsed.sender)
-            return InboxResult(seen.receipt)
         try:
             opened = open_envelope(
                 parsed, me=self.me, now=now, peer_keys=self.peers.get, decryption_keys=self.keys.decryption_keys
             )
         except ProtocolError as exc:
+            # The very bytes we already accepted get the stored receipt: they were fully
+            # verified then, and may be signed with a key the sender has retired since, or
+            # be older than the window by now.
+            seen = await self.db.read(lambda conn: store.get_inbox(conn, parsed.sender, parsed.envelope_id))
+            if seen is not None and seen.sha256 == parsed.sha256:
+                return InboxResult(seen.receipt)
             receipt = None
             if exc.sender_verified:
                 receipt = self._receipt(parsed, Disposition.REJECTED, exc)
@@ -158,10 +158,12 @@ class Node:
         handler = HANDLERS[parsed.message_type]
 
         def apply(conn: sqlite3.Connection) -> tuple[bytes, bool]:
+            # The sender is up: whatever backoff we keep for it ends now.
+            backoff_reset = store.clear_peer_retry(conn, parsed.sender)
             existing = store.get_inbox(conn, parsed.sender, parsed.envelope_id)
             seen = replay.classify(existing.sha256 if existing else None, parsed.sha256)
             if existing is not None and seen is replay.Seen.DUPLICATE:
-                return existing.receipt, True
+                return existing.receipt, True, backoff_reset
             disposition = handler(conn, ctx, opened)
             receipt = self._receipt(parsed, disposition, None, now=ctx.now)
             store.insert_inbox(
@@ -177,10 +179,10 @@ class Node:
                     received_at=ctx.ts,
                 ),
             )
-            return receipt, False
+            return receipt, False, backoff_reset
 
         try:
-            receipt, duplicate = await self.db.write(apply)
+            receipt, duplicate, backoff_reset = await self.db.write(apply)
         except ProtocolError as exc:
             bound.info("envelope rejected", code=exc.code.value)
             return InboxResult(self._receipt(parsed, Disposition.REJECTED, exc), exc)
@@ -189,7 +191,8 @@ class Node:
             return InboxResult(None, RemoteProtocolError(ErrorCode.INTERNAL, "the node could not store this"))
         self.apply_effects(ctx.effects)
         bound.info("envelope duplicate" if duplicate else "envelope accepted")
-        self.delivery.heard_from(parsed.sender)
+        if backoff_reset:
+            self.delivery.poke(parsed.sender)
         return InboxResult(receipt)
 
     def _receipt(self, parsed: Any, disposition: Disposition, error: ProtocolError | None, *,

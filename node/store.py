@@ -216,6 +216,16 @@ def peer_key_history(conn: sqlite3.Connection, node_id: str) -> list[dict[str, s
         "SELECT jwk FROM peer_keys WHERE node_id = ? AND use = 'sig'", (node_id,))]
 
 
+def clear_peer_retry(conn: sqlite3.Connection, node_id: str) -> bool:
+    """End a peer's backoff (it was just heard from); True when there was one."""
+    cur = conn.execute(
+        "UPDATE peers SET retry_attempts = 0, retry_not_before = 0 WHERE node_id = ?"
+        " AND (retry_attempts != 0 OR retry_not_before != 0)",
+        (node_id,),
+    )
+    return cur.rowcount > 0
+
+
 def set_peer_retry(conn: sqlite3.Connection, node_id: str, attempts: int, not_before: float) -> None:
     conn.execute(
         "UPDATE peers SET retry_attempts = ?, retry_not_before = ? WHERE node_id = ?",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final, Literal
 
 from cryptography.exceptions import InvalidSignature
@@ -92,13 +93,13 @@ class SigningKey:
     def seed(self) -> bytes:
         return self.key.private_bytes_raw()
 
-    @property
+    @cached_property
     def public(self) -> VerifyKey:
         pub = self.key.public_key()
         jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64u_encode(pub.public_bytes_raw())}
         return VerifyKey(kid=jwk_thumbprint(jwk), key=pub)
 
-    @property
+    @cached_property
     def kid(self) -> str:
         return self.public.kid
 
@@ -158,6 +159,11 @@ class DecryptionKey:
         return cls(CRV_MLKEM768_X25519, secret)
 
     def private_key(self) -> X25519PrivateKey | MLKEM768X25519PrivateKey:
+        return self._private_key
+
+    @cached_property
+    def _private_key(self) -> X25519PrivateKey | MLKEM768X25519PrivateKey:
+        # Built once: rebuilding the key object costs as much as a third of a decryption.
         if self.crv == "X25519":
             return x25519.X25519PrivateKey.from_private_bytes(self.secret)
         return MLKEM768X25519PrivateKey(
@@ -165,7 +171,7 @@ class DecryptionKey:
             x25519.X25519PrivateKey.from_private_bytes(self.secret[64:]),
         )
 
-    @property
+    @cached_property
     def public(self) -> EncryptionPublicKey:
         if self.crv == "X25519":
             raw = x25519.X25519PrivateKey.from_private_bytes(self.secret).public_key().public_bytes_raw()
@@ -175,7 +181,7 @@ class DecryptionKey:
             raw = ml.public_bytes_raw() + xk.public_bytes_raw()
         return EncryptionPublicKey.from_jwk({"kty": "OKP", "crv": self.crv, "x": b64u_encode(raw)})
 
-    @property
+    @cached_property
     def kid(self) -> str:
         return self.public.kid
 

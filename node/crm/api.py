@@ -22,7 +22,14 @@ import sqlite3
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StrictBool, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from node.admin_api import Caller, Route
@@ -165,20 +172,30 @@ def _query(request: web.Request, model: type[Q]) -> Q:
     """The query string as ``model``, or a 400 naming the parameter to fix."""
     for name in request.query:
         if len(request.query.getall(name)) > 1:
-            raise ApiError(400, "invalid", f"query parameter {name} is given more than once; give it once",
-                           field=name)
+            raise ApiError(
+                400,
+                "invalid",
+                f"query parameter {name} is given more than once; give it once",
+                field=name,
+            )
     try:
         return model.model_validate(dict(request.query))
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else "(query)"
         if first["type"] == "extra_forbidden":
-            known = ", ".join(model.model_fields) or "none"
-            message = f"unknown query parameter {name!r}; this route takes: {known}"
+            known = ", ".join(model.model_fields)
+            takes = f"this route takes: {known}" if known else "this route takes none"
+            message = f"unknown query parameter {name!r}; {takes}"
         else:
             message = f"query parameter {name}: {field_errors(exc)[0][1]}"
-        raise ApiError(400, "invalid", message, field=name,
-                       errors=[{"field": f, "message": m} for f, m in field_errors(exc)]) from None
+        raise ApiError(
+            400,
+            "invalid",
+            message,
+            field=name,
+            errors=[{"field": f, "message": m} for f, m in field_errors(exc)],
+        ) from None
 
 
 # --- answers -------------------------------------------------------------------------------
@@ -193,8 +210,12 @@ def _dumps(models: list[Any]) -> list[dict[str, Any]]:
 
 
 def _csv(text: str, filename: str) -> web.Response:
-    return web.Response(text=text, content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 # --- users ---------------------------------------------------------------------------------
@@ -210,7 +231,9 @@ async def update_user(request: web.Request, node: Node, caller: Caller, body: Us
 # --- workflows and stages ------------------------------------------------------------------
 
 
-async def create_workflow(request: web.Request, node: Node, caller: Caller, body: WorkflowIn) -> Any:
+async def create_workflow(
+    request: web.Request, node: Node, caller: Caller, body: WorkflowIn
+) -> Any:
     workflow = await node.transact(lambda conn, ctx: crm.create_workflow(conn, body, now=ctx.now))
     return {"workflow": _dump(workflow)}
 
@@ -226,7 +249,9 @@ async def get_workflow(request: web.Request, node: Node, caller: Caller, body: N
     return {"workflow": _dump(await node.db.read(lambda conn: crm.get_workflow(conn, workflow_id)))}
 
 
-async def update_workflow(request: web.Request, node: Node, caller: Caller, body: WorkflowPatch) -> Any:
+async def update_workflow(
+    request: web.Request, node: Node, caller: Caller, body: WorkflowPatch
+) -> Any:
     workflow_id = request.match_info["id"]
     workflow = await node.transact(lambda conn, ctx: crm.update_workflow(conn, workflow_id, body))
     return {"workflow": _dump(workflow)}
@@ -235,7 +260,10 @@ async def update_workflow(request: web.Request, node: Node, caller: Caller, body
 async def add_stage(request: web.Request, node: Node, caller: Caller, body: StageIn) -> Any:
     workflow_id = request.match_info["id"]
     workflow = await node.transact(
-        lambda conn, ctx: crm.add_stage(conn, workflow_id, body.name, position=body.position, now=ctx.now))
+        lambda conn, ctx: crm.add_stage(
+            conn, workflow_id, body.name, position=body.position, now=ctx.now
+        )
+    )
     return {"workflow": _dump(workflow)}
 
 
@@ -247,7 +275,9 @@ async def rename_stage(request: web.Request, node: Node, caller: Caller, body: S
 
 async def reorder_stages(request: web.Request, node: Node, caller: Caller, body: StageOrder) -> Any:
     workflow_id = request.match_info["id"]
-    workflow = await node.transact(lambda conn, ctx: crm.reorder_stages(conn, workflow_id, body.stage_ids))
+    workflow = await node.transact(
+        lambda conn, ctx: crm.reorder_stages(conn, workflow_id, body.stage_ids)
+    )
     return {"workflow": _dump(workflow)}
 
 
@@ -267,8 +297,12 @@ def _find_deals(conn: sqlite3.Connection, query: DealFilter) -> list[Deal]:
         workflow = crm.get_workflow(conn, query.workflow_id, field="workflow_id")
         stage = crm.get_stage(conn, query.stage_id, field="stage_id")
         if stage.workflow_id != workflow.id:
-            raise CrmError("invalid", f"stage {stage.id!r} ({stage.name!r}) is not in workflow {workflow.name!r}; "
-                           "give a stage of that workflow or leave out workflow_id", "stage_id")
+            raise CrmError(
+                "invalid",
+                f"stage {stage.id!r} ({stage.name!r}) is not in workflow {workflow.name!r}; "
+                "give a stage of that workflow or leave out workflow_id",
+                "stage_id",
+            )
     return crm.list_deals(conn, **query.model_dump())
 
 
@@ -300,23 +334,32 @@ async def move_deal(request: web.Request, node: Node, caller: Caller, body: Deal
 
     def move(conn: sqlite3.Connection, ctx: TxContext) -> Deal:
         before = crm.get_deal(conn, deal_id)
-        after = crm.move_deal(conn, deal_id, body.stage_id, now=ctx.now, workflow_id=body.workflow_id)
+        after = crm.move_deal(
+            conn, deal_id, body.stage_id, now=ctx.now, workflow_id=body.workflow_id
+        )
         events.fire_deal_moved(conn, ctx, before, after)
         return crm.get_deal(conn, deal_id)  # as the hooks left it
 
     return {"deal": _dump(await node.transact(move))}
 
 
-async def attach_contact(request: web.Request, node: Node, caller: Caller, body: DealContact) -> Any:
+async def attach_contact(
+    request: web.Request, node: Node, caller: Caller, body: DealContact
+) -> Any:
     deal_id = request.match_info["id"]
-    deal = await node.transact(lambda conn, ctx: crm.attach_contact(
-        conn, deal_id, body.contact_id, role=body.role, now=ctx.now))
+    deal = await node.transact(
+        lambda conn, ctx: crm.attach_contact(
+            conn, deal_id, body.contact_id, role=body.role, now=ctx.now
+        )
+    )
     return {"deal": _dump(deal)}
 
 
 async def detach_contact(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
     deal_id, contact_id = request.match_info["id"], request.match_info["contact_id"]
-    deal = await node.transact(lambda conn, ctx: crm.detach_contact(conn, deal_id, contact_id, now=ctx.now))
+    deal = await node.transact(
+        lambda conn, ctx: crm.detach_contact(conn, deal_id, contact_id, now=ctx.now)
+    )
     return {"deal": _dump(deal)}
 
 
@@ -330,7 +373,17 @@ async def add_deal_note(request: web.Request, node: Node, caller: Caller, body: 
     deal_id = request.match_info["id"]
 
     def add(conn: sqlite3.Connection, ctx: TxContext) -> Any:
-        crm.get_deal(conn, deal_id)  # an unknown id is a 404 whatever it looks like
+        deal = crm.get_deal(conn, deal_id)  # an unknown id is a 404 whatever it looks like
+        if body.contact_id is not None and all(
+            c.contact_id != body.contact_id for c in deal.contacts
+        ):
+            crm.get_contact(conn, body.contact_id, field="contact_id")
+            raise CrmError(
+                "invalid",
+                f"contact {body.contact_id!r} is not on deal {deal_id!r}; add them "
+                "with POST /api/v1/deals/{id}/contacts first",
+                "contact_id",
+            )
         data = parse(NoteIn, {"deal_id": deal_id, "contact_id": body.contact_id, "body": body.body})
         return crm.add_note(conn, data, now=ctx.now, author_user_id=caller.id)
 
@@ -340,16 +393,22 @@ async def add_deal_note(request: web.Request, node: Node, caller: Caller, body: 
 async def list_documents(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
     query = _query(request, DocumentQuery)
     deal_id = request.match_info["id"]
-    documents = await node.db.read(lambda conn: crm.list_documents(conn, deal_id, label=query.label))
+    documents = await node.db.read(
+        lambda conn: crm.list_documents(conn, deal_id, label=query.label)
+    )
     return {"documents": _dumps(documents)}
 
 
-async def add_document(request: web.Request, node: Node, caller: Caller, body: DealDocumentIn) -> Any:
+async def add_document(
+    request: web.Request, node: Node, caller: Caller, body: DealDocumentIn
+) -> Any:
     deal_id = request.match_info["id"]
 
     def add(conn: sqlite3.Connection, ctx: TxContext) -> Any:
         crm.get_deal(conn, deal_id)
-        return crm.add_document(conn, parse(DocumentIn, {"deal_id": deal_id, **body.model_dump()}), now=ctx.now)
+        return crm.add_document(
+            conn, parse(DocumentIn, {"deal_id": deal_id, **body.model_dump()}), now=ctx.now
+        )
 
     return {"document": _dump(await node.transact(add))}
 
@@ -374,19 +433,29 @@ async def get_contact(request: web.Request, node: Node, caller: Caller, body: No
     return {"contact": _dump(await node.db.read(lambda conn: crm.get_contact(conn, contact_id)))}
 
 
-async def update_contact(request: web.Request, node: Node, caller: Caller, body: ContactPatch) -> Any:
+async def update_contact(
+    request: web.Request, node: Node, caller: Caller, body: ContactPatch
+) -> Any:
     contact_id = request.match_info["id"]
-    contact = await node.transact(lambda conn, ctx: crm.update_contact(conn, contact_id, body, now=ctx.now))
+    contact = await node.transact(
+        lambda conn, ctx: crm.update_contact(conn, contact_id, body, now=ctx.now)
+    )
     return {"contact": _dump(contact)}
 
 
 async def list_contact_notes(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
     _query(request, NoQuery)
     contact_id = request.match_info["id"]
-    return {"notes": _dumps(await node.db.read(lambda conn: crm.list_notes(conn, contact_id=contact_id)))}
+    return {
+        "notes": _dumps(
+            await node.db.read(lambda conn: crm.list_notes(conn, contact_id=contact_id))
+        )
+    }
 
 
-async def add_contact_note(request: web.Request, node: Node, caller: Caller, body: ContactNoteIn) -> Any:
+async def add_contact_note(
+    request: web.Request, node: Node, caller: Caller, body: ContactNoteIn
+) -> Any:
     contact_id = request.match_info["id"]
 
     def add(conn: sqlite3.Connection, ctx: TxContext) -> Any:
@@ -409,32 +478,47 @@ async def export_deals(request: web.Request, node: Node, caller: Caller, body: N
 async def export_contacts(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
     query = _query(request, ContactFilter)
     text = await node.db.read(
-        lambda conn: csv_io.export_contacts_csv(conn, crm.list_contacts(conn, q=query.q)))
+        lambda conn: csv_io.export_contacts_csv(conn, crm.list_contacts(conn, q=query.q))
+    )
     return _csv(text, f"contacts-{node.clock.now():%Y-%m-%d}.csv")
 
 
 async def _csv_body(request: web.Request) -> str:
     if request.content_type != "text/csv":
-        raise ApiError(415, "unsupported_media_type",
-                       f"send the CSV file as the request body with Content-Type: text/csv "
-                       f"(not {request.content_type})")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send the CSV file as the request body with Content-Type: text/csv "
+            f"(not {request.content_type})",
+        )
     raw = await request.read()
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError(400, "invalid", f"the file is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8",
-                       field="(body)") from None
+        raise ApiError(
+            400,
+            "invalid",
+            f"the file is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8",
+            field="(body)",
+        ) from None
 
 
 def _refused(exc: CsvImportError) -> ApiError:
-    return ApiError(400, "invalid", f"nothing was imported: {exc.message}", field=exc.field,
-                    errors=[e._asdict() for e in exc.errors])
+    return ApiError(
+        400,
+        "invalid",
+        f"nothing was imported: {exc.message}",
+        field=exc.field,
+        errors=[e._asdict() for e in exc.errors],
+    )
 
 
 async def import_deals(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
     text = await _csv_body(request)
     try:
-        deals = await node.transact(lambda conn, ctx: csv_io.import_deals_csv(conn, text, now=ctx.now))
+        deals = await node.transact(
+            lambda conn, ctx: csv_io.import_deals_csv(conn, text, now=ctx.now)
+        )
     except CsvImportError as exc:
         raise _refused(exc) from None
     return {"imported": len(deals), "deals": _dumps(deals)}
@@ -443,7 +527,9 @@ async def import_deals(request: web.Request, node: Node, caller: Caller, body: N
 async def import_contacts(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
     text = await _csv_body(request)
     try:
-        contacts = await node.transact(lambda conn, ctx: csv_io.import_contacts_csv(conn, text, now=ctx.now))
+        contacts = await node.transact(
+            lambda conn, ctx: csv_io.import_contacts_csv(conn, text, now=ctx.now)
+        )
     except CsvImportError as exc:
         raise _refused(exc) from None
     return {"imported": len(contacts), "contacts": _dumps(contacts)}
@@ -451,6 +537,7 @@ async def import_contacts(request: web.Request, node: Node, caller: Caller, body
 
 # --- routes --------------------------------------------------------------------------------
 
+# fmt: off
 ROUTES: list[Route] = [
     Route("PATCH", "/api/v1/users/{id}", update_user,
           "Change a user's name or role, or deactivate them (active: false; their tokens stop working)",
@@ -470,10 +557,11 @@ ROUTES: list[Route] = [
     Route("DELETE", "/api/v1/stages/{id}", delete_stage, "Delete an empty stage (a workflow keeps one)",
           admin_only=True),
     # deals
-    Route("POST", "/api/v1/deals", create_deal, "Create a deal in a stage of a workflow", DealIn, status=201),
+    Route("POST", "/api/v1/deals", create_deal, "Create a deal in a stage of a workflow", DealIn,
+          status=201),
     Route("GET", "/api/v1/deals", list_deals,
-          "List deals, oldest first: ?workflow_id, stage_id, owner_user_id, contact_id, folder, label, origin,"
-          " q (title, summary, source, contacts' names and emails), limit (default 100), offset"),
+          "List deals, oldest first: ?workflow_id, stage_id, owner_user_id, contact_id, folder, label,"
+          " origin, q (title, summary, source, contacts' names and emails), limit (default 100), offset"),
     Route("GET", "/api/v1/deals/{id}", get_deal, "One deal"),
     Route("PATCH", "/api/v1/deals/{id}", update_deal,
           "Change a deal's fields (null clears; labels, custom_fields and contacts are replaced whole)",
@@ -483,7 +571,8 @@ ROUTES: list[Route] = [
           DealMove),
     Route("POST", "/api/v1/deals/{id}/contacts", attach_contact,
           "Add a contact to a deal, or change their role on it", DealContact),
-    Route("DELETE", "/api/v1/deals/{id}/contacts/{contact_id}", detach_contact, "Take a contact off a deal"),
+    Route("DELETE", "/api/v1/deals/{id}/contacts/{contact_id}", detach_contact,
+          "Take a contact off a deal"),
     Route("GET", "/api/v1/deals/{id}/notes", list_deal_notes, "A deal's notes, oldest first"),
     Route("POST", "/api/v1/deals/{id}/notes", add_deal_note,
           "Add a note to a deal (with contact_id: about one of its contacts)", DealNoteIn, status=201),
@@ -501,16 +590,18 @@ ROUTES: list[Route] = [
           ContactPatch),
     Route("GET", "/api/v1/contacts/{id}/notes", list_contact_notes,
           "A contact's notes (their deals' notes about them included), oldest first"),
-    Route("POST", "/api/v1/contacts/{id}/notes", add_contact_note, "Add a note to a contact", ContactNoteIn,
-          status=201),
+    Route("POST", "/api/v1/contacts/{id}/notes", add_contact_note, "Add a note to a contact",
+          ContactNoteIn, status=201),
     # CSV
     Route("GET", "/api/v1/export/deals.csv", export_deals,
           "Deals as CSV (text/csv), filtered as GET /deals; workflow and stage by name, owner by email",
           admin_only=True),
-    Route("GET", "/api/v1/export/contacts.csv", export_contacts, "Contacts as CSV (text/csv); ?q", admin_only=True),
+    Route("GET", "/api/v1/export/contacts.csv", export_contacts, "Contacts as CSV (text/csv); ?q",
+          admin_only=True),
     Route("POST", "/api/v1/import/deals", import_deals,
           "Import deals from a CSV body (text/csv), all or nothing; import their contacts first",
           admin_only=True, status=201),
     Route("POST", "/api/v1/import/contacts", import_contacts,
           "Import contacts from a CSV body (text/csv), all or nothing", admin_only=True, status=201),
 ]
+# fmt: on

@@ -98,11 +98,14 @@ def _iso_date(value: str) -> str:
     return value
 
 
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
 def _timestamp(value: str) -> str:
     try:
-        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z", value):
+        if not _TIMESTAMP.fullmatch(value):
             raise ValueError
-        datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+        datetime.fromisoformat(value[:-1])  # a real date and time (strptime is 10x slower)
     except ValueError:
         raise ValueError("must be a UTC time written YYYY-MM-DDTHH:MM:SSZ") from None
     return value

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlite_utils
 
@@ -151,6 +151,10 @@ def _ts(now: datetime) -> str:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _exists(conn: sqlite3.Connection, table: Literal["deals", "contacts"], id_: str) -> bool:
+    return conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (id_,)).fetchone() is not None
 
 
 def _missing(what: str, id_: str, field: str | None = None) -> CrmError:
@@ -454,12 +458,13 @@ def insert_contact(conn: sqlite3.Connection, contact: Contact) -> Contact:
     conn.execute(
         f"INSERT INTO contacts ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values())
     )
-    return get_contact(conn, contact.id)
+    return contact
 
 
 def create_contact(conn: sqlite3.Connection, data: ContactIn, *, now: datetime) -> Contact:
     ts = _ts(now)
-    contact = Contact(**data.model_dump(), id=new_id("ct", now), created_at=ts, updated_at=ts)
+    # ``data`` is validated; the fields added here are ours: construct without re-validating.
+    contact = Contact.model_construct(**dict(data), id=new_id("ct", now), created_at=ts, updated_at=ts)
     return insert_contact(conn, contact)
 
 
@@ -617,20 +622,26 @@ def deal_problems(conn: sqlite3.Connection, deal: Deal, *, new: bool) -> list[Cr
         check(_check_stage_in, conn, deal.stage_id, workflow)
     if deal.owner_user_id is not None:
         check(_check_user, conn, deal.owner_user_id, "owner_user_id", active=False)
-    for i, link in enumerate(deal.contacts):
-        check(get_contact, conn, link.contact_id, field=f"contacts.{i}.contact_id")
+    if deal.contacts:
+        ids = [link.contact_id for link in deal.contacts]
+        found = {r[0] for r in conn.execute(
+            f"SELECT id FROM contacts WHERE id IN ({', '.join('?' * len(ids))})", ids)}
+        for i, link in enumerate(deal.contacts):
+            if link.contact_id not in found:
+                problems.append(_missing("contact", link.contact_id, f"contacts.{i}.contact_id"))
     if new:
         if conn.execute("SELECT 1 FROM deals WHERE id = ?", (deal.id,)).fetchone():
             problems.append(CrmError("conflict", f"deal {deal.id!r} already exists", "id"))
         if deal.referral is not None:
-            other = find_deal_by_referral(
-                conn, deal.referral.peer_node_id, deal.referral.referral_id
-            )
+            other = conn.execute(
+                "SELECT id FROM deals WHERE referral_peer_node_id = ? AND referral_id = ?",
+                (deal.referral.peer_node_id, deal.referral.referral_id),
+            ).fetchone()
             if other is not None:
                 problems.append(
                     CrmError(
                         "conflict",
-                        f"referral {deal.referral.referral_id!r} already has deal {other.id!r}",
+                        f"referral {deal.referral.referral_id!r} already has deal {other[0]!r}",
                         "referral",
                     )
                 )
@@ -659,7 +670,7 @@ def _write_deal(conn: sqlite3.Connection, deal: Deal, *, insert: bool) -> Deal:
         "INSERT INTO deal_contacts (deal_id, contact_id, role, position) VALUES (?, ?, ?, ?)",
         [(deal.id, c.contact_id, c.role, i) for i, c in enumerate(deal.contacts)],
     )
-    return get_deal(conn, deal.id)
+    return deal  # exactly what was written
 
 
 def insert_deal(conn: sqlite3.Connection, deal: Deal) -> Deal:
@@ -679,8 +690,9 @@ def create_deal(
     """A new deal. Pass ``referral`` for a deal created from an inbound referral: its
     origin is then "referral", and one referral makes at most one deal (``conflict``)."""
     ts = _ts(now)
-    deal = Deal(
-        **data.model_dump(),
+    # ``data`` is validated; the fields added here are ours: construct without re-validating.
+    deal = Deal.model_construct(
+        **dict(data),
         id=new_id("deal", now),
         origin="referral" if referral else "local",
         referral=referral,
@@ -769,10 +781,10 @@ def add_note(
 ) -> Note:
     """A note on a deal and/or a contact. ``user`` notes need their author; ``system`` and
     ``referral`` notes are written by the node and may have none."""
-    if data.deal_id is not None:
-        get_deal(conn, data.deal_id, field="deal_id")
-    if data.contact_id is not None:
-        get_contact(conn, data.contact_id, field="contact_id")
+    if data.deal_id is not None and not _exists(conn, "deals", data.deal_id):
+        raise _missing("deal", data.deal_id, "deal_id")
+    if data.contact_id is not None and not _exists(conn, "contacts", data.contact_id):
+        raise _missing("contact", data.contact_id, "contact_id")
     if author_user_id is not None:
         _check_user(conn, author_user_id, "author_user_id", active=False)
     elif kind == "user":

@@ -40,7 +40,11 @@ def update_user(
     new_role = change.role or current.role
     new_active = current.active if change.active is None else change.active
     if current.role == "admin" and current.active and (new_role != "admin" or not new_active):
-        others = [u for u in store.list_users(conn, active_only=True) if u.role == "admin" and u.id != user_id]
+        others = [
+            u
+            for u in store.list_users(conn, active_only=True)
+            if u.role == "admin" and u.id != user_id
+        ]
         if not others:
             field = "role" if new_role != "admin" else "active"
             raise CrmError(
