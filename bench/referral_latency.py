@@ -104,7 +104,9 @@ async def measure(
         deadline = time.monotonic() + 30
         while True:
             a = (await sender("GET", f"/api/v1/connections/{cid}"))["connection"]["state"]
-            b = (await receiver("GET", f"/api/v1/connections/{cid}"))["connection"]["state"]
+            # The receiver records the connection only once the request reaches it.
+            listed = (await receiver("GET", "/api/v1/connections"))["connections"]
+            b = next((c["state"] for c in listed if c["id"] == cid), "not yet")
             if (a, b) == ("active", "active"):
                 break
             if time.monotonic() > deadline:
