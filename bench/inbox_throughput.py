@@ -61,6 +61,7 @@ from protocol.envelope import digest, seal_envelope
 from protocol.keys import DecryptionKey, SigningKey
 from protocol.messages import Address, Consent, ContactProfile, DealSummary, Person, ReferralOffer
 from protocol.models import format_ts
+from protocol.offers import SHAREABLE_FIELDS
 from protocol.receipts import verify_receipt
 from protocol.suites import SuiteId
 from protocol.wire import INBOX_PATH, MEDIA_TYPE_JOSE_JSON, MessageType
@@ -231,19 +232,7 @@ def offer(i: int, connection_id: str, now: datetime) -> ReferralOffer:
                 date_of_birth="1990-09-30",
             ),
         ],
-        shared_fields=[
-            "deal.title",
-            "deal.deal_type",
-            "deal.amount",
-            "deal.summary",
-            "owner",
-            "contacts.first_name",
-            "contacts.last_name",
-            "contacts.email",
-            "contacts.phone",
-            "contacts.address",
-            "contacts.date_of_birth",
-        ],
+        shared_fields=list(SHAREABLE_FIELDS),
         owner=Person(name="Ava Agent", email="ava.agent@harbour-realty.example"),
         referring_agent=Person(name="Ava Agent", email="ava.agent@harbour-realty.example"),
         message="Hi, referring Jordan and Sam who are buying in Pyrmont. They prefer calls after 5pm "

@@ -7,18 +7,19 @@ import json
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 
 from node import store
 from node.config import Config
 from node.ids import new_id
 from node.keystore import KeyStore
 from node.records import OutboxItem
-from protocol.discovery import PeerKeys
+from protocol.discovery import PeerKeys, verify_discovery
 from protocol.envelope import digest, seal_envelope
 from protocol.errors import LocalProtocolError
 from protocol.keys import SigningKey
+from protocol.messages import MESSAGE_MODELS
 from protocol.models import WireModel, format_ts
 from protocol.suites import SuiteId, choose_suite
 from protocol.wire import ErrorCode, MessageType, versioned
@@ -57,10 +58,6 @@ class TxContext:
         keys = self.effects.peers.get(node_id) or self.peers.get(node_id)
         if keys is not None:
             return keys
-        from protocol.discovery import verify_discovery
-        from protocol.errors import LocalProtocolError
-        from protocol.wire import ErrorCode
-
         peer = store.get_peer(conn, node_id)
         if peer is None:
             raise LocalProtocolError(ErrorCode.UNKNOWN_SENDER, f"no peer {node_id}")
@@ -76,26 +73,11 @@ def enqueue(
     *,
     reply_to: str | None = None,
     subject: tuple[str, str] | None = None,
-    envelope_id: str | None = None,
     signing_key: SigningKey | None = None,
 ) -> OutboxItem:
     """Seal ``message`` to ``peer`` and store it for delivery. ``signing_key`` overrides our
     current signing key (a key rotation is announced with the key the peer knows)."""
-    envelope_id = envelope_id or new_id("env")
-    body = seal_envelope(
-        message,
-        message_type=message_type,
-        envelope_id=envelope_id,
-        sender=ctx.me,
-        recipient=peer.node_id,
-        now=ctx.now,
-        signing_key=signing_key or ctx.keys.signing,
-        reply_to=reply_to,
-        **_suite_for(ctx, peer),
-    )
-    if len(body) > peer.max_envelope_bytes:
-        raise LocalProtocolError(ErrorCode.TOO_LARGE, f"the envelope is {len(body)} bytes; {peer.name} takes at most"
-                                 f" {peer.max_envelope_bytes}")
+    body, envelope_id = _seal(ctx, peer, message_type, message, reply_to, signing_key or ctx.keys.signing)
     item = store.insert_outbox(
         conn,
         envelope_id=envelope_id,
@@ -115,19 +97,19 @@ def enqueue(
     return item
 
 
-def _suite_for(ctx: TxContext, peer: PeerKeys) -> dict[str, object]:
-    suite, key = choose_suite(ctx.suites, list(peer.encryption))
-    return {"suite": suite, "recipient_key": key}
-
-
 def reseal(conn: sqlite3.Connection, ctx: TxContext, item: OutboxItem, peer: PeerKeys) -> tuple[bytes, str]:
     """A fresh envelope (new id, new time) for a failed item an admin retries after the
     acceptance window: the receiver's handlers are idempotent on the message's own ids."""
-    from protocol.messages import MESSAGE_MODELS
-
     text, reply_to = store.outbox_message(conn, item.seq)
     message_type = MessageType(item.type.split("/", 1)[0])
     message = MESSAGE_MODELS[message_type].model_validate(json.loads(text))
+    return _seal(ctx, peer, message_type, message, reply_to, ctx.keys.signing)
+
+
+def _seal(ctx: TxContext, peer: PeerKeys, message_type: MessageType, message: WireModel,
+          reply_to: str | None, signing_key: SigningKey) -> tuple[bytes, str]:
+    """A new envelope for ``message``, sealed with the best suite the peer offers."""
+    suite, key = choose_suite(ctx.suites, list(peer.encryption))
     envelope_id = new_id("env")
     body = seal_envelope(
         message,
@@ -136,8 +118,13 @@ def reseal(conn: sqlite3.Connection, ctx: TxContext, item: OutboxItem, peer: Pee
         sender=ctx.me,
         recipient=peer.node_id,
         now=ctx.now,
-        signing_key=ctx.keys.signing,
+        signing_key=signing_key,
+        suite=suite,
+        recipient_key=key,
         reply_to=reply_to,
-        **_suite_for(ctx, peer),
     )
+    if len(body) > peer.max_envelope_bytes:
+        raise LocalProtocolError(
+            ErrorCode.TOO_LARGE, f"the envelope is {len(body)} bytes; {peer.name} takes at most {peer.max_envelope_bytes}"
+        )
     return body, envelope_id
