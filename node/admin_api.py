@@ -163,6 +163,19 @@ def _parse(model: type[BaseModel], raw: bytes) -> BaseModel:
                                for e in exc.errors()[:20]]) from None
 
 
+def query_params(request: web.Request, *names: str) -> dict[str, str]:
+    """The query string, or a 400 naming a parameter that is unknown or given twice (a
+    misspelt filter must not quietly return everything)."""
+    for name in request.query:
+        if name not in names:
+            takes = f"use {', '.join(names)}" if names else "this route takes none"
+            raise ApiError(400, "invalid", f"unknown query parameter {name!r}; {takes}", field=name)
+        if len(request.query.getall(name)) > 1:
+            raise ApiError(400, "invalid", f"query parameter {name} is given more than once; give it once",
+                           field=name)
+    return dict(request.query)
+
+
 async def _authenticate(request: web.Request, node: Node) -> Caller:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
@@ -311,12 +324,22 @@ async def send_referral(request: web.Request, node: Node, caller: Caller, body: 
         consent=body.consent,
         sent_at=node.context().ts,
     )
-    referral = await _tx(node, lambda conn, ctx: referrals.send_offer(conn, ctx, offer))
+
+    def send(conn: sqlite3.Connection, ctx: TxContext) -> Any:
+        connection = store.get_connection(conn, offer.connection_id)
+        if body.referral_id is not None and connection is not None:
+            taken = store.get_referral(conn, "sender", connection.peer_node_id, body.referral_id)
+            if taken is not None:
+                raise ApiError(409, "conflict", f"referral_id {body.referral_id} is already used by referral "
+                               f"{taken.local_id}; leave referral_id out to get a new one", field="referral_id")
+        return referrals.send_offer(conn, ctx, offer)
+
+    referral = await _tx(node, send)
     return {"referral": _dump(referral)}
 
 
 async def list_referrals(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    side = request.query.get("side")
+    side = query_params(request, "side").get("side")
     if side not in (None, "sender", "receiver"):
         raise ApiError(400, "invalid", "side is sender or receiver", field="side")
     return {"referrals": [_dump(r) for r in await node.db.read(lambda conn: store.list_referrals(conn, side))]}
@@ -343,7 +366,7 @@ async def referral_status(request: web.Request, node: Node, caller: Caller, body
 
 
 async def list_outbox(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    state = request.query.get("state")
+    state = query_params(request, "state").get("state")
     if state not in (None, "pending", "delivered", "failed"):
         raise ApiError(400, "invalid", "state is pending, delivered or failed", field="state")
     items = await node.db.read(lambda conn: store.list_outbox(conn, state=state))
@@ -405,8 +428,12 @@ async def create_token(request: web.Request, node: Node, caller: Caller, body: T
     user_id = body.user_id or caller.id
 
     def insert(conn: sqlite3.Connection, ctx: TxContext) -> None:
-        if conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is None:
+        row = conn.execute("SELECT active FROM users WHERE id = ?", (user_id,)).fetchone()
+        if row is None:
             raise ApiError(404, "unknown_subject", f"no user {user_id}", field="user_id")
+        if not row[0]:
+            raise ApiError(400, "invalid", f"user {user_id} is not active; reactivate them before giving them"
+                           " a token", field="user_id")
         store.insert_token(conn, id=new_id("tok"), user_id=user_id, token_hash=hash_token(token), label=body.label,
                            now=ctx.ts)
 

@@ -42,7 +42,7 @@ from aiohttp import web
 from pydantic import Field, StringConstraints
 
 from node import referring
-from node.admin_api import Caller, Route
+from node.admin_api import Caller, Route, query_params
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.models import Blank, Id, IsoDate, LongText, Model, NoteIn, parse
@@ -264,7 +264,7 @@ async def record(request: web.Request, node: Node, caller: Caller, body: Opportu
 
 
 async def follow_up_list(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query = parse(ListQuery, dict(request.query))
+    query = parse(ListQuery, query_params(request, *ListQuery.model_fields))
     state = None if query.state == "all" else query.state
 
     def read(conn: sqlite3.Connection) -> list[Opportunity]:

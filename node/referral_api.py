@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from node import referring, store
-from node.admin_api import Caller, Route
+from node.admin_api import Caller, Route, query_params
 from node.connection_settings import ConnectionSettings, check_settings
 from node.crm import store as crm
 from node.errors import ApiError
@@ -30,7 +30,7 @@ async def refer(request: web.Request, node: Node, caller: Caller, body: referrin
 
 
 async def list_deferred(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    deal_id = request.query.get("deal_id")
+    deal_id = query_params(request, "deal_id").get("deal_id")
 
     def read(conn: sqlite3.Connection) -> Any:
         if deal_id:
