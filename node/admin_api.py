@@ -407,10 +407,16 @@ async def verify_receipts(request: web.Request, node: Node, caller: Caller, body
 
 
 async def rotate_keys(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    previous = node.keys.signing
-    node.keys.rotate_signing()
-    node.refresh_discovery()
-    count = await _tx(node, lambda conn, ctx: handshake.announce_rotation(conn, ctx, node.discovery, previous))
+    def rotate(conn: sqlite3.Connection, ctx: TxContext) -> int:
+        # Switch keys and queue the announcements in one step of the write batch: writes
+        # before it seal with the old key, writes after it with the new one, so each
+        # peer's in-order queue carries the announcement exactly between the two.
+        previous = node.keys.signing
+        node.keys.rotate_signing()
+        node.refresh_discovery()
+        return handshake.announce_rotation(conn, ctx, node.discovery, previous)
+
+    count = await _tx(node, rotate)
     return {"signing_kid": node.keys.signing.kid, "peers_notified": count}
 
 

@@ -125,7 +125,7 @@ class Delivery:
             async with node.http.post(
                 item.inbox_url, data=item.body, headers={"Content-Type": MEDIA_TYPE_JOSE_JSON}, timeout=timeout
             ) as response:
-                payload = await response.content.read(262_144)
+                payload = await read_limited(response, 262_144)
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -142,9 +142,9 @@ class Delivery:
 
             def delivered(conn):  # type: ignore[no-untyped-def]
                 ctx = node.context()
-                store.mark_delivered(conn, item.seq, receipt=payload, now=ctx.ts)
                 store.set_peer_retry(conn, item.peer_node_id, 0, 0.0)
-                referrals.on_delivered(conn, ctx, item)
+                if store.mark_delivered(conn, item, receipt=payload, now=ctx.ts):
+                    referrals.on_delivered(conn, ctx, item)
 
             await node.db.write(delivered)
             bound.info("delivered")
@@ -156,8 +156,8 @@ class Delivery:
 
         def failed(conn):  # type: ignore[no-untyped-def]
             ctx = node.context()
-            store.mark_attempt_failed(conn, item.seq, error=code, final=True)
-            _on_failed(conn, ctx, item)
+            if store.mark_attempt_failed(conn, item, error=code, final=True):
+                _on_failed(conn, ctx, item)
 
         await node.db.write(failed)
         bound.warning("delivery refused", code=code, status=status)
@@ -170,7 +170,7 @@ class Delivery:
         not_before = node.clock.now().timestamp() + delay
 
         def record(conn):  # type: ignore[no-untyped-def]
-            store.mark_attempt_failed(conn, item.seq, error=error, final=False)
+            store.mark_attempt_failed(conn, item, error=error, final=False)
             store.set_peer_retry(conn, item.peer_node_id, attempt, not_before)
 
         await node.db.write(record)
@@ -181,6 +181,17 @@ class Delivery:
 def _on_failed(conn, ctx, item: OutboxItem) -> None:  # type: ignore[no-untyped-def]
     referrals.on_failed(conn, ctx, item)
     handshake.on_send_failed(conn, ctx, item)
+
+
+async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, up to ``limit`` bytes (``content.read(n)`` may return only what has
+    arrived so far). A longer body is cut at ``limit``; it will not verify."""
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(65536):
+        body += chunk
+        if len(body) >= limit:
+            return bytes(body[:limit])
+    return bytes(body)
 
 
 def _retry_after(value: str | None) -> float | None:

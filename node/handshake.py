@@ -169,6 +169,13 @@ def start_connection(
 def on_request(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) -> Disposition:
     request: ConnectionRequest = opened.message  # type: ignore[assignment]
     sender = opened.parsed.sender
+    # The requester's discovery document is verified whoever sends it (a known peer's
+    # too): only a verified, not older, key set is ever stored.
+    discovery_raw = request.requester_discovery.encode("utf-8")
+    doc, keys = verify_discovery(discovery_raw, expected_node_id=sender)
+    current = store.get_peer(conn, sender)
+    if current is not None and doc.issued_at < verify_discovery(current.discovery, expected_node_id=sender)[0].issued_at:
+        keys, discovery_raw = ctx.peer(conn, sender), current.discovery
     existing = store.get_connection(conn, request.connection_id)
     if existing is not None:
         if existing.peer_node_id == sender and existing.role == "responder":
@@ -192,7 +199,7 @@ def on_request(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope)
         if store.find_active_user(conn, request.target_email) is None:
             raise RemoteProtocolError(ErrorCode.UNKNOWN_USER, "that email is not an active user here")
         direction, settings, name = MIRROR[request.direction], {}, opened.sender_keys.name
-    remember_peer(conn, ctx, opened.sender_keys, request.requester_discovery.encode("utf-8"))
+    remember_peer(conn, ctx, keys, discovery_raw)
     connection = Connection(
         id=request.connection_id,
         peer_node_id=sender,
@@ -248,7 +255,7 @@ def on_accept(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) 
         return Disposition.DUPLICATE
     c = _move(conn, ctx, c, ConnEvent.RECEIVE_ACCEPT, direction=accept.direction, name=accept.name)
     enqueue(conn, ctx, opened.sender_keys, MessageType.CONNECTION_CONFIRM, ConnectionConfirm(connection_id=c.id),
-            subject=("connection", c.id))
+            subject=("connection", c.id), reply_to=opened.parsed.envelope_id)
     return Disposition.ACCEPTED
 
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import sqlite3
 
+from pydantic import ValidationError
+
 from node.connection_settings import InboundSettings, parse_settings
 from node.crm import store as crm
+from node.crm.errors import CrmError
 from node.crm.models import (
     Address,
     ContactIn,
@@ -22,7 +25,9 @@ from node.crm.models import (
 from node.db import migration
 from node.outbox import TxContext
 from node.records import Connection
+from protocol.errors import RemoteProtocolError
 from protocol.messages import ReferralOffer
+from protocol.wire import ErrorCode
 
 DEFAULT_WORKFLOW = "Inbound referrals"
 DEFAULT_STAGES = ["New referral", "Contacted", "In progress", "Settled"]
@@ -36,7 +41,19 @@ def _v3(db) -> None:  # type: ignore[no-untyped-def]
 
 
 def land_offer(conn: sqlite3.Connection, ctx: TxContext, connection: Connection, offer: ReferralOffer) -> str:
-    """File ``offer`` as a new deal and return the deal's id."""
+    """File ``offer`` as a new deal and return the deal's id.
+
+    An offer our CRM cannot take (a value its rules refuse) is refused as ``malformed``:
+    a permanent answer, so the sender does not retry it and hold up its queue to us."""
+    try:
+        return _land(conn, ctx, connection, offer)
+    except (CrmError, ValidationError) as exc:
+        message = exc.message if isinstance(exc, CrmError) else str(exc.errors()[0]["msg"])
+        where = exc.field if isinstance(exc, CrmError) else ".".join(str(p) for p in exc.errors()[0]["loc"])
+        raise RemoteProtocolError(ErrorCode.MALFORMED, f"this node cannot file the referral: {where}: {message}") from None
+
+
+def _land(conn: sqlite3.Connection, ctx: TxContext, connection: Connection, offer: ReferralOffer) -> str:
     inbound = parse_settings(connection.settings).inbound
     workflow = _workflow(conn, ctx, inbound)
     stage_id = inbound.stage_id if inbound.stage_id and inbound.workflow_id == workflow.id else workflow.stages[0].id
@@ -88,7 +105,10 @@ def land_offer(conn: sqlite3.Connection, ctx: TxContext, connection: Connection,
 
 def _workflow(conn: sqlite3.Connection, ctx: TxContext, inbound: InboundSettings) -> Workflow:
     if inbound.workflow_id is not None:
-        return crm.get_workflow(conn, inbound.workflow_id)
+        try:
+            return crm.get_workflow(conn, inbound.workflow_id)
+        except CrmError:
+            pass  # the chosen workflow is gone: file it in the default one rather than lose it
     existing = crm.find_workflow_by_name(conn, DEFAULT_WORKFLOW)
     if existing is not None:
         return existing

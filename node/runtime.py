@@ -16,7 +16,7 @@ from node import handshake, referrals, store
 from node.clock import Clock, SystemClock
 from node.config import Config
 from node.db import Database
-from node.delivery import Delivery
+from node.delivery import Delivery, read_limited
 from node.keystore import KeyStore
 from node.landing import land_offer
 from node.logs import get_logger
@@ -91,7 +91,11 @@ class Node:
         """Load the peers we know, and resume delivery of whatever is due."""
         rows = await self.db.read(store.list_peers)
         for peer in rows:
-            _, keys = verify_discovery(peer.discovery, expected_node_id=peer.node_id)
+            try:
+                _, keys = verify_discovery(peer.discovery, expected_node_id=peer.node_id)
+            except ProtocolError as exc:  # never stored unverified; but never refuse to start
+                log.error("stored peer keys do not verify; skipped", peer=peer.node_id, code=exc.code.value)
+                continue
             history = await self.db.read(lambda c, n=peer.node_id: store.peer_key_history(c, n))
             from protocol.keys import VerifyKey
 
@@ -219,7 +223,7 @@ class Node:
         timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_s)
         try:
             async with self.http.get(url, timeout=timeout) as response:
-                raw = await response.content.read(65536 + 1)
+                raw = await read_limited(response, 65536 + 1)
                 if response.status != 200:
                     raise RemoteProtocolError(ErrorCode.UNKNOWN_SENDER, f"{url} answered HTTP {response.status}")
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -348,20 +348,25 @@ def list_outbox(conn: sqlite3.Connection, *, state: str | None = None, limit: in
                 (state, limit))
 
 
-def mark_delivered(conn: sqlite3.Connection, seq: int, *, receipt: bytes, now: str) -> None:
-    conn.execute(
+def mark_delivered(conn: sqlite3.Connection, item: OutboxItem, *, receipt: bytes, now: str) -> bool:
+    """Record the receipt for exactly the envelope that was sent. False when the row has
+    moved on meanwhile (an admin re-sealed it as another envelope): then nothing changes."""
+    cur = conn.execute(
         "UPDATE outbox SET state = 'delivered', receipt = ?, delivered_at = ?, attempts = attempts + 1,"
-        " last_error = NULL WHERE seq = ?",
-        (receipt, now, seq),
+        " last_error = NULL WHERE seq = ? AND envelope_id = ? AND state IN ('pending', 'failed')",
+        (receipt, now, item.seq, item.envelope_id),
     )
+    return cur.rowcount == 1
 
 
-def mark_attempt_failed(conn: sqlite3.Connection, seq: int, *, error: str, final: bool) -> None:
-    conn.execute(
+def mark_attempt_failed(conn: sqlite3.Connection, item: OutboxItem, *, error: str, final: bool) -> bool:
+    """Count a failed attempt of this very envelope, if it is still pending."""
+    cur = conn.execute(
         "UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = CASE WHEN ? THEN 'failed' ELSE state END"
-        " WHERE seq = ?",
-        (error, final, seq),
+        " WHERE seq = ? AND envelope_id = ? AND state = 'pending'",
+        (error, final, item.seq, item.envelope_id),
     )
+    return cur.rowcount == 1
 
 
 def fail_overdue(conn: sqlite3.Connection, now_s: float) -> list[OutboxItem]:

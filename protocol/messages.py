@@ -170,11 +170,17 @@ class ContactProfile(WireModel):
 
 
 class DealSummary(WireModel):
-    title: ShortText
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     deal_type: Token | None = None
     amount: Decimal | None = None
-    currency: Currency | None = None
+    currency: Currency | None = None  # required with amount: money has a currency
     summary: LongText | None = None
+
+    @model_validator(mode="after")
+    def _currency_with_amount(self) -> DealSummary:
+        if (self.amount is None) != (self.currency is None):
+            raise ValueError("amount and currency go together")
+        return self
 
 
 class Consent(WireModel):

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from conftest import RunningNode
+from conftest import RunningNode, wait_for
 from test_two_nodes import CONSENT, connect_by_invitation
 
 from node import store
@@ -167,3 +167,46 @@ async def test_replay_is_answered_with_the_original_receipt(node_factory):
     assert verify_receipt(receipt4, keys=bkeys, envelope_id="env_r2").disposition.value == "duplicate"
     inbox, refs, _ = await counts(broker)
     assert (inbox, refs) == (before[0] + 2, before[1] + 1)
+
+
+async def test_a_peer_cannot_plant_unverified_keys_and_a_refused_offer_does_not_block_the_queue(node_factory):
+    agency = await node_factory("Agency")
+    broker = await node_factory("Broker")
+    cid, _ = await connect_by_invitation(agency, broker)
+    bkeys = keys_of(broker)
+    await broker.api("POST", "/api/v1/users", {"email": "bree@broker.example", "name": "Bree", "role": "broker"},
+                     expect=201)
+    # A connected peer sends a connection request with a forged discovery document.
+    from protocol.messages import ConnectionRequest
+
+    forged = ConnectionRequest(connection_id="con_forged", requester_discovery="junk", target_email="bree@broker.example",
+                               requested_by=Person(name="Mallory", email="m@agency.example"), direction="both")
+    status, body = await post(broker, envelope(agency, broker.node.me, bkeys, forged,
+                                               message_type=MessageType.CONNECTION_REQUEST, envelope_id="env_forged"))
+    assert (status, json.loads(body)["error"]["code"]) == (400, "malformed")
+    # The broker still restarts: nothing unverified was stored.
+    await broker.stop()
+    await broker.start()
+    assert agency.node.me in broker.node.peers
+
+    # An offer our CRM cannot file (a blank title) is refused for good, not retried...
+    blank = offer(cid, "rfl_blank").model_copy(update={"deal": DealSummary(title="   ")})
+    status, body = await post(broker, envelope(agency, broker.node.me, bkeys, blank, envelope_id="env_blank"))
+    answer = json.loads(body)
+    assert (status, answer["error"]["code"]) == (400, "malformed") and "title" in answer["error"]["message"]
+    # ...so a queued one behind it still goes through.
+    sent = await agency.api("POST", "/api/v1/referrals", {
+        "connection_id": cid, "referral_type": "mortgage", "deal": {"title": "   "},
+        "contacts": [{"ref": "c1", "first_name": "Jo"}], "shared_fields": ["contacts.first_name"],
+        "referring_agent": {"name": "Ava", "email": "ava@agency.example"}, "consent": CONSENT}, expect=202)
+    good = await agency.api("POST", "/api/v1/referrals", {
+        "connection_id": cid, "referral_type": "mortgage", "deal": {"title": "Refinance"},
+        "contacts": [{"ref": "c1", "first_name": "Jo"}], "shared_fields": ["contacts.first_name"],
+        "referring_agent": {"name": "Ava", "email": "ava@agency.example"}, "consent": CONSENT}, expect=202)
+
+    async def settled() -> bool:
+        a = (await agency.api("GET", f"/api/v1/referrals/{sent['referral']['local_id']}"))["referral"]["state"]
+        b = (await agency.api("GET", f"/api/v1/referrals/{good['referral']['local_id']}"))["referral"]["state"]
+        return (a, b) == ("failed", "delivered")
+
+    await wait_for(settled)

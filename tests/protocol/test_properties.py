@@ -74,13 +74,14 @@ contacts = st.builds(
 @st.composite
 def offers(draw: st.DrawFn) -> WireModel:
     base = referral_offer()
+    money = draw(st.none() | st.tuples(amounts, st.sampled_from(["GBP", "EUR", "AUD"])))
     return base.model_copy(
         update={
             "referral_id": draw(idents),
             "deal": DealSummary(
-                title=draw(short_text),
-                amount=draw(st.none() | amounts),
-                currency=draw(st.none() | st.sampled_from(["GBP", "EUR", "AUD"])),
+                title=draw(short_text.filter(bool)),
+                amount=money[0] if money else None,
+                currency=money[1] if money else None,
                 summary=draw(st.none() | long_text),
             ),
             "contacts": draw(st.lists(contacts, min_size=1, max_size=3)),
