@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from conftest import RunningNode, wait_for
@@ -159,3 +160,41 @@ async def test_key_rotation_is_announced_and_old_receipts_still_verify(node_fact
     await wait_for(lambda: delivered(second["referral"]["local_id"]))
     check = await agency.api("POST", "/api/v1/receipts/verify")
     assert check["invalid"] == [] and check["checked"] >= 3
+
+
+async def test_revoked_expired_and_used_invitations_are_refused(node_factory):
+    agency = await node_factory("Agency")
+    broker = await node_factory("Broker")
+    revoked = await broker.api("POST", "/api/v1/invitations", {"name": "Agency"}, expect=201)
+    await broker.api("POST", f"/api/v1/invitations/{revoked['invitation']['id']}/revoke")
+    expiring = await broker.api("POST", "/api/v1/invitations", {"name": "Agency", "ttl_s": 1}, expect=201)
+    used = await broker.api("POST", "/api/v1/invitations", {"name": "Agency"}, expect=201)
+    await asyncio.sleep(1.2)
+
+    async def refused_with(invite: dict[str, Any]) -> str:
+        result = await agency.api("POST", "/api/v1/connections", {
+            "referral_url": invite["referral_url"], "referral_key": invite["referral_key"]}, expect=202)
+        cid = result["connection"]["id"]
+
+        async def settled() -> bool:
+            state = (await agency.api("GET", f"/api/v1/connections/{cid}"))["connection"]["state"]
+            return state in ("refused", "active")
+
+        await wait_for(settled)
+        state = (await agency.api("GET", f"/api/v1/connections/{cid}"))["connection"]["state"]
+        if state == "active":
+            return "active"
+        out = (await agency.api("GET", "/api/v1/outbox?state=failed"))["outbox"]
+        return next(i["last_error"] for i in out if i["subject_id"] == cid)
+
+    assert await refused_with(revoked) == "invitation_revoked"
+    assert await refused_with(expiring) == "invitation_expired"
+    assert await refused_with(used) == "active"
+    assert await refused_with(used) == "invitation_used"
+    # A wrong key for a real invitation is refused too, and does not use it up.
+    fresh = await broker.api("POST", "/api/v1/invitations", {"name": "Agency"}, expect=201)
+    wrong = dict(fresh, referral_key="rnk1_" + "A" * 43)
+    assert await refused_with(wrong) == "invitation_invalid"
+    states = {i["id"]: i["state"] for i in (await broker.api("GET", "/api/v1/invitations"))["invitations"]}
+    assert states[fresh["invitation"]["id"]] == "open"
+    assert states[used["invitation"]["id"]] == "used"
