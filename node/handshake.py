@@ -220,12 +220,12 @@ def on_request(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope)
         store.set_invitation_state(conn, request.invitation.invitation_id, inv.InvitationState.USED,
                                    used_at=ctx.ts, connection_id=connection.id)
         # A valid invitation is the inviting admin's consent in advance: accept now.
-        accept_request(conn, ctx, connection.id, accepted_by=None)
+        accept_request(conn, ctx, connection.id, accepted_by=None, reply_to=opened.parsed.envelope_id)
     return Disposition.ACCEPTED
 
 
 def accept_request(conn: sqlite3.Connection, ctx: TxContext, connection_id: str, *,
-                   accepted_by: Person | None) -> Connection:
+                   accepted_by: Person | None, reply_to: str | None = None) -> Connection:
     c = _own_connection(conn, connection_id)
     c = _move(conn, ctx, c, ConnEvent.ACCEPT)
     peer = ctx.peer(conn, c.peer_node_id)
@@ -235,7 +235,7 @@ def accept_request(conn: sqlite3.Connection, ctx: TxContext, connection_id: str,
         accepted_by=accepted_by or Person(name=ctx.config.org_name, email=f"admin@{ctx.me[:8].lower()}.invalid"),
         name=ctx.config.org_name,
     )
-    enqueue(conn, ctx, peer, MessageType.CONNECTION_ACCEPT, accept, subject=("connection", c.id))
+    enqueue(conn, ctx, peer, MessageType.CONNECTION_ACCEPT, accept, subject=("connection", c.id), reply_to=reply_to)
     return c
 
 
