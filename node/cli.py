@@ -4,7 +4,9 @@ Every command except ``init``, ``serve`` and ``receipts verify`` is a client of 
 node's admin API (see :mod:`node.cli_client`): it sends the request the API documents and
 shows the answer, so the CLI can never do something the API would refuse. ``init`` creates
 a node, ``serve`` runs it, and ``receipts verify`` reads the database directly so that the
-evidence can be checked with the server stopped.
+evidence can be checked with the server stopped. The CRM and referring commands
+(workflows, contacts, deals, deferred, opportunities, reports, export, import) live in
+:mod:`node.cli_crm`; the output helpers both use are in :mod:`node.cli_output`.
 
 Global options (before or after the command): ``--config PATH``, ``--data-dir DIR``,
 ``--json``. The admin token comes from ``REFNODE_TOKEN`` or ``<data_dir>/admin-token``.
@@ -22,77 +24,18 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from node import admin_api
-from node.cli_client import ApiClient, CliError, read_json_file
-from node.config import Config, ConfigError, load_config
+from node import admin_api, cli_crm
+from node.cli_client import CliError, read_json_file
+from node.cli_output import Context, choices, print_fields, print_table
+from node.config import Config
 from node.records import OutboxItem, Referral
 from protocol.keys import fingerprint_of
 
 FINAL_CONNECTION_STATES = ("active", "refused", "expired", "disconnected")
-
-
-def _choices(model: type[BaseModel], field: str) -> list[str]:
-    """The values a ``Literal`` field of an API model allows, so help never drifts."""
-    return list(get_args(model.model_fields[field].annotation))
-
-
-# --- output ----------------------------------------------------------------------------
-
-
-class Context:
-    """What every command gets: the parsed arguments, the environment, the config."""
-
-    def __init__(self, args: argparse.Namespace, env: dict[str, str]) -> None:
-        self.args = args
-        self.env = env
-        self.as_json: bool = bool(getattr(args, "json", False))
-        self._config: Config | None = None
-
-    def config(self) -> Config:
-        if self._config is None:
-            try:
-                self._config = load_config(self.config_path, self.env)
-            except ConfigError as exc:
-                raise CliError(str(exc), code="config") from None
-        return self._config
-
-    @property
-    def config_path(self) -> Path | None:
-        value = getattr(self.args, "config", None)
-        return Path(value) if value else None
-
-    def client(self) -> ApiClient:
-        return ApiClient.for_config(self.config(), self.env)
-
-    def call(self, method: str, path: str, body: Any = None, **query: str | None) -> Any:
-        return self.client().call(method, path, body, query)
-
-    def emit(self, data: Any, human: Callable[[], None]) -> None:
-        """Print ``data`` as JSON with ``--json``, else the human rendering."""
-        if self.as_json:
-            print(json.dumps(data, indent=2, default=str))
-        else:
-            human()
-
-
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    if not rows:
-        print("(none)")
-        return
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    for row in [list(headers), *cells]:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-
-
-def print_fields(pairs: Sequence[tuple[str, Any]], indent: str = "  ") -> None:
-    width = max(len(k) for k, _ in pairs) + 1
-    for key, value in pairs:
-        print(f"{indent}{(key + ':').ljust(width)} {'' if value is None else value}")
 
 
 # --- setting up and running ------------------------------------------------------------
@@ -534,16 +477,21 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    groups: dict[str, Any] = {}
+
     def group(name: str, help: str) -> Any:
-        sub = commands.add_parser(name, help=help, description=help, parents=[common])
-        return sub.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+        """A command with subcommands; asking again for a name gives the same group."""
+        if name not in groups:
+            sub = commands.add_parser(name, help=help, description=help, parents=[common])
+            groups[name] = sub.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+        return groups[name]
 
     def command(where: Any, name: str, fn: Callable[[Context], int], help: str) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = where.add_parser(name, help=help, description=help, parents=[common])
         sub.set_defaults(handler=fn)
         return sub
 
-    directions = _choices(admin_api.InvitationIn, "direction")
+    directions = choices(admin_api.InvitationIn, "direction")
 
     p = command(commands, "init", cmd_init, "create a node: data folder, keys, database, first admin")
     p.add_argument("--org-name", required=True, help="your organisation's name, shown to peers")
@@ -573,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(commands, "request", cmd_request, "ask a user of another node to connect (they accept or decline)")
     p.add_argument("url", help="the other node's base URL")
     p.add_argument("email", help="email of an active user there")
-    p.add_argument("--direction", choices=_choices(admin_api.ConnectIn, "direction"), default="send",
+    p.add_argument("--direction", choices=choices(admin_api.ConnectIn, "direction"), default="send",
                    help="seen from us (default: send, we refer to them)")
     p.add_argument("--message", default="", help="a note for them")
 
@@ -594,17 +542,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = group("referrals", "referrals sent and received")
     p = command(g, "list", cmd_referrals_list, "list referrals")
-    p.add_argument("--side", choices=_choices(Referral, "side"))
+    p.add_argument("--side", choices=choices(Referral, "side"))
     command(g, "show", cmd_referrals_show, "show a referral and its status timeline").add_argument("local_id")
     p = command(g, "status", cmd_referrals_status, "report progress on a received referral")
     p.add_argument("local_id")
-    p.add_argument("status", choices=_choices(admin_api.StatusIn, "status"))
+    p.add_argument("status", choices=choices(admin_api.StatusIn, "status"))
     p.add_argument("--stage", help="free text, e.g. 'valuation ordered'")
     p.add_argument("--reason", help="why (for declined, lost, withdrawn)")
 
     g = group("outbox", "outgoing envelopes and their delivery")
     p = command(g, "list", cmd_outbox_list, "list outgoing envelopes")
-    p.add_argument("--state", choices=_choices(OutboxItem, "state"))
+    p.add_argument("--state", choices=choices(OutboxItem, "state"))
     command(g, "retry", cmd_outbox_retry, "retry a failed delivery").add_argument("seq", type=int)
 
     g = group("receipts", "signed delivery receipts")
@@ -617,13 +565,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(g, "add", cmd_users_add, "add a user")
     p.add_argument("email")
     p.add_argument("name")
-    p.add_argument("--role", choices=_choices(admin_api.UserIn, "role"), default="broker")
+    p.add_argument("--role", choices=choices(admin_api.UserIn, "role"), default="broker")
     command(g, "list", cmd_users_list, "list users")
 
     g = group("token", "API tokens")
     p = command(g, "create", cmd_token_create, "create an API token (printed once)")
     p.add_argument("--label", default="")
     p.add_argument("--user-id", help="default: yourself")
+
+    cli_crm.register(commands, group, command)  # workflows, contacts, deals, referring, reports, CSV
     return parser
 
 

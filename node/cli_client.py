@@ -28,13 +28,15 @@ class CliError(Exception):
     answered with an error; ``exit_code`` is what the process exits with."""
 
     def __init__(self, message: str, *, code: str | None = None, field: str | None = None,
-                 status: int | None = None, exit_code: int = 1) -> None:
+                 status: int | None = None, exit_code: int = 1, detail: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.field = field
         self.status = status
         self.exit_code = exit_code
+        #: The API's ``error.detail``, e.g. ``errors`` (one per problem) of a refused CSV import.
+        self.detail = detail or {}
 
     def describe(self) -> str:
         text = f"{self.code}: {self.message}" if self.code else self.message
@@ -93,18 +95,33 @@ class ApiClient:
             self._session = None
 
     async def request(self, method: str, path: str, body: Any = None,
-                      query: Mapping[str, str | None] | None = None) -> Any:
-        """One request; the decoded JSON answer, or :class:`CliError` with the API's error."""
+                      query: Mapping[str, str | None] | None = None, *,
+                      csv_body: str | None = None, text: bool = False) -> Any:
+        """One request; the decoded JSON answer, or :class:`CliError` with the API's error.
+
+        ``csv_body`` is sent as the body with ``Content-Type: text/csv`` (instead of ``body``
+        as JSON); with ``text`` a successful answer is returned as text (a CSV export).
+        Errors are JSON either way."""
         assert self._session is not None, "use 'async with ApiClient(...)'"
         params = {k: v for k, v in (query or {}).items() if v is not None}
         url = self.base_url + path
+        if csv_body is not None:
+            send: dict[str, Any] = {"data": csv_body.encode("utf-8"),
+                                    "headers": {"Content-Type": "text/csv; charset=utf-8"}}
+        else:
+            send = {"json": body}
         try:
-            async with self._session.request(method, url, json=body, params=params) as resp:
+            async with self._session.request(method, url, params=params, **send) as resp:
                 raw = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise CliError(f"cannot reach the node at {self.base_url} ({exc.__class__.__name__}: {exc}); "
                            "is 'refnode serve' running?", code="unreachable") from None
+        if text and status < 400:
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise CliError(f"{method} {path}: the answer is not UTF-8 text", status=status) from None
         try:
             data = json.loads(raw) if raw else {}
         except ValueError:
@@ -114,17 +131,20 @@ class ApiClient:
             error = data.get("error") if isinstance(data, dict) else None
             if not isinstance(error, dict):
                 raise CliError(f"{method} {path}: HTTP {status}", status=status)
+            detail = error.get("detail")
             raise CliError(str(error.get("message", f"HTTP {status}")), code=error.get("code"),
-                           field=error.get("field"), status=status)
+                           field=error.get("field"), status=status,
+                           detail=detail if isinstance(detail, dict) else None)
         return data
 
     def call(self, method: str, path: str, body: Any = None,
-             query: Mapping[str, str | None] | None = None) -> Any:
+             query: Mapping[str, str | None] | None = None, *,
+             csv_body: str | None = None, text: bool = False) -> Any:
         """:meth:`request` from synchronous code (a fresh event loop per call)."""
 
         async def once() -> Any:
             async with self:
-                return await self.request(method, path, body, query)
+                return await self.request(method, path, body, query, csv_body=csv_body, text=text)
 
         return asyncio.run(once())
 
