@@ -158,7 +158,7 @@ def _parse(model: type[BaseModel], raw: bytes) -> BaseModel:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(body)"
-        raise ApiError(400, "invalid", f"{where}: {first['msg']}", field=where,
+        raise ApiError(400, "invalid", f"{where}: {first['msg'].removeprefix('Value error, ')}", field=where,
                        errors=[{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
                                for e in exc.errors()[:20]]) from None
 
