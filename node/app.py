@@ -20,7 +20,7 @@ from node.config import Config
 from node.db import Database
 from node.errors import error_body
 from node.keystore import KeyStore
-from node.logs import get_logger
+from node.logs import failure_fields, get_logger
 from node.runtime import Node
 
 log = get_logger("node.app")
@@ -37,8 +37,8 @@ async def error_middleware(
             code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
             return web.json_response(error_body(code, exc.reason), status=exc.status)
         raise
-    except Exception:
-        log.exception("unhandled error", path=request.path)
+    except Exception as exc:
+        log.error("unhandled error", path=request.path, **failure_fields(exc))
         return web.json_response(error_body("internal", "the node hit an internal error"), status=500)
 
 

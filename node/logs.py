@@ -164,6 +164,17 @@ def configure_logging(
     logging.getLogger("apscheduler").setLevel(max(level_number, logging.WARNING))
 
 
+def failure_fields(exc: BaseException) -> dict[str, str]:
+    """What to log of an unexpected exception: its type and where it was raised, never its
+    message or a traceback's text (a validation error's message repeats the input, which
+    may be client data)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f"{tb.tb_frame.f_code.co_filename.rsplit('/', 2)[-1]}:{tb.tb_lineno}" if tb else "?"
+    return {"error": type(exc).__name__, "raised_at": where}
+
+
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A logger for module ``name``; bind ``peer``, ``envelope_id``, ``type`` and such."""
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)

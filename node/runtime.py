@@ -19,7 +19,7 @@ from node.db import Database
 from node.delivery import Delivery, read_limited
 from node.keystore import KeyStore
 from node.landing import land_offer
-from node.logs import get_logger
+from node.logs import failure_fields, get_logger
 from node.outbox import Effects, TxContext
 from node.records import InboxItem
 from protocol import replay
@@ -190,8 +190,8 @@ class Node:
         except ProtocolError as exc:
             bound.info("envelope rejected", code=exc.code.value)
             return InboxResult(self._receipt(parsed, Disposition.REJECTED, exc), exc)
-        except Exception:
-            bound.exception("envelope failed")
+        except Exception as exc:
+            bound.error("envelope failed", **failure_fields(exc))
             return InboxResult(None, RemoteProtocolError(ErrorCode.INTERNAL, "the node could not store this"))
         self.apply_effects(ctx.effects)
         bound.info("envelope duplicate" if duplicate else "envelope accepted")

@@ -190,3 +190,20 @@ def test_bad_arguments() -> None:
 )  # fmt: skip
 def test_sensitive_key_names(key: str, sensitive: bool) -> None:
     assert is_sensitive_key(key) is sensitive
+
+
+def test_unexpected_errors_are_logged_without_their_message() -> None:
+    from pydantic import BaseModel, ValidationError
+
+    from node.logs import failure_fields
+
+    class Client(BaseModel):
+        phone: int
+
+    try:
+        Client(phone="Jo Citizen +61 400 000 000")  # type: ignore[arg-type]
+    except ValidationError as exc:
+        fields = failure_fields(exc)
+    assert fields["error"] == "ValidationError"
+    assert "Jo Citizen" not in repr(fields) and "400" not in repr(fields)
+    assert fields["raised_at"].endswith(tuple("0123456789"))
