@@ -259,22 +259,24 @@ def on_accept(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) 
     return Disposition.ACCEPTED
 
 
-def on_refuse(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) -> Disposition:
-    refuse: ConnectionRefuse = opened.message  # type: ignore[assignment]
-    c = _peer_connection(conn, refuse.connection_id, opened.parsed.sender)
-    if c.state == ConnState.REFUSED:
+def _apply_peer_event(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope,
+                      event: ConnEvent, after: ConnState) -> Disposition:
+    """A message that moves one of the sender's connections to ``after``; once there, a
+    repeat is a duplicate."""
+    connection_id: str = opened.message.connection_id  # type: ignore[attr-defined]
+    c = _peer_connection(conn, connection_id, opened.parsed.sender)
+    if c.state == after:
         return Disposition.DUPLICATE
-    _move(conn, ctx, c, ConnEvent.RECEIVE_REFUSE)
+    _move(conn, ctx, c, event)
     return Disposition.ACCEPTED
+
+
+def on_refuse(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) -> Disposition:
+    return _apply_peer_event(conn, ctx, opened, ConnEvent.RECEIVE_REFUSE, ConnState.REFUSED)
 
 
 def on_confirm(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) -> Disposition:
-    confirm: ConnectionConfirm = opened.message  # type: ignore[assignment]
-    c = _peer_connection(conn, confirm.connection_id, opened.parsed.sender)
-    if c.state == ConnState.ACTIVE:
-        return Disposition.DUPLICATE
-    _move(conn, ctx, c, ConnEvent.RECEIVE_CONFIRM)
-    return Disposition.ACCEPTED
+    return _apply_peer_event(conn, ctx, opened, ConnEvent.RECEIVE_CONFIRM, ConnState.ACTIVE)
 
 
 # --- after the handshake ---------------------------------------------------------------
@@ -289,12 +291,7 @@ def disconnect(conn: sqlite3.Connection, ctx: TxContext, connection_id: str, *, 
 
 
 def on_disconnect(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) -> Disposition:
-    message: Disconnect = opened.message  # type: ignore[assignment]
-    c = _peer_connection(conn, message.connection_id, opened.parsed.sender)
-    if c.state == ConnState.DISCONNECTED:
-        return Disposition.DUPLICATE
-    _move(conn, ctx, c, ConnEvent.RECEIVE_DISCONNECT)
-    return Disposition.ACCEPTED
+    return _apply_peer_event(conn, ctx, opened, ConnEvent.RECEIVE_DISCONNECT, ConnState.DISCONNECTED)
 
 
 def on_key_rotation(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) -> Disposition:
