@@ -185,6 +185,8 @@ CONSENT_BY = Person(name="Ava Agent", email="ava.agent@harbour-realty.example")
 def offer(i: int, connection_id: str, now: datetime) -> ReferralOffer:
     """A realistic offer: two applicants with contact details, a deal, consent, a note."""
     refs = [f"cli_{i:06d}a", f"cli_{i:06d}b"]
+    home = Address(line1=f"{i % 90 + 1}/12 Wattle Crescent", locality="Glebe", region="NSW",
+                   postcode="2037", country="AU")
     return ReferralOffer(
         referral_id=f"rfl_bench_{i:06d}",
         connection_id=connection_id,
@@ -206,13 +208,7 @@ def offer(i: int, connection_id: str, now: datetime) -> ReferralOffer:
                 last_name=f"Citizen{i}",
                 email=f"jordan.citizen{i}@example.com",
                 phone="+61 400 123 456",
-                address=Address(
-                    line1=f"{i % 90 + 1}/12 Wattle Crescent",
-                    locality="Glebe",
-                    region="NSW",
-                    postcode="2037",
-                    country="AU",
-                ),
+                address=home,
                 date_of_birth="1988-04-12",
             ),
             ContactProfile(
@@ -222,13 +218,7 @@ def offer(i: int, connection_id: str, now: datetime) -> ReferralOffer:
                 last_name=f"Nguyen{i}",
                 email=f"sam.nguyen{i}@example.com",
                 phone="+61 411 987 654",
-                address=Address(
-                    line1=f"{i % 90 + 1}/12 Wattle Crescent",
-                    locality="Glebe",
-                    region="NSW",
-                    postcode="2037",
-                    country="AU",
-                ),
+                address=home,
                 date_of_birth="1990-09-30",
             ),
         ],

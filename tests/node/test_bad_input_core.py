@@ -20,7 +20,7 @@ from typing import Any
 from conftest import RunningNode, wait_for
 from crm_api.conftest import NONE, Csv, call, token_for
 from crm_api.test_bad_input import ROUTES as CRM_ROUTES
-from crm_api.test_bad_input import Case, case, with_ids
+from crm_api.test_bad_input import Case, case, token_cases, with_ids
 from test_two_nodes import referral_body
 
 from node import admin_api, opportunities, referral_api, reporting, routes
@@ -390,18 +390,6 @@ CASES: list[Case] = [
 # fmt: on
 
 
-def token_cases() -> list[Case]:
-    """No token and an unknown token on every route; a broker's token on admin routes."""
-    out: list[Case] = []
-    for key, route in ROUTES.items():
-        url = route.path.replace("{id}", "{any}").replace("{seq}", "1")
-        out.append(case(key, "no token", 401, "Authorization: Bearer", url, token="none"))
-        out.append(case(key, "unknown token", 401, "unknown or revoked", url, token="bogus"))
-        if route.admin_only:
-            out.append(case(key, "a broker", 403, "needs an admin", url, token="ann"))
-    return out
-
-
 def test_the_table_covers_every_route():
     declared = {key for key, route in ROUTES.items() if route.admin_only}
     assert declared == ADMIN_ONLY, "admin-only routes differ from the policy written here"
@@ -614,7 +602,7 @@ async def test_bad_input_is_refused_by_name_and_leaves_nothing_behind(node_facto
     tokens = {"admin": a.token, "ann": world["ann_token"], "none": NONE, "bogus": "rnt_not-a-token"}
     before = await snapshot(a)
     problems: list[str] = []
-    cases = CASES + token_cases()
+    cases = CASES + token_cases(ROUTES, seq="1")
     for c in cases:
         label = f"{c.route} [{c.what}]"
         token = tokens[c.token or ("admin" if c.route in ADMIN_ONLY else "ann")]

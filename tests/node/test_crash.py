@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -70,7 +72,10 @@ def assert_exactly_once(sender: ProcNode, receiver: ProcNode, acknowledged: list
     assert len(offers) == len(sent_ids) and all(i["has_receipt"] for i in offers)
 
 
-def test_receiver_killed_mid_stream(tmp_path):
+@contextmanager
+def streaming_pair(tmp_path: Any) -> Iterator[tuple[ProcNode, ProcNode, str, list[str], threading.Thread]]:
+    """Two connected node processes, with a stream of referrals being sent from the first;
+    yields once a third of the stream is acknowledged. Both are stopped afterwards."""
     agency, broker = make_proc_node(tmp_path, "Agency"), make_proc_node(tmp_path, "Broker")
     try:
         agency.start(), broker.start()
@@ -79,6 +84,13 @@ def test_receiver_killed_mid_stream(tmp_path):
         sender = threading.Thread(target=send_stream, args=(agency, cid, acknowledged, STREAM))
         sender.start()
         wait(lambda: len(acknowledged) >= STREAM // 3)
+        yield agency, broker, cid, acknowledged, sender
+    finally:
+        agency.stop(), broker.stop()
+
+
+def test_receiver_killed_mid_stream(tmp_path):
+    with streaming_pair(tmp_path) as (agency, broker, _cid, acknowledged, sender):
         broker.kill9()
         time.sleep(1.0)
         broker.start()
@@ -87,19 +99,10 @@ def test_receiver_killed_mid_stream(tmp_path):
         assert_exactly_once(agency, broker, acknowledged)
         offers = agency.api("GET", "/api/v1/outbox?state=delivered")[1]["outbox"]
         assert any(i["attempts"] > 1 for i in offers), "the kill interrupted no delivery"
-    finally:
-        agency.stop(), broker.stop()
 
 
 def test_sender_killed_mid_stream(tmp_path):
-    agency, broker = make_proc_node(tmp_path, "Agency"), make_proc_node(tmp_path, "Broker")
-    try:
-        agency.start(), broker.start()
-        cid = connect(agency, broker)
-        acknowledged: list[str] = []
-        sender = threading.Thread(target=send_stream, args=(agency, cid, acknowledged, STREAM))
-        sender.start()
-        wait(lambda: len(acknowledged) >= STREAM // 3)
+    with streaming_pair(tmp_path) as (agency, broker, cid, acknowledged, sender):
         agency.kill9()
         sender.join()
         # Some acknowledged referrals had not reached the broker when the sender died.
@@ -109,5 +112,3 @@ def test_sender_killed_mid_stream(tmp_path):
         send_stream(agency, cid, acknowledged, STREAM + 10, start=STREAM)
         assert len(acknowledged) >= STREAM // 3 + 10
         assert_exactly_once(agency, broker, acknowledged)
-    finally:
-        agency.stop(), broker.stop()

@@ -14,6 +14,7 @@ exactly those listed in ``ADMIN_ONLY``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -366,11 +367,15 @@ CASES: list[Case] = [
 # fmt: on
 
 
-def token_cases() -> list[Case]:
-    """No token and an unknown token on every route; a broker's token on admin routes."""
+def token_cases(routes: dict[str, Any] | None = None, **fill: str) -> list[Case]:
+    """No token and an unknown token on every route; a broker's token on admin routes.
+    ``fill`` gives a value for path parameters other than ``{id}`` (default ``{any}``)."""
     out: list[Case] = []
-    for key, route in ROUTES.items():
-        url = route.path.replace("{id}", "{any}").replace("{contact_id}", "{any}")
+    for key, route in (ROUTES if routes is None else routes).items():
+        url = route.path.replace("{id}", "{any}")
+        for name in re.findall(r"\{(\w+)\}", url):
+            if name != "any":
+                url = url.replace("{" + name + "}", fill.get(name, "{any}"))
         out.append(case(key, "no token", 401, "Authorization: Bearer", url, token="none"))
         out.append(case(key, "unknown token", 401, "unknown or revoked", url, token="bogus"))
         if route.admin_only:
