@@ -12,16 +12,7 @@ from pydantic import ValidationError
 from node.connection_settings import InboundSettings, parse_settings
 from node.crm import store as crm
 from node.crm.errors import CrmError
-from node.crm.models import (
-    Address,
-    ContactIn,
-    DealContact,
-    DealIn,
-    DealReferral,
-    NoteIn,
-    Workflow,
-    WorkflowIn,
-)
+from node.crm.models import Address, ContactIn, DealIn, DealReferral, WorkflowIn
 from node.db import migration
 from node.outbox import TxContext
 from node.records import Connection
@@ -55,13 +46,10 @@ def land_offer(conn: sqlite3.Connection, ctx: TxContext, connection: Connection,
 
 def _land(conn: sqlite3.Connection, ctx: TxContext, connection: Connection, offer: ReferralOffer) -> str:
     inbound = parse_settings(connection.settings).inbound
-    workflow = _workflow(conn, ctx, inbound)
-    stage_id = inbound.stage_id if inbound.stage_id and inbound.workflow_id == workflow.id else workflow.stages[0].id
-    owner = _owner(conn, connection, inbound, workflow, offer)
-    contacts: list[DealContact] = []
-    for profile in offer.contacts:
-        contact = crm.create_contact(
-            conn,
+    workflow_id, stage_id, workflow_owner = _placement(conn, ctx, inbound)
+    owner = _owner(conn, connection, inbound, workflow_owner, offer)
+    contacts = [
+        (
             ContactIn(
                 first_name=profile.first_name,
                 last_name=profile.last_name,
@@ -70,26 +58,21 @@ def _land(conn: sqlite3.Connection, ctx: TxContext, connection: Connection, offe
                 address=Address(**profile.address.model_dump()) if profile.address else Address(),
                 date_of_birth=profile.date_of_birth,
             ),
-            now=ctx.now,
+            profile.role,
         )
-        contacts.append(DealContact(contact_id=contact.id, role=profile.role))
-    deal = crm.create_deal(
-        conn,
-        DealIn(
-            title=offer.deal.title,
-            deal_type=offer.deal.deal_type or offer.referral_type,
-            amount=offer.deal.amount,
-            currency=offer.deal.currency,
-            workflow_id=workflow.id,
-            stage_id=stage_id,
-            owner_user_id=owner,
-            folder=inbound.folder,
-            source=inbound.source or f"Referral from {connection.name}",
-            summary=offer.deal.summary or "",
-            contacts=contacts,
-        ),
-        now=ctx.now,
-        referral=DealReferral(peer_node_id=connection.peer_node_id, referral_id=offer.referral_id),
+        for profile in offer.contacts
+    ]
+    deal = DealIn(
+        title=offer.deal.title,
+        deal_type=offer.deal.deal_type or offer.referral_type,
+        amount=offer.deal.amount,
+        currency=offer.deal.currency,
+        workflow_id=workflow_id,
+        stage_id=stage_id,
+        owner_user_id=owner,
+        folder=inbound.folder,
+        source=inbound.source or f"Referral from {connection.name}",
+        summary=offer.deal.summary or "",
     )
     lines = [
         f"Referral received from {connection.name} ({offer.referral_type}).",
@@ -99,34 +82,43 @@ def _land(conn: sqlite3.Connection, ctx: TxContext, connection: Connection, offe
     ]
     if offer.message:
         lines.append(f"Message: {offer.message}")
-    crm.add_note(conn, NoteIn(deal_id=deal.id, body="\n".join(lines)), now=ctx.now, kind="referral")
-    return deal.id
+    return crm.file_referral(
+        conn,
+        deal,
+        contacts,
+        referral=DealReferral(peer_node_id=connection.peer_node_id, referral_id=offer.referral_id),
+        note="\n".join(lines),
+        now=ctx.now,
+    )
 
 
-def _workflow(conn: sqlite3.Connection, ctx: TxContext, inbound: InboundSettings) -> Workflow:
+def _placement(conn: sqlite3.Connection, ctx: TxContext, inbound: InboundSettings) -> tuple[str, str, str]:
+    """(workflow, stage, workflow owner) for a new referral: the connection's choice, else
+    the default inbound workflow (made on first use)."""
     if inbound.workflow_id is not None:
-        try:
-            return crm.get_workflow(conn, inbound.workflow_id)
-        except CrmError:
-            pass  # the chosen workflow is gone: file it in the default one rather than lose it
-    existing = crm.find_workflow_by_name(conn, DEFAULT_WORKFLOW)
+        chosen = crm.placement(conn, workflow_id=inbound.workflow_id, stage_id=inbound.stage_id)
+        if chosen is not None:
+            return chosen
+        # the chosen workflow is gone: file it in the default one rather than lose it
+    existing = crm.placement(conn, name=DEFAULT_WORKFLOW)
     if existing is not None:
         return existing
     admin = next((u for u in crm.list_users(conn, active_only=True) if u.role == "admin"), None)
     if admin is None:
         raise RuntimeError("no active admin to own the inbound workflow")
-    return crm.create_workflow(
+    workflow = crm.create_workflow(
         conn, WorkflowIn(name=DEFAULT_WORKFLOW, owner_user_id=admin.id, stage_names=DEFAULT_STAGES), now=ctx.now
     )
+    return workflow.id, workflow.stages[0].id, workflow.owner_user_id
 
 
-def _owner(conn: sqlite3.Connection, connection: Connection, inbound: InboundSettings, workflow: Workflow,
+def _owner(conn: sqlite3.Connection, connection: Connection, inbound: InboundSettings, workflow_owner: str,
            offer: ReferralOffer) -> str:
     rule = inbound.assignment
-    active = {u.id for u in crm.list_users(conn, active_only=True)}
-    if rule.rule == "fixed" and rule.user_id in active:
-        return rule.user_id  # type: ignore[return-value]
+    if rule.rule == "fixed" and rule.user_id is not None and crm.active_user_ids(conn, [rule.user_id]):
+        return rule.user_id
     if rule.rule == "round_robin":
+        active = crm.active_user_ids(conn, list(rule.user_ids))
         pool = [uid for uid in rule.user_ids if uid in active]
         if pool:
             row = conn.execute("SELECT next_index FROM assignment_cursor WHERE connection_id = ?",
@@ -142,4 +134,4 @@ def _owner(conn: sqlite3.Connection, connection: Connection, inbound: InboundSet
         user = crm.find_user_by_email(conn, offer.owner.email)
         if user is not None and user.active:
             return user.id
-    return workflow.owner_user_id
+    return workflow_owner

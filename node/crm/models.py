@@ -376,12 +376,16 @@ class Note(Model):
     created_at: str
 
 
+#: The longest note body.
+NOTE_MAX_CHARS = 8000
+
+
 class NoteIn(Model):
     """A note on a deal, a contact, or a contact within a deal."""
 
     deal_id: Annotated[Id | None, Blank] = None
     contact_id: Annotated[Id | None, Blank] = Field(default=None, validate_default=True)
-    body: Annotated[str, StringConstraints(min_length=1, max_length=8000)]
+    body: Annotated[str, StringConstraints(min_length=1, max_length=NOTE_MAX_CHARS)]
 
     @field_validator("contact_id")
     @classmethod

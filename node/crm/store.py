@@ -21,6 +21,7 @@ import sqlite_utils
 
 from node.crm.errors import CrmError
 from node.crm.models import (
+    NOTE_MAX_CHARS,
     Address,
     Contact,
     ContactIn,
@@ -798,12 +799,16 @@ def add_note(
         body=data.body,
         created_at=_ts(now),
     )
+    _insert_note(conn, note)
+    return note
+
+
+def _insert_note(conn: sqlite3.Connection, note: Note) -> None:
     row = note.model_dump()
     conn.execute(
         f"INSERT INTO notes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
         list(row.values()),
     )
-    return note
 
 
 def list_notes(
@@ -860,3 +865,68 @@ def list_documents(
         params.append(label)
     rows = conn.execute(sql + " ORDER BY created_at, id", params)
     return [Document(**dict(r)) for r in rows]
+
+
+# -- inbound referrals -------------------------------------------------------------------
+
+
+def placement(
+    conn: sqlite3.Connection, *, workflow_id: str | None = None, name: str | None = None,
+    stage_id: str | None = None,
+) -> tuple[str, str, str] | None:
+    """Where a deal would go: (workflow id, stage id, workflow owner) for the workflow
+    with ``workflow_id`` (or ``name``), at ``stage_id`` when that is one of its stages and
+    else at its first stage; None if there is no such workflow (or it has no stage)."""
+    where, key = ("w.id = ?", workflow_id) if workflow_id is not None else ("w.name = ?", (name or "").strip())
+    row = conn.execute(
+        "SELECT w.id, w.owner_user_id,"
+        " (SELECT s.id FROM stages s WHERE s.workflow_id = w.id AND s.id = ?),"
+        " (SELECT s.id FROM stages s WHERE s.workflow_id = w.id ORDER BY s.position LIMIT 1)"
+        f" FROM workflows w WHERE {where}",
+        (stage_id, key),
+    ).fetchone()
+    if row is None or row[3] is None:
+        return None
+    return row[0], row[2] or row[3], row[1]
+
+
+def active_user_ids(conn: sqlite3.Connection, user_ids: list[str]) -> set[str]:
+    """Which of ``user_ids`` are active users."""
+    if not user_ids:
+        return set()
+    marks = ", ".join("?" * len(user_ids))
+    return {r[0] for r in conn.execute(f"SELECT id FROM users WHERE active = 1 AND id IN ({marks})", user_ids)}
+
+
+def file_referral(
+    conn: sqlite3.Connection,
+    data: DealIn,
+    contacts: list[tuple[ContactIn, str]],
+    *,
+    referral: DealReferral,
+    note: str,
+    now: datetime,
+) -> str:
+    """File an inbound referral in one step: its new contacts (each with its role on the
+    deal), the deal, and a referral note on it; return the deal's id.
+
+    For ``node.landing``, which has just read the workflow, stage and owner in the same
+    transaction (:func:`placement`), so the checks :func:`insert_deal` makes for an API
+    caller are left to the database's own keys. ``data`` and each contact are validated
+    models; ``data.contacts`` is ignored."""
+    if not 1 <= len(note) <= NOTE_MAX_CHARS:
+        raise CrmError("invalid", f"a note has 1 to {NOTE_MAX_CHARS} characters", "body")
+    ts = _ts(now)
+    links: list[DealContact] = []
+    for fields, role in contacts:
+        contact = Contact.model_construct(**dict(fields), id=new_id("ct", now), created_at=ts, updated_at=ts)
+        row = _contact_row(contact)
+        conn.execute(f"INSERT INTO contacts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                     list(row.values()))
+        links.append(DealContact.model_construct(contact_id=contact.id, role=role))
+    deal = Deal.model_construct(**{**dict(data), "contacts": links}, id=new_id("deal", now), origin="referral",
+                                referral=referral, created_at=ts, updated_at=ts)
+    _write_deal(conn, deal, insert=True)
+    _insert_note(conn, Note.model_construct(id=new_id("note", now), deal_id=deal.id, contact_id=None,
+                                            author_user_id=None, kind="referral", body=note, created_at=ts))
+    return deal.id
