@@ -183,7 +183,10 @@ def rss_kib(pid: int) -> int:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process (all its threads) has used, from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    kids = Path(f"/proc/{pid}/task/{pid}/children")
+    children = [int(c) for c in kids.read_text().split()] if kids.exists() else []
+    return own + sum(cpu_seconds(c) for c in children)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -417,6 +417,7 @@ async def rotate_keys(request: web.Request, node: Node, caller: Caller, body: No
         return handshake.announce_rotation(conn, ctx, node.discovery, previous)
 
     count = await _tx(node, rotate)
+    node.announce("keys")
     return {"signing_kid": node.keys.signing.kid, "peers_notified": count}
 
 

@@ -134,8 +134,13 @@ def cmd_serve(ctx: Context) -> int:
     with _serve_lock(config.data_dir):
         try:
             # No access log: the node logs each envelope itself, with peer, id and type.
-            web.run_app(app, host=config.host, port=config.port, print=listening, handle_signals=True,
-                        access_log=None)
+            if config.inbox_workers:
+                from node.fronts import serve_with_fronts
+
+                serve_with_fronts(app, config, lambda: listening(""))
+            else:
+                web.run_app(app, host=config.host, port=config.port, print=listening, handle_signals=True,
+                            access_log=None)
         except OSError as exc:  # e.g. the port is taken
             raise CliError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
                            code="listen") from None

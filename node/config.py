@@ -60,6 +60,14 @@ class Config(BaseModel):
         le=65535,
         description="Port the HTTP server listens on (0: any free port).",
     )
+    inbox_workers: int = Field(
+        default=0,
+        ge=0,
+        le=32,
+        description="Extra processes that take the HTTP connections and verify and decrypt envelopes, "
+        "so that the inbox uses more than one core (0: one process does everything). "
+        "About one per core beyond the first.",
+    )
     public_url: str = Field(
         default="",
         description="URL peers use to reach this node; empty means http://{host}:{port}. "

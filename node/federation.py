@@ -7,6 +7,7 @@ from aiohttp import web
 
 from node.appkeys import NODE
 from node.errors import protocol_error_response
+from node.runtime import InboxResult
 from protocol.errors import RemoteProtocolError
 from protocol.wire import DISCOVERY_PATH, INBOX_PATH, MEDIA_TYPE_JOSE_JSON, ErrorCode
 
@@ -22,11 +23,17 @@ async def discovery(request: web.Request) -> web.Response:
 @routes.post(INBOX_PATH)
 async def inbox(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    limit = node.config.max_envelope_bytes
+    body = await read_envelope(request, node.config.max_envelope_bytes)
+    if isinstance(body, web.Response):
+        return body
+    return inbox_response(await node.receive(body))
+
+
+async def read_envelope(request: web.Request, limit: int) -> bytes | web.Response:
+    """The request's body, or the refusal to send when it is not an envelope we take:
+    the size is checked while the body streams in."""
     if request.content_length is not None and request.content_length > limit:
-        return protocol_error_response(
-            RemoteProtocolError(ErrorCode.TOO_LARGE, f"the limit is {limit} bytes")
-        )
+        return protocol_error_response(RemoteProtocolError(ErrorCode.TOO_LARGE, f"the limit is {limit} bytes"))
     if request.content_type != MEDIA_TYPE_JOSE_JSON:
         return protocol_error_response(
             RemoteProtocolError(ErrorCode.MALFORMED, f"Content-Type must be {MEDIA_TYPE_JOSE_JSON}")
@@ -35,10 +42,11 @@ async def inbox(request: web.Request) -> web.Response:
     async for chunk in request.content.iter_chunked(65536):
         body += chunk
         if len(body) > limit:
-            return protocol_error_response(
-                RemoteProtocolError(ErrorCode.TOO_LARGE, f"the limit is {limit} bytes")
-            )
-    result = await node.receive(bytes(body))
+            return protocol_error_response(RemoteProtocolError(ErrorCode.TOO_LARGE, f"the limit is {limit} bytes"))
+    return bytes(body)
+
+
+def inbox_response(result: InboxResult) -> web.Response:
     if result.error is not None:
         return protocol_error_response(result.error, receipt=result.receipt)
     return web.Response(body=result.receipt, content_type=MEDIA_TYPE_JOSE_JSON)

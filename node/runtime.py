@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from protocol import replay
 from protocol.discovery import PeerKeys, build_discovery, sign_discovery, verify_discovery
 from protocol.envelope import OpenedEnvelope, open_envelope, parse_envelope
 from protocol.errors import ProtocolError, RemoteProtocolError
+from protocol.keys import VerifyKey
 from protocol.receipts import make_receipt
 from protocol.suites import SuiteId
 from protocol.wire import INBOX_PATH, Disposition, ErrorCode, MessageType
@@ -67,6 +68,8 @@ class Node:
         self.discovery = b""
         self.http: aiohttp.ClientSession | None = None
         self.delivery = Delivery(self)
+        #: Called with ("peers", node ids) or ("keys", ()) after a committed change.
+        self.watchers: list[Callable[[str, tuple[str, ...]], None]] = []
         self.refresh_discovery()
 
     # -- identity ------------------------------------------------------------------
@@ -89,21 +92,16 @@ class Node:
 
     async def start(self) -> None:
         """Load the peers we know, and resume delivery of whatever is due."""
-        rows = await self.db.read(store.list_peers)
-        for peer in rows:
-            try:
-                _, keys = verify_discovery(peer.discovery, expected_node_id=peer.node_id)
-            except ProtocolError as exc:  # never stored unverified; but never refuse to start
-                log.error("stored peer keys do not verify; skipped", peer=peer.node_id, code=exc.code.value)
-                continue
-            history = await self.db.read(lambda c, n=peer.node_id: store.peer_key_history(c, n))
-            from protocol.keys import VerifyKey
-
-            self.peers[peer.node_id] = keys.with_history(VerifyKey.from_jwk(j) for j in history)
+        self.peers.update(await self.db.read(load_peers))
         await self.delivery.start()
 
     async def stop(self) -> None:
         await self.delivery.stop()
+
+    def announce(self, what: str, ids: tuple[str, ...] = ()) -> None:
+        """Tell whoever watches (the inbox fronts) that peers' keys or our own changed."""
+        for watcher in self.watchers:
+            watcher(what, ids)
 
     # -- transactions --------------------------------------------------------------
 
@@ -128,6 +126,8 @@ class Node:
 
     def apply_effects(self, effects: Effects) -> None:
         self.peers.update(effects.peers)
+        if effects.peers:
+            self.announce("peers", tuple(effects.peers))
         for node_id in effects.poke:
             self.delivery.poke(node_id)
 
@@ -157,11 +157,19 @@ class Node:
                 receipt = self._receipt(parsed, Disposition.REJECTED, exc)
             log.info("envelope refused", code=exc.code.value, verified=exc.sender_verified)
             return InboxResult(receipt, exc)
+        return await self.accept(opened)
+
+    async def accept(self, opened: OpenedEnvelope, *, accepted_receipt: bytes | None = None) -> InboxResult:
+        """The second half of :meth:`receive`, for an envelope already opened and verified
+        (here, or by an inbox front process, see ``node.fronts``): de-duplicate, apply,
+        commit, then answer with the receipt. ``accepted_receipt``, signed in advance by a
+        front, is the receipt if the envelope is accepted."""
+        parsed = opened.parsed
         bound = log.bind(peer=parsed.sender, envelope_id=parsed.envelope_id, type=parsed.message_type.value)
         ctx = self.context()
         handler = HANDLERS[parsed.message_type]
 
-        def apply(conn: sqlite3.Connection) -> tuple[bytes, bool]:
+        def apply(conn: sqlite3.Connection) -> tuple[bytes, bool, bool]:
             # The sender is up: whatever backoff we keep for it ends now.
             backoff_reset = store.clear_peer_retry(conn, parsed.sender)
             existing = store.get_inbox(conn, parsed.sender, parsed.envelope_id)
@@ -169,7 +177,10 @@ class Node:
             if existing is not None and seen is replay.Seen.DUPLICATE:
                 return existing.receipt, True, backoff_reset
             disposition = handler(conn, ctx, opened)
-            receipt = self._receipt(parsed, disposition, None, now=ctx.now)
+            if disposition is Disposition.ACCEPTED and accepted_receipt is not None:
+                receipt = accepted_receipt
+            else:
+                receipt = self._receipt(parsed, disposition, None, now=ctx.now)
             store.insert_inbox(
                 conn,
                 InboxItem(
@@ -177,7 +188,7 @@ class Node:
                     envelope_id=parsed.envelope_id,
                     sha256=parsed.sha256,
                     type=parsed.header.rn_type,
-                    body=body,
+                    body=parsed.raw,
                     inner=opened.inner_jws,
                     receipt=receipt,
                     received_at=ctx.ts,
@@ -230,6 +241,24 @@ class Node:
             raise RemoteProtocolError(ErrorCode.UNKNOWN_SENDER, f"cannot reach {url}: {exc}") from None
         _, keys = verify_discovery(raw, expected_node_id=expected_node_id)
         return raw, keys
+
+
+def load_peers(conn: sqlite3.Connection, node_ids: Iterable[str] | None = None) -> dict[str, PeerKeys]:
+    """The pinned keys of the peers we know (or of ``node_ids``), from their stored and
+    verified discovery documents plus the keys they retired."""
+    wanted = None if node_ids is None else set(node_ids)
+    peers: dict[str, PeerKeys] = {}
+    for peer in store.list_peers(conn):
+        if wanted is not None and peer.node_id not in wanted:
+            continue
+        try:
+            _, keys = verify_discovery(peer.discovery, expected_node_id=peer.node_id)
+        except ProtocolError as exc:  # never stored unverified; but never refuse to start
+            log.error("stored peer keys do not verify; skipped", peer=peer.node_id, code=exc.code.value)
+            continue
+        history = store.peer_key_history(conn, peer.node_id)
+        peers[peer.node_id] = keys.with_history(VerifyKey.from_jwk(j) for j in history)
+    return peers
 
 
 def run_sync(coro: Any) -> Any:  # pragma: no cover - convenience for scripts

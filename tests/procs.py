@@ -36,13 +36,15 @@ class ProcNode:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     starts: int = field(default=0)
+    #: Extra REFNODE_* variables for ``serve``, e.g. {"REFNODE_INBOX_WORKERS": "2"}.
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return self.config.public_url
 
     def start(self, timeout_s: float = 20.0) -> None:
-        env = dict(os.environ, **FAST)
+        env = {**os.environ, **FAST, **self.env}
         env.pop("REFNODE_TOKEN", None)
         log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -91,7 +93,22 @@ class ProcNode:
             return exc.code, json.loads(exc.read() or b"{}")
 
 
-def make_proc_node(tmp_path: Path, name: str) -> ProcNode:
+def make_proc_node(tmp_path: Path, name: str, *, inbox_workers: int = 0) -> ProcNode:
     config = make_config(tmp_path, name)
     result = init_node(config, admin_email=f"admin@{name.lower()}.example", admin_name=f"{name} Admin")
-    return ProcNode(name, config, result.admin_token, tmp_path / f"{name}.log")
+    env = {"REFNODE_INBOX_WORKERS": str(inbox_workers)} if inbox_workers else {}
+    return ProcNode(name, config, result.admin_token, tmp_path / f"{name}.log", env=env)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # a zombie has exited

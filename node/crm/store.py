@@ -399,10 +399,13 @@ def _contact(row: sqlite3.Row) -> Contact:
     return Contact(**data)
 
 
-def _contact_row(contact: Contact) -> dict[str, Any]:
+def _contact_row(contact: ContactIn | Contact, **extra: Any) -> dict[str, Any]:
+    """The row of a contact; ``extra`` adds columns its model lacks (id and times for a
+    ContactIn)."""
     row = contact.model_dump()
-    row["address"] = _json(contact.address.model_dump(exclude_none=True))
+    row["address"] = _json({k: v for k, v in row["address"].items() if v is not None})
     row["custom_fields"] = _json(contact.custom_fields)
+    row.update(extra)
     return row
 
 
@@ -454,11 +457,7 @@ def contact_problems(conn: sqlite3.Connection, contact: Contact) -> list[CrmErro
 def insert_contact(conn: sqlite3.Connection, contact: Contact) -> Contact:
     """Store a fully formed contact (its id and times included): for import and restore."""
     _raise_first(contact_problems(conn, contact))
-    row = _contact_row(contact)
-    columns = ", ".join(row)
-    conn.execute(
-        f"INSERT INTO contacts ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values())
-    )
+    _insert_row(conn, "contacts", _contact_row(contact))
     return contact
 
 
@@ -649,17 +648,26 @@ def deal_problems(conn: sqlite3.Connection, deal: Deal, *, new: bool) -> list[Cr
     return problems
 
 
+def _deal_row(values: dict[str, Any]) -> dict[str, Any]:
+    """The row of a deal from its fields (a Deal's, or a DealIn's plus the ones it lacks)."""
+    row = {k: values[k] for k in _DEAL_SCALARS}
+    row["labels"] = _json(values["labels"])
+    row["custom_fields"] = _json(values["custom_fields"])
+    referral = values["referral"]
+    row["referral_peer_node_id"] = referral.peer_node_id if referral else None
+    row["referral_id"] = referral.referral_id if referral else None
+    return row
+
+
+def _insert_row(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                 tuple(row.values()))
+
+
 def _write_deal(conn: sqlite3.Connection, deal: Deal, *, insert: bool) -> Deal:
-    row: dict[str, Any] = {k: getattr(deal, k) for k in _DEAL_SCALARS}
-    row["labels"] = _json(deal.labels)
-    row["custom_fields"] = _json(deal.custom_fields)
-    row["referral_peer_node_id"] = deal.referral.peer_node_id if deal.referral else None
-    row["referral_id"] = deal.referral.referral_id if deal.referral else None
+    row = _deal_row(dict(deal))
     if insert:
-        conn.execute(
-            f"INSERT INTO deals ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-            list(row.values()),
-        )
+        _insert_row(conn, "deals", row)
     else:
         del row["id"]
         conn.execute(
@@ -799,16 +807,10 @@ def add_note(
         body=data.body,
         created_at=_ts(now),
     )
-    _insert_note(conn, note)
+    _insert_row(conn, "notes", note.model_dump())
     return note
 
 
-def _insert_note(conn: sqlite3.Connection, note: Note) -> None:
-    row = note.model_dump()
-    conn.execute(
-        f"INSERT INTO notes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-        list(row.values()),
-    )
 
 
 def list_notes(
@@ -917,16 +919,19 @@ def file_referral(
     if not 1 <= len(note) <= NOTE_MAX_CHARS:
         raise CrmError("invalid", f"a note has 1 to {NOTE_MAX_CHARS} characters", "body")
     ts = _ts(now)
-    links: list[DealContact] = []
+    links: list[tuple[str, str]] = []
     for fields, role in contacts:
-        contact = Contact.model_construct(**dict(fields), id=new_id("ct", now), created_at=ts, updated_at=ts)
-        row = _contact_row(contact)
-        conn.execute(f"INSERT INTO contacts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                     list(row.values()))
-        links.append(DealContact.model_construct(contact_id=contact.id, role=role))
-    deal = Deal.model_construct(**{**dict(data), "contacts": links}, id=new_id("deal", now), origin="referral",
-                                referral=referral, created_at=ts, updated_at=ts)
-    _write_deal(conn, deal, insert=True)
-    _insert_note(conn, Note.model_construct(id=new_id("note", now), deal_id=deal.id, contact_id=None,
-                                            author_user_id=None, kind="referral", body=note, created_at=ts))
-    return deal.id
+        contact_id = new_id("ct", now)
+        _insert_row(conn, "contacts", _contact_row(fields, id=contact_id, created_at=ts, updated_at=ts))
+        links.append((contact_id, role))
+    deal_id = new_id("deal", now)
+    values = dict(data)
+    values.update(id=deal_id, origin="referral", referral=referral, created_at=ts, updated_at=ts)
+    _insert_row(conn, "deals", _deal_row(values))
+    conn.executemany(
+        "INSERT INTO deal_contacts (deal_id, contact_id, role, position) VALUES (?, ?, ?, ?)",
+        [(deal_id, contact_id, role, i) for i, (contact_id, role) in enumerate(links)],
+    )
+    _insert_row(conn, "notes", {"id": new_id("note", now), "deal_id": deal_id, "contact_id": None,
+                                "author_user_id": None, "kind": "referral", "body": note, "created_at": ts})
+    return deal_id

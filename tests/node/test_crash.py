@@ -73,10 +73,12 @@ def assert_exactly_once(sender: ProcNode, receiver: ProcNode, acknowledged: list
 
 
 @contextmanager
-def streaming_pair(tmp_path: Any) -> Iterator[tuple[ProcNode, ProcNode, str, list[str], threading.Thread]]:
+def streaming_pair(tmp_path: Any, *, broker_fronts: int = 0
+                   ) -> Iterator[tuple[ProcNode, ProcNode, str, list[str], threading.Thread]]:
     """Two connected node processes, with a stream of referrals being sent from the first;
     yields once a third of the stream is acknowledged. Both are stopped afterwards."""
-    agency, broker = make_proc_node(tmp_path, "Agency"), make_proc_node(tmp_path, "Broker")
+    agency = make_proc_node(tmp_path, "Agency")
+    broker = make_proc_node(tmp_path, "Broker", inbox_workers=broker_fronts)
     try:
         agency.start(), broker.start()
         cid = connect(agency, broker)
@@ -89,8 +91,9 @@ def streaming_pair(tmp_path: Any) -> Iterator[tuple[ProcNode, ProcNode, str, lis
         agency.stop(), broker.stop()
 
 
-def test_receiver_killed_mid_stream(tmp_path):
-    with streaming_pair(tmp_path) as (agency, broker, _cid, acknowledged, sender):
+@pytest.mark.parametrize("fronts", [0, 2], ids=["one-process", "with-2-inbox-fronts"])
+def test_receiver_killed_mid_stream(tmp_path, fronts):
+    with streaming_pair(tmp_path, broker_fronts=fronts) as (agency, broker, _cid, acknowledged, sender):
         broker.kill9()
         time.sleep(1.0)
         broker.start()

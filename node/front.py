@@ -1,0 +1,177 @@
+"""One inbox front process (see ``node.fronts``), started by ``refnode serve`` when
+``inbox_workers`` > 0; never run by hand.
+
+    python -m node.front [--config PATH] --fd N --http SOCKET --link SOCKET
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from node.app import error_middleware, passphrase_from_env
+from node.clock import SystemClock
+from node.config import Config, load_config
+from node.db import connect
+from node.federation import read_envelope
+from node.fronts import FAST_TYPES, Link, opened_frame
+from node.keystore import KeyStore
+from node.logs import configure_logging, get_logger
+from node.runtime import load_peers
+from protocol.discovery import PeerKeys
+from protocol.envelope import open_envelope, parse_envelope
+from protocol.errors import ProtocolError
+from protocol.jws import parse_compact
+from protocol.receipts import make_receipt
+from protocol.wire import INBOX_PATH, Disposition
+
+log = get_logger("node.front")
+
+#: Headers that describe one HTTP connection, not the message: never passed through.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+                        "trailer", "transfer-encoding", "upgrade", "host", "content-length"})
+
+
+class Front:
+    def __init__(self, config: Config, http_socket: Path, link_socket: Path) -> None:
+        self.config = config
+        self.http_socket = http_socket
+        self.link_socket = link_socket
+        self.passphrase = passphrase_from_env(config)
+        self.keys = KeyStore.load(config.keys_dir, self.passphrase)
+        self.db = connect(config.database_path)
+        self.db.execute("PRAGMA query_only=ON")
+        self.peers: dict[str, PeerKeys] = load_peers(self.db)
+        self.link: Link | None = None
+        self.waiting: dict[int, asyncio.Future[tuple[Any, ...]]] = {}
+        self.ids = itertools.count(1)
+        self.upstream: aiohttp.ClientSession | None = None
+        self.clock = SystemClock()
+
+    # -- the link to the node process ---------------------------------------------------
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        _, self.link = await loop.create_unix_connection(
+            lambda: Link(self._on_frame, self._on_lost), str(self.link_socket)
+        )
+        self.link.send("hello", os.getpid())
+
+    def _on_frame(self, link: Link, frame: tuple[Any, ...]) -> None:
+        kind = frame[0]
+        if kind == "answer":
+            future = self.waiting.pop(frame[1], None)
+            if future is not None and not future.done():
+                future.set_result(frame)
+        elif kind == "peers":
+            self.peers.update(load_peers(self.db, frame[1]))
+        elif kind == "keys":
+            self.keys = KeyStore.load(self.config.keys_dir, self.passphrase)
+
+    def _on_lost(self, link: Link) -> None:
+        # The node process is gone (stopped, or killed): a front never serves alone.
+        log.info("node process gone; front exits")
+        os._exit(0)
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    async def inbox(self, request: web.Request) -> web.StreamResponse:
+        body = await read_envelope(request, self.config.max_envelope_bytes)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            parsed = parse_envelope(body, max_bytes=self.config.max_envelope_bytes)
+            if parsed.message_type not in FAST_TYPES or parsed.sender not in self.peers:
+                return await self.forward(request, body)
+            opened = open_envelope(parsed, me=self.keys.node_id, now=self.clock.now(), peer_keys=self.peers.get,
+                                   decryption_keys=self.keys.decryption_keys)
+        except ProtocolError:
+            # Refusals (and stored receipts for old bytes) come from the node process.
+            return await self.forward(request, body)
+        inner_kid = parse_compact(opened.inner_jws, typ="refnode-message+jws").kid
+        receipt = make_receipt(envelope_id=parsed.envelope_id, envelope_sha256=parsed.sha256,
+                               recipient=self.keys.node_id, sender=parsed.sender,
+                               disposition=Disposition.ACCEPTED, now=self.clock.now(), signing_key=self.keys.signing)
+        request_id = next(self.ids)
+        future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+        self.waiting[request_id] = future
+        assert self.link is not None
+        self.link.send(*opened_frame(request_id, opened, inner_kid, receipt))
+        _, _, status, content_type, payload, headers = await future
+        response = web.Response(status=status, body=payload, headers=headers)
+        response.content_type = content_type
+        return response
+
+    async def forward(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:
+        """Pass a request through to the node process and its answer back, unchanged."""
+        assert self.upstream is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        if body is None and request.body_exists:
+            body = await request.read()  # as large as the node process takes, no more
+        async with self.upstream.request(request.method, "http://node" + request.path_qs, headers=headers,
+                                         data=body, allow_redirects=False) as upstream:
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            for name, value in upstream.headers.items():
+                if name.lower() not in HOP_BY_HOP:
+                    response.headers.add(name, value)
+            if upstream.content_length is not None:
+                response.content_length = upstream.content_length
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_chunked(65536):
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[error_middleware], client_max_size=self.config.max_envelope_bytes + 65536)
+        app.router.add_post(INBOX_PATH, self.inbox)
+        app.router.add_route("*", "/{tail:.*}", self.forward)
+        return app
+
+
+async def run(front: Front, sock: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    front.upstream = aiohttp.ClientSession(
+        connector=aiohttp.UnixConnector(path=str(front.http_socket)), auto_decompress=False
+    )
+    await front.connect()
+    runner = web.AppRunner(front.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await front.upstream.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m node.front", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--http", type=Path, required=True)
+    parser.add_argument("--link", type=Path, required=True)
+    args = parser.parse_args(argv)
+    config = load_config(args.config, os.environ)
+    configure_logging(config.log_format, config.log_level)
+    sock = socket.socket(fileno=args.fd)
+    front = Front(config, args.http, args.link)
+    asyncio.run(run(front, sock))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Inbox fronts: extra processes that let the inbox use more than one core.
+
+``cryptography``'s Ed25519 holds the GIL, so one Python process verifies and decrypts
+envelopes on one core. With ``inbox_workers = N`` (N > 0) ``refnode serve`` runs:
+
+- **the node process**: the database (the one writer, with group commit), delivery,
+  the scheduler and every route, served on a Unix socket in the run folder only;
+- **N front processes** (``python -m node.front``), each accepting on the public
+  address (the listening sockets are made by the node process, ``SO_REUSEPORT``, and
+  inherited). A front answers ``POST /inbox`` for the two referral types itself as far
+  as it can without the database: parse, outer signature, addressing, decryption, inner
+  signature, message validation. It then hands the opened envelope to the node process
+  over the *link* (a second Unix socket), which de-duplicates, applies, commits and signs
+  the receipt exactly as for an envelope it opened itself (:meth:`Node.accept`). Every
+  other request, and any envelope the front cannot open (a refusal, a handshake message,
+  a sender or key it does not know yet), is passed through unchanged to the node
+  process over HTTP, so every answer and every refusal comes from one place.
+
+The node process stays the authority: it uses the opened message only when the sender
+is a peer it knows and both signing keys the front used are keys it accepts for that
+peer, and otherwise opens the raw envelope again itself. After a change to peers' keys
+or to its own it tells the fronts to reload them.
+
+The link carries length-prefixed pickles between processes of the same node and user:
+the socket lives in a 0700 folder and is 0600, like the keys next to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pickle
+import signal
+import socket
+import struct
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from node.config import Config
+from node.federation import inbox_response
+from node.logs import get_logger
+from node.runtime import Node
+from protocol.envelope import OpenedEnvelope, ParsedEnvelope
+from protocol.errors import ProtocolError
+from protocol.messages import MESSAGE_MODELS
+from protocol.wire import MessageType
+
+log = get_logger("node.fronts")
+
+#: The message types a front opens itself; every other one goes to the node process.
+FAST_TYPES = frozenset({MessageType.REFERRAL_OFFER, MessageType.REFERRAL_STATUS})
+
+_LENGTH = struct.Struct("!I")
+#: Longest Unix socket path Linux takes (sun_path is 108 bytes with its NUL).
+_MAX_SOCKET_PATH = 107
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where the node process's two Unix sockets are."""
+
+    folder: Path
+    http: Path
+    link: Path
+
+    @classmethod
+    def make(cls, config: Config) -> RunPaths:
+        folder = config.data_dir.absolute() / "run"
+        if len(str(folder / "fronts.sock")) > _MAX_SOCKET_PATH:  # a deep data folder
+            folder = Path(tempfile.mkdtemp(prefix="refnode-run-"))
+        folder.mkdir(mode=0o700, exist_ok=True)
+        folder.chmod(0o700)
+        for name in ("http.sock", "fronts.sock"):
+            (folder / name).unlink(missing_ok=True)  # left by a node that was killed
+        return cls(folder, folder / "http.sock", folder / "fronts.sock")
+
+
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` sockets listening on one address (``SO_REUSEPORT``: the kernel spreads
+    new connections over them). All listen before any front starts, so no front gets
+    every early connection; until a front accepts them they wait in the backlog."""
+    sockets: list[socket.socket] = []
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]  # port 0: the others join the port the first got
+            sock.listen(1024)
+            sock.set_inheritable(True)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+# -- the link: frames between a front and the node process ------------------------------
+
+
+class Link(asyncio.Protocol):
+    """One end of the link. ``on_frame`` gets each decoded frame; ``send`` writes one."""
+
+    def __init__(self, on_frame: Callable[[Link, tuple[Any, ...]], None],
+                 on_lost: Callable[[Link], None]) -> None:
+        self._on_frame = on_frame
+        self._on_lost = on_lost
+        self._buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(buffer)
+            end = _LENGTH.size + size
+            if len(buffer) < end:
+                return
+            frame = pickle.loads(buffer[_LENGTH.size:end])  # noqa: S301 (our own process, see module doc)
+            del buffer[:end]
+            self._on_frame(self, frame)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._on_lost(self)
+
+    def send(self, *frame: Any) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+        self.transport.write(_LENGTH.pack(len(data)) + data)
+
+
+def opened_frame(request_id: int, opened: OpenedEnvelope, inner_kid: str, receipt: bytes) -> tuple[Any, ...]:
+    """What a front sends for an envelope it opened: everything :meth:`Node.accept` needs,
+    with the message as its JSON (pydantic models unpickle slowly), and the receipt to
+    answer with if the node process accepts it (signing is the front's work, too)."""
+    parsed = opened.parsed
+    return ("opened", request_id, parsed.raw, parsed.sha256, parsed.outer, parsed.header,
+            parsed.message_type.value, parsed.minor, opened.inner_jws, inner_kid,
+            opened.message.model_dump_json(), receipt)
+
+
+# -- the node process's side --------------------------------------------------------------
+
+
+class Fronts:
+    """Runs and watches the front processes, and serves their link."""
+
+    def __init__(self, node: Node, config: Config, paths: RunPaths, sockets: list[socket.socket]) -> None:
+        self.node = node
+        self.config = config
+        self.paths = paths
+        self.sockets = sockets
+        self.links: set[Link] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._watchers: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._connected = asyncio.Event()
+        self._stopping = False
+        #: Envelopes the fronts opened that this process took as they were, and those it
+        #: opened again itself (its peers' keys differed from the front's).
+        self.opened = 0
+        self.reopened = 0
+
+    async def start(self, timeout_s: float = 30.0) -> None:
+        loop = asyncio.get_running_loop()
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await loop.create_unix_server(
+                lambda: Link(self._on_frame, self._on_lost), str(self.paths.link)
+            )
+        finally:
+            os.umask(old_umask)
+        self.node.watchers.append(self._announce)
+        for index in range(len(self.sockets)):
+            await self._spawn(index)
+        try:
+            await asyncio.wait_for(self._all_connected(), timeout_s)
+        except TimeoutError:
+            raise RuntimeError(f"the inbox fronts did not start within {timeout_s:.0f} s") from None
+        log.info("inbox fronts started", count=len(self.sockets))
+
+    async def _all_connected(self) -> None:
+        while len(self.links) < len(self.sockets):
+            self._connected.clear()
+            await self._connected.wait()
+
+    async def _spawn(self, index: int) -> None:
+        sock = self.sockets[index]
+        command = [sys.executable, "-m", "node.front", "--fd", str(sock.fileno()),
+                   "--http", str(self.paths.http), "--link", str(self.paths.link)]
+        if self.config.config_path.is_file():
+            command += ["--config", str(self.config.config_path)]
+        env = dict(os.environ, REFNODE_DATA_DIR=str(self.config.data_dir.absolute()))
+        proc = await asyncio.create_subprocess_exec(*command, pass_fds=(sock.fileno(),), env=env)
+        self._procs[index] = proc
+        task = asyncio.get_running_loop().create_task(self._watch(index, proc))
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _watch(self, index: int, proc: asyncio.subprocess.Process) -> None:
+        code = await proc.wait()
+        if self._stopping:
+            return
+        log.error("inbox front exited; starting another", pid=proc.pid, exit_code=code)
+        await asyncio.sleep(0.5)  # never a tight loop of crashes
+        if not self._stopping:
+            await self._spawn(index)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for proc in self._procs.values():
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self._procs.values():
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        for task in list(self._watchers):
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for link in list(self.links):
+            if link.transport is not None:
+                link.transport.close()
+        if self._announce in self.node.watchers:
+            self.node.watchers.remove(self._announce)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        log.info("inbox fronts stopped", opened_by_fronts=self.opened, opened_again=self.reopened)
+
+    def _announce(self, what: str, ids: tuple[str, ...]) -> None:
+        for link in self.links:
+            link.send(what, ids)
+
+    def _on_lost(self, link: Link) -> None:
+        self.links.discard(link)
+
+    def _on_frame(self, link: Link, frame: tuple[Any, ...]) -> None:
+        if frame[0] == "hello":
+            self.links.add(link)
+            self._connected.set()
+            return
+        if frame[0] == "opened":
+            task = asyncio.get_running_loop().create_task(self._accept(link, frame))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self, link: Link, frame: tuple[Any, ...]) -> None:
+        (_, request_id, raw, sha256, outer, header, type_value, minor, inner_jws, inner_kid, message_json,
+         receipt) = frame
+        node = self.node
+        try:
+            parsed = ParsedEnvelope(raw, sha256, outer, header, MessageType(type_value), minor)
+            keys = node.peers.get(parsed.sender)
+            if keys is None:
+                raise LookupError(parsed.sender)
+            keys.signing_key(outer.kid)
+            keys.signing_key(inner_kid)
+            message = MESSAGE_MODELS[parsed.message_type].model_validate_json(message_json)
+        except (LookupError, ProtocolError):
+            # The front's keys are older or newer than ours: open it here, from scratch.
+            self.reopened += 1
+            result = await node.receive(raw)
+        else:
+            self.opened += 1
+            opened = OpenedEnvelope(parsed, message, keys, inner_jws, introduction=False)
+            result = await node.accept(opened, accepted_receipt=receipt)
+        response = inbox_response(result)
+        assert isinstance(response.body, bytes)
+        link.send("answer", request_id, response.status, response.content_type, response.body,
+                  dict(response.headers))
+
+
+def serve_with_fronts(app: web.Application, config: Config, on_listening: Callable[[], None]) -> None:
+    """Run ``app`` in this process on a Unix socket and ``config.inbox_workers`` fronts
+    on the public address, until SIGINT or SIGTERM."""
+    from node.appkeys import NODE
+
+    sockets = listening_sockets(config.host, config.port, config.inbox_workers)
+    paths = RunPaths.make(config)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        fronts: Fronts | None = None
+        try:
+            old_umask = os.umask(0o177)
+            try:
+                await web.UnixSite(runner, str(paths.http)).start()
+            finally:
+                os.umask(old_umask)
+            fronts = Fronts(app[NODE], config, paths, sockets)
+            await fronts.start()
+            on_listening()
+            await stop.wait()
+        finally:
+            if fronts is not None:
+                await fronts.stop()
+            await runner.cleanup()
+
+    try:
+        asyncio.run(run())
+    finally:
+        for sock in sockets:
+            sock.close()
+        for path in (paths.http, paths.link):
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            paths.folder.rmdir()  # only if empty

@@ -1,0 +1,222 @@
+"""A node with inbox fronts (``inbox_workers`` > 0) answers exactly as one process does:
+the same receipts, the same refusals, the same admin API; and its fronts live and die
+with it.
+
+The broker is a real ``refnode serve`` process with two fronts; the agency and the
+outsider are in-process nodes. Envelopes are sealed with their real keys and POSTed over
+real HTTP to the broker's public port, where a front takes them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import wait_for
+from procs import ProcNode, alive, child_pids, make_proc_node
+from test_inbox_refusals import envelope, offer
+from test_two_nodes import referral_body
+
+from protocol.discovery import verify_discovery
+from protocol.receipts import verify_receipt
+from protocol.wire import DISCOVERY_PATH, INBOX_PATH, MEDIA_TYPE_JOSE_JSON
+
+pytestmark = pytest.mark.slow
+
+FRONTS = 2
+
+
+async def call(node: ProcNode, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    return await asyncio.to_thread(node.api, method, path, body)
+
+
+async def post(url: str, body: bytes, content_type: str = MEDIA_TYPE_JOSE_JSON) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url + INBOX_PATH, data=body, headers={"Content-Type": content_type}) as r:
+            return r.status, json.loads(await r.read())
+
+
+async def discovery_keys(node: ProcNode) -> Any:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(node.url + DISCOVERY_PATH) as r:
+            return verify_discovery(await r.read(), expected_node_id=None)[1]
+
+
+def fronts_log(node: ProcNode) -> dict[str, int]:
+    """What the node process said of its fronts when it stopped."""
+    for line in reversed(node.log_path.read_text().splitlines()):
+        if '"inbox fronts stopped"' in line:
+            record = json.loads(line)
+            return {"opened": record["opened_by_fronts"], "again": record["opened_again"]}
+    raise AssertionError("no 'inbox fronts stopped' line in the log")
+
+
+async def connect(agency: Any, broker: ProcNode) -> str:
+    status, invite = await call(broker, "POST", "/api/v1/invitations", {"name": "Agency", "direction": "receive"})
+    assert status == 201, invite
+    result = await agency.api("POST", "/api/v1/connections",
+                              {"referral_url": invite["referral_url"], "referral_key": invite["referral_key"]})
+    cid = result["connection"]["id"]
+
+    async def both_active() -> bool:
+        mine = (await agency.api("GET", f"/api/v1/connections/{cid}"))["connection"]["state"]
+        status, theirs = await call(broker, "GET", f"/api/v1/connections/{cid}")
+        return mine == "active" and status == 200 and theirs["connection"]["state"] == "active"
+
+    await wait_for(both_active, within_s=30)
+    return cid
+
+
+async def test_a_node_with_fronts_answers_as_one_process_does(node_factory, tmp_path):
+    broker = make_proc_node(tmp_path, "Broker", inbox_workers=FRONTS)
+    broker.log_path.touch()
+    broker.env["REFNODE_LOG_LEVEL"] = "info"
+    broker.start()
+    try:
+        assert len(child_pids(broker.proc.pid)) == FRONTS  # type: ignore[union-attr]
+        agency = await node_factory("Agency")
+        outsider = await node_factory("Outsider")
+        # The handshake goes through the fronts to the node process (admin API and inbox).
+        cid = await connect(agency, broker)
+        broker_id = (await call(broker, "GET", "/api/v1/node"))[1]["node_id"]
+        bkeys = await discovery_keys(broker)
+
+        # A referral through the agency's API: delivered, with a receipt that verifies.
+        sent = await agency.api("POST", "/api/v1/referrals", referral_body(cid), expect=202)
+
+        async def delivered() -> bool:
+            r = await agency.api("GET", f"/api/v1/referrals/{sent['referral']['local_id']}")
+            return r["referral"]["state"] == "delivered"
+
+        await wait_for(delivered, within_s=30)
+        check = await agency.api("POST", "/api/v1/receipts/verify")
+        assert check["invalid"] == [] and check["checked"] >= 2
+
+        # An envelope POSTed directly: accepted, and the same bytes again get the same receipt.
+        good = envelope(agency, broker_id, bkeys, offer(cid, "rfl_direct"), envelope_id="env_direct")
+        status, first = await post(broker.url, good)
+        assert status == 200, first
+        receipt = verify_receipt(json.dumps(first).encode(), keys=bkeys, envelope_id="env_direct")
+        assert receipt.disposition.value == "accepted"
+        status, again = await post(broker.url, good)
+        assert (status, again) == (200, first)
+        # The same id with other bytes is a replay.
+        other = envelope(agency, broker_id, bkeys, offer(cid, "rfl_other"), envelope_id="env_direct")
+        status, body = await post(broker.url, other)
+        assert (status, body["error"]["code"]) == (409, "replayed")
+
+        # Every refusal is the node process's, with its spec code.
+        data = json.loads(good)
+        data["signature"] = ("A" if data["signature"][0] != "A" else "B") + data["signature"][1:]
+        refusals = [
+            (json.dumps(data).encode(), MEDIA_TYPE_JOSE_JSON, 401, "bad_signature"),
+            (envelope(agency, broker_id, bkeys, offer(cid, "rfl_old"), envelope_id="env_old", age_s=8 * 86400),
+             MEDIA_TYPE_JOSE_JSON, 400, "expired"),
+            (envelope(outsider, broker_id, bkeys, offer(cid, "rfl_x"), envelope_id="env_stranger"),
+             MEDIA_TYPE_JOSE_JSON, 403, "unknown_sender"),
+            (b"{" + b" " * (1_048_576 + 10) + b"}", MEDIA_TYPE_JOSE_JSON, 413, "too_large"),
+            (b"not json", MEDIA_TYPE_JOSE_JSON, 400, "malformed"),
+            (good, "application/json", 400, "malformed"),
+        ]
+        for raw, content_type, want_status, want_code in refusals:
+            status, body = await post(broker.url, raw, content_type)
+            assert (status, body["error"]["code"]) == (want_status, want_code), body
+        wrong = envelope(agency, outsider.node.me, verify_discovery(outsider.node.discovery, expected_node_id=None)[1], offer(cid),
+                         envelope_id="env_wrong")
+        status, body = await post(broker.url, wrong)
+        assert (status, body["error"]["code"]) == (400, "wrong_recipient")
+        rejected = verify_receipt(body["receipt"].encode(), keys=bkeys, envelope_id="env_wrong")
+        assert rejected.disposition.value == "rejected"
+
+        # Exactly the two accepted referrals were filed, each as a deal.
+        status, received = await call(broker, "GET", "/api/v1/referrals?side=receiver")
+        assert sorted(r["id"] for r in received["referrals"]) == sorted([sent["referral"]["id"], "rfl_direct"])
+        assert all(r["deal_id"] for r in received["referrals"])
+
+        # Keys change on both sides; the fronts follow. The broker rotates its signing key:
+        # the next receipt (signed by a front) carries the new one.
+        status, rotated = await call(broker, "POST", "/api/v1/keys/rotate")
+        assert status == 200, rotated
+
+        async def agency_knows_new_key() -> bool:
+            return rotated["signing_kid"] in agency.node.peers[broker_id].signing
+
+        await wait_for(agency_knows_new_key, within_s=30)
+        bkeys = await discovery_keys(broker)
+        after = envelope(agency, broker_id, bkeys, offer(cid, "rfl_after"), envelope_id="env_after")
+        status, body = await post(broker.url, after)
+        assert status == 200, body
+        assert json.loads(_header(body))["kid"] == rotated["signing_kid"]
+        # The agency rotates: the broker learns it over the inbox and tells its fronts.
+        new_agency_kid = (await agency.api("POST", "/api/v1/keys/rotate"))["signing_kid"]
+
+        async def announced() -> bool:
+            return (await agency.api("GET", "/api/v1/outbox?state=pending"))["outbox"] == []
+
+        await wait_for(announced, within_s=30)  # the key-rotation message reached the broker
+        latest = envelope(agency, broker_id, bkeys, offer(cid, "rfl_latest"), envelope_id="env_latest")
+        assert json.loads(_header(json.loads(latest)))["kid"] == new_agency_kid
+        status, body = await post(broker.url, latest)
+        assert status == 200, body
+
+        # Closed loop back through the broker's outbox, driven by the node process.
+        local = next(r["local_id"] for r in received["referrals"] if r["id"] == sent["referral"]["id"])
+        status, _ = await call(broker, "POST", f"/api/v1/referrals/{local}/status", {"status": "accepted"})
+        assert status == 200
+
+        async def accepted() -> bool:
+            r = await agency.api("GET", f"/api/v1/referrals/{sent['referral']['local_id']}")
+            return r["referral"]["state"] == "accepted"
+
+        await wait_for(accepted, within_s=30)
+    finally:
+        broker.stop()
+    said = fronts_log(broker)
+    # The fronts opened the referrals; only envelopes their keys did not cover went back.
+    assert said["opened"] >= 4, said
+    assert said["again"] <= 1, said
+
+
+def _header(body: dict[str, Any]) -> str:
+    import base64
+
+    protected = body["protected"]
+    return base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)).decode()
+
+
+def test_fronts_are_restarted_and_die_with_their_node(tmp_path):
+    broker = make_proc_node(tmp_path, "Broker", inbox_workers=FRONTS)
+    broker.start()
+    try:
+        assert broker.proc is not None
+        fronts = child_pids(broker.proc.pid)
+        assert len(fronts) == FRONTS
+        # A front that dies is replaced, and the node keeps answering.
+        os.kill(fronts[0], signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            now = [p for p in child_pids(broker.proc.pid) if alive(p)]
+            if len(now) == FRONTS and fronts[0] not in now:
+                break
+            time.sleep(0.1)
+        replaced = [p for p in child_pids(broker.proc.pid) if alive(p)]
+        assert len(replaced) == FRONTS and fronts[0] not in replaced
+        for _ in range(20):  # connections land on either front
+            assert broker.api("GET", "/api/v1/node")[0] == 200
+        # The node process is killed: its fronts go with it, and the port is free again.
+        broker.kill9()
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in replaced) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(alive(p) for p in replaced)
+        broker.start()
+        assert broker.api("GET", "/api/v1/node")[0] == 200
+    finally:
+        broker.stop()
+    assert re.search(r"inbox front exited; starting another", broker.log_path.read_text())
