@@ -400,6 +400,12 @@ def main() -> int:
         help="comma-separated inbox_workers settings to run the node with, each every round "
         "(default 0,1: one process, then one inbox front beside it)",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run bench/floor_inbox_server.py each round: only the crypto and rows an inbox "
+        "needs, called directly, no code of ours per request",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]
@@ -454,16 +460,20 @@ def run_bench(args: argparse.Namespace, work: Path) -> int:
 
     node_runs: dict[int, list[Run]] = {w: [] for w in args.workers}
     ref_runs: list[Run] = []
+    floor_runs: list[Run] = []
     for r in range(args.rounds):
         ref_runs.append(
             reference_run(work, r, ref_items, args, client_key, server_seed, server_key)
         )
         print(describe(ref_runs[-1], "reference"), flush=True)
+        if args.floor:
+            floor_runs.append(floor_run(work, r, config.data_dir, items, args, keys.signing.key.public_key()))
+            print(describe(floor_runs[-1], "floor"), flush=True)
         for w in args.workers:
             node_runs[w].append(node_run(work, r, w, config.data_dir, keys.node_id, items, args))
             print(describe(node_runs[w][-1], label(w)), flush=True)
 
-    failures = [f for runs in [*node_runs.values(), ref_runs] for run in runs for f in run.failures]
+    failures = [f for runs in [*node_runs.values(), ref_runs, floor_runs] for run in runs for f in run.failures]
     for f in failures[:10]:
         print(f"  FAILURE {f}")
     ref_rate = median([run.rate for run in ref_runs])
@@ -472,6 +482,13 @@ def run_bench(args: argparse.Namespace, work: Path) -> int:
         f"inbox_throughput: reference {ref_rate:.1f} requests/s (median of {[round(r.rate, 1) for r in ref_runs]}),"
         f" server CPU {ref_cpu:.0f} µs/request"
     )
+    if floor_runs:
+        floor_rate = median([run.rate for run in floor_runs])
+        floor_cpu = median([run.cpu_us for run in floor_runs])
+        print(
+            f"RESULT inbox_throughput [floor]: floor/reference = {floor_rate / ref_rate:.2f}; floor {floor_rate:.0f}/s,"
+            f" reference {ref_rate:.0f}/s; CPU per request {floor_cpu:.0f} vs {ref_cpu:.0f} µs"
+        )
     for w, runs in node_runs.items():
         node_rate = median([run.rate for run in runs])
         node_cpu = median([run.cpu_us for run in runs])
@@ -531,6 +548,30 @@ def reference_run(
     if stored != len(items):
         failures.append(f"reference stored {stored} rows, expected {len(items)}")
     return Run("reference", elapsed, len(results), failures, [x[2] for x in results], checked, cpu)
+
+
+def floor_run(
+    work: Path, r: int, pristine: Path, items: list[Item], args: argparse.Namespace,
+    node_key: ed25519.Ed25519PublicKey,
+) -> Run:
+    folder = work / f"floor-{r}"
+    shutil.copytree(pristine, folder)
+    port = free_port()
+    proc = Proc(
+        [sys.executable, str(ROOT / "bench" / "floor_inbox_server.py"), "--port", str(port), "--data-dir", str(folder)],
+        work / f"floor-{r}.log",
+        ready_url=f"http://127.0.0.1:{port}/ready",
+    )
+    with proc:
+        elapsed, cpu, results = asyncio.run(
+            fire(f"http://127.0.0.1:{port}/inbox", items, args.warmup, args.concurrency, proc.pid)
+        )
+    with sqlite3.connect(folder / "node.db") as conn:
+        stored = conn.execute("SELECT count(*) FROM deals WHERE origin = 'referral'").fetchone()[0]
+    failures, checked = check_ref_answers(items[args.warmup :], results, node_key, args.verify_sample)
+    if stored != len(items):
+        failures.append(f"floor stored {stored} deals, expected {len(items)}")
+    return Run("floor", elapsed, len(results), failures, [x[2] for x in results], checked, cpu)
 
 
 def start_py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:

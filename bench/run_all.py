@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 
 BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     # (script, default arguments, --quick arguments)
-    ("inbox_throughput.py", [], ["--envelopes", "400", "--warmup", "50", "--rounds", "1"]),
+    ("inbox_throughput.py", ["--floor"], ["--floor", "--envelopes", "400", "--warmup", "50", "--rounds", "1"]),
     ("referral_latency.py", [], ["--referrals", "30", "--warmup", "3"]),
     ("idle_memory.py", [], ["--idle-s", "2", "--rounds", "1"]),
 ]

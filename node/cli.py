@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -103,11 +101,10 @@ def _init_config(ctx: Context) -> Config:
 
 
 def cmd_serve(ctx: Context) -> int:
-    from aiohttp import web
-
-    from node.app import create_app, passphrase_from_env
+    from node.app import passphrase_from_env
     from node.keystore import KeyStore, KeyStoreError
     from node.logs import configure_logging
+    from node.serve import ServeError, serve
 
     config = ctx.config()
     if not config.keys_dir.is_dir():
@@ -118,50 +115,26 @@ def cmd_serve(ctx: Context) -> int:
     except KeyStoreError as exc:
         raise CliError(str(exc), code="keys") from None
     configure_logging(config.log_format, config.log_level)
-    app = create_app(config, passphrase=passphrase)
     banner = {"event": "serving", "org_name": config.org_name, "host": config.host, "port": config.port,
-              "public_url": config.public_url, "node_id": keys.node_id, "fingerprint": keys.fingerprint}
+              "public_url": config.public_url, "node_id": keys.node_id, "fingerprint": keys.fingerprint,
+              "inbox_workers": config.inbox_workers}
 
     def human() -> None:
-        print(f"refnode: {config.org_name} listening on {config.host}:{config.port}, "
+        fronts = f", {config.inbox_workers} inbox front(s)" if config.inbox_workers else ""
+        print(f"refnode: {config.org_name} listening on {config.host}:{config.port}{fronts}, "
               f"public URL {config.public_url}")
         print(f"refnode: fingerprint {keys.fingerprint}; Ctrl+C or SIGTERM stops it")
 
-    def listening(_: str) -> None:  # run_app calls this once the socket is bound
+    def listening() -> None:
         ctx.emit(banner, human)
         sys.stdout.flush()
 
-    with _serve_lock(config.data_dir):
-        try:
-            # No access log: the node logs each envelope itself, with peer, id and type.
-            if config.inbox_workers:
-                from node.fronts import serve_with_fronts
-
-                serve_with_fronts(app, config, lambda: listening(""))
-            else:
-                web.run_app(app, host=config.host, port=config.port, print=listening, handle_signals=True,
-                            access_log=None)
-        except OSError as exc:  # e.g. the port is taken
-            raise CliError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
-                           code="listen") from None
+    try:
+        serve(config, passphrase=passphrase, on_listening=listening)
+    except ServeError as exc:
+        raise CliError(str(exc), code=exc.code) from None
     ctx.emit({"event": "stopped"}, lambda: print("refnode: stopped"))
     return 0
-
-
-@contextlib.contextmanager
-def _serve_lock(data_dir: Path) -> Iterator[None]:
-    """One ``serve`` per data folder: two would deliver the same outbox twice."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    with open(data_dir / "serve.lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise CliError(f"another 'refnode serve' is running on {data_dir.absolute()}", code="locked") from None
-        yield
 
 
 def cmd_info(ctx: Context) -> int:

@@ -13,6 +13,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -220,3 +222,21 @@ def test_fronts_are_restarted_and_die_with_their_node(tmp_path):
     finally:
         broker.stop()
     assert re.search(r"inbox front exited; starting another", broker.log_path.read_text())
+
+
+def test_a_second_serve_of_the_same_folder_is_refused_before_it_listens(tmp_path):
+    broker = make_proc_node(tmp_path, "Broker", inbox_workers=FRONTS)
+    broker.start()
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "node.cli", "--config", str(broker.config.config_path), "--json", "serve"],
+            capture_output=True, text=True, timeout=30, env={**os.environ, "REFNODE_INBOX_WORKERS": str(FRONTS)},
+        )
+        assert second.returncode == 1
+        assert "another 'refnode serve' is running" in second.stdout + second.stderr
+        # It took no share of the port: every request still reaches the running node.
+        assert len(child_pids(broker.proc.pid)) == FRONTS  # type: ignore[union-attr]
+        for _ in range(20):
+            assert broker.api("GET", "/api/v1/node")[0] == 200
+    finally:
+        broker.stop()
