@@ -1,19 +1,23 @@
 """Inbox throughput: envelopes per second a real node accepts, against a bare reference.
 
 The node under test is its own OS process (``refnode init`` data folder, SQLite file, keys)
-on 127.0.0.1. Before it starts, K synthetic peers are written into its database with an
-ACTIVE connection each (role responder, direction receive: they may send us referrals),
-so no handshake runs over the network. M referral-offer envelopes (X25519 suite, unique
-envelope and referral ids, ~1.5 KB of offer content) are sealed in advance from those
-peers. One aiohttp client in this process POSTs them with concurrency C after a warm-up;
-every answer must be 200 with a receipt, and a sample of receipts is verified.
+on 127.0.0.1, run as one process and with inbox fronts (``--workers``). Before it starts,
+K synthetic peers are written into its database with an ACTIVE connection each (role
+responder, direction receive: they may send us referrals), so no handshake runs over the
+network. M referral-offer envelopes (X25519 suite, unique envelope and referral ids, ~1.9 KB
+of offer content) are sealed in advance from those peers. One aiohttp client in this
+process POSTs them with concurrency C after a warm-up; every answer must be 200 with a
+receipt, a sample of receipts is verified, and every envelope must have become a deal.
 
 The reference is another process, bench/ref_inbox_server.py: per request one Ed25519
 verify, one SQLite insert committed on its own (WAL, synchronous=FULL), one Ed25519 sign.
-It gets the very same bodies. Runs alternate (reference, node, reference, node...), each on
-a fresh copy of the database, and the medians are compared in this run, on this machine.
+It gets the very same bodies. ``--floor`` adds bench/floor_inbox_server.py: the node's
+required crypto and rows with no code of ours. Runs alternate (reference, floor, node
+configurations, then again), each on a fresh copy of the database, and the medians are
+compared in this run, on this machine.
 
     python bench/inbox_throughput.py [--envelopes 2000] [--concurrency 64] [--peers 16]
+                                     [--workers 0,1] [--floor]
 """
 
 from __future__ import annotations
@@ -389,7 +393,7 @@ def main() -> int:
         "--py-spy",
         type=Path,
         metavar="DIR",
-        help="record the node process with py-spy (pip install py-spy) into DIR/node-<round>.txt",
+        help="record the node's processes with py-spy (pip install py-spy) into DIR/node-<round>-w<workers>.txt",
     )
     parser.add_argument(
         "--workdir", type=Path, help="where data folders go (default: a new temp dir)"
@@ -458,6 +462,9 @@ def run_bench(args: argparse.Namespace, work: Path) -> int:
         f"(offer JSON {content} B); prepared in {time.perf_counter() - t0:.1f} s"
     )
 
+    flush = commit_latency_us(work / "flush.db")
+    print(f"  one committed 4.8 KB insert on this disk (WAL, synchronous=FULL): p50 {flush[0]:.0f} µs wall, "
+          f"{flush[1]:.0f} µs CPU: what the reference waits for per request")
     node_runs: dict[int, list[Run]] = {w: [] for w in args.workers}
     ref_runs: list[Run] = []
     floor_runs: list[Run] = []
@@ -504,6 +511,25 @@ def run_bench(args: argparse.Namespace, work: Path) -> int:
             f" failures {len(failures)}"
         )
     return 1 if failures else 0
+
+
+def commit_latency_us(path: Path, count: int = 300) -> tuple[float, float]:
+    """(p50 wall, mean CPU) in µs of one INSERT + COMMIT, as the reference does per request."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+    walls = []
+    cpu0 = time.process_time()
+    for _ in range(count):
+        t0 = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t (body) VALUES (?)", (os.urandom(4800),))
+        conn.execute("COMMIT")
+        walls.append((time.perf_counter() - t0) * 1e6)
+    cpu = (time.process_time() - cpu0) / count * 1e6
+    conn.close()
+    return median(walls), cpu
 
 
 def label(workers: int) -> str:
@@ -589,6 +615,7 @@ def start_py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
             "raw",
             "--threads",
             "--nonblocking",
+            "--subprocesses",
             "--output",
             str(output),
         ],
