@@ -6,9 +6,11 @@ the request path: parse the outer JWS (``json.loads``), verify its Ed25519 signa
 the HPKE payload, verify the inner JWS's signature, parse the message, write the referral
 the way the node files it (the inbox row with the envelope and the inner JWS, the referral
 with its offer, two contacts, a deal, its two contact links and a note: 8 rows in the
-node's own schema, with its indexes and foreign keys) and commit it on its own (WAL,
-``synchronous=FULL``, like the reference), then sign a receipt (over the body's SHA-256,
-like the reference). No checks beyond the signatures, no models, no logging.
+node's own schema, with its indexes and foreign keys) and commit it durably (WAL,
+``synchronous=FULL``), then sign a receipt (over the body's SHA-256, like the reference).
+Commits are grouped the way the node groups them: writes that arrive while a COMMIT is
+flushing share the next one, and the COMMIT runs on a thread so the loop goes on. No checks
+beyond the signatures, no models, no logging.
 
 If this floor is well below the reference, no node doing that work in Python on that
 machine reaches the reference either, however lean its own code.
@@ -20,13 +22,16 @@ machine reaches the reference either, however lean its own code.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import hashlib
 import json
 import sqlite3
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -76,11 +81,40 @@ def create_app(data_dir: Path) -> web.Application:
 
     workflow_id, stage_id, owner = db.run(placement)
     db.close_sync()
-    conn = sqlite3.connect(data_dir / "node.db", isolation_level=None)
+    conn = sqlite3.connect(data_dir / "node.db", isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     counter = iter(range(10**9))
+    pending: list[tuple[Any, asyncio.Future[None]]] = []
+    wake = asyncio.Event()
+    executor = ThreadPoolExecutor(max_workers=1)
+
+    async def commit(write: Any) -> None:
+        """Group commit: writes that arrive while a COMMIT runs share the next one."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pending.append((write, future))
+        wake.set()
+        await future
+
+    async def committer() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await wake.wait()
+            wake.clear()
+            batch = pending[:]
+            pending.clear()
+            if not batch:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            for write, _ in batch:
+                write()
+            await loop.run_in_executor(executor, conn.execute, "COMMIT")  # the flush releases the GIL
+            for _, future in batch:
+                future.set_result(None)
+
+    async def start_committer(app: web.Application) -> None:
+        app["committer"] = asyncio.get_running_loop().create_task(committer())
 
     async def inbox(request: web.Request) -> web.Response:
         body = await request.read()
@@ -98,29 +132,32 @@ def create_app(data_dir: Path) -> web.Application:
         n = next(counter)
         ts = header["rn_iat"]
         deal_id, note_id, ref_id = f"deal_floor{n}", f"note_floor{n}", f"ref_floor{n}"
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                     (sender, header["rn_id"], hashlib.sha256(body).hexdigest(), header["rn_type"], body, inner,
-                      b"receipt", ts))
-        contact_ids = []
-        for i, c in enumerate(offer["contacts"]):
-            contact_ids.append(f"ct_floor{n}_{i}")
-            conn.execute("INSERT INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (contact_ids[-1], c.get("first_name"), c.get("last_name"), c.get("email"), c.get("phone"),
-                          "{}", c.get("date_of_birth"), "{}", ts, ts))
-        deal = offer["deal"]
-        conn.execute("INSERT INTO deals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     (deal_id, deal["title"], offer["referral_type"], deal.get("amount"), deal.get("currency"),
-                      workflow_id, stage_id, owner, "", "floor", "", "[]", "{}", "referral", sender,
-                      offer["referral_id"], ts, ts))
-        conn.executemany("INSERT INTO deal_contacts VALUES (?, ?, ?, ?)",
-                         [(deal_id, cid, c.get("role") or "primary", i) for i, (cid, c) in enumerate(zip(contact_ids, offer["contacts"], strict=True))])
-        conn.execute("INSERT INTO notes VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     (note_id, deal_id, None, None, "referral", offer.get("message") or "-", ts))
-        conn.execute("INSERT INTO referrals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     (ref_id, "receiver", sender, offer["referral_id"], offer["connection_id"], "received",
-                      offer["referral_type"], deal_id, header["rn_id"], b64d(p), 0, ts, ts))
-        conn.execute("COMMIT")
+
+        def write() -> None:
+            conn.execute("INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (sender, header["rn_id"], hashlib.sha256(body).hexdigest(), header["rn_type"], body, inner,
+                          b"receipt", ts))
+            contact_ids = []
+            for i, c in enumerate(offer["contacts"]):
+                contact_ids.append(f"ct_floor{n}_{i}")
+                conn.execute("INSERT INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (contact_ids[-1], c.get("first_name"), c.get("last_name"), c.get("email"), c.get("phone"),
+                              "{}", c.get("date_of_birth"), "{}", ts, ts))
+            deal = offer["deal"]
+            conn.execute("INSERT INTO deals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (deal_id, deal["title"], offer["referral_type"], deal.get("amount"), deal.get("currency"),
+                          workflow_id, stage_id, owner, "", "floor", "", "[]", "{}", "referral", sender,
+                          offer["referral_id"], ts, ts))
+            conn.executemany("INSERT INTO deal_contacts VALUES (?, ?, ?, ?)",
+                             [(deal_id, cid, c.get("role") or "primary", i)
+                              for i, (cid, c) in enumerate(zip(contact_ids, offer["contacts"], strict=True))])
+            conn.execute("INSERT INTO notes VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (note_id, deal_id, None, None, "referral", offer.get("message") or "-", ts))
+            conn.execute("INSERT INTO referrals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (ref_id, "receiver", sender, offer["referral_id"], offer["connection_id"], "received",
+                          offer["referral_type"], deal_id, header["rn_id"], b64d(p), 0, ts, ts))
+
+        await commit(write)
         receipt = signer.sign(hashlib.sha256(body).digest())
         return web.Response(body=base64.urlsafe_b64encode(receipt), content_type="text/plain")
 
@@ -130,6 +167,7 @@ def create_app(data_dir: Path) -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app.router.add_post("/inbox", inbox)
     app.router.add_get("/ready", ready)
+    app.on_startup.append(start_committer)
     return app
 
 

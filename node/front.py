@@ -109,7 +109,8 @@ class Front:
         self.link.send(*opened_frame(request_id, opened, inner_kid, receipt))
         _, _, status, content_type, payload, headers = await future
         response = web.Response(status=status, body=payload, headers=headers)
-        response.content_type = content_type
+        if "Content-Type" not in headers:
+            response.content_type = content_type
         return response
 
     async def forward(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import pickle
 import signal
@@ -44,8 +45,9 @@ from typing import Any
 from aiohttp import web
 
 from node.config import Config
+from node.errors import error_body
 from node.federation import inbox_response
-from node.logs import get_logger
+from node.logs import failure_fields, get_logger
 from node.runtime import Node
 from protocol.envelope import OpenedEnvelope, ParsedEnvelope
 from protocol.errors import ProtocolError
@@ -260,7 +262,7 @@ class Fronts:
             self._connected.set()
             return
         if frame[0] == "opened":
-            task = asyncio.get_running_loop().create_task(self._accept(link, frame))
+            task = asyncio.get_running_loop().create_task(self._answer(link, frame))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -288,6 +290,15 @@ class Fronts:
         assert isinstance(response.body, bytes)
         link.send("answer", request_id, response.status, response.content_type, response.body,
                   dict(response.headers))
+
+    async def _answer(self, link: Link, frame: tuple[Any, ...]) -> None:
+        """Answer one opened envelope, whatever happens: a front never waits forever."""
+        try:
+            await self._accept(link, frame)
+        except Exception as exc:
+            log.error("inbox front hand-over failed", **failure_fields(exc))
+            body = json.dumps(error_body("internal", "the node could not store this")).encode()
+            link.send("answer", frame[1], 500, "application/json", body, {})
 
 
 def serve_with_fronts(app: web.Application, config: Config, on_listening: Callable[[], None]) -> None:
