@@ -18,15 +18,17 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from node.app import error_middleware, passphrase_from_env
 from node.clock import SystemClock
 from node.config import Config, load_config
 from node.db import connect
+from node.errors import protocol_error_response
 from node.federation import read_envelope
 from node.fronts import FAST_TYPES, Link, opened_frame
 from node.keystore import KeyStore
-from node.logs import configure_logging, get_logger
+from node.logs import configure_logging, failure_fields, get_logger
 from node.runtime import load_peers
 from protocol.discovery import PeerKeys
 from protocol.envelope import open_envelope, parse_envelope
@@ -65,7 +67,7 @@ class Front:
         _, self.link = await loop.create_unix_connection(
             lambda: Link(self._on_frame, self._on_lost), str(self.link_socket)
         )
-        self.link.send("hello", os.getpid())
+        self.link.send("hello", os.getpid(), self.keys.signing.kid)
 
     def _on_frame(self, link: Link, frame: tuple[Any, ...]) -> None:
         kind = frame[0]
@@ -73,10 +75,14 @@ class Front:
             future = self.waiting.pop(frame[1], None)
             if future is not None and not future.done():
                 future.set_result(frame)
-        elif kind == "peers":
-            self.peers.update(load_peers(self.db, frame[1]))
-        elif kind == "keys":
-            self.keys = KeyStore.load(self.config.keys_dir, self.passphrase)
+        elif kind in ("peers", "keys"):
+            try:
+                if kind == "peers":
+                    self.peers.update(load_peers(self.db, frame[1]))
+                else:
+                    self.keys = KeyStore.load(self.config.keys_dir, self.passphrase)
+            except Exception as exc:  # keep serving with what we have: the node process re-checks
+                log.error("inbox front could not reload", what=kind, **failure_fields(exc))
 
     def _on_lost(self, link: Link) -> None:
         # The node process is gone (stopped, or killed): a front never serves alone.
@@ -91,6 +97,11 @@ class Front:
             return body
         try:
             parsed = parse_envelope(body, max_bytes=self.config.max_envelope_bytes)
+        except ProtocolError as exc:
+            # Not an envelope at all: the answer depends on nothing the node process holds,
+            # so junk stops here.
+            return protocol_error_response(exc)
+        try:
             if parsed.message_type not in FAST_TYPES or parsed.sender not in self.peers:
                 return await self.forward(request, body)
             opened = open_envelope(parsed, me=self.keys.node_id, now=self.clock.now(), peer_keys=self.peers.get,
@@ -106,32 +117,31 @@ class Front:
         future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
         self.waiting[request_id] = future
         assert self.link is not None
-        self.link.send(*opened_frame(request_id, opened, inner_kid, receipt))
+        self.link.send(*opened_frame(request_id, opened, inner_kid, receipt, self.keys.signing.kid))
         _, _, status, content_type, payload, headers = await future
         response = web.Response(status=status, body=payload, headers=headers)
         if "Content-Type" not in headers:
             response.content_type = content_type
         return response
 
-    async def forward(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:
-        """Pass a request through to the node process and its answer back, unchanged."""
+    async def forward(self, request: web.Request, body: bytes | None = None) -> web.Response:
+        """Pass a request through to the node process and its answer back, unchanged.
+
+        The answer is read in full before it is sent on: a node process that fails half way
+        then gets a clean 500 here, never half an answer followed by another."""
         assert self.upstream is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        named = ",".join(request.headers.getall("Connection", [])).split(",")  # hop-by-hop too
+        hop = HOP_BY_HOP | {name.strip().lower() for name in named}
+        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in hop)
         if body is None and request.body_exists:
             body = await request.read()  # as large as the node process takes, no more
         async with self.upstream.request(request.method, "http://node" + request.path_qs, headers=headers,
-                                         data=body, allow_redirects=False) as upstream:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for name, value in upstream.headers.items():
-                if name.lower() not in HOP_BY_HOP:
-                    response.headers.add(name, value)
-            if upstream.content_length is not None:
-                response.content_length = upstream.content_length
-            await response.prepare(request)
-            async for chunk in upstream.content.iter_chunked(65536):
-                await response.write(chunk)
-            await response.write_eof()
-            return response
+                                         data=body, allow_redirects=False,
+                                         skip_auto_headers=("Content-Type", "Accept-Encoding", "User-Agent")
+                                         ) as upstream:
+            payload = await upstream.read()
+            answer = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP)
+            return web.Response(status=upstream.status, reason=upstream.reason, body=payload, headers=answer)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[error_middleware], client_max_size=self.config.max_envelope_bytes + 65536)

@@ -147,14 +147,15 @@ class Link(asyncio.Protocol):
         self.transport.write(_LENGTH.pack(len(data)) + data)
 
 
-def opened_frame(request_id: int, opened: OpenedEnvelope, inner_kid: str, receipt: bytes) -> tuple[Any, ...]:
+def opened_frame(request_id: int, opened: OpenedEnvelope, inner_kid: str, receipt: bytes,
+                 receipt_kid: str) -> tuple[Any, ...]:
     """What a front sends for an envelope it opened: everything :meth:`Node.accept` needs,
     with the message as its JSON (pydantic models unpickle slowly), and the receipt to
     answer with if the node process accepts it (signing is the front's work, too)."""
     parsed = opened.parsed
     return ("opened", request_id, parsed.raw, parsed.sha256, parsed.outer, parsed.header,
             parsed.message_type.value, parsed.minor, opened.inner_jws, inner_kid,
-            opened.message.model_dump_json(), receipt)
+            opened.message.model_dump_json(), receipt, receipt_kid)
 
 
 # -- the node process's side --------------------------------------------------------------
@@ -195,7 +196,9 @@ class Fronts:
         try:
             await asyncio.wait_for(self._all_connected(), timeout_s)
         except TimeoutError:
-            raise RuntimeError(f"the inbox fronts did not start within {timeout_s:.0f} s") from None
+            from node.serve import ServeError
+
+            raise ServeError(f"the inbox fronts did not start within {timeout_s:.0f} s", code="fronts") from None
         log.info("inbox fronts started", count=len(self.sockets))
 
     async def _all_connected(self) -> None:
@@ -218,24 +221,32 @@ class Fronts:
 
     async def _watch(self, index: int, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
-        if self._stopping:
-            return
-        log.error("inbox front exited; starting another", pid=proc.pid, exit_code=code)
-        await asyncio.sleep(0.5)  # never a tight loop of crashes
-        if not self._stopping:
-            await self._spawn(index)
+        delay = 0.5
+        while not self._stopping:
+            log.error("inbox front exited; starting another", pid=proc.pid, exit_code=code)
+            await asyncio.sleep(delay)  # never a tight loop of crashes
+            if self._stopping:
+                return
+            try:
+                await self._spawn(index)
+                return
+            except OSError as exc:  # e.g. out of processes: try again, less often
+                log.error("cannot start an inbox front", **failure_fields(exc))
+                delay = min(delay * 2, 30.0)
 
     async def stop(self) -> None:
         self._stopping = True
         for proc in self._procs.values():
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in self._procs.values():
+        async def reap(proc: asyncio.subprocess.Process) -> None:
             try:
                 await asyncio.wait_for(proc.wait(), 10)
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+        await asyncio.gather(*(reap(proc) for proc in self._procs.values()))
         for task in list(self._watchers):
             task.cancel()
         if self._server is not None:
@@ -258,7 +269,13 @@ class Fronts:
 
     def _on_frame(self, link: Link, frame: tuple[Any, ...]) -> None:
         if frame[0] == "hello":
+            # The front loaded keys and peers before it said hello: whatever changed in
+            # between, it must load again.
+            _, _, signing_kid = frame
             self.links.add(link)
+            link.send("peers", tuple(self.node.peers))
+            if signing_kid != self.node.keys.signing.kid:
+                link.send("keys", ())
             self._connected.set()
             return
         if frame[0] == "opened":
@@ -268,7 +285,9 @@ class Fronts:
 
     async def _accept(self, link: Link, frame: tuple[Any, ...]) -> None:
         (_, request_id, raw, sha256, outer, header, type_value, minor, inner_jws, inner_kid, message_json,
-         receipt) = frame
+         receipt, receipt_kid) = frame
+        if receipt_kid != self.node.keys.signing.kid:
+            receipt = None  # signed with a key we have rotated away from: we sign it ourselves
         node = self.node
         try:
             parsed = ParsedEnvelope(raw, sha256, outer, header, MessageType(type_value), minor)

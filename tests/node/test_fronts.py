@@ -136,6 +136,20 @@ async def test_a_node_with_fronts_answers_as_one_process_does(node_factory, tmp_
         rejected = verify_receipt(body["receipt"].encode(), keys=bkeys, envelope_id="env_wrong")
         assert rejected.disposition.value == "rejected"
 
+        # The admin API through a front: a CSV download keeps its headers; a bad token is the
+        # node process's 401; a second Authorization header does not override the first.
+        async with aiohttp.ClientSession() as session:
+            auth = {"Authorization": f"Bearer {broker.token}"}
+            async with session.get(broker.url + "/api/v1/export/deals.csv", headers=auth) as r:
+                assert r.status == 200 and r.content_type == "text/csv"
+                assert r.headers["Content-Disposition"].startswith("attachment; filename=")
+                assert b"Purchase at 12 Harbour St" in await r.read()
+            async with session.get(broker.url + "/api/v1/node", headers={"Authorization": "Bearer nope"}) as r:
+                assert r.status == 401 and (await r.json())["error"]["code"]
+            twice = [("Authorization", "Bearer nope"), ("Authorization", f"Bearer {broker.token}")]
+            async with session.get(broker.url + "/api/v1/node", headers=twice) as r:
+                assert r.status == 401
+
         # Exactly the two accepted referrals were filed, each as a deal.
         status, received = await call(broker, "GET", "/api/v1/referrals?side=receiver")
         assert sorted(r["id"] for r in received["referrals"]) == sorted([sent["referral"]["id"], "rfl_direct"])
