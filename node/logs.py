@@ -21,6 +21,7 @@ formatter, so they are rendered, and redacted, the same way.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -59,6 +60,7 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _MAX_DEPTH = 6
 
 
+@functools.lru_cache(maxsize=4096)  # log lines use a few dozen keys, over and over
 def is_sensitive_key(key: str) -> bool:
     """True when ``key`` names something that must not be logged."""
     if key in SAFE_KEYS:

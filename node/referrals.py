@@ -82,7 +82,7 @@ def on_offer(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope, l
     deal_id = lander(conn, ctx, connection, offer) if lander is not None else None
     store.insert_referral(
         conn,
-        Referral(
+        Referral.model_construct(  # every field is ours or an already validated offer's
             local_id=new_id("ref"),
             side="receiver",
             peer_node_id=sender,

@@ -183,7 +183,7 @@ class Node:
                 receipt = self._receipt(parsed, disposition, None, now=ctx.now)
             store.insert_inbox(
                 conn,
-                InboxItem(
+                InboxItem.model_construct(  # from the verified envelope and our receipt
                     sender=parsed.sender,
                     envelope_id=parsed.envelope_id,
                     sha256=parsed.sha256,

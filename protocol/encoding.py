@@ -21,6 +21,13 @@ def b64u_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_URL_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+#: The value of each base64url character, to check the last one's unused low bits.
+_B64U_VALUE = {c: i for i, c in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
+#: By length modulo 4: the bits of the last character that must be zero.
+_UNUSED_BITS = {0: 0, 2: 0x0F, 3: 0x03}
+
+
 def b64u_decode(text: str | bytes, *, what: str = "value") -> bytes:
     """Decode base64url without padding; anything else is ``malformed``."""
     if isinstance(text, str):
@@ -33,12 +40,13 @@ def b64u_decode(text: str | bytes, *, what: str = "value") -> bytes:
     if b"=" in raw or b"+" in raw or b"/" in raw or len(raw) % 4 == 1:
         raise RemoteProtocolError(ErrorCode.MALFORMED, f"{what} is not unpadded base64url")
     try:
-        decoded = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+        # strict_mode: any character outside the alphabet is an error, not skipped.
+        decoded = binascii.a2b_base64(raw.translate(_URL_TO_STANDARD) + b"=" * (-len(raw) % 4), strict_mode=True)
     except (binascii.Error, ValueError):
         raise RemoteProtocolError(ErrorCode.MALFORMED, f"{what} is not base64url") from None
     # Reject non-canonical encodings (stray low bits in the last character), so that
     # one byte string has exactly one text form.
-    if b64u_encode(decoded).encode("ascii") != raw:
+    if raw and _B64U_VALUE[raw[-1]] & _UNUSED_BITS[len(raw) % 4]:
         raise RemoteProtocolError(ErrorCode.MALFORMED, f"{what} is not canonical base64url")
     return decoded
 
@@ -52,11 +60,13 @@ def _reject_constant(text: str) -> Any:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise RemoteProtocolError(ErrorCode.MALFORMED, f"duplicate member {key!r}")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise RemoteProtocolError(ErrorCode.MALFORMED, f"duplicate member {key!r}")
+            seen.add(key)
     return out
 
 
