@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -254,3 +255,50 @@ def test_a_second_serve_of_the_same_folder_is_refused_before_it_listens(tmp_path
             assert broker.api("GET", "/api/v1/node")[0] == 200
     finally:
         broker.stop()
+
+
+async def test_a_receipt_a_front_signed_with_a_retired_key_is_not_used(node_factory, tmp_path):
+    """The node process answers with its own receipt when a front's was signed with any key
+    but its current one (a front that missed a rotation), and uses the front's otherwise."""
+    from test_two_nodes import connect_by_invitation
+
+    from node.fronts import Fronts, Link, RunPaths, opened_frame
+    from protocol.envelope import open_envelope
+    from protocol.keys import SigningKey
+    from protocol.receipts import make_receipt
+    from protocol.wire import Disposition
+
+    agency = await node_factory("Agency")
+    broker = await node_factory("Broker")
+    cid, _ = await connect_by_invitation(agency, broker)
+    node = broker.node
+    bkeys = verify_discovery(node.discovery, expected_node_id=node.me)[1]
+    fronts = Fronts(node, broker.config, RunPaths(tmp_path, tmp_path / "h.sock", tmp_path / "l.sock"), [])
+    answers: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    await loop.connect_accepted_socket(lambda: Link(fronts._on_frame, fronts._on_lost), sock=ours)
+    _, front = await loop.create_connection(lambda: Link(lambda _, f: answers.put_nowait(f), lambda _: None),
+                                            sock=theirs)
+    front.send("hello", 1, node.keys.signing.kid)
+    assert (await answers.get())[0] == "peers"
+
+    async def hand_over(referral_id: str, signer: SigningKey) -> dict[str, Any]:
+        raw = envelope(agency, node.me, bkeys, offer(cid, referral_id), envelope_id=f"env_{referral_id}")
+        opened = open_envelope(raw, me=node.me, now=node.clock.now(), peer_keys=node.peers.get,
+                               decryption_keys=node.keys.decryption_keys)
+        receipt = make_receipt(envelope_id=opened.parsed.envelope_id, envelope_sha256=opened.parsed.sha256,
+                               recipient=node.me, sender=agency.node.me, disposition=Disposition.ACCEPTED,
+                               now=node.clock.now(), signing_key=signer)
+        inner_kid = json.loads(_header({"protected": opened.inner_jws.split(b".")[0].decode()}))["kid"]
+        front.send(*opened_frame(7, opened, inner_kid, receipt, signer.kid))
+        answer = await asyncio.wait_for(answers.get(), 10)
+        assert answer[:3] == ("answer", 7, 200), answer
+        return {"kid": json.loads(_header(json.loads(answer[4])))["kid"], "body": answer[4], "sent": receipt}
+
+    stale = await hand_over("rfl_stale", SigningKey.from_seed(os.urandom(32)))
+    assert stale["kid"] == node.keys.signing.kid and stale["body"] != stale["sent"]
+    fresh = await hand_over("rfl_fresh", node.keys.signing)
+    assert fresh["body"] == fresh["sent"]  # the front's own receipt, as it signed it
+    assert (fronts.opened, fronts.reopened) == (2, 0)
+    front.transport.close()  # type: ignore[union-attr]
