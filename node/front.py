@@ -153,8 +153,10 @@ class Front:
 async def run(front: Front, sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    # Ctrl+C reaches the whole process group: the node process stops its fronts itself (with
+    # SIGTERM, once it stops taking their work), so a front does not act on SIGINT.
+    loop.add_signal_handler(signal.SIGINT, lambda: None)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
     front.upstream = aiohttp.ClientSession(
         connector=aiohttp.UnixConnector(path=str(front.http_socket)), auto_decompress=False
     )
