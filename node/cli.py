@@ -137,11 +137,19 @@ def cmd_serve(ctx: Context) -> int:
     return 0
 
 
+def _fronts_line(fronts: dict[str, int] | None) -> list[tuple[str, str]]:
+    if not fronts:
+        return []
+    return [("inbox fronts", f"{fronts['connected']} of {fronts['configured']} running; "
+                             f"{fronts['opened_by_fronts']} envelopes opened by them")]
+
+
 def cmd_info(ctx: Context) -> int:
     data = ctx.call("GET", "/api/v1/node")
     ctx.emit(data, lambda: print_fields([("name", data["name"]), ("node id", data["node_id"]),
                                          ("fingerprint", data["fingerprint"]), ("URL", data["base_url"]),
-                                         ("suites", ", ".join(data["suites"]))], indent=""))
+                                         ("suites", ", ".join(data["suites"])),
+                                         *_fronts_line(data.get("inbox_fronts"))], indent=""))
     return 0
 
 

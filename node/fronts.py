@@ -191,6 +191,7 @@ class Fronts:
         finally:
             os.umask(old_umask)
         self.node.watchers.append(self._announce)
+        self.node.fronts_status = self.status
         for index in range(len(self.sockets)):
             await self._spawn(index)
         try:
@@ -257,8 +258,13 @@ class Fronts:
                 link.transport.close()
         if self._announce in self.node.watchers:
             self.node.watchers.remove(self._announce)
+        self.node.fronts_status = None
         await asyncio.gather(*self._tasks, return_exceptions=True)
         log.info("inbox fronts stopped", opened_by_fronts=self.opened, opened_again=self.reopened)
+
+    def status(self) -> dict[str, int]:
+        return {"configured": len(self.sockets), "connected": len(self.links),
+                "opened_by_fronts": self.opened, "opened_again": self.reopened}
 
     def _announce(self, what: str, ids: tuple[str, ...]) -> None:
         for link in self.links:

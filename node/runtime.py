@@ -70,6 +70,8 @@ class Node:
         self.delivery = Delivery(self)
         #: Called with ("peers", node ids) or ("keys", ()) after a committed change.
         self.watchers: list[Callable[[str, tuple[str, ...]], None]] = []
+        #: When inbox fronts run (node.fronts): how they are doing, for the admin API.
+        self.fronts_status: Callable[[], dict[str, int]] | None = None
         self.refresh_discovery()
 
     # -- identity ------------------------------------------------------------------

@@ -87,7 +87,10 @@ async def test_a_node_with_fronts_answers_as_one_process_does(node_factory, tmp_
         outsider = await node_factory("Outsider")
         # The handshake goes through the fronts to the node process (admin API and inbox).
         cid = await connect(agency, broker)
-        broker_id = (await call(broker, "GET", "/api/v1/node"))[1]["node_id"]
+        info = (await call(broker, "GET", "/api/v1/node"))[1]
+        broker_id = info["node_id"]
+        assert info["inbox_fronts"] == {"configured": FRONTS, "connected": FRONTS, "opened_by_fronts": 0,
+                                        "opened_again": 0}
         bkeys = await discovery_keys(broker)
 
         # A referral through the agency's API: delivered, with a receipt that verifies.
@@ -150,6 +153,9 @@ async def test_a_node_with_fronts_answers_as_one_process_does(node_factory, tmp_
             twice = [("Authorization", "Bearer nope"), ("Authorization", f"Bearer {broker.token}")]
             async with session.get(broker.url + "/api/v1/node", headers=twice) as r:
                 assert r.status == 401
+
+        status = (await call(broker, "GET", "/api/v1/node"))[1]["inbox_fronts"]
+        assert status["opened_by_fronts"] >= 2  # the API's referral and the direct one, at least
 
         # Exactly the two accepted referrals were filed, each as a deal.
         status, received = await call(broker, "GET", "/api/v1/referrals?side=receiver")
