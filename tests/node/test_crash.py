@@ -3,6 +3,8 @@ applied twice, and every referral the sender acknowledged ends with a verified r
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -10,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from procs import ProcNode, make_proc_node
+from procs import ProcNode, alive, child_pids, make_proc_node
 from test_two_nodes import referral_body
 
 pytestmark = pytest.mark.slow
@@ -115,3 +117,17 @@ def test_sender_killed_mid_stream(tmp_path):
         send_stream(agency, cid, acknowledged, STREAM + 10, start=STREAM)
         assert len(acknowledged) >= STREAM // 3 + 10
         assert_exactly_once(agency, broker, acknowledged)
+
+
+def test_an_inbox_front_killed_mid_stream(tmp_path):
+    """A front dies with requests in flight: their senders retry, the other front or its
+    replacement takes them, and still every referral arrives exactly once."""
+    with streaming_pair(tmp_path, broker_fronts=2) as (agency, broker, _cid, acknowledged, sender):
+        assert broker.proc is not None
+        victim = child_pids(broker.proc.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        sender.join()
+        assert not alive(victim)
+        assert len(acknowledged) == STREAM
+        assert_exactly_once(agency, broker, acknowledged)
+        assert len([p for p in child_pids(broker.proc.pid) if alive(p)]) == 2  # replaced
