@@ -9,12 +9,15 @@ envelopes on one core. With ``inbox_workers = N`` (N > 0) ``refnode serve`` runs
   address (the listening sockets are made by the node process, ``SO_REUSEPORT``, and
   inherited). A front answers ``POST /inbox`` for the two referral types itself as far
   as it can without the database: parse, outer signature, addressing, decryption, inner
-  signature, message validation. It then hands the opened envelope to the node process
-  over the *link* (a second Unix socket), which de-duplicates, applies, commits and signs
-  the receipt exactly as for an envelope it opened itself (:meth:`Node.accept`). Every
-  other request, and any envelope the front cannot open (a refusal, a handshake message,
-  a sender or key it does not know yet), is passed through unchanged to the node
-  process over HTTP, so every answer and every refusal comes from one place.
+  signature, message validation, and the signature of the receipt it would get. It then
+  hands the opened envelope to the node process over the *link* (a second Unix socket),
+  which de-duplicates, applies and commits it exactly as an envelope it opened itself
+  (:meth:`Node.accept`), and answers with that receipt, or with its own when the
+  envelope was not simply accepted or the front's key is not its current one. A body
+  that is not an envelope at all is refused by the front. Every other request, and any
+  envelope the front cannot open (a refusal, a handshake message, a sender or key it
+  does not know yet), is passed through unchanged to the node process over HTTP, so
+  every answer and every refusal that depends on the node's state comes from one place.
 
 The node process stays the authority: it uses the opened message only when the sender
 is a peer it knows and both signing keys the front used are keys it accepts for that
