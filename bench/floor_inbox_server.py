@@ -41,6 +41,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # Set-up only (keys, peers, a workflow): none of this runs per request.
+from ref_inbox_server import bench_app, signed_answer  # noqa: E402
+
 from node import store  # noqa: E402
 from node.crm import store as crm  # noqa: E402
 from node.crm.models import WorkflowIn  # noqa: E402
@@ -158,15 +160,9 @@ def create_app(data_dir: Path) -> web.Application:
                           offer["referral_type"], deal_id, header["rn_id"], b64d(p), 0, ts, ts))
 
         await commit(write)
-        receipt = signer.sign(hashlib.sha256(body).digest())
-        return web.Response(body=base64.urlsafe_b64encode(receipt), content_type="text/plain")
+        return signed_answer(signer, body)
 
-    async def ready(request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app = web.Application(client_max_size=2 * 1024 * 1024)
-    app.router.add_post("/inbox", inbox)
-    app.router.add_get("/ready", ready)
+    app = bench_app(inbox)
     app.on_startup.append(start_committer)
     return app
 

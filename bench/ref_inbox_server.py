@@ -17,6 +17,7 @@ import base64
 import hashlib
 import os
 import sqlite3
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -48,8 +49,21 @@ def create_app(db_path: str, server_seed: bytes, client_key: bytes) -> web.Appli
             (request.headers["X-Id"], body, signature, datetime.now(UTC).isoformat()),
         )
         conn.execute("COMMIT")
-        receipt = signer.sign(hashlib.sha256(body).digest())
-        return web.Response(body=base64.urlsafe_b64encode(receipt), content_type="text/plain")
+        return signed_answer(signer, body)
+
+    app = bench_app(inbox)
+    app.on_cleanup.append(lambda app: _close(conn))
+    return app
+
+
+def signed_answer(signer: ed25519.Ed25519PrivateKey, body: bytes) -> web.Response:
+    """The core of a receipt: a signature over the body's SHA-256, base64url."""
+    receipt = signer.sign(hashlib.sha256(body).digest())
+    return web.Response(body=base64.urlsafe_b64encode(receipt), content_type="text/plain")
+
+
+def bench_app(inbox: Callable[[web.Request], Awaitable[web.Response]]) -> web.Application:
+    """POST /inbox with ``inbox``, and GET /ready for the benchmark to wait on."""
 
     async def ready(request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -57,7 +71,6 @@ def create_app(db_path: str, server_seed: bytes, client_key: bytes) -> web.Appli
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app.router.add_post("/inbox", inbox)
     app.router.add_get("/ready", ready)
-    app.on_cleanup.append(lambda app: _close(conn))
     return app
 
 

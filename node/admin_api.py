@@ -230,7 +230,7 @@ async def get_node(request: web.Request, node: Node, caller: Caller, body: None)
         "suites": [s.value for s in node.suites],
         # With inbox_workers > 0: fronts configured and connected, and the envelopes they
         # opened that were taken as they were, or opened again by the node process.
-        "inbox_fronts": node.fronts_status() if node.fronts_status is not None else None,
+        "inbox_fronts": node.fronts.status() if node.fronts is not None else None,
     }
 
 
@@ -417,10 +417,10 @@ async def rotate_keys(request: web.Request, node: Node, caller: Caller, body: No
         previous = node.keys.signing
         node.keys.rotate_signing()
         node.refresh_discovery()
+        ctx.effects.own_keys = True
         return handshake.announce_rotation(conn, ctx, node.discovery, previous)
 
     count = await _tx(node, rotate)
-    node.announce("keys")
     return {"signing_kid": node.keys.signing.kid, "peers_notified": count}
 
 

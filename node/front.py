@@ -33,7 +33,6 @@ from node.runtime import load_peers
 from protocol.discovery import PeerKeys
 from protocol.envelope import open_envelope, parse_envelope
 from protocol.errors import ProtocolError
-from protocol.jws import parse_compact
 from protocol.receipts import make_receipt
 from protocol.wire import INBOX_PATH, Disposition
 
@@ -109,7 +108,6 @@ class Front:
         except ProtocolError:
             # Refusals (and stored receipts for old bytes) come from the node process.
             return await self.forward(request, body)
-        inner_kid = parse_compact(opened.inner_jws, typ="refnode-message+jws").kid
         receipt = make_receipt(envelope_id=parsed.envelope_id, envelope_sha256=parsed.sha256,
                                recipient=self.keys.node_id, sender=parsed.sender,
                                disposition=Disposition.ACCEPTED, now=self.clock.now(), signing_key=self.keys.signing)
@@ -117,7 +115,7 @@ class Front:
         future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
         self.waiting[request_id] = future
         assert self.link is not None
-        self.link.send(*opened_frame(request_id, opened, inner_kid, receipt, self.keys.signing.kid))
+        self.link.send(*opened_frame(request_id, opened, receipt, self.keys.signing.kid))
         _, _, status, content_type, payload, headers = await future
         response = web.Response(status=status, body=payload, headers=headers)
         if "Content-Type" not in headers:

@@ -150,14 +150,13 @@ class Link(asyncio.Protocol):
         self.transport.write(_LENGTH.pack(len(data)) + data)
 
 
-def opened_frame(request_id: int, opened: OpenedEnvelope, inner_kid: str, receipt: bytes,
-                 receipt_kid: str) -> tuple[Any, ...]:
+def opened_frame(request_id: int, opened: OpenedEnvelope, receipt: bytes, receipt_kid: str) -> tuple[Any, ...]:
     """What a front sends for an envelope it opened: everything :meth:`Node.accept` needs,
     with the message as its JSON (pydantic models unpickle slowly), and the receipt to
     answer with if the node process accepts it (signing is the front's work, too)."""
     parsed = opened.parsed
     return ("opened", request_id, parsed.raw, parsed.sha256, parsed.outer, parsed.header,
-            parsed.message_type.value, parsed.minor, opened.inner_jws, inner_kid,
+            parsed.message_type.value, parsed.minor, opened.inner_jws, opened.inner_kid,
             opened.message.model_dump_json(), receipt, receipt_kid)
 
 
@@ -193,8 +192,7 @@ class Fronts:
             )
         finally:
             os.umask(old_umask)
-        self.node.watchers.append(self._announce)
-        self.node.fronts_status = self.status
+        self.node.fronts = self
         for index in range(len(self.sockets)):
             await self._spawn(index)
         try:
@@ -259,9 +257,7 @@ class Fronts:
         for link in list(self.links):
             if link.transport is not None:
                 link.transport.close()
-        if self._announce in self.node.watchers:
-            self.node.watchers.remove(self._announce)
-        self.node.fronts_status = None
+        self.node.fronts = None
         await asyncio.gather(*self._tasks, return_exceptions=True)
         log.info("inbox fronts stopped", opened_by_fronts=self.opened, opened_again=self.reopened)
 
@@ -269,7 +265,8 @@ class Fronts:
         return {"configured": len(self.sockets), "connected": len(self.links),
                 "opened_by_fronts": self.opened, "opened_again": self.reopened}
 
-    def _announce(self, what: str, ids: tuple[str, ...]) -> None:
+    def announce(self, what: str, ids: tuple[str, ...]) -> None:
+        """Tell every front that peers' keys (``ids``) or our own (``"keys"``) changed."""
         for link in self.links:
             link.send(what, ids)
 
@@ -312,7 +309,7 @@ class Fronts:
             result = await node.receive(raw)
         else:
             self.opened += 1
-            opened = OpenedEnvelope(parsed, message, keys, inner_jws, introduction=False)
+            opened = OpenedEnvelope(parsed, message, keys, inner_jws, introduction=False, inner_kid=inner_kid)
             result = await node.accept(opened, accepted_receipt=receipt)
         response = inbox_response(result)
         assert isinstance(response.body, bytes)

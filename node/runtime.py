@@ -8,7 +8,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
@@ -30,6 +30,9 @@ from protocol.keys import VerifyKey
 from protocol.receipts import make_receipt
 from protocol.suites import SuiteId
 from protocol.wire import INBOX_PATH, Disposition, ErrorCode, MessageType
+
+if TYPE_CHECKING:
+    from node.fronts import Fronts
 
 log = get_logger("node.inbox")
 T = TypeVar("T")
@@ -68,10 +71,8 @@ class Node:
         self.discovery = b""
         self.http: aiohttp.ClientSession | None = None
         self.delivery = Delivery(self)
-        #: Called with ("peers", node ids) or ("keys", ()) after a committed change.
-        self.watchers: list[Callable[[str, tuple[str, ...]], None]] = []
-        #: When inbox fronts run (node.fronts): how they are doing, for the admin API.
-        self.fronts_status: Callable[[], dict[str, int]] | None = None
+        #: The inbox fronts, when they run (see node.fronts).
+        self.fronts: Fronts | None = None
         self.refresh_discovery()
 
     # -- identity ------------------------------------------------------------------
@@ -100,11 +101,6 @@ class Node:
     async def stop(self) -> None:
         await self.delivery.stop()
 
-    def announce(self, what: str, ids: tuple[str, ...] = ()) -> None:
-        """Tell whoever watches (the inbox fronts) that peers' keys or our own changed."""
-        for watcher in self.watchers:
-            watcher(what, ids)
-
     # -- transactions --------------------------------------------------------------
 
     def context(self, effects: Effects | None = None) -> TxContext:
@@ -128,8 +124,11 @@ class Node:
 
     def apply_effects(self, effects: Effects) -> None:
         self.peers.update(effects.peers)
-        if effects.peers:
-            self.announce("peers", tuple(effects.peers))
+        if self.fronts is not None:
+            if effects.peers:
+                self.fronts.announce("peers", tuple(effects.peers))
+            if effects.own_keys:
+                self.fronts.announce("keys", ())
         for node_id in effects.poke:
             self.delivery.poke(node_id)
 

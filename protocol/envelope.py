@@ -272,6 +272,8 @@ class OpenedEnvelope:
     #: The verified inner compact JWS: the sender's signed statement, kept as evidence.
     inner_jws: bytes
     introduction: bool
+    #: The key id of the sender's signing key that signed ``inner_jws``.
+    inner_kid: str
 
 
 def open_envelope(
@@ -300,7 +302,7 @@ def open_envelope(
         except RemoteProtocolError as exc:
             exc.sender_verified = True
             raise
-        return OpenedEnvelope(parsed, message, keys, _inner_bytes(inner), introduction=False)
+        return OpenedEnvelope(parsed, message, keys, _inner_bytes(inner), introduction=False, inner_kid=inner.kid)
     if parsed.message_type not in INTRODUCTION_TYPES:
         raise RemoteProtocolError(ErrorCode.UNKNOWN_SENDER, f"no connection with {parsed.sender}")
     # An introduction: the sender's keys are inside. Addressing first (it is cheap and
@@ -316,7 +318,7 @@ def open_envelope(
     except RemoteProtocolError as exc:
         exc.sender_verified = True
         raise
-    return OpenedEnvelope(parsed, message, keys, _inner_bytes(inner), introduction=True)
+    return OpenedEnvelope(parsed, message, keys, _inner_bytes(inner), introduction=True, inner_kid=inner.kid)
 
 
 def _inner_bytes(inner: jws.Jws) -> bytes:

@@ -675,11 +675,16 @@ def _write_deal(conn: sqlite3.Connection, deal: Deal, *, insert: bool) -> Deal:
             [*row.values(), deal.id],
         )
         conn.execute("DELETE FROM deal_contacts WHERE deal_id = ?", (deal.id,))
+    _insert_deal_contacts(conn, deal.id, [(c.contact_id, c.role) for c in deal.contacts])
+    return deal  # exactly what was written
+
+
+def _insert_deal_contacts(conn: sqlite3.Connection, deal_id: str, links: list[tuple[str, str]]) -> None:
+    """Link a deal to its contacts, (contact id, role), in their order."""
     conn.executemany(
         "INSERT INTO deal_contacts (deal_id, contact_id, role, position) VALUES (?, ?, ?, ?)",
-        [(deal.id, c.contact_id, c.role, i) for i, c in enumerate(deal.contacts)],
+        [(deal_id, contact_id, role, i) for i, (contact_id, role) in enumerate(links)],
     )
-    return deal  # exactly what was written
 
 
 def insert_deal(conn: sqlite3.Connection, deal: Deal) -> Deal:
@@ -928,10 +933,7 @@ def file_referral(
     values = dict(data)
     values.update(id=deal_id, origin="referral", referral=referral, created_at=ts, updated_at=ts)
     _insert_row(conn, "deals", _deal_row(values))
-    conn.executemany(
-        "INSERT INTO deal_contacts (deal_id, contact_id, role, position) VALUES (?, ?, ?, ?)",
-        [(deal_id, contact_id, role, i) for i, (contact_id, role) in enumerate(links)],
-    )
+    _insert_deal_contacts(conn, deal_id, links)
     _insert_row(conn, "notes", {"id": new_id("note", now), "deal_id": deal_id, "contact_id": None,
                                 "author_user_id": None, "kind": "referral", "body": note, "created_at": ts})
     return deal_id
