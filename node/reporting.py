@@ -407,26 +407,9 @@ def report_csv(report: Report) -> str:
         for metric, value in t.outcomes.as_dict().items():
             row("totals", t.side, "", "", "", metric, value)
     for c in report.connections:
-        row("connection", "", c.connection_id, c.connection_name, c.peer_node_id, "sent", c.sent)
-        row(
-            "connection",
-            "",
-            c.connection_id,
-            c.connection_name,
-            c.peer_node_id,
-            "received",
-            c.received,
-        )
-        for state, n in c.states.items():
-            row(
-                "connection",
-                "",
-                c.connection_id,
-                c.connection_name,
-                c.peer_node_id,
-                f"state.{state}",
-                n,
-            )
+        metrics = [("sent", c.sent), ("received", c.received), *((f"state.{k}", n) for k, n in c.states.items())]
+        for metric, value in metrics:
+            row("connection", "", c.connection_id, c.connection_name, c.peer_node_id, metric, value)
     for a in report.agents:
         for metric, value in a.outcomes.as_dict().items():
             row("agent", a.side, a.email, a.name, "", metric, value)
