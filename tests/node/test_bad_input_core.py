@@ -20,7 +20,7 @@ from typing import Any
 from conftest import RunningNode, wait_for
 from crm_api.conftest import NONE, Csv, call, token_for
 from crm_api.test_bad_input import ROUTES as CRM_ROUTES
-from crm_api.test_bad_input import Case, case, token_cases, with_ids
+from crm_api.test_bad_input import Case, case, problem_with, token_cases, with_ids
 from test_two_nodes import referral_body
 
 from node import admin_api, opportunities, referral_api, reporting, routes
@@ -608,20 +608,9 @@ async def test_bad_input_is_refused_by_name_and_leaves_nothing_behind(node_facto
         token = tokens[c.token or ("admin" if c.route in ADMIN_ONLY else "ann")]
         body = c.body(world) if callable(c.body) else c.body
         answer = await send(a, c.route.split(" ")[0], c.url.format(**world), body, token)
-        error = answer.body.get("error") if isinstance(answer.body, dict) else None
-        says = c.says.format(**world)
-        if answer.status != c.status:
-            problems.append(
-                f"{label}: HTTP {answer.status}, wanted {c.status}: {answer.text[:300]}"
-            )
-        elif error is None or not {"code", "message"} <= set(error):
-            problems.append(f"{label}: no error object: {answer.text[:300]}")
-        elif error["code"] not in CODES[c.status]:
-            problems.append(f"{label}: code {error['code']!r} for HTTP {c.status}")
-        elif says.casefold() not in error["message"].casefold():
-            problems.append(f"{label}: message {error['message']!r} does not say {says!r}")
-        elif c.field is not None and error.get("field") != c.field:
-            problems.append(f"{label}: field {error.get('field')!r}, wanted {c.field!r}")
+        problem = problem_with(c, answer, world, CODES)
+        if problem is not None:
+            problems.append(f"{label}: {problem}")
         after = await snapshot(a)
         if after != before:
             changed = [t for t in after if after[t] != before[t]]

@@ -367,6 +367,31 @@ CASES: list[Case] = [
 # fmt: on
 
 
+def problem_with(c: Case, answer: Any, world: dict[str, Any],
+                 codes: dict[int, set[str]] = CODES) -> str | None:
+    """What is wrong with ``answer`` to case ``c``, or None: the status, an error object with
+    a stable code for it (one of ``codes``), a message that says ``c.says``, and the field or
+    rows it names."""
+    error = answer.body.get("error") if isinstance(answer.body, dict) else None
+    says = c.says.format(**world)
+    if answer.status != c.status:
+        return f"HTTP {answer.status}, wanted {c.status}: {answer.text[:300]}"
+    if error is None or not {"code", "message"} <= set(error):
+        return f"no error object: {answer.text[:300]}"
+    if error["code"] not in codes[c.status]:
+        return f"code {error['code']!r} for HTTP {c.status}"
+    if says.casefold() not in error["message"].casefold():
+        return f"message {error['message']!r} does not say {says!r}"
+    if c.field is not None and error.get("field") != c.field:
+        return f"field {error.get('field')!r}, wanted {c.field!r}"
+    if c.rows is not None:
+        listed = error.get("detail", {}).get("errors", [])
+        got = sorted((e["row"], e["field"]) for e in listed)
+        if got != sorted(c.rows) or not all(e["message"] for e in listed):
+            return f"row errors {listed}, wanted {sorted(c.rows)}"
+    return None
+
+
 def token_cases(routes: dict[str, Any] | None = None, **fill: str) -> list[Case]:
     """No token and an unknown token on every route; a broker's token on admin routes.
     ``fill`` gives a value for path parameters other than ``{id}`` (default ``{any}``)."""
@@ -466,25 +491,9 @@ async def test_bad_input_is_refused_by_name_and_leaves_nothing_behind(node_facto
         token = tokens[c.token or ("admin" if c.route in ADMIN_ONLY else "ann")]
         body = c.body(world) if callable(c.body) else c.body
         answer = await call(a, c.route.split(" ")[0], c.url.format(**world), body, token=token)
-        error = answer.body.get("error") if isinstance(answer.body, dict) else None
-        says = c.says.format(**world)
-        if answer.status != c.status:
-            problems.append(
-                f"{label}: HTTP {answer.status}, wanted {c.status}: {answer.text[:300]}"
-            )
-        elif error is None or not {"code", "message"} <= set(error):
-            problems.append(f"{label}: no error object: {answer.text[:300]}")
-        elif error["code"] not in CODES[c.status]:
-            problems.append(f"{label}: code {error['code']!r} for HTTP {c.status}")
-        elif says.casefold() not in error["message"].casefold():
-            problems.append(f"{label}: message {error['message']!r} does not say {says!r}")
-        elif c.field is not None and error.get("field") != c.field:
-            problems.append(f"{label}: field {error.get('field')!r}, wanted {c.field!r}")
-        elif c.rows is not None:
-            listed = error.get("detail", {}).get("errors", [])
-            got = sorted((e["row"], e["field"]) for e in listed)
-            if got != sorted(c.rows) or not all(e["message"] for e in listed):
-                problems.append(f"{label}: row errors {listed}, wanted {sorted(c.rows)}")
+        problem = problem_with(c, answer, world)
+        if problem is not None:
+            problems.append(f"{label}: {problem}")
         after = await snapshot(a)
         if after != before:
             changed = [t for t in after if after[t] != before[t]]
