@@ -130,4 +130,5 @@ def test_an_inbox_front_killed_mid_stream(tmp_path):
         assert not alive(victim)
         assert len(acknowledged) == STREAM
         assert_exactly_once(agency, broker, acknowledged)
-        assert len([p for p in child_pids(broker.proc.pid) if alive(p)]) == 2  # replaced
+        # Replaced, half a second after it died.
+        wait(lambda: len([p for p in child_pids(broker.proc.pid) if alive(p)]) == 2, timeout_s=10)
