@@ -235,7 +235,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     log = get_logger("node.inbox")
     access = logging.getLogger("aiohttp.access")
     stage(
-        "log: bind + 'envelope accepted' (structlog -> stdlib -> JSON)",
+        "log: bind + 'envelope accepted' (structlog -> JSON)",
         lambda p: log.bind(
             peer=p.sender, envelope_id=p.envelope_id, type=p.message_type.value
         ).info("envelope accepted"),

@@ -15,20 +15,28 @@ invitation key (``rnk1_...``) or a PEM block. A handful of known-safe keys (``ty
 ``message_type``, ``kid``, ``node_id``...) are left alone even though they contain a
 suspicious word.
 
-Logs from the standard library (aiohttp's access and server logs) go through the same
-formatter, so they are rendered, and redacted, the same way.
+Our own events are filtered by level, redacted and rendered by structlog itself, and the
+line is written straight to the stream: no standard-library ``LogRecord`` on the way (that
+round trip cost as much as all the rest of a line, and one is logged per inbound
+envelope), so they reach no other ``logging`` handler either (pytest's ``caplog`` does not
+see them; pass ``stream``). Logs from the standard library (aiohttp's access and server
+logs, asyncio, apscheduler) go through a ``logging`` handler whose formatter runs the
+same processors, so they are rendered, and redacted, the same way; that handler also
+writes our lines, under its lock.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import sys
+from collections.abc import Callable
 from typing import Any, Literal, TextIO
 
 import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 REDACTED = "[redacted]"
 
@@ -104,8 +112,81 @@ def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDic
     return event_dict
 
 
+_ENCODERS: dict[Callable[[Any], Any], json.JSONEncoder] = {}
+
+
+def _dumps(obj: Any, *, default: Callable[[Any], Any]) -> str:
+    """``json.dumps(obj, default=default)``, but with the encoder made once, not for every
+    line (``json.dumps`` makes a new one whenever it is given ``default``, as
+    :class:`structlog.processors.JSONRenderer` does)."""
+    encoder = _ENCODERS.get(default)
+    if encoder is None:
+        encoder = _ENCODERS[default] = json.JSONEncoder(default=default)
+    return encoder.encode(obj)
+
+
 class _OurHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Marks the handler we install, so configuring again replaces it."""
+    """The handler we install on the root logger, so configuring again replaces it. It
+    formats standard-library records, and writes our own, already rendered, lines too:
+    under its lock, so the two kinds of line never interleave, whatever thread logs."""
+
+    def write_line(self, name: str, line: str) -> None:
+        self.acquire()
+        try:
+            self.stream.write(line + self.terminator)
+            self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.report_error(name, line)
+        finally:
+            self.release()
+
+    def report_error(self, name: str, message: str) -> None:
+        """Report the exception being handled as ``logging`` reports a record it cannot
+        format or write: on stderr, and never to the code that was logging."""
+        self.handleError(logging.makeLogRecord({"name": name, "msg": message}))
+
+
+class _Chain:
+    """The processors for our events, run as one, so that an event that cannot be
+    processed or rendered is reported and dropped, as ``logging`` does with a record,
+    instead of raising at the caller (who may be in the middle of answering a peer)."""
+
+    __slots__ = ("_handler", "_processors")
+
+    def __init__(self, processors: list[Processor], handler: _OurHandler) -> None:
+        self._processors = processors
+        self._handler = handler
+
+    def __call__(self, logger: _Lines, method_name: str, event_dict: EventDict) -> Any:
+        rendered: Any = event_dict
+        try:
+            for processor in self._processors:
+                rendered = processor(logger, method_name, rendered)
+        except RecursionError:
+            raise
+        except Exception:
+            self._handler.report_error(logger.name, repr(event_dict.get("event")))
+            raise structlog.DropEvent from None
+        return rendered
+
+
+class _Lines:
+    """What structlog wraps for our events: it hands each rendered line to the handler.
+    Named, so :func:`structlog.stdlib.add_logger_name` finds the logger's name here."""
+
+    __slots__ = ("_handler", "name")
+
+    def __init__(self, handler: _OurHandler, name: str = "") -> None:
+        self._handler = handler
+        self.name = name
+
+    def msg(self, line: str) -> None:
+        self._handler.write_line(self.name, line)
+
+    # The method names structlog's filtering loggers call on what they wrap.
+    debug = info = warning = error = critical = notset = msg
 
 
 def configure_logging(
@@ -131,31 +212,42 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         timestamper,
     ]
-    # Redaction runs in the formatter, so it covers structlog and stdlib records alike.
-    rendering: list[Processor] = [
-        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-        redact_secrets,
-    ]
+    # Redaction comes last before rendering, for our events and stdlib records alike.
+    rendering: list[Processor] = [redact_secrets]
     if format == "json":
-        rendering += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        rendering += [
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(_dumps),
+        ]
     else:
         rendering += [structlog.dev.ConsoleRenderer(colors=_isatty(out))]
 
-    structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
-
     handler = _OurHandler(out)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=rendering)
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
+        )
+    )
+    # Our own events never become LogRecords: structlog filters them by level (below it,
+    # a method is an empty function), renders them and hands the line to the handler.
+    # Not cached on first use: loggers are made at import, before this runs, and must
+    # follow every later call (tests configure again, with another stream or level).
+    structlog.configure(
+        processors=[
+            _Chain(
+                [
+                    *shared,
+                    # ``stack_info=True`` shows the caller's stack, not _Chain's frame.
+                    structlog.processors.StackInfoRenderer(additional_ignores=[__name__]),
+                    *rendering,
+                ],
+                handler,
+            )
+        ],
+        logger_factory=functools.partial(_Lines, handler),
+        wrapper_class=structlog.make_filtering_bound_logger(level_number),
+        cache_logger_on_first_use=False,
     )
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _OurHandler)]:
@@ -177,9 +269,9 @@ def failure_fields(exc: BaseException) -> dict[str, str]:
     return {"error": type(exc).__name__, "raised_at": where}
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+def get_logger(name: str) -> FilteringBoundLogger:
     """A logger for module ``name``; bind ``peer``, ``envelope_id``, ``type`` and such."""
-    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    logger: FilteringBoundLogger = structlog.get_logger(name)
     return logger
 
 

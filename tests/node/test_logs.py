@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -170,6 +172,62 @@ def test_reconfiguring_does_not_duplicate_output() -> None:
     get_logger("node.x").info("once")
     assert first.getvalue() == ""
     assert len(second.getvalue().splitlines()) == 1
+
+
+def test_a_logger_made_before_configuring_follows_every_configuration() -> None:
+    log = get_logger("node.early")  # as modules do at import, before configure_logging
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("json", "info", stream=first)
+    log.info("to the first")
+    log.debug("below the first level")
+    configure_logging("console", "debug", stream=second)
+    log.debug("to the second", peer="NODE-B")
+    assert [r["event"] for r in lines(first)] == ["to the first"]
+    assert "to the second" in second.getvalue() and "NODE-B" in second.getvalue()
+    assert not second.getvalue().lstrip().startswith("{")
+
+
+class SlowStream(io.StringIO):
+    """Writes each line in two halves, letting other threads run in between."""
+
+    def write(self, text: str) -> int:
+        half = len(text) // 2
+        super().write(text[:half])
+        time.sleep(0.0001)
+        return super().write(text[half:])
+
+
+def test_lines_from_threads_and_the_standard_library_never_interleave() -> None:
+    stream = SlowStream()
+    configure_logging("json", "info", stream=stream)
+
+    def ours() -> None:
+        for i in range(30):
+            get_logger("node.x").bind(peer="NODE-B").info("ours", count=i)
+
+    def stdlib() -> None:
+        for i in range(30):
+            logging.getLogger("aiohttp.access").info("theirs %d", i)
+
+    threads = [threading.Thread(target=f) for f in (ours, ours, stdlib, stdlib)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(records) == 120
+    assert sorted({r["logger"] for r in records}) == ["aiohttp.access", "node.x"]
+
+
+def test_an_event_that_cannot_be_rendered_is_reported_not_raised(
+    output: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loop: dict[str, object] = {"code": "x"}
+    loop["again"] = loop  # JSON cannot render a cycle
+    get_logger("node.x").info("cyclic", detail=loop)  # must not raise at the caller
+    get_logger("node.x").info("next")
+    assert [r["event"] for r in lines(output)] == ["next"]
+    assert "Logging error" in capsys.readouterr().err
 
 
 def test_bad_arguments() -> None:
