@@ -5,7 +5,11 @@ later, with the recipient's signing key as pinned at the time.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from typing import Any
+
+from pydantic import StringConstraints
 
 from protocol import jws
 from protocol.discovery import PeerKeys
@@ -16,6 +20,22 @@ from protocol.messages import Receipt, ReceiptError
 from protocol.models import format_ts, validate
 from protocol.versions import is_newer_minor, parse_versioned
 from protocol.wire import TYP_RECEIPT, Disposition, DocumentType, ErrorCode, versioned
+
+
+def _pattern(field: str) -> re.Pattern[str]:
+    """The pattern the Receipt model holds a string member to (use it with ``fullmatch``)."""
+    for meta in Receipt.model_fields[field].metadata:
+        if isinstance(meta, StringConstraints) and meta.pattern is not None:
+            return re.compile(meta.pattern)
+    raise TypeError(f"Receipt.{field} has no pattern")
+
+
+#: By wire name, the patterns of the members of a receipt without an error: all the model
+#: checks of them, but that ``received_at`` is a real time, which format_ts makes sure of.
+_PATTERNS = {
+    "from" if name == "from_" else name: _pattern(name)
+    for name in ("type", "envelope_id", "envelope_sha256", "from_", "to", "received_at")
+}
 
 
 def make_receipt(
@@ -32,6 +52,20 @@ def make_receipt(
     """Sign a receipt. ``recipient`` is us (the signer); ``sender`` sent the envelope."""
     if (disposition is Disposition.REJECTED) != (error is not None):
         raise ValueError("a rejected receipt, and only that, carries an error")
+    if error is None and type(disposition) is Disposition:
+        # The receipt of every envelope accepted: the model's checks (and its wire() form),
+        # at a fraction of the cost of building it. Anything else goes to the model below.
+        members = {
+            "type": versioned(DocumentType.RECEIPT),
+            "envelope_id": envelope_id,
+            "envelope_sha256": envelope_sha256,
+            "from": recipient,
+            "to": sender,
+            "received_at": format_ts(now),
+        }
+        if all(type(v) is str and _PATTERNS[k].fullmatch(v) for k, v in members.items()):
+            members["disposition"] = disposition.value
+            return _sign(members, signing_key)
     receipt = Receipt(
         type=versioned(DocumentType.RECEIPT),
         envelope_id=envelope_id,
@@ -42,7 +76,11 @@ def make_receipt(
         error=ReceiptError(code=error.code, message=error.message) if error else None,
         received_at=format_ts(now),
     )
-    return jws.sign_flattened({"typ": TYP_RECEIPT}, dumps_canonical(receipt.wire()), signing_key)
+    return _sign(receipt.wire(), signing_key)
+
+
+def _sign(members: dict[str, Any], signing_key: SigningKey) -> bytes:
+    return jws.sign_flattened({"typ": TYP_RECEIPT}, dumps_canonical(members), signing_key)
 
 
 def verify_receipt(

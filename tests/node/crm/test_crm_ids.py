@@ -38,6 +38,21 @@ def test_time_part_is_48_bit_milliseconds() -> None:
     assert value >> 80 == int(t0.timestamp() * 1000)
 
 
+def test_random_part_of_same_millisecond_ids_grows_by_a_random_step() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+    values = []
+    for text in (new_id("x", t0) for _ in range(200)):
+        value = 0
+        for ch in text[2:]:
+            value = value * 32 + alphabet.index(ch)
+        values.append(value)
+    assert {v >> 80 for v in values} == {int(t0.timestamp() * 1000)}
+    steps = [b - a for a, b in zip(values, values[1:], strict=False)]
+    assert all(1 <= step <= 2**32 for step in steps)  # last + 1 + randbits(32)
+    assert len(set(steps)) > 150  # random steps, not a counter
+
+
 @pytest.mark.parametrize("prefix", ["", "Deal", "a_b", "1x", "x" * 17])
 def test_bad_prefix_refused(prefix: str) -> None:
     with pytest.raises(ValueError):
