@@ -117,10 +117,8 @@ class Front:
         assert self.link is not None
         self.link.send(*opened_frame(request_id, opened, receipt, self.keys.signing.kid))
         _, _, status, content_type, payload, headers = await future
-        response = web.Response(status=status, body=payload, headers=headers)
-        if "Content-Type" not in headers:
-            response.content_type = content_type
-        return response
+        return web.Response(status=status, body=payload, headers=headers or None,
+                            content_type=None if "Content-Type" in headers else content_type)
 
     async def forward(self, request: web.Request, body: bytes | None = None) -> web.Response:
         """Pass a request through to the node process and its answer back, unchanged.

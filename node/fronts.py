@@ -55,7 +55,7 @@ from node.runtime import Node
 from protocol.envelope import OpenedEnvelope, ParsedEnvelope
 from protocol.errors import ProtocolError
 from protocol.messages import MESSAGE_MODELS
-from protocol.wire import MessageType
+from protocol.wire import MEDIA_TYPE_JOSE_JSON, MessageType
 
 log = get_logger("node.fronts")
 
@@ -311,6 +311,9 @@ class Fronts:
             self.opened += 1
             opened = OpenedEnvelope(parsed, message, keys, inner_jws, introduction=False, inner_kid=inner_kid)
             result = await node.accept(opened, accepted_receipt=receipt)
+        if result.error is None and result.receipt is not None:  # the common answer, built directly
+            link.send("answer", request_id, 200, MEDIA_TYPE_JOSE_JSON, result.receipt, {})
+            return
         response = inbox_response(result)
         assert isinstance(response.body, bytes)
         link.send("answer", request_id, response.status, response.content_type, response.body,

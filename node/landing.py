@@ -55,7 +55,7 @@ def _land(conn: sqlite3.Connection, ctx: TxContext, connection: Connection, offe
                 last_name=profile.last_name,
                 email=profile.email,
                 phone=profile.phone,
-                address=Address(**profile.address.model_dump()) if profile.address else Address(),
+                address=profile.address.model_dump() if profile.address else Address(),
                 date_of_birth=profile.date_of_birth,
             ),
             profile.role,
@@ -86,7 +86,8 @@ def _land(conn: sqlite3.Connection, ctx: TxContext, connection: Connection, offe
         conn,
         deal,
         contacts,
-        referral=DealReferral(peer_node_id=connection.peer_node_id, referral_id=offer.referral_id),
+        # both ids are already checked: the peer's by its signature, the referral's by the offer's model
+        referral=DealReferral.model_construct(peer_node_id=connection.peer_node_id, referral_id=offer.referral_id),
         note="\n".join(lines),
         now=ctx.now,
     )

@@ -12,6 +12,7 @@ and creates them, it does not define them.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from datetime import datetime
@@ -151,6 +152,8 @@ def _ts(now: datetime) -> str:
 
 
 def _json(value: Any) -> str:
+    if not value and isinstance(value, dict | list):  # most labels and custom fields
+        return "{}" if isinstance(value, dict) else "[]"
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
@@ -660,8 +663,12 @@ def _deal_row(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _insert_row(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
-    conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                 tuple(row.values()))
+    conn.execute(_insert_sql(table, tuple(row)), tuple(row.values()))
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
 def _write_deal(conn: sqlite3.Connection, deal: Deal, *, insert: bool) -> Deal:
