@@ -2,7 +2,8 @@
 
 A minimal aiohttp app whose POST handler does exactly one Ed25519 verify (of the
 signature the client made over the body, sent in ``X-Signature``), one SQLite insert
-committed on its own (WAL, synchronous=FULL: the node's durability), and one Ed25519 sign
+committed on its own (WAL, synchronous=FULL: on disk when it returns, as the node's writes are
+when they return), and one Ed25519 sign
 (over the body's SHA-256, the core of a receipt), and answers with that signature.
 The SQL runs inline in the handler: the simplest server, no thread hop, no batching.
 

@@ -1,0 +1,134 @@
+"""The database's durability contract: a write returns, and a read answers, only once the
+WAL holding it has been synced; the next batch runs and commits meanwhile; a failed sync
+fails the writes it should have made durable.
+
+The disk is the edge here: ``os.fdatasync`` is wrapped so a test can hold a sync (or fail
+one) and see what the node does in the meantime. Everything else is real: the node's
+Database on a SQLite file, its threads, its migrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from node.db import Database
+
+
+class HeldDisk:
+    """``os.fdatasync`` that waits for the test's go-ahead (or fails) before syncing."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.real = os.fdatasync
+        self.entered = threading.Event()
+        self.go = threading.Event()
+        self.go.set()
+        self.fail_next = False
+        self.calls = 0
+        monkeypatch.setattr(os, "fdatasync", self.fdatasync)
+
+    def fdatasync(self, fd: int) -> None:
+        self.calls += 1
+        self.entered.set()
+        self.go.wait(10)
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError(errno.EIO, "injected: the disk refused the sync")
+        self.real(fd)
+
+
+def make_db(tmp_path: Path) -> Database:
+    db = Database(tmp_path / "node.db")
+    db.run(lambda conn: conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY)"))
+    return db
+
+
+def committed(path: Path, key: str) -> bool:
+    """What another connection sees: the row is committed (whether or not synced)."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT 1 FROM t WHERE k = ?", (key,)).fetchone() is not None
+    finally:
+        conn.close()
+
+
+def insert(key: str):  # type: ignore[no-untyped-def]
+    return lambda conn: conn.execute("INSERT INTO t (k) VALUES (?)", (key,)) and key
+
+
+async def wait_for(check) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(500):  # 5 s
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+async def test_write_returns_only_after_its_sync_and_the_next_batch_commits_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = make_db(tmp_path)
+    disk = HeldDisk(monkeypatch)
+    try:
+        disk.go.clear()
+        first = asyncio.ensure_future(db.write(insert("a")))
+        await wait_for(disk.entered.is_set)
+        # Committed and visible to others, but the sync is held: not acknowledged.
+        assert committed(db.path, "a")
+        await asyncio.sleep(0.05)
+        assert not first.done()
+        # A read that sees "a" waits for the same sync.
+        read = asyncio.ensure_future(
+            db.read(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0])
+        )
+        await asyncio.sleep(0.05)
+        assert not read.done()
+        # The next write is applied and committed while the first sync is still held.
+        second = asyncio.ensure_future(db.write(insert("b")))
+        await wait_for(lambda: committed(db.path, "b"))
+        assert not first.done() and not second.done()
+        disk.go.set()
+        assert await first == "a"
+        assert await second == "b"
+        assert await read == 1  # it ran before "b" was there, and answered once "a" was synced
+    finally:
+        disk.go.set()
+        await db.close()
+
+
+async def test_failed_sync_fails_its_writes_and_the_next_ones_succeed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = make_db(tmp_path)
+    disk = HeldDisk(monkeypatch)
+    try:
+        disk.fail_next = True
+        with pytest.raises(OSError) as refused:
+            await db.write(insert("a"))
+        assert refused.value.errno == errno.EIO
+        assert await db.write(insert("b")) == "b"
+        assert disk.calls >= 2
+    finally:
+        await db.close()
+
+
+async def test_idle_read_does_not_wait_and_close_syncs_what_is_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = make_db(tmp_path)
+    disk = HeldDisk(monkeypatch)
+    assert await db.write(insert("a")) == "a"
+    calls = disk.calls
+    assert await db.read(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0]) == 1
+    assert disk.calls == calls  # nothing unsynced: the read did not wait for a sync
+    pending = [asyncio.ensure_future(db.write(insert(k))) for k in ("b", "c", "d")]
+    await asyncio.sleep(0)
+    await db.close()
+    assert [await p for p in pending] == ["b", "c", "d"]
+    assert committed(db.path, "d")
