@@ -23,7 +23,10 @@ it (``bench/inbox_throughput.py``).
 Reads use a second, read-only connection on the loop (WAL lets it read while the writer
 commits). A committed batch is visible to it a little before it is on disk, so
 :meth:`Database.read` returns only once everything the read may have seen is synced:
-nobody acts on, or answers with, what a power cut could still take back.
+nobody acts on, or answers with, what a power cut could still take back. If the disk
+refuses a sync, what was committed since the last good one may not be on it, and no later
+sync can vouch for it: every write and read waiting for that sync fails, and so does every
+one after (:class:`DiskFailure`), until the node is restarted.
 
 Statement journals (one per write's SAVEPOINT) are kept in memory (``temp_store``):
 spilled to a temporary file they cost more writes than the WAL itself, measured with
@@ -44,7 +47,10 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from node.logs import failure_fields, get_logger
+
 T = TypeVar("T")
+log = get_logger("node.db")
 
 Migration = Callable[[sqlite_utils.Database], None]
 #: Registered migrations, by version. Modules register theirs with :func:`migration`;
@@ -62,10 +68,19 @@ def migration(version: int, name: str) -> Callable[[Migration], Migration]:
     return register
 
 
+class DiskFailure(RuntimeError):
+    """The disk refused to sync the database. What was committed since the last good sync
+    may not be on disk, so the database takes no more reads or writes: restart the node,
+    and SQLite recovers from what the disk really holds."""
+
+
 def connect(path: Path | str) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        conn.close()
+        raise RuntimeError(f"{path}: SQLite could not use a WAL (journal mode {mode!r})")
     # A COMMIT writes the WAL without waiting for the disk: Database syncs it before it
     # reports any write done (see the module's docstring).
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -75,18 +90,29 @@ def connect(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
-def sync_wal(path: Path) -> None:
-    """Make everything committed to the database at ``path`` durable: ``fdatasync`` its
-    WAL file (where commits go in WAL mode), or the file itself if there is no WAL."""
-    wal = path.with_name(path.name + "-wal")
-    try:
-        fd = os.open(wal, os.O_RDONLY)
-    except FileNotFoundError:  # no WAL (yet): whatever was committed is in the file
-        fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
+class WalSyncer:
+    """``fdatasync`` of one database's WAL file, where commits go in WAL mode.
+
+    The file's name comes from SQLite itself (``PRAGMA database_list``: it resolves a
+    symlinked path, and so must we). It is opened once and kept: a descriptor opened for
+    each sync could be told nothing of a write-back error an earlier sync consumed. The
+    main database file is never opened here: closing a descriptor of it would drop
+    SQLite's locks on it."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        main = next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
+        self.path = Path(main + "-wal")
+        self._fd: int | None = None
+
+    def sync(self) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)  # exists while our connection is open
+        os.fdatasync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -118,7 +144,8 @@ class Database:
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-sync")
         self._conn = self._executor.submit(connect, self.path).result()
         self._executor.submit(migrate, self._conn).result()
-        sync_wal(self.path)
+        self._wal = WalSyncer(self._conn)
+        self._wal.sync()
         self._reader = connect(self.path)
         self._reader.execute("PRAGMA query_only=ON")
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
@@ -138,6 +165,7 @@ class Database:
         self._sync_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._sync_wake: asyncio.Event | None = None
         self._sync_task: asyncio.Task[None] | None = None
+        self._failure: OSError | None = None
 
     # -- synchronous use (CLI, tests, start-up) --------------------------------------
 
@@ -153,7 +181,7 @@ class Database:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
-        sync_wal(self.path)
+        self._wal.sync()
         return result
 
     # -- asynchronous use --------------------------------------------------------------
@@ -161,15 +189,21 @@ class Database:
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the read connection. It returns once whatever ``fn`` may have
         seen is durable: every commit begun before it ended is synced."""
-        result = fn(self._reader)
-        if self._synced < self._started:
-            await self._wait_synced(self._started)
-        return result
+        self._check_usable()
+        try:
+            return fn(self._reader)
+        finally:  # a refusal is an answer too: it waits like a result
+            if self._synced < self._started:
+                await self._wait_synced(self._started)
 
     async def _wait_synced(self, number: int) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._sync_waiters.append((number, future))
         await future
+
+    def _check_usable(self) -> None:
+        if self._failure is not None:
+            raise DiskFailure("the disk refused to sync the database; restart the node") from self._failure
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in a transaction shared with other concurrent writes; return once
@@ -177,6 +211,7 @@ class Database:
         loop = asyncio.get_running_loop()
         if self._closed:
             raise RuntimeError("database is closed")
+        self._check_usable()
         future: asyncio.Future[T] = loop.create_future()
         self._pending.append((fn, future))
         if self._writer is None:
@@ -215,6 +250,11 @@ class Database:
                 continue
             # Written, not yet durable: the sync loop answers the batch; the next one runs.
             self._committed = number
+            if self._failure is not None:  # no sync will ever vouch for it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(DiskFailure("the disk refused to sync the database"))
+                continue
             self._unsynced.append((number, batch, outcomes))
             self._wake_syncer()
 
@@ -237,32 +277,57 @@ class Database:
             await self._sync_wake.wait()
             self._sync_wake.clear()
             target = self._committed
-            if target > self._synced:
+            if target > self._synced and self._failure is None:
                 try:
-                    await loop.run_in_executor(self._syncer, sync_wal, self.path)
-                except OSError as exc:  # the disk refused: none of these writes is durable
-                    self._answer_upto(target, exc)
+                    await loop.run_in_executor(self._syncer, self._wal.sync)
+                except OSError as exc:
+                    self._fail(exc)
                 else:
-                    self._answer_upto(target, None)
-                self._synced = target
+                    self._answer_upto(target)
+                    self._synced = target
                 self._sync_wake.set()  # commits may have returned while we synced
             self._release_readers()
-            if (
+            if self._failure is not None or (
                 self._closed
                 and (self._writer is None or self._writer.done())
-                and not self._unsynced
+                and self._synced >= self._started
             ):
+                self._fail_waiting_readers()
                 return
 
-    def _answer_upto(self, target: int, error: OSError | None) -> None:
+    def _fail(self, exc: OSError) -> None:
+        """The disk refused a sync. The commits it should have covered are in SQLite's
+        view of the file but perhaps not on the disk, and a later sync that succeeds proves
+        nothing about them: fail every write and read waiting for a sync, and every one
+        after (see :class:`DiskFailure`)."""
+        self._failure = exc
+        log.critical("the disk refused to sync the database; restart the node", **failure_fields(exc))
+        failure = DiskFailure("the disk refused to sync the database; restart the node")
+        failure.__cause__ = exc
+        while self._unsynced:
+            _, batch, _ = self._unsynced.popleft()
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+        for _, future in self._pending:
+            if not future.done():
+                future.set_exception(failure)
+        self._pending = []
+
+    def _fail_waiting_readers(self) -> None:
+        failure = DiskFailure("the database closed or failed before this read was synced")
+        for _, future in self._sync_waiters:
+            if not future.done():
+                future.set_exception(failure)
+        self._sync_waiters = []
+
+    def _answer_upto(self, target: int) -> None:
         while self._unsynced and self._unsynced[0][0] <= target:
             _, batch, outcomes = self._unsynced.popleft()
             for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue
-                if error is not None:
-                    future.set_exception(error)
-                elif ok:
+                if ok:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
@@ -321,3 +386,4 @@ class Database:
         finally:
             self._executor.shutdown(wait=True)
             self._syncer.shutdown(wait=True)
+            self._wal.close()

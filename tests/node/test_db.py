@@ -1,6 +1,6 @@
 """The database's durability contract: a write returns, and a read answers, only once the
 WAL holding it has been synced; the next batch runs and commits meanwhile; a failed sync
-fails the writes it should have made durable.
+fails what waits for it and everything after.
 
 The disk is the edge here: ``os.fdatasync`` is wrapped so a test can hold a sync (or fail
 one) and see what the node does in the meantime. Everything else is real: the node's
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from node.db import Database
+from node.db import Database, DiskFailure
 
 
 class HeldDisk:
@@ -31,10 +31,12 @@ class HeldDisk:
         self.go.set()
         self.fail_next = False
         self.calls = 0
+        self.files: list[str] = []
         monkeypatch.setattr(os, "fdatasync", self.fdatasync)
 
     def fdatasync(self, fd: int) -> None:
         self.calls += 1
+        self.files.append(os.readlink(f"/proc/self/fd/{fd}"))
         self.entered.set()
         self.go.wait(10)
         if self.fail_next:
@@ -102,20 +104,80 @@ async def test_write_returns_only_after_its_sync_and_the_next_batch_commits_mean
         await db.close()
 
 
-async def test_failed_sync_fails_its_writes_and_the_next_ones_succeed(
+async def test_failed_sync_fails_what_waits_for_it_and_everything_after(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = make_db(tmp_path)
     disk = HeldDisk(monkeypatch)
     try:
+        disk.go.clear()
         disk.fail_next = True
-        with pytest.raises(OSError) as refused:
-            await db.write(insert("a"))
-        assert refused.value.errno == errno.EIO
-        assert await db.write(insert("b")) == "b"
-        assert disk.calls >= 2
+        write = asyncio.ensure_future(db.write(insert("a")))
+        await wait_for(disk.entered.is_set)
+        read = asyncio.ensure_future(
+            db.read(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0])
+        )
+        await asyncio.sleep(0.05)
+        disk.go.set()
+        with pytest.raises(DiskFailure) as refused:
+            await write
+        assert isinstance(refused.value.__cause__, OSError)
+        assert refused.value.__cause__.errno == errno.EIO
+        with pytest.raises(DiskFailure):
+            await read  # it saw "a", which no sync vouched for
+        # A later sync that works proves nothing about "a": the database takes no more.
+        with pytest.raises(DiskFailure):
+            await db.write(insert("b"))
+        with pytest.raises(DiskFailure):
+            await db.read(lambda conn: 1)
+    finally:
+        disk.go.set()
+        await db.close()
+
+
+async def test_a_read_that_refuses_waits_for_the_sync_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = make_db(tmp_path)
+    disk = HeldDisk(monkeypatch)
+    try:
+        disk.go.clear()
+        write = asyncio.ensure_future(db.write(insert("a")))
+        await wait_for(disk.entered.is_set)
+
+        def refuse_if_there(conn: sqlite3.Connection) -> None:
+            if conn.execute("SELECT 1 FROM t WHERE k = 'a'").fetchone():
+                raise LookupError("already there")
+
+        read = asyncio.ensure_future(db.read(refuse_if_there))
+        await asyncio.sleep(0.05)
+        assert not read.done()  # its refusal rests on "a", not yet on disk
+        disk.go.set()
+        with pytest.raises(LookupError):
+            await read
+        assert await write == "a"
+    finally:
+        disk.go.set()
+        await db.close()
+
+
+async def test_the_wal_synced_is_the_one_sqlite_writes_even_through_a_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "node.db").symlink_to(real / "node.db")
+    disk = HeldDisk(monkeypatch)
+    db = Database(tmp_path / "node.db")  # the file is made through the link
+    try:
+        db.run(lambda conn: conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY)"))
+        assert disk.files[-1] == str(real / "node.db-wal")  # run() syncs, the real WAL
+        assert await db.write(insert("a")) == "a"
+        assert disk.files[-1] == str(real / "node.db-wal")
+        assert all(name == str(real / "node.db-wal") for name in disk.files)
     finally:
         await db.close()
+    assert committed(real / "node.db", "a")
 
 
 async def test_idle_read_does_not_wait_and_close_syncs_what_is_committed(
