@@ -45,6 +45,28 @@ class HeldDisk:
         self.real(fd)
 
 
+    async def hold_write(self, db: Database, key: str) -> asyncio.Future[str]:
+        """Write ``key`` and wait until its batch is committed and its sync is held."""
+        self.go.clear()
+        write = asyncio.ensure_future(db.write(insert(key)))
+        await wait_for(self.entered.is_set)
+        return write
+
+
+def count_rows(db: Database) -> asyncio.Future[int]:
+    return asyncio.ensure_future(db.read(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0]))
+
+
+@pytest.fixture
+async def held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A database on a file, and the disk under it, whose syncs a test can hold or fail."""
+    db = make_db(tmp_path)
+    disk = HeldDisk(monkeypatch)
+    yield db, disk
+    disk.go.set()
+    await db.close()
+
+
 def make_db(tmp_path: Path) -> Database:
     db = Database(tmp_path / "node.db")
     db.run(lambda conn: conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY)"))
@@ -73,92 +95,67 @@ async def wait_for(check) -> None:  # type: ignore[no-untyped-def]
 
 
 async def test_write_returns_only_after_its_sync_and_the_next_batch_commits_meanwhile(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    held: tuple[Database, HeldDisk],
 ) -> None:
-    db = make_db(tmp_path)
-    disk = HeldDisk(monkeypatch)
-    try:
-        disk.go.clear()
-        first = asyncio.ensure_future(db.write(insert("a")))
-        await wait_for(disk.entered.is_set)
-        # Committed and visible to others, but the sync is held: not acknowledged.
-        assert committed(db.path, "a")
-        await asyncio.sleep(0.05)
-        assert not first.done()
-        # A read that sees "a" waits for the same sync.
-        read = asyncio.ensure_future(
-            db.read(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0])
-        )
-        await asyncio.sleep(0.05)
-        assert not read.done()
-        # The next write is applied and committed while the first sync is still held.
-        second = asyncio.ensure_future(db.write(insert("b")))
-        await wait_for(lambda: committed(db.path, "b"))
-        assert not first.done() and not second.done()
-        disk.go.set()
-        assert await first == "a"
-        assert await second == "b"
-        assert await read == 1  # it ran before "b" was there, and answered once "a" was synced
-    finally:
-        disk.go.set()
-        await db.close()
+    db, disk = held
+    first = await disk.hold_write(db, "a")
+    # Committed and visible to others, but the sync is held: not acknowledged.
+    assert committed(db.path, "a")
+    await asyncio.sleep(0.05)
+    assert not first.done()
+    # A read that sees "a" waits for the same sync.
+    read = count_rows(db)
+    await asyncio.sleep(0.05)
+    assert not read.done()
+    # The next write is applied and committed while the first sync is still held.
+    second = asyncio.ensure_future(db.write(insert("b")))
+    await wait_for(lambda: committed(db.path, "b"))
+    assert not first.done() and not second.done()
+    disk.go.set()
+    assert await first == "a"
+    assert await second == "b"
+    assert await read == 1  # it ran before "b" was there, and answered once "a" was synced
 
 
 async def test_failed_sync_fails_what_waits_for_it_and_everything_after(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    held: tuple[Database, HeldDisk],
 ) -> None:
-    db = make_db(tmp_path)
-    disk = HeldDisk(monkeypatch)
-    try:
-        disk.go.clear()
-        disk.fail_next = True
-        write = asyncio.ensure_future(db.write(insert("a")))
-        await wait_for(disk.entered.is_set)
-        read = asyncio.ensure_future(
-            db.read(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0])
-        )
-        await asyncio.sleep(0.05)
-        disk.go.set()
-        with pytest.raises(DiskFailure) as refused:
-            await write
-        assert isinstance(refused.value.__cause__, OSError)
-        assert refused.value.__cause__.errno == errno.EIO
-        with pytest.raises(DiskFailure):
-            await read  # it saw "a", which no sync vouched for
-        # A later sync that works proves nothing about "a": the database takes no more.
-        with pytest.raises(DiskFailure):
-            await db.write(insert("b"))
-        with pytest.raises(DiskFailure):
-            await db.read(lambda conn: 1)
-    finally:
-        disk.go.set()
-        await db.close()
+    db, disk = held
+    disk.fail_next = True
+    write = await disk.hold_write(db, "a")
+    read = count_rows(db)
+    await asyncio.sleep(0.05)
+    disk.go.set()
+    with pytest.raises(DiskFailure) as refused:
+        await write
+    assert isinstance(refused.value.__cause__, OSError)
+    assert refused.value.__cause__.errno == errno.EIO
+    with pytest.raises(DiskFailure):
+        await read  # it saw "a", which no sync vouched for
+    # A later sync that works proves nothing about "a": the database takes no more.
+    with pytest.raises(DiskFailure):
+        await db.write(insert("b"))
+    with pytest.raises(DiskFailure):
+        await db.read(lambda conn: 1)
 
 
 async def test_a_read_that_refuses_waits_for_the_sync_too(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    held: tuple[Database, HeldDisk],
 ) -> None:
-    db = make_db(tmp_path)
-    disk = HeldDisk(monkeypatch)
-    try:
-        disk.go.clear()
-        write = asyncio.ensure_future(db.write(insert("a")))
-        await wait_for(disk.entered.is_set)
+    db, disk = held
+    write = await disk.hold_write(db, "a")
 
-        def refuse_if_there(conn: sqlite3.Connection) -> None:
-            if conn.execute("SELECT 1 FROM t WHERE k = 'a'").fetchone():
-                raise LookupError("already there")
+    def refuse_if_there(conn: sqlite3.Connection) -> None:
+        if conn.execute("SELECT 1 FROM t WHERE k = 'a'").fetchone():
+            raise LookupError("already there")
 
-        read = asyncio.ensure_future(db.read(refuse_if_there))
-        await asyncio.sleep(0.05)
-        assert not read.done()  # its refusal rests on "a", not yet on disk
-        disk.go.set()
-        with pytest.raises(LookupError):
-            await read
-        assert await write == "a"
-    finally:
-        disk.go.set()
-        await db.close()
+    read = asyncio.ensure_future(db.read(refuse_if_there))
+    await asyncio.sleep(0.05)
+    assert not read.done()  # its refusal rests on "a", not yet on disk
+    disk.go.set()
+    with pytest.raises(LookupError):
+        await read
+    assert await write == "a"
 
 
 async def test_the_wal_synced_is_the_one_sqlite_writes_even_through_a_symlink(
@@ -187,7 +184,7 @@ async def test_idle_read_does_not_wait_and_close_syncs_what_is_committed(
     disk = HeldDisk(monkeypatch)
     assert await db.write(insert("a")) == "a"
     calls = disk.calls
-    assert await db.read(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0]) == 1
+    assert await count_rows(db) == 1
     assert disk.calls == calls  # nothing unsynced: the read did not wait for a sync
     pending = [asyncio.ensure_future(db.write(insert(k))) for k in ("b", "c", "d")]
     await asyncio.sleep(0)
