@@ -30,6 +30,7 @@ from node.fronts import FAST_TYPES, Link, opened_frame
 from node.keystore import KeyStore
 from node.logs import configure_logging, failure_fields, get_logger
 from node.runtime import load_peers
+from node.serve import settle_gc
 from protocol.discovery import PeerKeys
 from protocol.envelope import open_envelope, parse_envelope
 from protocol.errors import ProtocolError
@@ -160,6 +161,7 @@ async def run(front: Front, sock: socket.socket) -> None:
     runner = web.AppRunner(front.app(), access_log=None, handle_signals=False)
     await runner.setup()
     await web.SockSite(runner, sock).start()
+    settle_gc()
     try:
         await stop.wait()
     finally:

@@ -1,15 +1,16 @@
 """Local identifiers: ``<prefix>_<26 chars>``, time-sortable like a ULID.
 
 The 26 characters are 128 bits in Crockford base32 (lowercase): 48 bits of Unix time in
-milliseconds, then 80 random bits from :mod:`secrets`. Ids sort by creation time; ids
+milliseconds, then 80 random bits from the OS (``os.urandom``, read 4 KiB at a time: a
+system call per id cost more than the rest of making it). Ids sort by creation time; ids
 made in the same millisecond sort in the order they were made (the random part of each
 is the previous one's plus a random step, as in a monotonic ULID).
 """
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import threading
 import time
 from datetime import datetime
@@ -18,6 +19,18 @@ _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 _lock = threading.Lock()
 _last = (-1, 0)  # (milliseconds, random part) of the latest id
+_pool = b""  # random bytes not used yet
+_POOL_BYTES = 4096
+
+
+def _random_bits(bits: int) -> int:
+    """``bits`` (a multiple of 8) random bits from the OS; call with ``_lock`` held."""
+    global _pool
+    size = bits // 8
+    if len(_pool) < size:
+        _pool = os.urandom(_POOL_BYTES)
+    chunk, _pool = _pool[:size], _pool[size:]
+    return int.from_bytes(chunk, "big")
 
 
 def new_id(prefix: str, now: datetime | None = None) -> str:
@@ -35,9 +48,9 @@ def new_id(prefix: str, now: datetime | None = None) -> str:
     ms &= 2**48 - 1
     with _lock:
         last_ms, last_random = _last
-        random = last_random + 1 + secrets.randbits(32) if ms == last_ms else secrets.randbits(80)
+        random = last_random + 1 + _random_bits(32) if ms == last_ms else _random_bits(80)
         if random >= 2**80:  # about never: give up ordering within this millisecond
-            random = secrets.randbits(80)
+            random = _random_bits(80)
         _last = (ms, random)
     return f"{prefix}_{_b32(ms, random)}"
 
