@@ -29,7 +29,7 @@ async def inbox(request: web.Request) -> web.Response:
     return inbox_response(await node.receive(body))
 
 
-async def read_envelope(request: web.Request, limit: int) -> bytes | web.Response:
+async def read_envelope(request: web.BaseRequest, limit: int) -> bytes | web.Response:
     """The request's body, or the refusal to send when it is not an envelope we take:
     the size is checked while the body streams in."""
     if request.content_length is not None and request.content_length > limit:
