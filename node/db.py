@@ -13,12 +13,14 @@ cost a third of the node's CPU per request, measured with bench/inbox_throughput
 COMMIT runs on a worker thread: the loop serves other requests meanwhile.
 
 Durability is pipelined. SQLite commits with ``synchronous=NORMAL``: the COMMIT writes the
-transaction to the WAL file but does not wait for the disk. A second thread then calls
-``fdatasync`` on the WAL, and only then do the batch's writes return; meanwhile the next
-batch already runs and commits. One sync covers every commit written before it began.
+transaction to the WAL file but does not wait for the disk. The worker thread then calls
+``fdatasync`` on the WAL, and only then do the batch's writes return; meanwhile the loop
+already runs the next batch, whose COMMIT waits for that sync (so writes that arrive while
+the disk syncs share one commit). One sync covers every commit written before it began.
 SQLite itself syncs the WAL before it checkpoints, and the database after. On the disks we
 measured, the sync is most of a commit's time, so the writer no longer stands still for
-it (``bench/inbox_throughput.py``).
+it (``bench/inbox_throughput.py``). Commit and sync share one thread: waking a second one
+for every batch cost more CPU on our virtual machines than it saved.
 
 Reads use a second, read-only connection on the loop (WAL lets it read while the writer
 commits). A committed batch is visible to it a little before it is on disk, so
@@ -205,7 +207,6 @@ class Database:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._executor = Worker("sqlite")
-        self._syncer = Worker("sqlite-sync")
         self._conn = self._executor.run(lambda: connect(self.path))
         self._executor.run(lambda: migrate(self._conn))
         self._wal = WalSyncer(self._conn)
@@ -341,7 +342,7 @@ class Database:
             target = self._committed
             if target > self._synced and self._failure is None:
                 try:
-                    await self._syncer.call(self._wal.sync)
+                    await self._executor.call(self._wal.sync)
                 except OSError as exc:
                     self._fail(exc)
                 else:
@@ -447,5 +448,4 @@ class Database:
             self._executor.run(_close)
         finally:
             self._executor.stop()
-            self._syncer.stop()
             self._wal.close()

@@ -1,6 +1,6 @@
 """The database's durability contract: a write returns, and a read answers, only once the
-WAL holding it has been synced; the next batch runs and commits meanwhile; a failed sync
-fails what waits for it and everything after.
+WAL holding it has been synced; the next batch runs meanwhile and commits after the sync;
+a failed sync fails what waits for it and everything after.
 
 The disk is the edge here: ``os.fdatasync`` is wrapped so a test can hold a sync (or fail
 one) and see what the node does in the meantime. Everything else is real: the node's
@@ -94,7 +94,7 @@ async def wait_for(check) -> None:  # type: ignore[no-untyped-def]
     raise AssertionError("condition not met in time")
 
 
-async def test_write_returns_only_after_its_sync_and_the_next_batch_commits_meanwhile(
+async def test_write_returns_only_after_its_sync_and_the_next_batch_runs_meanwhile(
     held: tuple[Database, HeldDisk],
 ) -> None:
     db, disk = held
@@ -107,13 +107,23 @@ async def test_write_returns_only_after_its_sync_and_the_next_batch_commits_mean
     read = count_rows(db)
     await asyncio.sleep(0.05)
     assert not read.done()
-    # The next write is applied and committed while the first sync is still held.
-    second = asyncio.ensure_future(db.write(insert("b")))
-    await wait_for(lambda: committed(db.path, "b"))
+    # The next write runs while the first sync is held; its commit comes after that sync
+    # (it could not be synced sooner), so writes arriving meanwhile share one commit.
+    ran = threading.Event()
+
+    def insert_b(conn: sqlite3.Connection) -> str:
+        conn.execute("INSERT INTO t (k) VALUES ('b')")
+        ran.set()
+        return "b"
+
+    second = asyncio.ensure_future(db.write(insert_b))
+    await wait_for(ran.is_set)
+    assert not committed(db.path, "b")
     assert not first.done() and not second.done()
     disk.go.set()
     assert await first == "a"
     assert await second == "b"
+    assert committed(db.path, "b")
     assert await read == 1  # it ran before "b" was there, and answered once "a" was synced
 
 
