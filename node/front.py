@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import itertools
 import os
 import signal
@@ -146,7 +147,22 @@ class Front:
         for an application's router and middleware chain, which cost it CPU on every
         envelope."""
         route = self.inbox if request.method == "POST" and request.path == INBOX_PATH else self.forward
+        if "Expect" in request.headers:
+            route = functools.partial(self.after_expect, route)
         return await error_middleware(request, route)  # type: ignore[arg-type]
+
+    @staticmethod
+    async def after_expect(route: Any, request: web.BaseRequest) -> web.StreamResponse:
+        """Answer ``Expect: 100-continue`` first (clients such as curl wait for it before
+        they send a body) and refuse any other expectation, as aiohttp's router does for
+        an application."""
+        if request.version == aiohttp.HttpVersion11:
+            expect = request.headers["Expect"]
+            if expect.lower() != "100-continue":
+                raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the answer proper has not started
+        return await route(request)
 
     def server(self) -> web.Server:
         loop = asyncio.get_running_loop()

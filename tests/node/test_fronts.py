@@ -307,3 +307,37 @@ async def test_a_receipt_a_front_signed_with_a_retired_key_is_not_used(node_fact
     assert fresh["body"] == fresh["sent"]  # the front's own receipt, as it signed it
     assert (fronts.opened, fronts.reopened) == (2, 0)
     front.transport.close()  # type: ignore[union-attr]
+
+
+def test_a_front_answers_expect_100_continue_as_one_process_does(tmp_path):
+    """Clients such as curl ask before sending a body (``Expect: 100-continue``) and wait
+    for the go-ahead: a front gives it, for its own route and for the ones it passes on."""
+    broker = make_proc_node(tmp_path, "Broker", inbox_workers=FRONTS)
+    broker.start()
+    try:
+        host, port = broker.url.removeprefix("http://").split(":")
+        for path in (INBOX_PATH, "/api/v1/invitations"):
+            body = b'{"not": "an envelope"}'
+            with socket.create_connection((host, int(port)), timeout=5) as sock:
+                sock.sendall(
+                    f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {MEDIA_TYPE_JOSE_JSON}\r\n"
+                    f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode()
+                )
+                sock.settimeout(2)
+                assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+                sock.sendall(body)
+                sock.settimeout(5)
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    answer += sock.recv(4096)
+                assert re.match(rb"HTTP/1\.1 (400|401) ", answer), answer[:80]
+        # Any other expectation is refused, as by one process.
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(f"POST {INBOX_PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2\r\n"
+                         "Expect: something-else\r\n\r\n".encode())
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += sock.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 417 "), answer[:80]
+    finally:
+        broker.stop()
