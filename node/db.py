@@ -149,30 +149,42 @@ class Worker:
     none."""
 
     def __init__(self, name: str) -> None:
-        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Callable[[bool, Any], None]] | None] = (
-            queue.SimpleQueue()
-        )
+        # Each item: the call, whether it is still wanted, and what to do with its outcome.
+        self._queue: queue.SimpleQueue[
+            tuple[Callable[[], Any], Callable[[], bool], Callable[[bool, Any], None]] | None
+        ] = queue.SimpleQueue()
+        self._stopped = False
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
         while (item := self._queue.get()) is not None:
-            fn, done = item
+            fn, wanted, done = item
+            if not wanted():  # its caller was cancelled while it waited: skip it
+                continue
             try:
-                result = fn()
+                outcome = (True, fn())
             except BaseException as exc:  # handed to the caller, who raises it
-                done(False, exc)
-            else:
-                done(True, result)
+                outcome = (False, exc)
+            try:
+                done(*outcome)
+            except BaseException as exc:  # never let the thread die: later calls would hang
+                log.error("worker could not hand back a result", **failure_fields(exc))
+
+    def _put(self, fn: Callable[[], Any], wanted: Callable[[], bool], done: Callable[[bool, Any], None]) -> None:
+        if self._stopped:
+            raise RuntimeError("the database's worker thread is stopped")
+        self._queue.put((fn, wanted, done))
 
     def call(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
 
         def done(ok: bool, value: Any) -> None:
-            loop.call_soon_threadsafe(_settle, future, ok, value)
+            if not loop.is_closed():  # a loop that ended has nobody left to tell
+                loop.call_soon_threadsafe(_settle, future, ok, value)
 
-        self._queue.put((fn, done))
+        self._put(fn, lambda: not future.cancelled(), done)
         return future
 
     def run(self, fn: Callable[[], T]) -> T:
@@ -184,11 +196,13 @@ class Worker:
             else:
                 future.set_exception(value)
 
-        self._queue.put((fn, done))
+        self._put(fn, lambda: True, done)
         return future.result()
 
     def stop(self) -> None:
-        self._queue.put(None)
+        if not self._stopped:
+            self._stopped = True
+            self._queue.put(None)
         self._thread.join()
 
 
@@ -321,6 +335,9 @@ class Database:
                 continue
             self._unsynced.append((number, batch, outcomes))
             self._wake_syncer()
+            # Let the sync loop queue this sync on the worker before our next COMMIT, so
+            # that commit follows the sync and gathers what arrives meanwhile.
+            await asyncio.sleep(0)
 
     def _commit(self) -> None:
         self._conn.execute("COMMIT")

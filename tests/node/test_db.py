@@ -201,3 +201,51 @@ async def test_idle_read_does_not_wait_and_close_syncs_what_is_committed(
     await db.close()
     assert [await p for p in pending] == ["b", "c", "d"]
     assert committed(db.path, "d")
+
+
+def finishes(fn, timeout: float = 5.0):  # type: ignore[no-untyped-def]
+    """``fn()`` in a thread: its result, or its exception, or AssertionError if it hangs."""
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"{fn} hung"
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box.get("result")
+
+
+def test_a_closed_database_refuses_work_instead_of_hanging(tmp_path: Path) -> None:
+    db = make_db(tmp_path)
+    db.close_sync()
+    with pytest.raises(RuntimeError):
+        finishes(lambda: db.run(lambda conn: 1))
+    with pytest.raises(RuntimeError):
+        finishes(db.close_sync)
+
+
+def test_a_write_whose_loop_ended_does_not_stop_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller's event loop ends (an error, a timeout) while its write is syncing: the
+    sync finishes with nobody to tell, and the database still works and closes."""
+    db = make_db(tmp_path)
+    disk = HeldDisk(monkeypatch)
+
+    async def give_up() -> None:
+        disk.go.clear()
+        write = asyncio.ensure_future(db.write(insert("a")))
+        await wait_for(disk.entered.is_set)
+        write.cancel()
+
+    asyncio.run(give_up())  # the loop is closed, the sync still held
+    disk.go.set()
+    assert finishes(lambda: db.run(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0])) == 1
+    finishes(db.close_sync)

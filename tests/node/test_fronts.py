@@ -338,6 +338,17 @@ def test_a_front_answers_expect_100_continue_as_one_process_does(tmp_path):
             answer = b""
             while b"\r\n\r\n" not in answer:
                 answer += sock.recv(4096)
+            while len(answer) < answer.index(b"\r\n\r\n") + 4 + len(b"Unknown Expect"):
+                answer += sock.recv(4096)
             assert answer.startswith(b"HTTP/1.1 417 "), answer[:80]
+            assert b"Unknown Expect: something-else" in answer  # aiohttp's own answer, as one process
+        # The inbox is matched with encoded slashes left encoded, as the router does.
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(f"POST /refnode/v1%2Finbox HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2\r\n"
+                         f"Content-Type: {MEDIA_TYPE_JOSE_JSON}\r\n\r\n{{}}".encode())
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += sock.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 404 "), answer[:80]
     finally:
         broker.stop()
