@@ -23,6 +23,15 @@ _pool = b""  # random bytes not used yet
 _POOL_BYTES = 4096
 
 
+def _forget_after_fork() -> None:
+    # A forked child must not make the ids its parent will make: it draws its own bits.
+    global _pool, _last
+    _pool, _last = b"", (-1, 0)
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def _random_bits(bits: int) -> int:
     """``bits`` (a multiple of 8) random bits from the OS; call with ``_lock`` held."""
     global _pool

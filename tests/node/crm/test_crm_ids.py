@@ -62,3 +62,23 @@ def test_bad_prefix_refused(prefix: str) -> None:
 def test_naive_time_refused() -> None:
     with pytest.raises(ValueError):
         new_id("x", datetime(2026, 1, 1))
+
+
+def test_a_forked_child_draws_its_own_random_bits():
+    """ids take their random bits from a pool: a forked child must not reuse its parent's."""
+    import os
+
+    from node.ids import new_id
+
+    new_id("deal")  # the pool is filled in the parent
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the id it makes, and leave at once
+        os.write(write, new_id("deal").encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    parent = new_id("deal")
+    assert child[-16:] != parent[-16:]  # the random parts (the time parts may be equal)
