@@ -549,31 +549,14 @@ def reference_run(
     folder = work / f"ref-{r}"
     folder.mkdir()
     client_pub = client_key.public_key().public_bytes_raw().hex()  # type: ignore[attr-defined]
-    proc = Proc(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "ref_inbox_server.py"),
-            "--port",
-            str(port),
-            "--db",
-            str(folder / "ref.db"),
-        ],
+    server = Proc(
+        [sys.executable, str(ROOT / "bench" / "ref_inbox_server.py"), "--port", str(port), "--db", str(folder / "ref.db")],
         folder / "ref.log",
         env={"BENCH_REF_SERVER_SEED": server_seed.hex(), "BENCH_REF_CLIENT_KEY": client_pub},
         ready_url=f"http://127.0.0.1:{port}/ready",
     )
-    with proc:
-        elapsed, cpu, results = asyncio.run(
-            fire(f"http://127.0.0.1:{port}/inbox", items, args.warmup, args.concurrency, proc.pid)
-        )
-    with sqlite3.connect(folder / "ref.db") as conn:
-        stored = conn.execute("SELECT count(*) FROM inbox").fetchone()[0]
-    failures, checked = check_ref_answers(
-        items[args.warmup :], results, server_key, args.verify_sample
-    )
-    if stored != len(items):
-        failures.append(f"reference stored {stored} rows, expected {len(items)}")
-    return Run("reference", elapsed, len(results), failures, [x[2] for x in results], checked, cpu)
+    stored = (folder / "ref.db", "SELECT count(*) FROM inbox", "rows")
+    return bare_server_run("reference", server, port, stored, items, args, server_key)
 
 
 def floor_run(
@@ -583,21 +566,33 @@ def floor_run(
     folder = work / f"floor-{r}"
     shutil.copytree(pristine, folder)
     port = free_port()
-    proc = Proc(
+    server = Proc(
         [sys.executable, str(ROOT / "bench" / "floor_inbox_server.py"), "--port", str(port), "--data-dir", str(folder)],
         work / f"floor-{r}.log",
         ready_url=f"http://127.0.0.1:{port}/ready",
     )
-    with proc:
+    stored = (folder / "node.db", "SELECT count(*) FROM deals WHERE origin = 'referral'", "deals")
+    return bare_server_run("floor", server, port, stored, items, args, node_key)
+
+
+def bare_server_run(
+    name: str, server: Proc, port: int, stored: tuple[Path, str, str], items: list[Item],
+    args: argparse.Namespace, answer_key: ed25519.Ed25519PublicKey,
+) -> Run:
+    """Fire the load at a reference or floor server: its answers must be signed with
+    ``answer_key``, and its database must then count (``stored``: file, query, what) a
+    row for each item."""
+    with server:
         elapsed, cpu, results = asyncio.run(
-            fire(f"http://127.0.0.1:{port}/inbox", items, args.warmup, args.concurrency, proc.pid)
+            fire(f"http://127.0.0.1:{port}/inbox", items, args.warmup, args.concurrency, server.pid)
         )
-    with sqlite3.connect(folder / "node.db") as conn:
-        stored = conn.execute("SELECT count(*) FROM deals WHERE origin = 'referral'").fetchone()[0]
-    failures, checked = check_ref_answers(items[args.warmup :], results, node_key, args.verify_sample)
-    if stored != len(items):
-        failures.append(f"floor stored {stored} deals, expected {len(items)}")
-    return Run("floor", elapsed, len(results), failures, [x[2] for x in results], checked, cpu)
+    db, query, what = stored
+    with sqlite3.connect(db) as conn:
+        count = conn.execute(query).fetchone()[0]
+    failures, checked = check_ref_answers(items[args.warmup :], results, answer_key, args.verify_sample)
+    if count != len(items):
+        failures.append(f"{name} stored {count} {what}, expected {len(items)}")
+    return Run(name, elapsed, len(results), failures, [x[2] for x in results], checked, cpu)
 
 
 def start_py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:

@@ -47,9 +47,15 @@ def passphrase_from_env(config: Config, env: dict[str, str] | None = None) -> by
     return value.encode("utf-8") if value else None
 
 
+def client_max_size(config: Config) -> int:
+    """The largest request body the node reads: an envelope at its limit, with room for
+    the admin API's bodies (CSV imports, settings)."""
+    return config.max_envelope_bytes + 65536
+
+
 def create_app(config: Config, *, clock: Clock | None = None, passphrase: bytes | None = None,
                extra_routes: list[admin_api.Route] | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=config.max_envelope_bytes + 65536)
+    app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size(config))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         keys = KeyStore.load(config.keys_dir, passphrase if passphrase is not None else passphrase_from_env(config))

@@ -66,6 +66,15 @@ def _write_text(path: str, text: str) -> None:
         raise CliError(f"cannot write {path}: {exc.strerror}") from None
 
 
+def _save_csv(ctx: Context, path: str, text: str, said: Callable[[int], str]) -> None:
+    """Write a downloaded CSV to ``path`` ("-": standard output) and, for a file, say how
+    many rows it holds (``said``, given the count, words it)."""
+    _write_text(path, text)
+    if path != "-":
+        done = {"path": path, "rows": _csv_rows(text)}
+        ctx.emit(done, lambda: print(said(done["rows"])))
+
+
 def _csv_rows(text: str) -> int:
     """Records in a CSV text, header not counted."""
     return max(len(list(csv.reader(io.StringIO(text)))) - 1, 0)
@@ -402,10 +411,7 @@ def cmd_reports_referrals(ctx: Context) -> int:
         ctx.emit(data, lambda: _show_report(data))
         return 0
     text = ctx.client().call("GET", "/api/v1/reports/referrals.csv", None, query, text=True)
-    _write_text(a.csv, text)
-    if a.csv != "-":
-        done = {"path": a.csv, "rows": _csv_rows(text)}
-        ctx.emit(done, lambda: print(f"Wrote the report to {a.csv} ({done['rows']} rows)."))
+    _save_csv(ctx, a.csv, text, lambda rows: f"Wrote the report to {a.csv} ({rows} rows).")
     return 0
 
 
@@ -431,10 +437,7 @@ def cmd_connections_settings(ctx: Context) -> int:
 def cmd_export(ctx: Context) -> int:
     a = ctx.args
     text = ctx.client().call("GET", f"/api/v1/export/{a.what}.csv", None, {"q": a.q}, text=True)
-    _write_text(a.file, text)
-    if a.file != "-":
-        done = {"path": a.file, "rows": _csv_rows(text)}
-        ctx.emit(done, lambda: print(f"Exported {done['rows']} {a.what} to {a.file}."))
+    _save_csv(ctx, a.file, text, lambda rows: f"Exported {rows} {a.what} to {a.file}.")
     return 0
 
 

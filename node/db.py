@@ -19,8 +19,7 @@ already runs the next batch, whose COMMIT waits for that sync (so writes that ar
 the disk syncs share one commit). One sync covers every commit written before it began.
 SQLite itself syncs the WAL before it checkpoints, and the database after. On the disks we
 measured, the sync is most of a commit's time, so the writer no longer stands still for
-it (``bench/inbox_throughput.py``). Commit and sync share one thread: waking a second one
-for every batch cost more CPU on our virtual machines than it saved.
+it (``bench/inbox_throughput.py``). Commit and sync share one thread (see :class:`Worker`).
 
 Reads use a second, read-only connection on the loop (WAL lets it read while the writer
 commits). A committed batch is visible to it a little before it is on disk, so
@@ -142,11 +141,11 @@ class Worker:
     """One thread that runs blocking calls in order: for the loop (:meth:`call`) or for a
     synchronous caller (:meth:`run`).
 
-    Used instead of a ``ThreadPoolExecutor``, whose ``submit`` and idle semaphore take
-    Python-level locks that its thread can hold while it waits for the GIL: under load the
-    event loop stood blocked in ``submit`` for 8 to 10% of its time (py-spy,
-    bench/inbox_throughput.py). A ``SimpleQueue`` in and ``call_soon_threadsafe`` out take
-    none."""
+    Used instead of a ``ThreadPoolExecutor``: a ``SimpleQueue`` in and
+    ``call_soon_threadsafe`` out, with no Python-level lock for its thread to hold while
+    it waits for the GIL. Under bench/inbox_throughput.py py-spy found the event loop in the
+    executor's ``submit`` in 8 to 10% of its samples, and in this queue's ``put`` in 5 to 6%:
+    waking a thread stays dear on a virtual machine, so there is one for commit and sync."""
 
     def __init__(self, name: str) -> None:
         # Each item: the call, whether it is still wanted, and what to do with its outcome.
@@ -206,6 +205,13 @@ class Worker:
         self._thread.join()
 
 
+def _fail_writes(writes: list[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:
+    """Fail every write of ``writes`` (function, future) still waiting."""
+    for _, future in writes:
+        if not future.done():
+            future.set_exception(exc)
+
+
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
     if future.done():  # the caller was cancelled
         return
@@ -231,7 +237,6 @@ class Database:
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
-        self._lock = threading.Lock()
         # Commits are numbered: ``_started`` COMMITs were begun, ``_committed`` returned,
         # and the WAL was synced after commit number ``_synced``. Committed batches wait in
         # ``_unsynced`` (number, batch, outcomes) for their sync.
@@ -282,7 +287,12 @@ class Database:
 
     def _check_usable(self) -> None:
         if self._failure is not None:
-            raise DiskFailure("the disk refused to sync the database; restart the node") from self._failure
+            raise self._disk_failure()
+
+    def _disk_failure(self) -> DiskFailure:
+        failure = DiskFailure("the disk refused to sync the database; restart the node")
+        failure.__cause__ = self._failure
+        return failure
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in a transaction shared with other concurrent writes; return once
@@ -321,17 +331,13 @@ class Database:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 self._committed = self._started  # nothing of this one is left to sync
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                _fail_writes(batch, exc)
                 self._wake_syncer()
                 continue
             # Written, not yet durable: the sync loop answers the batch; the next one runs.
             self._committed = number
             if self._failure is not None:  # no sync will ever vouch for it
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(DiskFailure("the disk refused to sync the database"))
+                _fail_writes(batch, self._disk_failure())
                 continue
             self._unsynced.append((number, batch, outcomes))
             self._wake_syncer()
@@ -382,16 +388,10 @@ class Database:
         after (see :class:`DiskFailure`)."""
         self._failure = exc
         log.critical("the disk refused to sync the database; restart the node", **failure_fields(exc))
-        failure = DiskFailure("the disk refused to sync the database; restart the node")
-        failure.__cause__ = exc
+        failure = self._disk_failure()
         while self._unsynced:
-            _, batch, _ = self._unsynced.popleft()
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(failure)
-        for _, future in self._pending:
-            if not future.done():
-                future.set_exception(failure)
+            _fail_writes(self._unsynced.popleft()[1], failure)
+        _fail_writes(self._pending, failure)
         self._pending = []
 
     def _fail_waiting_readers(self) -> None:

@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from node.app import error_middleware, passphrase_from_env
+from node.app import client_max_size, error_middleware, passphrase_from_env
 from node.clock import SystemClock
 from node.config import Config, load_config
 from node.db import connect
@@ -104,14 +104,15 @@ class Front:
         try:
             if parsed.message_type not in FAST_TYPES or parsed.sender not in self.peers:
                 return await self.forward(request, body)
-            opened = open_envelope(parsed, me=self.keys.node_id, now=self.clock.now(), peer_keys=self.peers.get,
+            now = self.clock.now()
+            opened = open_envelope(parsed, me=self.keys.node_id, now=now, peer_keys=self.peers.get,
                                    decryption_keys=self.keys.decryption_keys)
         except ProtocolError:
             # Refusals (and stored receipts for old bytes) come from the node process.
             return await self.forward(request, body)
         receipt = make_receipt(envelope_id=parsed.envelope_id, envelope_sha256=parsed.sha256,
                                recipient=self.keys.node_id, sender=parsed.sender,
-                               disposition=Disposition.ACCEPTED, now=self.clock.now(), signing_key=self.keys.signing)
+                               disposition=Disposition.ACCEPTED, now=now, signing_key=self.keys.signing)
         request_id = next(self.ids)
         future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
         self.waiting[request_id] = future
@@ -165,7 +166,7 @@ class Front:
 
     def server(self) -> web.Server:
         loop = asyncio.get_running_loop()
-        limit = self.config.max_envelope_bytes + 65536  # what the node process's app takes
+        limit = client_max_size(self.config)  # as the node process's app
 
         def make_request(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
             return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=limit)
