@@ -228,8 +228,7 @@ async def get_node(request: web.Request, node: Node, caller: Caller, body: None)
         "name": node.config.org_name,
         "base_url": node.base_url,
         "suites": [s.value for s in node.suites],
-        # With inbox_workers > 0: fronts configured and connected, and the envelopes they
-        # opened that were taken as they were, or opened again by the node process.
+        # With inbox_workers > 0: the inbox fronts configured, and those connected.
         "inbox_fronts": node.fronts.status() if node.fronts is not None else None,
     }
 

@@ -59,7 +59,7 @@ def create_app(config: Config, *, clock: Clock | None = None, passphrase: bytes 
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         keys = KeyStore.load(config.keys_dir, passphrase if passphrase is not None else passphrase_from_env(config))
-        db = Database(config.database_path)
+        db = Database(config.database_path, shared=config.inbox_workers > 0)
         node = Node(config, keys, db, clock=clock)
         node.http = aiohttp.ClientSession(headers={"User-Agent": "refnode/0.1"})
         app[NODE] = node

@@ -140,8 +140,7 @@ def cmd_serve(ctx: Context) -> int:
 def _fronts_line(fronts: dict[str, int] | None) -> list[tuple[str, str]]:
     if not fronts:
         return []
-    return [("inbox fronts", f"{fronts['connected']} of {fronts['configured']} running; "
-                             f"{fronts['opened_by_fronts']} envelopes opened by them")]
+    return [("inbox fronts", f"{fronts['connected']} of {fronts['configured']} running")]
 
 
 def cmd_info(ctx: Context) -> int:

@@ -64,9 +64,9 @@ class Config(BaseModel):
         default=0,
         ge=0,
         le=32,
-        description="Inbox front processes beside the node process: they take the HTTP connections "
-        "and verify and decrypt envelopes, so that the inbox uses more cores (0: one process does "
-        "everything). About one per core beyond the first.",
+        description="Inbox front processes beside the node process: with it, they share the HTTP "
+        "connections and each takes in referral envelopes all the way to the database, so that the "
+        "inbox uses more cores (0: one process does everything). About one per core beyond the first.",
     )
     public_url: str = Field(
         default="",

@@ -29,6 +29,15 @@ refuses a sync, what was committed since the last good one may not be on it, and
 sync can vouch for it: every write and read waiting for that sync fails, and so does every
 one after (:class:`DiskFailure`), until the node is restarted.
 
+Several processes may write one database (``shared=True``: the node process and its inbox
+fronts, see ``node.fronts``). Their write transactions take turns through a lock file next
+to the database (``flock``), taken without waiting on the loop and waited for on the worker
+thread, and released as soon as the COMMIT returns: SQLite's own busy handler would sleep on
+the loop, in steps of milliseconds. What another process commits is visible before it is
+synced, so a shared database's :meth:`Database.read` also syncs the WAL when anyone
+committed since its last sync (``PRAGMA data_version``). A write needs no more: its own
+sync covers every commit it could have read.
+
 Statement journals (one per write's SAVEPOINT) are kept in memory (``temp_store``):
 spilled to a temporary file they cost more writes than the WAL itself, measured with
 strace under bench/inbox_throughput.py.
@@ -37,6 +46,7 @@ strace under bench/inbox_throughput.py.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import queue
 import sqlite3
@@ -115,6 +125,36 @@ class WalSyncer:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class WriterLock:
+    """The turn to write a database shared by processes: an exclusive ``flock`` on
+    ``<database>-writer`` (0600), which the kernel drops when its process dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(f"{path}-writer")
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def wait_free(self) -> None:
+        """Block until no one holds the lock (taking it and letting go at once)."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def acquire(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -224,8 +264,10 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
 class Database:
     """Async access to one SQLite file. Use :meth:`read` and :meth:`write`."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, shared: bool = False) -> None:
         self.path = Path(path)
+        #: Other processes write this database too (see the module's docstring).
+        self._lock = WriterLock(self.path) if shared else None
         self._executor = Worker("sqlite")
         self._conn = self._executor.run(lambda: connect(self.path))
         self._executor.run(lambda: migrate(self._conn))
@@ -233,6 +275,8 @@ class Database:
         self._wal.sync()
         self._reader = connect(self.path)
         self._reader.execute("PRAGMA query_only=ON")
+        #: The reader's ``data_version`` when the last sync for a read began.
+        self._seen_version = self._data_version()
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -258,13 +302,19 @@ class Database:
         return self._executor.run(lambda: self._transaction(fn))
 
     def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        self._conn.execute("BEGIN IMMEDIATE")
+        if self._lock is not None:
+            self._lock.acquire()
         try:
-            result = fn(self._conn)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        finally:
+            if self._lock is not None:
+                self._lock.release()
         self._wal.sync()
         return result
 
@@ -279,6 +329,24 @@ class Database:
         finally:  # a refusal is an answer too: it waits like a result
             if self._synced < self._started:
                 await self._wait_synced(self._started)
+            if self._lock is not None:
+                await self._sync_others()
+
+    def _data_version(self) -> int:
+        return int(self._reader.execute("PRAGMA data_version").fetchone()[0])
+
+    async def _sync_others(self) -> None:
+        """Sync the WAL if any connection (another process's, or our writer) committed
+        since the last such sync: a read may have seen it."""
+        version = self._data_version()
+        if version == self._seen_version:
+            return
+        try:
+            await self._executor.call(self._wal.sync)
+        except OSError as exc:
+            self._fail(exc)
+            raise self._disk_failure() from None
+        self._seen_version = version
 
     async def _wait_synced(self, number: int) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -323,6 +391,10 @@ class Database:
             if self._closed:
                 self._wake.set()  # come round once more to drain, then stop
             try:
+                if self._lock is not None:
+                    await self._take_turn()
+                    batch += self._pending  # what arrived while we waited
+                    self._pending = []
                 outcomes = self._run_batch([fn for fn, _ in batch])
                 self._started += 1
                 number = self._started
@@ -330,6 +402,8 @@ class Database:
             except BaseException as exc:  # the commit itself failed: nobody is durable
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
+                if self._lock is not None:
+                    self._lock.release()
                 self._committed = self._started  # nothing of this one is left to sync
                 _fail_writes(batch, exc)
                 self._wake_syncer()
@@ -345,8 +419,21 @@ class Database:
             # that commit follows the sync and gathers what arrives meanwhile.
             await asyncio.sleep(0)
 
+    async def _take_turn(self) -> None:
+        """Hold the writer lock. Taken on the loop only when it is free, so it is never
+        held while the loop finishes other work; while another process writes, the worker
+        waits for it instead (and the batch grows meanwhile)."""
+        assert self._lock is not None
+        lock = self._lock
+        while not lock.try_acquire():
+            await self._executor.call(lock.wait_free)
+
     def _commit(self) -> None:
-        self._conn.execute("COMMIT")
+        try:
+            self._conn.execute("COMMIT")
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
     def _wake_syncer(self) -> None:
         if self._sync_task is None:
@@ -466,3 +553,5 @@ class Database:
         finally:
             self._executor.stop()
             self._wal.close()
+            if self._lock is not None:
+                self._lock.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import os
 import signal
 import socket
@@ -23,13 +22,14 @@ from multidict import CIMultiDict
 from node.app import client_max_size, error_middleware, passphrase_from_env
 from node.clock import SystemClock
 from node.config import Config, load_config
-from node.db import connect
+from node.db import Database, connect
 from node.errors import protocol_error_response
-from node.federation import read_envelope
-from node.fronts import FAST_TYPES, Link, opened_frame
+from node.federation import inbox_response, read_envelope
+from node.fronts import FAST_TYPES, Link
 from node.keystore import KeyStore
 from node.logs import configure_logging, failure_fields, get_logger
-from node.runtime import load_peers
+from node.outbox import Effects
+from node.runtime import Node, load_peers
 from node.serve import settle_gc
 from protocol.discovery import PeerKeys
 from protocol.envelope import open_envelope, parse_envelope
@@ -44,6 +44,21 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
                         "trailer", "transfer-encoding", "upgrade", "host", "content-length"})
 
 
+class FrontNode(Node):
+    """The node as a front runs it: its inbox for the fast types, and nothing else (no
+    delivery, no scheduler). What a transaction changed that the node process must act
+    on, new outbox items and peers' keys, is told to it over the link once committed."""
+
+    def __init__(self, front: Front, config: Config, keys: KeyStore, db: Database) -> None:
+        super().__init__(config, keys, db, clock=front.clock)
+        self.front = front
+
+    def apply_effects(self, effects: Effects) -> None:
+        self.peers.update(effects.peers)
+        if (effects.poke or effects.peers) and self.front.link is not None:
+            self.front.link.send("effects", tuple(effects.poke), tuple(effects.peers))
+
+
 class Front:
     def __init__(self, config: Config, http_socket: Path, link_socket: Path) -> None:
         self.config = config
@@ -55,10 +70,14 @@ class Front:
         self.db.execute("PRAGMA query_only=ON")
         self.peers: dict[str, PeerKeys] = load_peers(self.db)
         self.link: Link | None = None
-        self.waiting: dict[int, asyncio.Future[tuple[Any, ...]]] = {}
-        self.ids = itertools.count(1)
         self.upstream: aiohttp.ClientSession | None = None
         self.clock = SystemClock()
+        self.database = Database(config.database_path, shared=True)
+        self.node = FrontNode(self, config, self.keys, self.database)
+        self.node.peers = self.peers
+        #: Envelopes this front took in itself, and those it passed to the node process.
+        self.accepted = 0
+        self.forwarded = 0
 
     # -- the link to the node process ---------------------------------------------------
 
@@ -71,17 +90,15 @@ class Front:
 
     def _on_frame(self, link: Link, frame: tuple[Any, ...]) -> None:
         kind = frame[0]
-        if kind == "answer":
-            future = self.waiting.pop(frame[1], None)
-            if future is not None and not future.done():
-                future.set_result(frame)
-        elif kind in ("peers", "keys"):
+        if kind in ("peers", "keys"):
             try:
                 if kind == "peers":
                     self.peers.update(load_peers(self.db, frame[1]))
                 else:
                     self.keys = KeyStore.load(self.config.keys_dir, self.passphrase)
-            except Exception as exc:  # keep serving with what we have: the node process re-checks
+                    self.node.use_keys(self.keys)
+                    self.node.refresh_discovery()
+            except Exception as exc:  # keep serving with what we have
                 log.error("inbox front could not reload", what=kind, **failure_fields(exc))
 
     def _on_lost(self, link: Link) -> None:
@@ -103,24 +120,22 @@ class Front:
             return protocol_error_response(exc)
         try:
             if parsed.message_type not in FAST_TYPES or parsed.sender not in self.peers:
+                self.forwarded += 1
                 return await self.forward(request, body)
             now = self.clock.now()
             opened = open_envelope(parsed, me=self.keys.node_id, now=now, peer_keys=self.peers.get,
                                    decryption_keys=self.keys.decryption_keys)
         except ProtocolError:
             # Refusals (and stored receipts for old bytes) come from the node process.
+            self.forwarded += 1
             return await self.forward(request, body)
+        # Signed before the transaction, which then holds the database's writer lock for
+        # less time; used if the envelope is accepted.
         receipt = make_receipt(envelope_id=parsed.envelope_id, envelope_sha256=parsed.sha256,
                                recipient=self.keys.node_id, sender=parsed.sender,
                                disposition=Disposition.ACCEPTED, now=now, signing_key=self.keys.signing)
-        request_id = next(self.ids)
-        future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
-        self.waiting[request_id] = future
-        assert self.link is not None
-        self.link.send(*opened_frame(request_id, opened, receipt, self.keys.signing.kid))
-        _, _, status, content_type, payload, headers = await future
-        return web.Response(status=status, body=payload, headers=headers or None,
-                            content_type=None if "Content-Type" in headers else content_type)
+        self.accepted += 1
+        return inbox_response(await self.node.accept(opened, accepted_receipt=receipt))
 
     async def forward(self, request: web.BaseRequest, body: bytes | None = None) -> web.Response:
         """Pass a request through to the node process and its answer back, unchanged.
@@ -194,6 +209,8 @@ async def run(front: Front, sock: socket.socket) -> None:
     finally:
         await runner.cleanup()
         await front.upstream.close()
+        await front.database.close()  # what it committed is synced, and answered
+        log.info("inbox front stopped", took_in=front.accepted, passed_on=front.forwarded)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,26 +3,24 @@
 ``cryptography``'s Ed25519 holds the GIL, so one Python process verifies and decrypts
 envelopes on one core. With ``inbox_workers = N`` (N > 0) ``refnode serve`` runs:
 
-- **the node process**: the database (the one writer, with group commit), delivery,
-  the scheduler and every route, served on a Unix socket in the run folder only;
-- **N front processes** (``python -m node.front``), each accepting on the public
-  address (the listening sockets are made by the node process, ``SO_REUSEPORT``, and
-  inherited). A front answers ``POST /inbox`` for the two referral types itself as far
-  as it can without the database: parse, outer signature, addressing, decryption, inner
-  signature, message validation, and the signature of the receipt it would get. It then
-  hands the opened envelope to the node process over the *link* (a second Unix socket),
-  which de-duplicates, applies and commits it exactly as an envelope it opened itself
-  (:meth:`Node.accept`), and answers with that receipt, or with its own when the
-  envelope was not simply accepted or the front's key is not its current one. A body
-  that is not an envelope at all is refused by the front. Every other request, and any
-  envelope the front cannot open (a refusal, a handshake message, a sender or key it
-  does not know yet), is passed through unchanged to the node process over HTTP, so
-  every answer and every refusal that depends on the node's state comes from one place.
+- **the node process**: delivery, the scheduler and every route, served both on the
+  public address and on a Unix socket in the run folder (for the fronts);
+- **N front processes** (``python -m node.front``), accepting on the public address too.
+  The listening sockets are made by the node process (``SO_REUSEPORT``: the kernel
+  spreads new connections over the N + 1 processes) and inherited.
 
-The node process stays the authority: it uses the opened message only when the sender
-is a peer it knows and both signing keys the front used are keys it accepts for that
-peer, and otherwise opens the raw envelope again itself. After a change to peers' keys
-or to its own it tells the fronts to reload them.
+A front takes in ``POST /inbox`` for the two referral types (offers and status updates)
+from peers it knows, all the way, as the node process does (:meth:`Node.accept`): parse,
+outer signature, addressing, decryption, inner signature, message validation, then the
+transaction that de-duplicates, applies and commits, and the receipt. Every process writes
+the one database in turns (``Database(shared=True)``: see ``node.db``). What such a
+transaction changed that the node process must act on (new outbox items to deliver, peers'
+keys) the front tells it over the *link* (a second Unix socket) once committed. Every other
+request, and every envelope the front cannot open (a refusal, a handshake message, a sender
+or key it does not know yet), is passed through unchanged to the node process over HTTP, so
+every answer and every refusal that depends on more than the inbox comes from one place. A
+body that is not an envelope at all is refused by the front. After a change to peers' keys
+or to its own, the node process tells the fronts to reload them.
 
 The link carries length-prefixed pickles between processes of the same node and user:
 the socket lives in a 0700 folder and is 0600, like the keys next to it.
@@ -32,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import pickle
 import signal
@@ -48,14 +45,10 @@ from typing import Any
 from aiohttp import web
 
 from node.config import Config
-from node.errors import error_body
-from node.federation import inbox_response
 from node.logs import failure_fields, get_logger
-from node.runtime import Node
-from protocol.envelope import OpenedEnvelope, ParsedEnvelope
-from protocol.errors import ProtocolError
-from protocol.messages import MESSAGE_MODELS
-from protocol.wire import MEDIA_TYPE_JOSE_JSON, MessageType
+from node.outbox import Effects
+from node.runtime import Node, load_peers
+from protocol.wire import MessageType
 
 log = get_logger("node.fronts")
 
@@ -158,17 +151,6 @@ class Link(asyncio.Protocol):
         self.transport.write(_LENGTH.pack(len(data)) + data)
 
 
-def opened_frame(request_id: int, opened: OpenedEnvelope, receipt: bytes, receipt_kid: str) -> tuple[Any, ...]:
-    """What a front sends for an envelope it opened: everything :meth:`Node.accept` needs,
-    with the message as the plain data of its model (``model_dump``: pydantic models
-    pickle and unpickle slowly, and a dict validates faster than its JSON), and the receipt
-    to answer with if the node process accepts it (signing is the front's work, too)."""
-    parsed = opened.parsed
-    return ("opened", request_id, parsed.raw, parsed.sha256, parsed.outer, parsed.header,
-            parsed.message_type.value, parsed.minor, opened.inner_jws, opened.inner_kid,
-            opened.message.model_dump(), receipt, receipt_kid)
-
-
 # -- the node process's side --------------------------------------------------------------
 
 
@@ -187,10 +169,6 @@ class Fronts:
         self._tasks: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Event()
         self._stopping = False
-        #: Envelopes the fronts opened that this process took as they were, and those it
-        #: opened again itself (its peers' keys differed from the front's).
-        self.opened = 0
-        self.reopened = 0
 
     async def start(self, timeout_s: float = 30.0) -> None:
         loop = asyncio.get_running_loop()
@@ -268,11 +246,10 @@ class Fronts:
                 link.transport.close()
         self.node.fronts = None
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        log.info("inbox fronts stopped", opened_by_fronts=self.opened, opened_again=self.reopened)
+        log.info("inbox fronts stopped")
 
     def status(self) -> dict[str, int]:
-        return {"configured": len(self.sockets), "connected": len(self.links),
-                "opened_by_fronts": self.opened, "opened_again": self.reopened}
+        return {"configured": len(self.sockets), "connected": len(self.links)}
 
     def announce(self, what: str, ids: tuple[str, ...]) -> None:
         """Tell every front that peers' keys (``ids``) or our own (``"keys"``) changed."""
@@ -293,49 +270,20 @@ class Fronts:
                 link.send("keys", ())
             self._connected.set()
             return
-        if frame[0] == "opened":
-            task = asyncio.get_running_loop().create_task(self._answer(link, frame))
+        if frame[0] == "effects":
+            _, poke, peer_ids = frame
+            task = asyncio.get_running_loop().create_task(self._apply_effects(set(poke), tuple(peer_ids)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _accept(self, link: Link, frame: tuple[Any, ...]) -> None:
-        (_, request_id, raw, sha256, outer, header, type_value, minor, inner_jws, inner_kid, message_data,
-         receipt, receipt_kid) = frame
-        if receipt_kid != self.node.keys.signing.kid:
-            receipt = None  # signed with a key we have rotated away from: we sign it ourselves
-        node = self.node
+    async def _apply_effects(self, poke: set[str], peer_ids: tuple[str, ...]) -> None:
+        """What a front's committed transaction changed: peers' keys to load (and announce
+        to every front) and peers with new outbox items to deliver."""
         try:
-            parsed = ParsedEnvelope(raw, sha256, outer, header, MessageType(type_value), minor)
-            keys = node.peers.get(parsed.sender)
-            if keys is None:
-                raise LookupError(parsed.sender)
-            keys.signing_key(outer.kid)
-            keys.signing_key(inner_kid)
-            message = MESSAGE_MODELS[parsed.message_type].model_validate(message_data)
-        except (LookupError, ProtocolError):
-            # The front's keys are older or newer than ours: open it here, from scratch.
-            self.reopened += 1
-            result = await node.receive(raw)
-        else:
-            self.opened += 1
-            opened = OpenedEnvelope(parsed, message, keys, inner_jws, introduction=False, inner_kid=inner_kid)
-            result = await node.accept(opened, accepted_receipt=receipt)
-        if result.error is None and result.receipt is not None:  # the common answer, built directly
-            link.send("answer", request_id, 200, MEDIA_TYPE_JOSE_JSON, result.receipt, {})
-            return
-        response = inbox_response(result)
-        assert isinstance(response.body, bytes)
-        link.send("answer", request_id, response.status, response.content_type, response.body,
-                  dict(response.headers))
-
-    async def _answer(self, link: Link, frame: tuple[Any, ...]) -> None:
-        """Answer one opened envelope, whatever happens: a front never waits forever."""
-        try:
-            await self._accept(link, frame)
-        except Exception as exc:
-            log.error("inbox front hand-over failed", **failure_fields(exc))
-            body = json.dumps(error_body("internal", "the node could not store this")).encode()
-            link.send("answer", frame[1], 500, "application/json", body, {})
+            peers = await self.node.db.read(lambda conn: load_peers(conn, peer_ids)) if peer_ids else {}
+            self.node.apply_effects(Effects(poke=poke, peers=peers))
+        except Exception as exc:  # delivery looks again on its own schedule
+            log.error("effects of an inbox front's transaction not applied", **failure_fields(exc))
 
 
 def serve_with_fronts(app: web.Application, config: Config, on_listening: Callable[[], None]) -> None:
@@ -343,7 +291,8 @@ def serve_with_fronts(app: web.Application, config: Config, on_listening: Callab
     on the public address, until SIGINT or SIGTERM."""
     from node.appkeys import NODE
 
-    sockets = listening_sockets(config.host, config.port, config.inbox_workers)
+    # One more than the fronts: the node process takes in envelopes too.
+    sockets = listening_sockets(config.host, config.port, config.inbox_workers + 1)
     paths = RunPaths.make(config)
 
     async def run() -> None:
@@ -360,7 +309,8 @@ def serve_with_fronts(app: web.Application, config: Config, on_listening: Callab
                 await web.UnixSite(runner, str(paths.http)).start()
             finally:
                 os.umask(old_umask)
-            fronts = Fronts(app[NODE], config, paths, sockets)
+            await web.SockSite(runner, sockets[0]).start()
+            fronts = Fronts(app[NODE], config, paths, sockets[1:])
             await fronts.start()
             on_listening()
             await stop.wait()

@@ -62,11 +62,9 @@ class InboxResult:
 class Node:
     def __init__(self, config: Config, keys: KeyStore, db: Database, *, clock: Clock | None = None) -> None:
         self.config = config
-        self.keys = keys
         self.db = db
         self.clock: Clock = clock or SystemClock()
-        self.me = keys.node_id
-        self.suites: tuple[SuiteId, ...] = tuple(s for s, _, status in keys.encryption_entries if status == "active")
+        self.use_keys(keys)
         self.peers: dict[str, PeerKeys] = {}
         self.discovery = b""
         self.http: aiohttp.ClientSession | None = None
@@ -76,6 +74,11 @@ class Node:
         self.refresh_discovery()
 
     # -- identity ------------------------------------------------------------------
+
+    def use_keys(self, keys: KeyStore) -> None:
+        self.keys = keys
+        self.me = keys.node_id
+        self.suites: tuple[SuiteId, ...] = tuple(s for s, _, status in keys.encryption_entries if status == "active")
 
     @property
     def base_url(self) -> str:
@@ -205,10 +208,10 @@ class Node:
         except Exception as exc:
             bound.error("envelope failed", **failure_fields(exc))
             return InboxResult(None, RemoteProtocolError(ErrorCode.INTERNAL, "the node could not store this"))
+        if backoff_reset:
+            ctx.effects.poke.add(parsed.sender)  # its queue here may hold what it missed
         self.apply_effects(ctx.effects)
         bound.info("envelope duplicate" if duplicate else "envelope accepted")
-        if backoff_reset:
-            self.delivery.poke(parsed.sender)
         return InboxResult(receipt)
 
     def _receipt(self, parsed: Any, disposition: Disposition, error: ProtocolError | None, *,

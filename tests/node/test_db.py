@@ -1,6 +1,7 @@
 """The database's durability contract: a write returns, and a read answers, only once the
 WAL holding it has been synced; the next batch runs meanwhile and commits after the sync;
-a failed sync fails what waits for it and everything after.
+a failed sync fails what waits for it and everything after; processes that share the
+database take turns to write, and a read never returns another's commit unsynced.
 
 The disk is the edge here: ``os.fdatasync`` is wrapped so a test can hold a sync (or fail
 one) and see what the node does in the meantime. Everything else is real: the node's
@@ -12,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-from node.db import Database, DiskFailure
+from node.db import Database, DiskFailure, WriterLock
 
 
 class HeldDisk:
@@ -249,3 +253,95 @@ def test_a_write_whose_loop_ended_does_not_stop_the_worker(
     disk.go.set()
     assert finishes(lambda: db.run(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0])) == 1
     finishes(db.close_sync)
+
+
+# -- one database, several writing processes (inbox fronts) --------------------------------
+
+
+async def test_shared_writers_take_turns_and_lose_nothing(tmp_path: Path) -> None:
+    """Two shared Databases on one file (each with its own lock descriptor, as two
+    processes have) write at once: every write of both lands, none fails as locked."""
+    make_db(tmp_path).close_sync()
+    one = Database(tmp_path / "node.db", shared=True)
+    two = Database(tmp_path / "node.db", shared=True)
+    try:
+        writes = [db.write(insert(f"{name}{i}")) for i in range(200) for name, db in (("a", one), ("b", two))]
+        assert len(await asyncio.gather(*writes)) == 400
+        assert await count_rows(one) == 400 and await count_rows(two) == 400
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_shared_database_waits_for_the_writer_lock_off_the_loop(tmp_path: Path) -> None:
+    """While another process holds the writer lock, writes wait for it on the worker thread:
+    the loop keeps running, and the write lands once the lock is let go."""
+    make_db(tmp_path).close_sync()
+    db = Database(tmp_path / "node.db", shared=True)
+    other = WriterLock(tmp_path / "node.db")
+    try:
+        other.acquire()
+        write = asyncio.ensure_future(db.write(insert("a")))
+        ticks = 0
+        for _ in range(20):  # the loop is free while the write waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and not write.done()
+        assert not committed(db.path, "a")
+        other.release()
+        assert await asyncio.wait_for(write, 5) == "a"
+    finally:
+        other.close()
+        await db.close()
+
+
+async def test_a_shared_read_syncs_what_another_process_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read may see another process's commit before that process synced it: a shared
+    database syncs the WAL before such a read returns, and only then."""
+    make_db(tmp_path).close_sync()
+    db = Database(tmp_path / "node.db", shared=True)
+    disk = HeldDisk(monkeypatch)
+    try:
+        assert await count_rows(db) == 0
+        calls = disk.calls
+        assert await count_rows(db) == 0
+        assert disk.calls == calls  # nothing new: no sync
+        outsider = sqlite3.connect(db.path, isolation_level=None)
+        outsider.execute("PRAGMA synchronous=NORMAL")  # commits without syncing, as ours do
+        outsider.execute("INSERT INTO t (k) VALUES ('x')")
+        outsider.close()
+        disk.go.clear()
+        read = count_rows(db)
+        await wait_for(disk.entered.is_set)
+        assert not read.done()  # it waits for the sync
+        disk.go.set()
+        assert await read == 1
+        assert disk.calls == calls + 1 and disk.files[-1].endswith("node.db-wal")
+    finally:
+        disk.go.set()
+        await db.close()
+
+
+def test_the_writer_lock_dies_with_its_process(tmp_path: Path) -> None:
+    """A process killed while it holds the writer lock (SIGKILL) does not leave it held."""
+    path = tmp_path / "node.db"
+    code = (
+        "import sys, time; from node.db import WriterLock; lock = WriterLock(sys.argv[1]); lock.acquire();"
+        " print('held', flush=True); time.sleep(60)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+        lock = WriterLock(path)
+        assert not lock.try_acquire()
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        assert lock.try_acquire()
+        lock.release()
+        lock.close()
+        assert oct(path.with_name("node.db-writer").stat().st_mode & 0o777) == "0o600"
+    finally:
+        child.kill()
+        child.wait()
