@@ -115,11 +115,18 @@ class WalSyncer:
         main = next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
         self.path = Path(main + "-wal")
         self._fd: int | None = None
+        self._refused: OSError | None = None
 
     def sync(self) -> None:
+        if self._refused is not None:  # a refused sync is never vouched for by a later one
+            raise self._refused
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)  # exists while our connection is open
-        os.fdatasync(self._fd)
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            self._refused = exc
+            raise
 
     def close(self) -> None:
         if self._fd is not None:
@@ -268,15 +275,16 @@ class Database:
         self.path = Path(path)
         #: Other processes write this database too (see the module's docstring).
         self._lock = WriterLock(self.path) if shared else None
+        self._lock_waiter = Worker("sqlite-lock") if shared else None
         self._executor = Worker("sqlite")
         self._conn = self._executor.run(lambda: connect(self.path))
         self._executor.run(lambda: migrate(self._conn))
         self._wal = WalSyncer(self._conn)
-        self._wal.sync()
         self._reader = connect(self.path)
         self._reader.execute("PRAGMA query_only=ON")
         #: The reader's ``data_version`` when the last sync for a read began.
         self._seen_version = self._data_version()
+        self._wal.sync()
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -294,6 +302,8 @@ class Database:
         self._sync_wake: asyncio.Event | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._failure: OSError | None = None
+        #: Called with the error when the disk refuses a sync (see :meth:`_fail`).
+        self.on_failure: list[Callable[[OSError], None]] = []
 
     # -- synchronous use (CLI, tests, start-up) --------------------------------------
 
@@ -346,7 +356,7 @@ class Database:
         except OSError as exc:
             self._fail(exc)
             raise self._disk_failure() from None
-        self._seen_version = version
+        self._seen_version = max(self._seen_version, version)
 
     async def _wait_synced(self, number: int) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -425,12 +435,20 @@ class Database:
         waits for it instead (and the batch grows meanwhile)."""
         assert self._lock is not None
         lock = self._lock
+        if self._synced < self._committed:  # never hold the turn while our last sync runs
+            await self._wait_synced(self._committed)
         while not lock.try_acquire():
-            await self._executor.call(lock.wait_free)
+            # Not on the worker: its syncs (our answers, and reads') must not wait for
+            # another process's turn.
+            await self._lock_waiter.call(lock.wait_free)
 
     def _commit(self) -> None:
         try:
             self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:  # before the lock goes: nobody waits on SQLite's
+                self._conn.execute("ROLLBACK")
+            raise
         finally:
             if self._lock is not None:
                 self._lock.release()
@@ -451,6 +469,7 @@ class Database:
             self._sync_wake.clear()
             target = self._committed
             if target > self._synced and self._failure is None:
+                version = self._data_version() if self._lock is not None else None
                 try:
                     await self._executor.call(self._wal.sync)
                 except OSError as exc:
@@ -458,6 +477,8 @@ class Database:
                 else:
                     self._answer_upto(target)
                     self._synced = target
+                    if version is not None:
+                        self._seen_version = max(self._seen_version, version)
                 self._sync_wake.set()  # commits may have returned while we synced
             self._release_readers()
             if self._failure is not None or (
@@ -468,13 +489,29 @@ class Database:
                 self._fail_waiting_readers()
                 return
 
+    @property
+    def failed(self) -> bool:
+        """The disk refused a sync (here, or in another process that told us)."""
+        return self._failure is not None
+
+    def fail(self, exc: OSError) -> None:
+        """Take no more reads or writes, as if our own sync had been refused: for a
+        database shared with a process whose sync was (see ``node.fronts``)."""
+        self._fail(exc)
+        if self._sync_wake is not None:
+            self._sync_wake.set()  # the sync loop fails the reads that wait on it
+
     def _fail(self, exc: OSError) -> None:
         """The disk refused a sync. The commits it should have covered are in SQLite's
         view of the file but perhaps not on the disk, and a later sync that succeeds proves
         nothing about them: fail every write and read waiting for a sync, and every one
         after (see :class:`DiskFailure`)."""
+        if self._failure is not None:  # told once is enough
+            return
         self._failure = exc
         log.critical("the disk refused to sync the database; restart the node", **failure_fields(exc))
+        for listener in self.on_failure:
+            listener(exc)
         failure = self._disk_failure()
         while self._unsynced:
             _fail_writes(self._unsynced.popleft()[1], failure)
@@ -555,3 +592,5 @@ class Database:
             self._wal.close()
             if self._lock is not None:
                 self._lock.close()
+            if self._lock_waiter is not None:
+                self._lock_waiter.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import signal
 import socket
@@ -73,6 +74,7 @@ class Front:
         self.upstream: aiohttp.ClientSession | None = None
         self.clock = SystemClock()
         self.database = Database(config.database_path, shared=True)
+        self.database.on_failure.append(self._disk_failed)
         self.node = FrontNode(self, config, self.keys, self.database)
         self.node.peers = self.peers
         #: Envelopes this front took in itself, and those it passed to the node process.
@@ -98,8 +100,20 @@ class Front:
                     self.keys = KeyStore.load(self.config.keys_dir, self.passphrase)
                     self.node.use_keys(self.keys)
                     self.node.refresh_discovery()
-            except Exception as exc:  # keep serving with what we have
-                log.error("inbox front could not reload", what=kind, **failure_fields(exc))
+            except Exception as exc:
+                # Never serve with keys the node process has moved on from: the front that
+                # replaces this one loads them afresh. What is in flight was not answered,
+                # and its senders send it again.
+                log.error("inbox front could not reload; exiting", what=kind, **failure_fields(exc))
+                os._exit(1)
+        elif kind == "disk-failure":
+            # Another process's sync was refused: what it committed may not be on disk,
+            # and our own syncs, on a descriptor opened later, might not be told.
+            self.database.fail(OSError(errno.EIO, frame[1]))
+
+    def _disk_failed(self, exc: OSError) -> None:
+        if self.link is not None:
+            self.link.send("disk-failure", str(exc))
 
     def _on_lost(self, link: Link) -> None:
         # The node process is gone (stopped, or killed): a front never serves alone.

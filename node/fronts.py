@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import pickle
 import signal
@@ -169,6 +170,7 @@ class Fronts:
         self._tasks: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Event()
         self._stopping = False
+        node.db.on_failure.append(self._disk_failed)
 
     async def start(self, timeout_s: float = 30.0) -> None:
         loop = asyncio.get_running_loop()
@@ -256,6 +258,12 @@ class Fronts:
         for link in self.links:
             link.send(what, ids)
 
+    def _disk_failed(self, exc: OSError) -> None:
+        """A sync of the shared database was refused, here or in a front: every process
+        stops taking reads and writes (see ``node.db.DiskFailure``)."""
+        for link in self.links:
+            link.send("disk-failure", str(exc))
+
     def _on_lost(self, link: Link) -> None:
         self.links.discard(link)
 
@@ -268,7 +276,12 @@ class Fronts:
             link.send("peers", tuple(self.node.peers))
             if signing_kid != self.node.keys.signing.kid:
                 link.send("keys", ())
+            if self.node.db.failed:
+                link.send("disk-failure", "the disk refused to sync the database; restart the node")
             self._connected.set()
+            return
+        if frame[0] == "disk-failure":
+            self.node.db.fail(OSError(errno.EIO, frame[1]))  # and every front hears of it
             return
         if frame[0] == "effects":
             _, poke, peer_ids = frame

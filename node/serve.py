@@ -2,8 +2,8 @@
 
 One ``serve`` per data folder (a lock file says so: two would deliver the same outbox
 twice). With ``inbox_workers = 0`` one process does everything; with more, the node
-process serves a Unix socket and the inbox fronts take the public address (see
-:mod:`node.fronts`).
+process and the inbox fronts share the public address, and the node process also serves
+a Unix socket for what the fronts pass on (see :mod:`node.fronts`).
 """
 
 from __future__ import annotations

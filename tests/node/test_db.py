@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from node.db import Database, DiskFailure, WriterLock
+from node.db import Database, DiskFailure, WalSyncer, WriterLock
 
 
 class HeldDisk:
@@ -345,3 +345,89 @@ def test_the_writer_lock_dies_with_its_process(tmp_path: Path) -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def other_process_commits(path: Path, key: str) -> None:
+    """A commit by another connection that does not sync, as a front's does until its own
+    sync: visible at once, durable only later."""
+    outsider = sqlite3.connect(path, isolation_level=None)
+    outsider.execute("PRAGMA synchronous=NORMAL")
+    outsider.execute("INSERT INTO t (k) VALUES (?)", (key,))
+    outsider.close()
+
+
+async def test_a_refused_sync_is_final_for_shared_reads_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linux reports a write-back error once per descriptor: the sync after a refused one
+    may succeed. A read whose sync queued behind the refused one must still fail, not vouch
+    for what the refused sync should have covered."""
+    make_db(tmp_path).close_sync()
+    db = Database(tmp_path / "node.db", shared=True)
+    disk = HeldDisk(monkeypatch)
+    try:
+        other_process_commits(db.path, "x")
+        disk.go.clear()
+        first = count_rows(db)
+        await wait_for(disk.entered.is_set)
+        second = count_rows(db)
+        await asyncio.sleep(0.05)  # its sync waits behind the first
+        disk.fail_next = True
+        disk.go.set()
+        with pytest.raises(DiskFailure):
+            await first
+        with pytest.raises(DiskFailure):
+            await second
+        with pytest.raises(DiskFailure):
+            await db.write(insert("y"))
+    finally:
+        disk.go.set()
+        await db.close()
+
+
+async def test_a_shared_writer_does_not_hold_the_lock_through_its_own_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one process's sync is held (a slow disk for it alone), another process still
+    gets its turn to write: a writer takes the lock only once its own last sync is done."""
+    make_db(tmp_path).close_sync()
+    slow = Database(tmp_path / "node.db", shared=True)
+    quick = Database(tmp_path / "node.db", shared=True)
+    real_sync = WalSyncer.sync
+    held, go = threading.Event(), threading.Event()
+
+    def sync(self: WalSyncer) -> None:
+        if self is slow._wal:
+            held.set()
+            go.wait(10)
+        real_sync(self)
+
+    monkeypatch.setattr(WalSyncer, "sync", sync)
+    try:
+        first = asyncio.ensure_future(slow.write(insert("s1")))
+        await wait_for(held.is_set)  # s1 committed, its sync held
+        second = asyncio.ensure_future(slow.write(insert("s2")))
+        await asyncio.sleep(0.05)  # s2 is queued behind s1's sync
+        assert await asyncio.wait_for(quick.write(insert("q1")), 2) == "q1"
+        assert not first.done() and not second.done()
+        go.set()
+        assert await first == "s1" and await second == "s2"
+        assert await count_rows(quick) == 3
+    finally:
+        go.set()
+        await slow.close()
+        await quick.close()
+
+
+async def test_a_shared_read_does_not_sync_again_for_our_own_synced_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_db(tmp_path).close_sync()
+    db = Database(tmp_path / "node.db", shared=True)
+    disk = HeldDisk(monkeypatch)
+    try:
+        for key in ("a", "b", "c"):
+            calls = disk.calls
+            await db.write(insert(key))
+            await count_rows(db)
+            assert disk.calls == calls + 1  # the write's own sync, and no second one for the read
+    finally:
+        await db.close()

@@ -318,3 +318,41 @@ def test_a_front_answers_expect_100_continue_as_one_process_does(tmp_path):
             assert answer.startswith(b"HTTP/1.1 404 "), answer[:80]
     finally:
         broker.stop()
+
+
+async def test_a_refused_sync_in_any_process_stops_every_process(node_factory, tmp_path):
+    """The processes share one database: when a front's sync is refused, what it committed
+    may not be on disk, and a later sync elsewhere (on a descriptor opened after the error)
+    might not be told. The node process then refuses reads and writes too, tells every
+    front, and tells any front that connects later."""
+    from node.db import DiskFailure
+    from node.fronts import Fronts, Link, RunPaths
+
+    broker = await node_factory("Broker")
+    node = broker.node
+    fronts = Fronts(node, broker.config, RunPaths(tmp_path, tmp_path / "h.sock", tmp_path / "l.sock"), [])
+    loop = asyncio.get_running_loop()
+
+    async def front_link() -> tuple[Any, asyncio.Queue[tuple[Any, ...]]]:
+        heard: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        ours, theirs = socket.socketpair()
+        await loop.connect_accepted_socket(lambda: Link(fronts._on_frame, fronts._on_lost), sock=ours)
+        _, link = await loop.create_connection(lambda: Link(lambda _, f: heard.put_nowait(f), lambda _: None),
+                                               sock=theirs)
+        link.send("hello", 1, node.keys.signing.kid)
+        assert (await asyncio.wait_for(heard.get(), 5))[0] == "peers"
+        return link, heard
+
+    failing, _ = await front_link()
+    other, other_heard = await front_link()
+    assert await node.db.read(lambda conn: 1) == 1
+    failing.send("disk-failure", "injected: the disk refused the sync")
+    frame = await asyncio.wait_for(other_heard.get(), 5)
+    assert frame[0] == "disk-failure"
+    assert node.db.failed
+    with pytest.raises(DiskFailure):
+        await node.db.read(lambda conn: 1)
+    late, late_heard = await front_link()
+    assert (await asyncio.wait_for(late_heard.get(), 5))[0] == "disk-failure"
+    for link in (failing, other, late):
+        link.transport.close()  # type: ignore[union-attr]
