@@ -161,7 +161,9 @@ class Node:
                 receipt = self._receipt(parsed, Disposition.REJECTED, exc)
             log.info("envelope refused", code=exc.code.value, verified=exc.sender_verified)
             return InboxResult(receipt, exc)
-        return await self.accept(opened)
+        # Signed before the transaction: a database shared with inbox fronts is locked for
+        # less time (see node.db); used if the envelope is accepted.
+        return await self.accept(opened, accepted_receipt=self._receipt(parsed, Disposition.ACCEPTED, None, now=now))
 
     async def accept(self, opened: OpenedEnvelope, *, accepted_receipt: bytes | None = None) -> InboxResult:
         """The second half of :meth:`receive`, for an envelope already opened and verified
