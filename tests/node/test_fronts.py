@@ -158,9 +158,26 @@ async def test_a_node_with_fronts_answers_as_one_process_does(node_factory, tmp_
             status, body = await post(broker.url, raw)
             assert status == 200, body
 
+        # The same envelope on 12 connections at once, and the same referral in 12 other
+        # envelopes at once: whichever processes take them, they write in turns, so one
+        # filing each, and every copy gets the one receipt or a duplicate's.
+        same = envelope(agency, broker_id, bkeys, offer(cid, "rfl_race"), envelope_id="env_race")
+        answers = await asyncio.gather(*(post(broker.url, same) for _ in range(12)))
+        assert {status for status, _ in answers} == {200}
+        assert len({json.dumps(body, sort_keys=True) for _, body in answers}) == 1
+        copies = [envelope(agency, broker_id, bkeys, offer(cid, "rfl_twin"), envelope_id=f"env_twin{i}")
+                  for i in range(12)]
+        answers = await asyncio.gather(*(post(broker.url, raw) for raw in copies))
+        dispositions = sorted(
+            verify_receipt(json.dumps(body).encode(), keys=bkeys, envelope_id=f"env_twin{i}").disposition.value
+            for i, (status, body) in enumerate(answers)
+        )
+        assert dispositions == ["accepted"] + ["duplicate"] * 11, dispositions
+
         # Exactly the accepted referrals were filed, each as a deal, once.
         status, received = await call(broker, "GET", "/api/v1/referrals?side=receiver")
-        assert sorted(r["id"] for r in received["referrals"]) == sorted([sent["referral"]["id"], "rfl_direct", *many])
+        assert sorted(r["id"] for r in received["referrals"]) == sorted(
+            [sent["referral"]["id"], "rfl_direct", *many, "rfl_race", "rfl_twin"])
         assert all(r["deal_id"] for r in received["referrals"])
         status, deals = await call(broker, "GET", "/api/v1/deals?limit=100")
         assert status == 200 and len(deals["deals"]) == len(received["referrals"])
