@@ -31,12 +31,16 @@ one after (:class:`DiskFailure`), until the node is restarted.
 
 Several processes may write one database (``shared=True``: the node process and its inbox
 fronts, see ``node.fronts``). Their write transactions take turns through a lock file next
-to the database (``flock``), taken without waiting on the loop and waited for on the worker
-thread, and released as soon as the COMMIT returns: SQLite's own busy handler would sleep on
+to the database (``flock``): taken on the loop only when it is free and our own last sync
+is done (so it is never held through a sync or while the loop finishes other work), waited
+for on a thread of its own (so our syncs and reads never queue behind another process's
+turn), and released as soon as the COMMIT returns. SQLite's own busy handler would sleep on
 the loop, in steps of milliseconds. What another process commits is visible before it is
 synced, so a shared database's :meth:`Database.read` also syncs the WAL when anyone
-committed since its last sync (``PRAGMA data_version``). A write needs no more: its own
-sync covers every commit it could have read.
+committed since the last sync (``PRAGMA data_version``). A write needs no more: its own
+sync covers every commit it could have read. A refused sync is final for every process:
+the others are told (:meth:`Database.fail`), since the kernel reports a write-back error
+only once per descriptor.
 
 Statement journals (one per write's SAVEPOINT) are kept in memory (``temp_store``):
 spilled to a temporary file they cost more writes than the WAL itself, measured with
