@@ -279,7 +279,10 @@ class Database:
         self.path = Path(path)
         #: Other processes write this database too (see the module's docstring).
         self._lock = WriterLock(self.path) if shared else None
+        # Threads of their own, so that neither a COMMIT (which holds the lock) nor our
+        # syncs wait for them: one waits for another process's turn, one syncs for reads.
         self._lock_waiter = Worker("sqlite-lock") if shared else None
+        self._read_syncer = Worker("sqlite-read-sync") if shared else None
         self._executor = Worker("sqlite")
         self._conn = self._executor.run(lambda: connect(self.path))
         self._executor.run(lambda: migrate(self._conn))
@@ -306,6 +309,8 @@ class Database:
         self._sync_wake: asyncio.Event | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._failure: OSError | None = None
+        #: The batch waiting for its turn (shared): failed at once if the disk fails.
+        self._turn_batch: list[tuple[Any, asyncio.Future[Any]]] = []
         #: Called with the error when the disk refuses a sync (see :meth:`_fail`).
         self.on_failure: list[Callable[[OSError], None]] = []
 
@@ -351,15 +356,18 @@ class Database:
 
     async def _sync_others(self) -> None:
         """Sync the WAL if any connection (another process's, or our writer) committed
-        since the last such sync: a read may have seen it."""
+        since the last such sync: a read may have seen it. On a thread of its own: a
+        COMMIT queued on the worker (holding the writer lock) never waits for it."""
+        assert self._read_syncer is not None
         version = self._data_version()
         if version == self._seen_version:
             return
         try:
-            await self._executor.call(self._wal.sync)
+            await self._read_syncer.call(self._wal.sync)
         except OSError as exc:
             self._fail(exc)
             raise self._disk_failure() from None
+        self._check_usable()  # failed meanwhile, elsewhere
         self._seen_version = max(self._seen_version, version)
 
     async def _wait_synced(self, number: int) -> None:
@@ -406,7 +414,12 @@ class Database:
                 self._wake.set()  # come round once more to drain, then stop
             try:
                 if self._lock is not None:
-                    await self._take_turn()
+                    self._turn_batch = batch
+                    try:
+                        await self._take_turn()
+                    finally:
+                        self._turn_batch = []
+                    self._check_usable()  # the disk failed while we waited: no commit
                     batch += self._pending  # what arrived while we waited
                     self._pending = []
                 outcomes = self._run_batch([fn for fn, _ in batch])
@@ -479,12 +492,14 @@ class Database:
                 except OSError as exc:
                     self._fail(exc)
                 else:
-                    self._answer_upto(target)
-                    self._synced = target
-                    if version is not None:
-                        self._seen_version = max(self._seen_version, version)
+                    if self._failure is None:  # not failed meanwhile, by another process's word
+                        self._answer_upto(target)
+                        self._synced = target
+                        if version is not None:
+                            self._seen_version = max(self._seen_version, version)
                 self._sync_wake.set()  # commits may have returned while we synced
-            self._release_readers()
+            if self._failure is None:
+                self._release_readers()
             if self._failure is not None or (
                 self._closed
                 and (self._writer is None or self._writer.done())
@@ -502,8 +517,6 @@ class Database:
         """Take no more reads or writes, as if our own sync had been refused: for a
         database shared with a process whose sync was (see ``node.fronts``)."""
         self._fail(exc)
-        if self._sync_wake is not None:
-            self._sync_wake.set()  # the sync loop fails the reads that wait on it
 
     def _fail(self, exc: OSError) -> None:
         """The disk refused a sync. The commits it should have covered are in SQLite's
@@ -514,13 +527,20 @@ class Database:
             return
         self._failure = exc
         log.critical("the disk refused to sync the database; restart the node", **failure_fields(exc))
-        for listener in self.on_failure:
-            listener(exc)
         failure = self._disk_failure()
         while self._unsynced:
             _fail_writes(self._unsynced.popleft()[1], failure)
         _fail_writes(self._pending, failure)
         self._pending = []
+        _fail_writes(self._turn_batch, failure)
+        self._fail_waiting_readers()
+        if self._sync_wake is not None:
+            self._sync_wake.set()  # the sync loop ends
+        for listener in self.on_failure:  # last: whatever they do, nobody is left waiting
+            try:
+                listener(exc)
+            except Exception as error:
+                log.error("a disk failure listener failed", **failure_fields(error))
 
     def _fail_waiting_readers(self) -> None:
         failure = DiskFailure("the database closed or failed before this read was synced")
@@ -593,8 +613,9 @@ class Database:
             self._executor.run(_close)
         finally:
             self._executor.stop()
+            for worker in (self._lock_waiter, self._read_syncer):
+                if worker is not None:
+                    worker.stop()
             self._wal.close()
             if self._lock is not None:
                 self._lock.close()
-            if self._lock_waiter is not None:
-                self._lock_waiter.stop()

@@ -71,6 +71,8 @@ class Front:
         self.db.execute("PRAGMA query_only=ON")
         self.peers: dict[str, PeerKeys] = load_peers(self.db)
         self.link: Link | None = None
+        #: Set when the node process has told us all we must know before serving.
+        self.ready = asyncio.Event()
         self.upstream: aiohttp.ClientSession | None = None
         self.clock = SystemClock()
         self.database = Database(config.database_path, shared=True)
@@ -106,6 +108,8 @@ class Front:
                 # and its senders send it again.
                 log.error("inbox front could not reload; exiting", what=kind, **failure_fields(exc))
                 os._exit(1)
+        elif kind == "ready":
+            self.ready.set()
         elif kind == "disk-failure":
             # Another process's sync was refused: what it committed may not be on disk,
             # and our own syncs, on a descriptor opened later, might not be told.
@@ -214,6 +218,9 @@ async def run(front: Front, sock: socket.socket) -> None:
         connector=aiohttp.UnixConnector(path=str(front.http_socket)), auto_decompress=False
     )
     await front.connect()
+    # A disk failure the node process knows of, and peers' and our keys as they are now,
+    # come before the first envelope this front takes in.
+    await asyncio.wait_for(front.ready.wait(), 60)
     runner = web.ServerRunner(front.server(), handle_signals=False)
     await runner.setup()
     await web.SockSite(runner, sock).start()

@@ -38,6 +38,7 @@ import socket
 import struct
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,8 @@ log = get_logger("node.fronts")
 FAST_TYPES = frozenset({MessageType.REFERRAL_OFFER, MessageType.REFERRAL_STATUS})
 
 _LENGTH = struct.Struct("!I")
+#: A front that exits sooner than this after it started is restarted after a growing delay.
+_SETTLED_S = 10.0
 #: Longest Unix socket path Linux takes (sun_path is 108 bytes with its NUL).
 _MAX_SOCKET_PATH = 107
 
@@ -170,6 +173,7 @@ class Fronts:
         self._tasks: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Event()
         self._stopping = False
+        self._restart_delay: dict[int, float] = {}
         node.db.on_failure.append(self._disk_failed)
 
     async def start(self, timeout_s: float = 30.0) -> None:
@@ -211,8 +215,12 @@ class Fronts:
         task.add_done_callback(self._watchers.discard)
 
     async def _watch(self, index: int, proc: asyncio.subprocess.Process) -> None:
+        started = time.monotonic()
         code = await proc.wait()
-        delay = 0.5
+        # A front that keeps dying soon after it starts (keys it cannot read, say) is
+        # started again less and less often; one that ran a while, at once.
+        quick = time.monotonic() - started < _SETTLED_S
+        delay = self._restart_delay[index] = min(self._restart_delay.get(index, 0.25) * 2, 30.0) if quick else 0.5
         while not self._stopping:
             log.error("inbox front exited; starting another", pid=proc.pid, exit_code=code)
             await asyncio.sleep(delay)  # never a tight loop of crashes
@@ -273,11 +281,12 @@ class Fronts:
             # between, it must load again.
             _, _, signing_kid = frame
             self.links.add(link)
+            if self.node.db.failed:
+                link.send("disk-failure", "the disk refused to sync the database; restart the node")
             link.send("peers", tuple(self.node.peers))
             if signing_kid != self.node.keys.signing.kid:
                 link.send("keys", ())
-            if self.node.db.failed:
-                link.send("disk-failure", "the disk refused to sync the database; restart the node")
+            link.send("ready")  # the front serves only once it has heard all of this
             self._connected.set()
             return
         if frame[0] == "disk-failure":

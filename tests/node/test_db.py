@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -431,3 +432,148 @@ async def test_a_shared_read_does_not_sync_again_for_our_own_synced_commits(
             assert disk.calls == calls + 1  # the write's own sync, and no second one for the read
     finally:
         await db.close()
+
+
+async def test_a_failure_told_during_the_first_commit_fails_the_reads_waiting_on_it(tmp_path: Path, monkeypatch) -> None:
+    """Another process's refused sync is told (``fail``) while our first COMMIT is in
+    flight, before any sync loop exists: the read waiting for that commit fails too."""
+    make_db(tmp_path).close_sync()
+    db = Database(tmp_path / "node.db", shared=True)
+    gate = threading.Event()
+    real_commit = Database._commit
+
+    def slow_commit(self: Database) -> None:
+        gate.wait(10)
+        real_commit(self)
+
+    monkeypatch.setattr(Database, "_commit", slow_commit)
+    write = asyncio.ensure_future(db.write(insert("a")))
+    await wait_for(lambda: db._started == 1)
+    read = count_rows(db)  # waits for commit 1's sync
+    await asyncio.sleep(0.02)
+    db.fail(OSError(errno.EIO, "a front's sync was refused"))
+    gate.set()
+    with pytest.raises(DiskFailure):
+        await asyncio.wait_for(write, 2)
+    try:
+        await db.close()
+        with pytest.raises(DiskFailure):
+            await asyncio.wait_for(read, 2)
+    finally:
+        if not read.done():
+            read.cancel()
+
+
+async def test_a_refused_read_sync_fails_every_read_and_write_waiting(tmp_path: Path, monkeypatch) -> None:
+    """A shared read's own sync is refused while a write commits and another read waits for
+    that commit: the write and both reads fail, none is left waiting."""
+    make_db(tmp_path).close_sync()
+    db = Database(tmp_path / "node.db", shared=True)
+    disk = HeldDisk(monkeypatch)
+    try:
+        await db.write(insert("a"))  # the sync loop exists, idle
+        other_process_commits(db.path, "x")
+        disk.entered.clear()
+        disk.go.clear()
+        r2 = count_rows(db)  # its _sync_others sync is held
+        await wait_for(disk.entered.is_set)
+        write = asyncio.ensure_future(db.write(insert("b")))  # COMMIT queued behind it
+        await wait_for(lambda: db._started == 2)
+        r1 = count_rows(db)  # waits for commit 2's sync
+        await asyncio.sleep(0.02)
+        disk.fail_next = True
+        disk.go.set()
+        with pytest.raises(DiskFailure):
+            await r2
+        with pytest.raises(DiskFailure):
+            await write
+        with pytest.raises(DiskFailure):
+            await asyncio.wait_for(asyncio.shield(r1), 2)
+    finally:
+        disk.go.set()
+        await db.close()
+
+
+async def test_a_batch_waiting_for_its_turn_fails_at_once_and_never_commits(tmp_path: Path) -> None:
+    """The disk fails (told by another process) while a batch waits for another process's
+    turn: the write fails at once, and its transaction is never committed."""
+    make_db(tmp_path).close_sync()
+    db = Database(tmp_path / "node.db", shared=True)
+    other = WriterLock(tmp_path / "node.db")
+    try:
+        other.acquire()
+        write = asyncio.ensure_future(db.write(insert("late")))
+        await asyncio.sleep(0.05)  # waiting for the lock on the sqlite-lock thread
+        db.fail(OSError(errno.EIO, "a front's sync was refused"))
+        await asyncio.sleep(0.05)
+        pending_after_fail = not write.done()
+        other.release()
+        with pytest.raises(DiskFailure):
+            await asyncio.wait_for(write, 2)
+        was_committed = committed(db.path, "late")
+        assert not pending_after_fail and not was_committed, (pending_after_fail, was_committed)
+    finally:
+        other.close()
+        await db.close()
+
+
+async def test_a_writer_never_holds_the_lock_through_a_reads_sync(tmp_path: Path, monkeypatch) -> None:
+    """A shared read syncs for another process's commit while our writer takes its turn:
+    the COMMIT does not queue behind that sync, so the other process is not kept waiting."""
+    make_db(tmp_path).close_sync()
+    slow = Database(tmp_path / "node.db", shared=True)
+    quick = Database(tmp_path / "node.db", shared=True)
+    real_sync = WalSyncer.sync
+    held, go = threading.Event(), threading.Event()
+
+    def sync(self: WalSyncer) -> None:
+        if self is slow._wal:
+            held.set()
+            go.wait(10)
+        real_sync(self)
+
+    monkeypatch.setattr(WalSyncer, "sync", sync)
+    try:
+        other_process_commits(slow.path, "x")
+        read = count_rows(slow)  # _sync_others: its sync is held
+        await wait_for(held.is_set)
+        write = asyncio.ensure_future(slow.write(insert("s1")))
+        await asyncio.sleep(0.05)
+        t0 = time.monotonic()
+        try:
+            await asyncio.wait_for(quick.write(insert("q1")), 1)
+            waited = time.monotonic() - t0
+        except TimeoutError:
+            waited = None
+        go.set()
+        await read
+        await write
+        assert waited is not None, "the other writer waited > 1 s for a read's sync"
+    finally:
+        go.set()
+        await slow.close()
+        await quick.close()
+
+
+async def test_a_failure_listener_that_raises_leaves_nobody_waiting(tmp_path: Path, monkeypatch) -> None:
+    """A failure listener (a front or the node process telling the others) that raises
+    does not stop the write waiting for the refused sync from failing, nor close()."""
+    db = make_db(tmp_path)
+    disk = HeldDisk(monkeypatch)
+
+    def listener(exc: OSError) -> None:
+        raise RuntimeError("listener broke")
+
+    db.on_failure.append(listener)
+    try:
+        disk.go.clear()
+        disk.entered.clear()
+        write = asyncio.ensure_future(db.write(insert("a")))
+        await wait_for(disk.entered.is_set)
+        disk.fail_next = True
+        disk.go.set()
+        with pytest.raises(DiskFailure):
+            await asyncio.wait_for(asyncio.shield(write), 2)
+    finally:
+        disk.go.set()
+        await asyncio.wait_for(db.close(), 2)

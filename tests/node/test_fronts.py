@@ -350,18 +350,22 @@ async def test_a_refused_sync_in_any_process_stops_every_process(node_factory, t
     fronts = Fronts(node, broker.config, RunPaths(tmp_path, tmp_path / "h.sock", tmp_path / "l.sock"), [])
     loop = asyncio.get_running_loop()
 
-    async def front_link() -> tuple[Any, asyncio.Queue[tuple[Any, ...]]]:
+    async def front_link() -> tuple[Any, asyncio.Queue[tuple[Any, ...]], list[str]]:
+        """A front's end of the link, once it said hello; and what it heard before "ready"."""
         heard: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         ours, theirs = socket.socketpair()
         await loop.connect_accepted_socket(lambda: Link(fronts._on_frame, fronts._on_lost), sock=ours)
         _, link = await loop.create_connection(lambda: Link(lambda _, f: heard.put_nowait(f), lambda _: None),
                                                sock=theirs)
         link.send("hello", 1, node.keys.signing.kid)
-        assert (await asyncio.wait_for(heard.get(), 5))[0] == "peers"
-        return link, heard
+        before: list[str] = []
+        while not before or before[-1] != "ready":
+            before.append((await asyncio.wait_for(heard.get(), 5))[0])
+        return link, heard, before
 
-    failing, _ = await front_link()
-    other, other_heard = await front_link()
+    failing, _, before = await front_link()
+    assert before == ["peers", "ready"]
+    other, other_heard, _ = await front_link()
     assert await node.db.read(lambda conn: 1) == 1
     failing.send("disk-failure", "injected: the disk refused the sync")
     frame = await asyncio.wait_for(other_heard.get(), 5)
@@ -369,7 +373,7 @@ async def test_a_refused_sync_in_any_process_stops_every_process(node_factory, t
     assert node.db.failed
     with pytest.raises(DiskFailure):
         await node.db.read(lambda conn: 1)
-    late, late_heard = await front_link()
-    assert (await asyncio.wait_for(late_heard.get(), 5))[0] == "disk-failure"
+    late, _, before = await front_link()
+    assert before == ["disk-failure", "peers", "ready"]  # told before it may serve
     for link in (failing, other, late):
         link.transport.close()  # type: ignore[union-attr]
