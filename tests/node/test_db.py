@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -274,14 +275,19 @@ async def test_shared_writers_take_turns_and_lose_nothing(tmp_path: Path) -> Non
         await two.close()
 
 
-async def test_a_shared_database_waits_for_the_writer_lock_off_the_loop(tmp_path: Path) -> None:
-    """While another process holds the writer lock, writes wait for it on the worker thread:
-    the loop keeps running, and the write lands once the lock is let go."""
+def locked_elsewhere(tmp_path: Path) -> tuple[Database, WriterLock]:
+    """A shared Database, and the writer lock held as another process would hold it."""
     make_db(tmp_path).close_sync()
-    db = Database(tmp_path / "node.db", shared=True)
     other = WriterLock(tmp_path / "node.db")
+    other.acquire()
+    return Database(tmp_path / "node.db", shared=True), other
+
+
+async def test_a_shared_database_waits_for_the_writer_lock_off_the_loop(tmp_path: Path) -> None:
+    """While another process holds the writer lock, writes wait for it on a thread of
+    their own: the loop keeps running, and the write lands once the lock is let go."""
+    db, other = locked_elsewhere(tmp_path)
     try:
-        other.acquire()
         write = asyncio.ensure_future(db.write(insert("a")))
         ticks = 0
         for _ in range(20):  # the loop is free while the write waits
@@ -357,6 +363,34 @@ def other_process_commits(path: Path, key: str) -> None:
     outsider.close()
 
 
+def two_writers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Database, Database, threading.Event, threading.Event]:
+    """Two shared Databases on one file, as two processes have them; every sync of the
+    first (``slow``) is held until ``go`` is set, and ``held`` says one is."""
+    make_db(tmp_path).close_sync()
+    slow = Database(tmp_path / "node.db", shared=True)
+    quick = Database(tmp_path / "node.db", shared=True)
+    real_sync = WalSyncer.sync
+    held, go = threading.Event(), threading.Event()
+
+    def sync(self: WalSyncer) -> None:
+        if self is slow._wal:
+            held.set()
+            go.wait(10)
+        real_sync(self)
+
+    monkeypatch.setattr(WalSyncer, "sync", sync)
+    return slow, quick, held, go
+
+
+async def all_refused(*waiting: Any) -> None:
+    """Each of ``waiting`` (reads and writes) fails with DiskFailure, within 2 s."""
+    for each in waiting:
+        with pytest.raises(DiskFailure):
+            await asyncio.wait_for(each, 2)
+
+
 async def test_a_refused_sync_is_final_for_shared_reads_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Linux reports a write-back error once per descriptor: the sync after a refused one
     may succeed. A read whose sync queued behind the refused one must still fail, not vouch
@@ -373,12 +407,7 @@ async def test_a_refused_sync_is_final_for_shared_reads_too(tmp_path: Path, monk
         await asyncio.sleep(0.05)  # its sync waits behind the first
         disk.fail_next = True
         disk.go.set()
-        with pytest.raises(DiskFailure):
-            await first
-        with pytest.raises(DiskFailure):
-            await second
-        with pytest.raises(DiskFailure):
-            await db.write(insert("y"))
+        await all_refused(first, second, db.write(insert("y")))
     finally:
         disk.go.set()
         await db.close()
@@ -389,19 +418,7 @@ async def test_a_shared_writer_does_not_hold_the_lock_through_its_own_sync(
 ) -> None:
     """While one process's sync is held (a slow disk for it alone), another process still
     gets its turn to write: a writer takes the lock only once its own last sync is done."""
-    make_db(tmp_path).close_sync()
-    slow = Database(tmp_path / "node.db", shared=True)
-    quick = Database(tmp_path / "node.db", shared=True)
-    real_sync = WalSyncer.sync
-    held, go = threading.Event(), threading.Event()
-
-    def sync(self: WalSyncer) -> None:
-        if self is slow._wal:
-            held.set()
-            go.wait(10)
-        real_sync(self)
-
-    monkeypatch.setattr(WalSyncer, "sync", sync)
+    slow, quick, held, go = two_writers(tmp_path, monkeypatch)
     try:
         first = asyncio.ensure_future(slow.write(insert("s1")))
         await wait_for(held.is_set)  # s1 committed, its sync held
@@ -483,12 +500,7 @@ async def test_a_refused_read_sync_fails_every_read_and_write_waiting(tmp_path: 
         await asyncio.sleep(0.02)
         disk.fail_next = True
         disk.go.set()
-        with pytest.raises(DiskFailure):
-            await r2
-        with pytest.raises(DiskFailure):
-            await write
-        with pytest.raises(DiskFailure):
-            await asyncio.wait_for(asyncio.shield(r1), 2)
+        await all_refused(r2, write, r1)
     finally:
         disk.go.set()
         await db.close()
@@ -497,11 +509,8 @@ async def test_a_refused_read_sync_fails_every_read_and_write_waiting(tmp_path: 
 async def test_a_batch_waiting_for_its_turn_fails_at_once_and_never_commits(tmp_path: Path) -> None:
     """The disk fails (told by another process) while a batch waits for another process's
     turn: the write fails at once, and its transaction is never committed."""
-    make_db(tmp_path).close_sync()
-    db = Database(tmp_path / "node.db", shared=True)
-    other = WriterLock(tmp_path / "node.db")
+    db, other = locked_elsewhere(tmp_path)
     try:
-        other.acquire()
         write = asyncio.ensure_future(db.write(insert("late")))
         await asyncio.sleep(0.05)  # waiting for the lock on the sqlite-lock thread
         db.fail(OSError(errno.EIO, "a front's sync was refused"))
@@ -520,19 +529,7 @@ async def test_a_batch_waiting_for_its_turn_fails_at_once_and_never_commits(tmp_
 async def test_a_writer_never_holds_the_lock_through_a_reads_sync(tmp_path: Path, monkeypatch) -> None:
     """A shared read syncs for another process's commit while our writer takes its turn:
     the COMMIT does not queue behind that sync, so the other process is not kept waiting."""
-    make_db(tmp_path).close_sync()
-    slow = Database(tmp_path / "node.db", shared=True)
-    quick = Database(tmp_path / "node.db", shared=True)
-    real_sync = WalSyncer.sync
-    held, go = threading.Event(), threading.Event()
-
-    def sync(self: WalSyncer) -> None:
-        if self is slow._wal:
-            held.set()
-            go.wait(10)
-        real_sync(self)
-
-    monkeypatch.setattr(WalSyncer, "sync", sync)
+    slow, quick, held, go = two_writers(tmp_path, monkeypatch)
     try:
         other_process_commits(slow.path, "x")
         read = count_rows(slow)  # _sync_others: its sync is held
