@@ -377,3 +377,25 @@ async def test_a_refused_sync_in_any_process_stops_every_process(node_factory, t
     assert before == ["disk-failure", "peers", "ready"]  # told before it may serve
     for link in (failing, other, late):
         link.transport.close()  # type: ignore[union-attr]
+
+
+def test_a_front_that_keeps_dying_at_start_is_restarted_less_and_less_often(tmp_path):
+    """A front that cannot start (here: keys the node process has loaded, but that are no
+    longer private, so a new front refuses them) is restarted after a growing delay, not
+    every half second; the node process keeps serving meanwhile."""
+    broker = make_proc_node(tmp_path, "Broker", inbox_workers=1)
+    broker.start()
+    keys_dir = broker.config.keys_dir
+    try:
+        assert broker.proc is not None
+        (front,) = child_pids(broker.proc.pid)
+        keys_dir.chmod(0o755)  # a front started from now on exits at once
+        os.kill(front, signal.SIGKILL)
+        time.sleep(8)
+        exits = broker.log_path.read_text().count("inbox front exited; starting another")
+        # Delays of 0.5, 1, 2 and 4 s: at most 4 restarts in 8 s (every 0.5 s: about 10).
+        assert 2 <= exits <= 4, exits
+        assert broker.api("GET", "/api/v1/node")[0] == 200
+    finally:
+        keys_dir.chmod(0o700)
+        broker.stop()
