@@ -20,7 +20,10 @@ request, and every envelope the front cannot open (a refusal, a handshake messag
 or key it does not know yet), is passed through unchanged to the node process over HTTP, so
 every answer and every refusal that depends on more than the inbox comes from one place. A
 body that is not an envelope at all is refused by the front. After a change to peers' keys
-or to its own, the node process tells the fronts to reload them.
+or to its own, the node process tells the fronts to reload them. A front that dies is
+started again (after a growing delay if it keeps dying at start); until its replacement
+says hello, the node process takes the connections the kernel hands the dead front's
+socket.
 
 The link carries length-prefixed pickles between processes of the same node and user:
 the socket lives in a 0700 folder and is 0600, like the keys next to it.
@@ -161,8 +164,12 @@ class Link(asyncio.Protocol):
 class Fronts:
     """Runs and watches the front processes, and serves their link."""
 
-    def __init__(self, node: Node, config: Config, paths: RunPaths, sockets: list[socket.socket]) -> None:
+    def __init__(self, node: Node, config: Config, paths: RunPaths, sockets: list[socket.socket],
+                 runner: web.BaseRunner | None = None) -> None:
         self.node = node
+        #: The node process's server: it takes a missing front's connections meanwhile.
+        self.runner = runner
+        self._covers: dict[int, web.SockSite] = {}
         self.config = config
         self.paths = paths
         self.sockets = sockets
@@ -217,6 +224,8 @@ class Fronts:
     async def _watch(self, index: int, proc: asyncio.subprocess.Process) -> None:
         started = time.monotonic()
         code = await proc.wait()
+        if not self._stopping:
+            await self._cover(index)
         # A front that keeps dying soon after it starts (keys it cannot read, say) is
         # started again less and less often; one that ran a while, at once.
         quick = time.monotonic() - started < _SETTLED_S
@@ -233,6 +242,22 @@ class Fronts:
                 log.error("cannot start an inbox front", **failure_fields(exc))
                 delay = min(delay * 2, 30.0)
 
+    async def _cover(self, index: int) -> None:
+        """Take the connections of front ``index`` here until its replacement says hello:
+        the kernel keeps giving its socket a share of them, dead front or not."""
+        if self.runner is None or index in self._covers:
+            return
+        # A duplicate descriptor: stopping the site closes it, not the socket a new front
+        # inherits.
+        site = web.SockSite(self.runner, self.sockets[index].dup())
+        await site.start()
+        self._covers[index] = site
+
+    async def _uncover(self, index: int) -> None:
+        site = self._covers.pop(index, None)
+        if site is not None:
+            await site.stop()
+
     async def stop(self) -> None:
         self._stopping = True
         for proc in self._procs.values():
@@ -248,6 +273,8 @@ class Fronts:
         await asyncio.gather(*(reap(proc) for proc in self._procs.values()))
         for task in list(self._watchers):
             task.cancel()
+        for index in list(self._covers):
+            await self._uncover(index)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -279,7 +306,10 @@ class Fronts:
         if frame[0] == "hello":
             # The front loaded keys and peers before it said hello: whatever changed in
             # between, it must load again.
-            _, _, signing_kid = frame
+            _, pid, signing_kid = frame
+            index = next((i for i, proc in self._procs.items() if proc.pid == pid), None)
+            if index is not None and index in self._covers:
+                self._spawn_task(self._uncover(index))
             self.links.add(link)
             if self.node.db.failed:
                 link.send("disk-failure", "the disk refused to sync the database; restart the node")
@@ -294,9 +324,12 @@ class Fronts:
             return
         if frame[0] == "effects":
             _, poke, peer_ids = frame
-            task = asyncio.get_running_loop().create_task(self._apply_effects(set(poke), tuple(peer_ids)))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn_task(self._apply_effects(set(poke), tuple(peer_ids)))
+
+    def _spawn_task(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _apply_effects(self, poke: set[str], peer_ids: tuple[str, ...]) -> None:
         """What a front's committed transaction changed: peers' keys to load (and announce
@@ -332,7 +365,7 @@ def serve_with_fronts(app: web.Application, config: Config, on_listening: Callab
             finally:
                 os.umask(old_umask)
             await web.SockSite(runner, sockets[0]).start()
-            fronts = Fronts(app[NODE], config, paths, sockets[1:])
+            fronts = Fronts(app[NODE], config, paths, sockets[1:], runner)
             await fronts.start()
             on_listening()
             await stop.wait()
