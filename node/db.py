@@ -448,14 +448,14 @@ class Database:
 
     async def _take_turn(self) -> None:
         """Hold the writer lock. Taken on the loop only when it is free, so it is never
-        held while the loop finishes other work; while another process writes, the worker
-        waits for it instead (and the batch grows meanwhile)."""
-        assert self._lock is not None
+        held while the loop finishes other work; while another process writes, a thread of
+        its own waits for it (and the batch grows meanwhile)."""
+        assert self._lock is not None and self._lock_waiter is not None
         lock = self._lock
         if self._synced < self._committed:  # never hold the turn while our last sync runs
             await self._wait_synced(self._committed)
         while not lock.try_acquire():
-            # Not on the worker: its syncs (our answers, and reads') must not wait for
+            # Not on the worker: the syncs that answer our writes must not wait for
             # another process's turn.
             await self._lock_waiter.call(lock.wait_free)
 
