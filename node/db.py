@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import queue
 import sqlite3
@@ -166,6 +167,17 @@ class WriterLock:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def insert_row(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    """INSERT ``row`` (column: value) into ``table``; the statement text is made once per
+    table and set of columns."""
+    conn.execute(_insert_sql(table, tuple(row)), tuple(row.values()))
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -21,7 +21,6 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from node.app import client_max_size, error_middleware, passphrase_from_env
-from node.clock import SystemClock
 from node.config import Config, load_config
 from node.db import Database, connect
 from node.errors import protocol_error_response
@@ -32,11 +31,9 @@ from node.logs import configure_logging, failure_fields, get_logger
 from node.outbox import Effects
 from node.runtime import Node, load_peers
 from node.serve import settle_gc
-from protocol.discovery import PeerKeys
 from protocol.envelope import open_envelope, parse_envelope
 from protocol.errors import ProtocolError
-from protocol.receipts import make_receipt
-from protocol.wire import INBOX_PATH, Disposition
+from protocol.wire import INBOX_PATH
 
 log = get_logger("node.front")
 
@@ -51,7 +48,7 @@ class FrontNode(Node):
     on, new outbox items and peers' keys, is told to it over the link once committed."""
 
     def __init__(self, front: Front, config: Config, keys: KeyStore, db: Database) -> None:
-        super().__init__(config, keys, db, clock=front.clock)
+        super().__init__(config, keys, db)
         self.front = front
 
     def apply_effects(self, effects: Effects) -> None:
@@ -66,19 +63,18 @@ class Front:
         self.http_socket = http_socket
         self.link_socket = link_socket
         self.passphrase = passphrase_from_env(config)
-        self.keys = KeyStore.load(config.keys_dir, self.passphrase)
+        #: Read-only, for peers' keys (loaded on the loop, between envelopes).
         self.db = connect(config.database_path)
         self.db.execute("PRAGMA query_only=ON")
-        self.peers: dict[str, PeerKeys] = load_peers(self.db)
         self.link: Link | None = None
         #: Set when the node process has told us all we must know before serving.
         self.ready = asyncio.Event()
         self.upstream: aiohttp.ClientSession | None = None
-        self.clock = SystemClock()
         self.database = Database(config.database_path, shared=True)
         self.database.on_failure.append(self._disk_failed)
-        self.node = FrontNode(self, config, self.keys, self.database)
-        self.node.peers = self.peers
+        #: Our keys, peers' keys and the clock: the node's, as this front runs it.
+        self.node = FrontNode(self, config, KeyStore.load(config.keys_dir, self.passphrase), self.database)
+        self.node.peers.update(load_peers(self.db))
         #: Envelopes this front took in itself, and those it passed to the node process.
         self.accepted = 0
         self.forwarded = 0
@@ -90,17 +86,16 @@ class Front:
         _, self.link = await loop.create_unix_connection(
             lambda: Link(self._on_frame, self._on_lost), str(self.link_socket)
         )
-        self.link.send("hello", os.getpid(), self.keys.signing.kid)
+        self.link.send("hello", os.getpid(), self.node.keys.signing.kid)
 
     def _on_frame(self, link: Link, frame: tuple[Any, ...]) -> None:
         kind = frame[0]
         if kind in ("peers", "keys"):
             try:
                 if kind == "peers":
-                    self.peers.update(load_peers(self.db, frame[1]))
+                    self.node.peers.update(load_peers(self.db, frame[1]))
                 else:
-                    self.keys = KeyStore.load(self.config.keys_dir, self.passphrase)
-                    self.node.use_keys(self.keys)
+                    self.node.use_keys(KeyStore.load(self.config.keys_dir, self.passphrase))
                     self.node.refresh_discovery()
             except Exception as exc:
                 # Never serve with keys the node process has moved on from: the front that
@@ -137,23 +132,18 @@ class Front:
             # so junk stops here.
             return protocol_error_response(exc)
         try:
-            if parsed.message_type not in FAST_TYPES or parsed.sender not in self.peers:
+            node = self.node
+            if parsed.message_type not in FAST_TYPES or parsed.sender not in node.peers:
                 self.forwarded += 1
                 return await self.forward(request, body)
-            now = self.clock.now()
-            opened = open_envelope(parsed, me=self.keys.node_id, now=now, peer_keys=self.peers.get,
-                                   decryption_keys=self.keys.decryption_keys)
+            opened = open_envelope(parsed, me=node.me, now=node.clock.now(), peer_keys=node.peers.get,
+                                   decryption_keys=node.keys.decryption_keys)
         except ProtocolError:
             # Refusals (and stored receipts for old bytes) come from the node process.
             self.forwarded += 1
             return await self.forward(request, body)
-        # Signed before the transaction, which then holds the database's writer lock for
-        # less time; used if the envelope is accepted.
-        receipt = make_receipt(envelope_id=parsed.envelope_id, envelope_sha256=parsed.sha256,
-                               recipient=self.keys.node_id, sender=parsed.sender,
-                               disposition=Disposition.ACCEPTED, now=now, signing_key=self.keys.signing)
         self.accepted += 1
-        return inbox_response(await self.node.accept(opened, accepted_receipt=receipt))
+        return inbox_response(await self.node.accept(opened))
 
     async def forward(self, request: web.BaseRequest, body: bytes | None = None) -> web.Response:
         """Pass a request through to the node process and its answer back, unchanged.

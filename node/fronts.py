@@ -128,23 +128,14 @@ class Link(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        # Decode every whole frame in place, then drop them from the buffer at once: one
-        # read often holds many frames of ~19 KB, and slicing and shifting the buffer per
-        # frame copied them over and over.
-        frames = []
-        start = 0
-        with memoryview(buffer) as view:
-            while len(buffer) - start >= _LENGTH.size:
-                (size,) = _LENGTH.unpack_from(buffer, start)
-                end = start + _LENGTH.size + size
-                if len(buffer) < end:
-                    break
-                frames.append(pickle.loads(view[start + _LENGTH.size:end]))  # noqa: S301 (our own process, see module doc)
-                start = end
-        del buffer[:start]
-        for frame in frames:
+        self._buffer += data
+        while len(self._buffer) >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(self._buffer)
+            end = _LENGTH.size + size
+            if len(self._buffer) < end:
+                return
+            frame = pickle.loads(self._buffer[_LENGTH.size:end])  # noqa: S301 (our own process, see module doc)
+            del self._buffer[:end]
             self._on_frame(self, frame)
 
     def connection_lost(self, exc: Exception | None) -> None:

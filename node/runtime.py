@@ -161,19 +161,19 @@ class Node:
                 receipt = self._receipt(parsed, Disposition.REJECTED, exc)
             log.info("envelope refused", code=exc.code.value, verified=exc.sender_verified)
             return InboxResult(receipt, exc)
-        # Signed before the transaction: a database shared with inbox fronts is locked for
-        # less time (see node.db); used if the envelope is accepted.
-        return await self.accept(opened, accepted_receipt=self._receipt(parsed, Disposition.ACCEPTED, None, now=now))
+        return await self.accept(opened)
 
-    async def accept(self, opened: OpenedEnvelope, *, accepted_receipt: bytes | None = None) -> InboxResult:
+    async def accept(self, opened: OpenedEnvelope) -> InboxResult:
         """The second half of :meth:`receive`, for an envelope already opened and verified
         (here, or by an inbox front process, see ``node.fronts``): de-duplicate, apply,
-        commit, then answer with the receipt. ``accepted_receipt``, signed in advance by a
-        front, is the receipt if the envelope is accepted."""
+        commit, then answer with the receipt."""
         parsed = opened.parsed
         bound = log.bind(peer=parsed.sender, envelope_id=parsed.envelope_id, type=parsed.message_type.value)
         ctx = self.context()
         handler = HANDLERS[parsed.message_type]
+        # The receipt if the envelope is accepted, signed before the transaction: a
+        # database shared with inbox fronts is then locked for less time (see node.db).
+        accepted_receipt = self._receipt(parsed, Disposition.ACCEPTED, None, now=ctx.now)
 
         def apply(conn: sqlite3.Connection) -> tuple[bytes, bool, bool]:
             # The sender is up: whatever backoff we keep for it ends now.
@@ -183,7 +183,7 @@ class Node:
             if existing is not None and seen is replay.Seen.DUPLICATE:
                 return existing.receipt, True, backoff_reset
             disposition = handler(conn, ctx, opened)
-            if disposition is Disposition.ACCEPTED and accepted_receipt is not None:
+            if disposition is Disposition.ACCEPTED:
                 receipt = accepted_receipt
             else:
                 receipt = self._receipt(parsed, disposition, None, now=ctx.now)

@@ -12,7 +12,6 @@ and creates them, it does not define them.
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 from datetime import datetime
@@ -49,7 +48,7 @@ from node.crm.models import (
     WorkflowPatch,
     parse,
 )
-from node.db import migration
+from node.db import insert_row, migration
 from node.ids import new_id
 from protocol.models import format_ts
 
@@ -460,7 +459,7 @@ def contact_problems(conn: sqlite3.Connection, contact: Contact) -> list[CrmErro
 def insert_contact(conn: sqlite3.Connection, contact: Contact) -> Contact:
     """Store a fully formed contact (its id and times included): for import and restore."""
     _raise_first(contact_problems(conn, contact))
-    _insert_row(conn, "contacts", _contact_row(contact))
+    insert_row(conn, "contacts", _contact_row(contact))
     return contact
 
 
@@ -662,19 +661,10 @@ def _deal_row(values: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _insert_row(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
-    conn.execute(_insert_sql(table, tuple(row)), tuple(row.values()))
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-
-
 def _write_deal(conn: sqlite3.Connection, deal: Deal, *, insert: bool) -> Deal:
     row = _deal_row(dict(deal))
     if insert:
-        _insert_row(conn, "deals", row)
+        insert_row(conn, "deals", row)
     else:
         del row["id"]
         conn.execute(
@@ -819,7 +809,7 @@ def add_note(
         body=data.body,
         created_at=_ts(now),
     )
-    _insert_row(conn, "notes", note.model_dump())
+    insert_row(conn, "notes", note.model_dump())
     return note
 
 
@@ -934,13 +924,13 @@ def file_referral(
     links: list[tuple[str, str]] = []
     for fields, role in contacts:
         contact_id = new_id("ct", now)
-        _insert_row(conn, "contacts", _contact_row(fields, id=contact_id, created_at=ts, updated_at=ts))
+        insert_row(conn, "contacts", _contact_row(fields, id=contact_id, created_at=ts, updated_at=ts))
         links.append((contact_id, role))
     deal_id = new_id("deal", now)
     values = dict(data)
     values.update(id=deal_id, origin="referral", referral=referral, created_at=ts, updated_at=ts)
-    _insert_row(conn, "deals", _deal_row(values))
+    insert_row(conn, "deals", _deal_row(values))
     _insert_deal_contacts(conn, deal_id, links)
-    _insert_row(conn, "notes", {"id": new_id("note", now), "deal_id": deal_id, "contact_id": None,
+    insert_row(conn, "notes", {"id": new_id("note", now), "deal_id": deal_id, "contact_id": None,
                                 "author_user_id": None, "kind": "referral", "body": note, "created_at": ts})
     return deal_id
