@@ -253,6 +253,12 @@ def test_fronts_are_restarted_and_die_with_their_node(tmp_path):
         assert len(replaced) == FRONTS and fronts[0] not in replaced
         for _ in range(20):  # connections land on either front
             assert broker.api("GET", "/api/v1/node")[0] == 200
+        # The replacement runs before it has connected its link: wait for that, as the
+        # status counts connected fronts.
+        deadline = time.monotonic() + 20
+        while broker.api("GET", "/api/v1/node")[1]["inbox_fronts"]["connected"] < FRONTS:
+            assert time.monotonic() < deadline, "the replacement front never connected"
+            time.sleep(0.1)
         info = subprocess.run([sys.executable, "-m", "node.cli", "--config", str(broker.config.config_path), "info"],
                               capture_output=True, text=True, timeout=30)
         assert info.returncode == 0 and re.search(rf"inbox fronts\W+{FRONTS} of {FRONTS} running", info.stdout), info
