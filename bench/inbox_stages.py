@@ -33,13 +33,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from inbox_throughput import make_sender, seal_all, seed_peers
 from nodeproc import make_node, median
 
-from node import store
-from node.db import Database, connect
-from node.keystore import KeyStore
-from node.logs import configure_logging, get_logger
-from node.records import InboxItem
-from node.referrals import on_offer
-from node.runtime import HANDLERS, Node
+from node.base.keystore import KeyStore
+from node.base.logs import configure_logging, get_logger
+from node.federation.referrals import on_offer
+from node.federation.runtime import HANDLERS, Node
+from node.storage import store
+from node.storage.db import Database, connect
+from node.storage.records import InboxItem
 from protocol.encoding import loads_object
 from protocol.envelope import (
     check_addressing,

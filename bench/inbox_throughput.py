@@ -55,11 +55,11 @@ from nodeproc import (
     serve_command,
 )
 
-from node import store
-from node.db import Database
-from node.ids import new_id
-from node.keystore import KeyStore
-from node.records import Connection
+from node.base.ids import new_id
+from node.base.keystore import KeyStore
+from node.storage import store
+from node.storage.db import Database
+from node.storage.records import Connection
 from protocol.discovery import PeerKeys, build_discovery, sign_discovery, verify_discovery
 from protocol.envelope import digest, seal_envelope
 from protocol.keys import DecryptionKey, SigningKey

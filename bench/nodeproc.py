@@ -24,17 +24,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from node.config import Config  # noqa: E402
-from node.setup import init_node  # noqa: E402
+from node.base.config import Config  # noqa: E402
+from node.cli.setup import init_node  # noqa: E402
 
 #: Used when node/cli.py is not there (yet): the same steps as ``refnode serve``.
 RUNNER = """
 import os, sys
 from pathlib import Path
 from aiohttp import web
-from node.app import create_app
-from node.config import load_config
-from node.logs import configure_logging
+from node.http.app import create_app
+from node.base.config import load_config
+from node.base.logs import configure_logging
 config = load_config(Path(sys.argv[1]), os.environ)
 configure_logging(config.log_format, config.log_level)
 web.run_app(create_app(config), host=config.host, port=config.port, print=None)

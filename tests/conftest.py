@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from node.app import create_app  # noqa: E402
-from node.appkeys import NODE  # noqa: E402
-from node.config import Config  # noqa: E402
-from node.runtime import Node  # noqa: E402
-from node.setup import init_node  # noqa: E402
+from node.base.config import Config  # noqa: E402
+from node.cli.setup import init_node  # noqa: E402
+from node.federation.runtime import Node  # noqa: E402
+from node.http.app import create_app  # noqa: E402
+from node.http.appkeys import NODE  # noqa: E402
 
 
 def free_port() -> int:

@@ -16,8 +16,8 @@ from typing import Any
 
 from conftest import make_config
 
-from node.config import Config
-from node.setup import init_node
+from node.base.config import Config
+from node.cli.setup import init_node
 
 FAST = {
     "REFNODE_RETRY_BASE_DELAY_S": "0.2",

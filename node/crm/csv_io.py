@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from node.base.ids import new_id
 from node.crm import store
 from node.crm.errors import CrmError, CsvImportError, RowError
 from node.crm.models import (
@@ -37,7 +38,6 @@ from node.crm.models import (
     Workflow,
     field_errors,
 )
-from node.ids import new_id
 from protocol.models import format_ts
 
 CUSTOM = "custom."

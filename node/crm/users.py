@@ -7,7 +7,7 @@
 - a user who owns a workflow cannot be deactivated: inbound referrals may fall back to
   the workflow owner, so give the workflow another owner first (``conflict``);
 - a deactivated user keeps their records but can no longer sign in: their API tokens
-  stop working at once (``node.store.token_user`` only accepts active users).
+  stop working at once (``node.storage.store.token_user`` only accepts active users).
 """
 
 from __future__ import annotations

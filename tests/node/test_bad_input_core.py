@@ -23,7 +23,7 @@ from crm_api.test_bad_input import ROUTES as CRM_ROUTES
 from crm_api.test_bad_input import Case, case, problem_with, token_cases, with_ids
 from test_two_nodes import referral_body
 
-from node import admin_api, opportunities, referral_api, reporting, routes
+from node.http import admin_api, opportunities, referral_api, reporting, routes
 
 ROUTES = {
     f"{r.method} {r.path}": r

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
-from node.cli import command_names
-from node.keystore import KeyStore
+from node.base.keystore import KeyStore
+from node.cli.main import command_names
 
 pytestmark = pytest.mark.slow
 

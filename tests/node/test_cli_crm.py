@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from test_cli import Servers, init, ok, refnode, wait_json
 
-from node.reporting import CSV_COLUMNS
+from node.federation.reporting import CSV_COLUMNS
 
 pytestmark = pytest.mark.slow
 

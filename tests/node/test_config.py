@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from node.config import Config, ConfigError, load_config, write_default_config
+from node.base.config import Config, ConfigError, load_config, write_default_config
 
 
 def test_defaults_serve_on_localhost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ import aiohttp
 from conftest import RunningNode, wait_for
 from test_two_nodes import CONSENT, connect_by_invitation
 
-from node import store
+from node.storage import store
 from protocol.discovery import verify_discovery
 from protocol.envelope import seal_envelope
 from protocol.messages import ContactProfile, DealSummary, Person, ReferralOffer, ReferralStatus

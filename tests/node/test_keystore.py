@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from node.keystore import KeyStore, KeyStoreError
+from node.base.keystore import KeyStore, KeyStoreError
 from protocol import jws
 from protocol.discovery import build_discovery, sign_discovery, verify_discovery
 from protocol.errors import ProtocolError

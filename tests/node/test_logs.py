@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from node.logs import REDACTED, configure_logging, get_logger, is_sensitive_key
+from node.base.logs import REDACTED, configure_logging, get_logger, is_sensitive_key
 
 
 @pytest.fixture(autouse=True)
@@ -253,7 +253,7 @@ def test_sensitive_key_names(key: str, sensitive: bool) -> None:
 def test_unexpected_errors_are_logged_without_their_message() -> None:
     from pydantic import BaseModel, ValidationError
 
-    from node.logs import failure_fields
+    from node.base.logs import failure_fields
 
     class Client(BaseModel):
         phone: int

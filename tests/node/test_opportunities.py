@@ -12,7 +12,7 @@ from typing import Any
 from conftest import RunningNode, wait_for
 from test_two_nodes import connect_by_invitation
 
-from node.clock import FakeClock
+from node.base.clock import FakeClock
 from node.crm import store as crm
 from node.crm.models import ContactIn, DealContact, DealIn, Note, WorkflowIn
 

@@ -10,7 +10,7 @@ from typing import Any
 from conftest import RunningNode, wait_for
 from test_two_nodes import connect_by_invitation
 
-from node import store
+from node.storage import store
 
 DISCLOSURE = "We share your details with our partner broker so they can contact you about a loan."
 

@@ -14,11 +14,12 @@ import pytest
 from conftest import RunningNode, wait_for
 from test_two_nodes import connect_by_invitation, referral_body
 
-from node import reporting, store
-from node.clock import FakeClock
-from node.db import connect, migrate
-from node.errors import ApiError
-from node.records import Connection, Referral, ReferralEvent
+from node.base.clock import FakeClock
+from node.base.errors import ApiError
+from node.federation import reporting
+from node.storage import store
+from node.storage.db import connect, migrate
+from node.storage.records import Connection, Referral, ReferralEvent
 from protocol.states import ReferralState
 
 DAY1 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

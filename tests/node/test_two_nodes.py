@@ -7,7 +7,7 @@ from typing import Any
 
 from conftest import RunningNode, wait_for
 
-from node import store
+from node.storage import store
 from protocol.discovery import verify_discovery
 from protocol.receipts import verify_receipt
 

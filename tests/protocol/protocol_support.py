@@ -12,12 +12,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from node.codegen.vector_inputs import NOW, vector_nodes
 from protocol import jws
 from protocol.encoding import dumps_canonical
 from protocol.envelope import OpenedEnvelope, open_envelope
 from protocol.models import format_ts
 from protocol.suites import SuiteId, hpke_info, seal
-from protocol.vector_inputs import NOW, vector_nodes
 from protocol.wire import TYP_ENVELOPE, TYP_INNER
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from protocol_support import A, B
 from pydantic import ValidationError
 
+from node.codegen.vector_inputs import NOW
 from protocol import jws
 from protocol.encoding import b64u_encode, dumps_canonical, loads_strict
 from protocol.errors import RemoteProtocolError
 from protocol.messages import Receipt
 from protocol.models import format_ts
 from protocol.receipts import make_receipt
-from protocol.vector_inputs import NOW
 from protocol.wire import TYP_ENVELOPE, TYP_RECEIPT, Disposition, DocumentType, versioned
 
 SOME = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

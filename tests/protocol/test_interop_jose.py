@@ -12,6 +12,7 @@ from joserfc import jws as jose
 from joserfc.jwk import OKPKey
 from protocol_support import NODES, PEERS, A, B, load_vector, open_as_b
 
+from node.codegen.vector_inputs import NOW, referral_offer
 from protocol.encoding import b64u_encode, dumps_canonical
 from protocol.envelope import parse_envelope, verify_outer
 from protocol.errors import RemoteProtocolError
@@ -20,7 +21,6 @@ from protocol.messages import ReferralOffer
 from protocol.models import format_ts
 from protocol.receipts import verify_receipt
 from protocol.suites import SuiteId, hpke_info, seal
-from protocol.vector_inputs import NOW, referral_offer
 from protocol.wire import TYP_ENVELOPE, TYP_INNER, ErrorCode
 
 ALGS = ["Ed25519"]

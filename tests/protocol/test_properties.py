@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from protocol_support import NODES, PEERS, A, B, craft, open_as_b
 
+from node.codegen.vector_inputs import NOW, referral_offer
 from protocol import jws
 from protocol.discovery import verify_discovery
 from protocol.encoding import b64u_decode, b64u_encode, dumps_canonical, loads_object, loads_strict
@@ -33,7 +34,6 @@ from protocol.messages import (
 from protocol.models import WireModel, format_ts
 from protocol.receipts import make_receipt, verify_receipt
 from protocol.suites import SuiteId, hpke_info, open_sealed, seal
-from protocol.vector_inputs import NOW, referral_offer
 from protocol.wire import (
     MAX_CLOCK_SKEW_S,
     MAX_ENVELOPE_AGE_S,

@@ -73,7 +73,7 @@ def test_the_checker_catches_what_it_should() -> None:
     source = """
 import os
 import asyncio.events
-from node.store import Store
+from node.storage.store import Store
 from time import time
 from urllib import request
 from datetime import datetime
@@ -85,7 +85,7 @@ with open("x") as f: pass
         "call datetime.now()",
         "call open()",
         "call os.urandom()",
-        "from node.store import ...",
+        "from node.storage.store import ...",
         "from time import ...",
         "from urllib import request",
         "import asyncio.events",

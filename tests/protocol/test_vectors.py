@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from protocol_support import NODES, PEERS, VECTORS, load_vector
 
+from node.codegen.vector_inputs import referral_offer
 from protocol.discovery import verify_discovery
 from protocol.encoding import b64u_decode, b64u_encode, loads_strict
 from protocol.envelope import Routing, digest, open_envelope, sign_message, sign_outer
@@ -35,7 +36,6 @@ from protocol.models import parse_ts
 from protocol.receipts import make_receipt, verify_receipt
 from protocol.replay import Seen, classify
 from protocol.suites import SuiteId, hpke_info
-from protocol.vector_inputs import referral_offer
 from protocol.wire import Disposition, ErrorCode, MessageType
 
 RFC8037_D = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from protocol_support import PEERS, A, B, craft, open_as_b
 
+from node.codegen.vector_inputs import referral_offer
 from protocol import jws
 from protocol.discovery import verify_discovery
 from protocol.encoding import dumps_canonical, loads_object
@@ -15,7 +16,6 @@ from protocol.envelope import parse_envelope
 from protocol.errors import RemoteProtocolError
 from protocol.messages import ReferralOffer
 from protocol.receipts import verify_receipt
-from protocol.vector_inputs import referral_offer
 from protocol.versions import is_newer_minor, parse_versioned
 from protocol.wire import TYP_DISCOVERY, TYP_RECEIPT, ErrorCode
 

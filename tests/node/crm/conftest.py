@@ -1,4 +1,4 @@
-"""A real SQLite file per test, migrated by ``node.db.Database``, and a small brokerage
+"""A real SQLite file per test, migrated by ``node.storage.db.Database``, and a small brokerage
 seeded into it: two users and two workflows."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from node.crm import store
 from node.crm.models import User, Workflow, WorkflowIn
-from node.db import Database
+from node.storage.db import Database
 
 NOW = datetime(2026, 11, 23, 11, 30, 0, tzinfo=UTC)
 

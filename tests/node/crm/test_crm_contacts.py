@@ -7,7 +7,7 @@ import pytest
 from node.crm import store
 from node.crm.errors import CrmError
 from node.crm.models import Address, Contact, ContactIn, ContactPatch, parse
-from node.db import Database
+from node.storage.db import Database
 
 from .conftest import NOW
 

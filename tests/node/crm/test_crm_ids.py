@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from node.ids import new_id
+from node.base.ids import new_id
 
 
 def test_shape_prefix_and_crockford_lowercase() -> None:
@@ -68,7 +68,7 @@ def test_a_forked_child_draws_its_own_random_bits():
     """ids take their random bits from a pool: a forked child must not reuse its parent's."""
     import os
 
-    from node.ids import new_id
+    from node.base.ids import new_id
 
     new_id("deal")  # the pool is filled in the parent
     read, write = os.pipe()

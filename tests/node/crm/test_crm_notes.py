@@ -8,7 +8,7 @@ import pytest
 from node.crm import store
 from node.crm.errors import CrmError
 from node.crm.models import ContactIn, DealIn, DocumentIn, NoteIn, parse
-from node.db import Database
+from node.storage.db import Database
 
 from .conftest import NOW, Brokerage
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from node import admin_api
-from node.crm import api as crm_api
+from node.http import admin_api
+from node.http import crm_api as crm_api
 
 from .conftest import NONE, Csv, add_user, call, snapshot, token_for
 

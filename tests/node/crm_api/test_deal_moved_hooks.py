@@ -1,30 +1,17 @@
-"""``POST /deals/{id}/move`` runs the ``node.crm.events.on_deal_moved`` hooks inside the
+"""``POST /deals/{id}/move`` runs the node's ``on_deal_moved`` hooks inside the
 move's own transaction: what a hook writes commits with the move, and a hook that
 raises takes the move back with it."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from node.crm import events
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.models import Deal, NoteIn
 
 from .conftest import snapshot
-
-
-@pytest.fixture
-def hooks() -> Iterator[list[Any]]:
-    """Hooks added in a test are taken out again after it."""
-    added: list[Any] = []
-    yield added
-    for hook in added:
-        events.on_deal_moved.remove(hook)
 
 
 async def a_deal(node_factory: Any) -> tuple[Any, dict[str, Any], str]:
@@ -46,7 +33,7 @@ async def a_deal(node_factory: Any) -> tuple[Any, dict[str, Any], str]:
     return a, wf, (await a.api("POST", "/api/v1/deals", deal, expect=201))["deal"]["id"]
 
 
-async def test_hooks_see_the_move_and_write_in_its_transaction(node_factory, hooks):
+async def test_hooks_see_the_move_and_write_in_its_transaction(node_factory):
     a, wf, deal_id = await a_deal(node_factory)
     new, lodged, settled = (s["id"] for s in wf["stages"])
     seen: list[tuple[str, str, str]] = []
@@ -61,8 +48,7 @@ async def test_hooks_see_the_move_and_write_in_its_transaction(node_factory, hoo
             kind="system",
         )
 
-    events.on_deal_moved.append(record)
-    hooks.append(record)
+    a.node.on_deal_moved.append(record)
     moved = (await a.api("POST", f"/api/v1/deals/{deal_id}/move", {"stage_id": lodged}))["deal"]
     assert moved["stage_id"] == lodged
     assert seen == [(new, lodged, lodged)]
@@ -79,7 +65,7 @@ async def test_hooks_see_the_move_and_write_in_its_transaction(node_factory, hoo
     assert seen[-1] == (lodged, settled, settled)
 
 
-async def test_a_hook_that_refuses_takes_the_move_back(node_factory, hooks):
+async def test_a_hook_that_refuses_takes_the_move_back(node_factory):
     a, wf, deal_id = await a_deal(node_factory)
     lodged = wf["stages"][1]["id"]
 
@@ -91,8 +77,7 @@ async def test_a_hook_that_refuses_takes_the_move_back(node_factory, hooks):
             "conflict", "the referral waiting for this stage cannot be sent yet", "stage_id"
         )
 
-    events.on_deal_moved.append(note_then_refuse)
-    hooks.append(note_then_refuse)
+    a.node.on_deal_moved.append(note_then_refuse)
     before = await snapshot(a)
     refused = await a.api("POST", f"/api/v1/deals/{deal_id}/move", {"stage_id": lodged}, expect=409)
     assert refused["error"] == {

@@ -1,0 +1,161 @@
+"""The HTTP side of the ``refnode`` command: a small client of the admin API.
+
+The CLI never reimplements what the API does; it sends the same requests a script or the
+web pages would and shows the answer. An API error becomes a :class:`CliError` carrying
+the API's ``error.code``, ``error.message`` and ``error.field``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from node.base.config import Config
+from node.cli.setup import TOKEN_FILE
+
+TOKEN_ENV = "REFNODE_TOKEN"  # noqa: S105 (the name of a variable, not a token)
+
+
+class CliError(Exception):
+    """Something the user has to fix. ``code`` and ``field`` come from the API when it
+    answered with an error; ``exit_code`` is what the process exits with."""
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None,
+                 status: int | None = None, exit_code: int = 1, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.field = field
+        self.status = status
+        self.exit_code = exit_code
+        #: The API's ``error.detail``, e.g. ``errors`` (one per problem) of a refused CSV import.
+        self.detail = detail or {}
+
+    def describe(self) -> str:
+        text = f"{self.code}: {self.message}" if self.code else self.message
+        if self.field:
+            text += f" (field: {self.field})"
+        return text
+
+    def as_json(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code or "cli_error", "message": self.message}
+        if self.field:
+            error["field"] = self.field
+        return {"error": error}
+
+
+def admin_token(config: Config, env: Mapping[str, str]) -> str:
+    """The token from ``REFNODE_TOKEN``, else from ``<data_dir>/admin-token``."""
+    token = env.get(TOKEN_ENV, "").strip()
+    if token:
+        return token
+    path = config.data_dir / TOKEN_FILE
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise CliError(f"no admin token: set {TOKEN_ENV}, or point --data-dir at an initialised node "
+                       f"({path} does not exist)") from None
+    except OSError as exc:
+        raise CliError(f"cannot read the admin token from {path}: {exc.strerror}") from None
+    if not token:
+        raise CliError(f"{path} is empty")
+    return token
+
+
+class ApiClient:
+    """Calls one node's admin API. Use :meth:`call` from synchronous code."""
+
+    def __init__(self, base_url: str, token: str, *, timeout_s: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def for_config(cls, config: Config, env: Mapping[str, str] | None = None) -> ApiClient:
+        return cls(config.public_url, admin_token(config, env if env is not None else os.environ))
+
+    async def __aenter__(self) -> ApiClient:
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {self._token}", "User-Agent": "refnode-cli/0.1"},
+            timeout=self._timeout,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(self, method: str, path: str, body: Any = None,
+                      query: Mapping[str, str | None] | None = None, *,
+                      csv_body: str | None = None, text: bool = False) -> Any:
+        """One request; the decoded JSON answer, or :class:`CliError` with the API's error.
+
+        ``csv_body`` is sent as the body with ``Content-Type: text/csv`` (instead of ``body``
+        as JSON); with ``text`` a successful answer is returned as text (a CSV export).
+        Errors are JSON either way."""
+        assert self._session is not None, "use 'async with ApiClient(...)'"
+        params = {k: v for k, v in (query or {}).items() if v is not None}
+        url = self.base_url + path
+        if csv_body is not None:
+            send: dict[str, Any] = {"data": csv_body.encode("utf-8"),
+                                    "headers": {"Content-Type": "text/csv; charset=utf-8"}}
+        else:
+            send = {"json": body}
+        try:
+            async with self._session.request(method, url, params=params, **send) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise CliError(f"cannot reach the node at {self.base_url} ({exc.__class__.__name__}: {exc}); "
+                           "is 'refnode serve' running?", code="unreachable") from None
+        if text and status < 400:
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise CliError(f"{method} {path}: the answer is not UTF-8 text", status=status) from None
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            raise CliError(f"{method} {path}: HTTP {status} with a body that is not JSON",
+                           status=status) from None
+        if status >= 400:
+            error = data.get("error") if isinstance(data, dict) else None
+            if not isinstance(error, dict):
+                raise CliError(f"{method} {path}: HTTP {status}", status=status)
+            detail = error.get("detail")
+            raise CliError(str(error.get("message", f"HTTP {status}")), code=error.get("code"),
+                           field=error.get("field"), status=status,
+                           detail=detail if isinstance(detail, dict) else None)
+        return data
+
+    def call(self, method: str, path: str, body: Any = None,
+             query: Mapping[str, str | None] | None = None, *,
+             csv_body: str | None = None, text: bool = False) -> Any:
+        """:meth:`request` from synchronous code (a fresh event loop per call)."""
+
+        async def once() -> Any:
+            async with self:
+                return await self.request(method, path, body, query, csv_body=csv_body, text=text)
+
+        return asyncio.run(once())
+
+
+def read_json_file(path: str) -> Any:
+    """A JSON document from ``path`` (``-`` for standard input)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CliError(f"{path} is not valid JSON: {exc}") from None

@@ -1,0 +1,281 @@
+"""The running node: its identity, the peers it knows, the inbox pipeline, and the
+delivery queues. ``node.http.app`` wires it to HTTP; the CLI and tests call it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import aiohttp
+
+from node.base.clock import Clock, SystemClock
+from node.base.config import Config
+from node.base.keystore import KeyStore
+from node.base.logs import failure_fields, get_logger
+from node.crm import events
+from node.federation import handshake, referrals, referring
+from node.federation.delivery import Delivery, read_limited
+from node.federation.landing import land_offer
+from node.federation.outbox import Effects, TxContext
+from node.storage import store
+from node.storage.db import Database
+from node.storage.records import InboxItem
+from protocol import replay
+from protocol.discovery import PeerKeys, build_discovery, sign_discovery, verify_discovery
+from protocol.envelope import OpenedEnvelope, open_envelope, parse_envelope
+from protocol.errors import ProtocolError, RemoteProtocolError
+from protocol.keys import VerifyKey
+from protocol.receipts import make_receipt
+from protocol.suites import SuiteId
+from protocol.wire import INBOX_PATH, Disposition, ErrorCode, MessageType
+
+
+class Fronts(Protocol):
+    """The inbox fronts, as the node sees them while they run (``node.http.fronts`` sets
+    ``Node.fronts``): it tells them what a transaction changed, and reports on them."""
+
+    def announce(self, what: str, ids: tuple[str, ...]) -> None: ...
+
+    def status(self) -> dict[str, int]: ...
+
+log = get_logger("node.inbox")
+T = TypeVar("T")
+
+Handler = Callable[[sqlite3.Connection, TxContext, OpenedEnvelope], Disposition]
+
+HANDLERS: dict[MessageType, Handler] = {
+    MessageType.CONNECTION_REQUEST: handshake.on_request,
+    MessageType.CONNECTION_ACCEPT: handshake.on_accept,
+    MessageType.CONNECTION_REFUSE: handshake.on_refuse,
+    MessageType.CONNECTION_CONFIRM: handshake.on_confirm,
+    MessageType.DISCONNECT: handshake.on_disconnect,
+    MessageType.KEY_ROTATION: handshake.on_key_rotation,
+    MessageType.REFERRAL_OFFER: lambda conn, ctx, opened: referrals.on_offer(conn, ctx, opened, land_offer),
+    MessageType.REFERRAL_STATUS: referrals.on_status,
+}
+
+
+@dataclass(frozen=True)
+class InboxResult:
+    """What the inbox answers: a receipt (accepted or duplicate), or an error."""
+
+    receipt: bytes | None
+    error: ProtocolError | None = None
+
+
+class Node:
+    def __init__(self, config: Config, keys: KeyStore, db: Database, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.db = db
+        self.clock: Clock = clock or SystemClock()
+        self.use_keys(keys)
+        self.peers: dict[str, PeerKeys] = {}
+        self.discovery = b""
+        self.http: aiohttp.ClientSession | None = None
+        self.delivery = Delivery(self)
+        #: The inbox fronts, when they run (see node.http.fronts).
+        self.fronts: Fronts | None = None
+        #: Run inside the transaction of every deal move (see ``node.crm.events``).
+        self.on_deal_moved: list[events.DealMovedHook] = [referring.on_deal_moved]
+        self.refresh_discovery()
+
+    # -- identity ------------------------------------------------------------------
+
+    def use_keys(self, keys: KeyStore) -> None:
+        self.keys = keys
+        self.me = keys.node_id
+        self.suites: tuple[SuiteId, ...] = tuple(s for s, _, status in keys.encryption_entries if status == "active")
+
+    @property
+    def base_url(self) -> str:
+        return self.config.public_url
+
+    def refresh_discovery(self) -> None:
+        doc = build_discovery(
+            name=self.config.org_name,
+            inbox_url=self.base_url + INBOX_PATH,
+            identity=self.keys.identity.public,
+            signing=self.keys.signing_entries,
+            encryption=self.keys.encryption_entries,
+            now=self.clock.now(),
+            max_envelope_bytes=self.config.max_envelope_bytes,
+        )
+        self.discovery = sign_discovery(doc, self.keys.identity)
+
+    async def start(self) -> None:
+        """Load the peers we know, and resume delivery of whatever is due."""
+        self.peers.update(await self.db.read(load_peers))
+        await self.delivery.start()
+
+    async def stop(self) -> None:
+        await self.delivery.stop()
+
+    # -- transactions --------------------------------------------------------------
+
+    def context(self, effects: Effects | None = None) -> TxContext:
+        return TxContext(
+            me=self.me,
+            keys=self.keys,
+            config=self.config,
+            now=self.clock.now(),
+            suites=self.suites,
+            effects=effects or Effects(),
+            discovery=self.discovery,
+            peers=self.peers,
+        )
+
+    async def transact(self, fn: Callable[[sqlite3.Connection, TxContext], T]) -> T:
+        """Run a domain function in a (group-committed) transaction, then apply its effects."""
+        ctx = self.context()
+        result = await self.db.write(lambda conn: fn(conn, ctx))
+        self.apply_effects(ctx.effects)
+        return result
+
+    def apply_effects(self, effects: Effects) -> None:
+        self.peers.update(effects.peers)
+        if self.fronts is not None:
+            if effects.peers:
+                self.fronts.announce("peers", tuple(effects.peers))
+            if effects.own_keys:
+                self.fronts.announce("keys", ())
+        for node_id in effects.poke:
+            self.delivery.poke(node_id)
+
+    # -- the inbox -----------------------------------------------------------------
+
+    async def receive(self, body: bytes) -> InboxResult:
+        """Verify, decrypt, de-duplicate, apply and commit one envelope; sign the receipt."""
+        now = self.clock.now()
+        try:
+            parsed = parse_envelope(body, max_bytes=self.config.max_envelope_bytes)
+        except ProtocolError as exc:
+            log.info("envelope refused", code=exc.code.value)
+            return InboxResult(None, exc)
+        try:
+            opened = open_envelope(
+                parsed, me=self.me, now=now, peer_keys=self.peers.get, decryption_keys=self.keys.decryption_keys
+            )
+        except ProtocolError as exc:
+            # The very bytes we already accepted get the stored receipt: they were fully
+            # verified then, and may be signed with a key the sender has retired since, or
+            # be older than the window by now.
+            seen = await self.db.read(lambda conn: store.get_inbox(conn, parsed.sender, parsed.envelope_id))
+            if seen is not None and seen.sha256 == parsed.sha256:
+                return InboxResult(seen.receipt)
+            receipt = None
+            if exc.sender_verified:
+                receipt = self._receipt(parsed, Disposition.REJECTED, exc)
+            log.info("envelope refused", code=exc.code.value, verified=exc.sender_verified)
+            return InboxResult(receipt, exc)
+        return await self.accept(opened)
+
+    async def accept(self, opened: OpenedEnvelope) -> InboxResult:
+        """The second half of :meth:`receive`, for an envelope already opened and verified
+        (here, or by an inbox front process, see ``node.http.fronts``): de-duplicate, apply,
+        commit, then answer with the receipt."""
+        parsed = opened.parsed
+        bound = log.bind(peer=parsed.sender, envelope_id=parsed.envelope_id, type=parsed.message_type.value)
+        ctx = self.context()
+        handler = HANDLERS[parsed.message_type]
+        # The receipt if the envelope is accepted, signed before the transaction: a
+        # database shared with inbox fronts is then locked for less time (see node.storage.db).
+        accepted_receipt = self._receipt(parsed, Disposition.ACCEPTED, None, now=ctx.now)
+
+        def apply(conn: sqlite3.Connection) -> tuple[bytes, bool, bool]:
+            # The sender is up: whatever backoff we keep for it ends now.
+            backoff_reset = store.clear_peer_retry(conn, parsed.sender)
+            existing = store.get_inbox(conn, parsed.sender, parsed.envelope_id)
+            seen = replay.classify(existing.sha256 if existing else None, parsed.sha256)
+            if existing is not None and seen is replay.Seen.DUPLICATE:
+                return existing.receipt, True, backoff_reset
+            disposition = handler(conn, ctx, opened)
+            if disposition is Disposition.ACCEPTED:
+                receipt = accepted_receipt
+            else:
+                receipt = self._receipt(parsed, disposition, None, now=ctx.now)
+            store.insert_inbox(
+                conn,
+                InboxItem.model_construct(  # from the verified envelope and our receipt
+                    sender=parsed.sender,
+                    envelope_id=parsed.envelope_id,
+                    sha256=parsed.sha256,
+                    type=parsed.header.rn_type,
+                    body=parsed.raw,
+                    inner=opened.inner_jws,
+                    receipt=receipt,
+                    received_at=ctx.ts,
+                ),
+            )
+            return receipt, False, backoff_reset
+
+        try:
+            receipt, duplicate, backoff_reset = await self.db.write(apply)
+        except ProtocolError as exc:
+            bound.info("envelope rejected", code=exc.code.value)
+            return InboxResult(self._receipt(parsed, Disposition.REJECTED, exc), exc)
+        except Exception as exc:
+            bound.error("envelope failed", **failure_fields(exc))
+            return InboxResult(None, RemoteProtocolError(ErrorCode.INTERNAL, "the node could not store this"))
+        if backoff_reset:
+            ctx.effects.poke.add(parsed.sender)  # its queue here may hold what it missed
+        self.apply_effects(ctx.effects)
+        bound.info("envelope duplicate" if duplicate else "envelope accepted")
+        return InboxResult(receipt)
+
+    def _receipt(self, parsed: Any, disposition: Disposition, error: ProtocolError | None, *,
+                 now: Any = None) -> bytes:
+        return make_receipt(
+            envelope_id=parsed.envelope_id,
+            envelope_sha256=parsed.sha256,
+            recipient=self.me,
+            sender=parsed.sender,
+            disposition=disposition,
+            now=now or self.clock.now(),
+            signing_key=self.keys.signing,
+            error=error,
+        )
+
+    # -- outbound HTTP -------------------------------------------------------------
+
+    async def fetch_discovery(self, base_url: str, *, expected_node_id: str | None) -> tuple[bytes, PeerKeys]:
+        """GET a peer's discovery document and verify it (against a pinned id if given)."""
+        from protocol.wire import DISCOVERY_PATH
+
+        assert self.http is not None
+        url = base_url.rstrip("/") + DISCOVERY_PATH
+        timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_s)
+        try:
+            async with self.http.get(url, timeout=timeout) as response:
+                raw = await read_limited(response, 65536 + 1)
+                if response.status != 200:
+                    raise RemoteProtocolError(ErrorCode.UNKNOWN_SENDER, f"{url} answered HTTP {response.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RemoteProtocolError(ErrorCode.UNKNOWN_SENDER, f"cannot reach {url}: {exc}") from None
+        _, keys = verify_discovery(raw, expected_node_id=expected_node_id)
+        return raw, keys
+
+
+def load_peers(conn: sqlite3.Connection, node_ids: Iterable[str] | None = None) -> dict[str, PeerKeys]:
+    """The pinned keys of the peers we know (or of ``node_ids``), from their stored and
+    verified discovery documents plus the keys they retired."""
+    wanted = None if node_ids is None else set(node_ids)
+    peers: dict[str, PeerKeys] = {}
+    for peer in store.list_peers(conn):
+        if wanted is not None and peer.node_id not in wanted:
+            continue
+        try:
+            _, keys = verify_discovery(peer.discovery, expected_node_id=peer.node_id)
+        except ProtocolError as exc:  # never stored unverified; but never refuse to start
+            log.error("stored peer keys do not verify; skipped", peer=peer.node_id, code=exc.code.value)
+            continue
+        history = store.peer_key_history(conn, peer.node_id)
+        peers[peer.node_id] = keys.with_history(VerifyKey.from_jwk(j) for j in history)
+    return peers
+
+
+def run_sync(coro: Any) -> Any:  # pragma: no cover - convenience for scripts
+    return asyncio.run(coro)

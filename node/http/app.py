@@ -1,0 +1,80 @@
+"""``create_app(config)``: the aiohttp application of one node.
+
+The database, the keys, the HTTP client session and the delivery scheduler are opened
+and closed in ``app.cleanup_ctx``; one error middleware turns anything unexpected into
+a 500 with a stable code, without leaking details.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from node.base.clock import Clock
+from node.base.config import Config
+from node.base.errors import error_body
+from node.base.keystore import KeyStore
+from node.base.logs import failure_fields, get_logger
+from node.federation.runtime import Node
+from node.http import admin_api, routes
+from node.http import inbox as federation
+from node.http.appkeys import NODE
+from node.storage.db import Database
+
+log = get_logger("node.app")
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
+            return web.json_response(error_body(code, exc.reason), status=exc.status)
+        raise
+    except Exception as exc:
+        log.error("unhandled error", path=request.path, **failure_fields(exc))
+        return web.json_response(error_body("internal", "the node hit an internal error"), status=500)
+
+
+def passphrase_from_env(config: Config, env: dict[str, str] | None = None) -> bytes | None:
+    value = (env if env is not None else os.environ).get(config.key_passphrase_env)
+    return value.encode("utf-8") if value else None
+
+
+def client_max_size(config: Config) -> int:
+    """The largest request body the node reads: an envelope at its limit, with room for
+    the admin API's bodies (CSV imports, settings)."""
+    return config.max_envelope_bytes + 65536
+
+
+def create_app(config: Config, *, clock: Clock | None = None, passphrase: bytes | None = None,
+               extra_routes: list[admin_api.Route] | None = None) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size(config))
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        keys = KeyStore.load(config.keys_dir, passphrase if passphrase is not None else passphrase_from_env(config))
+        db = Database(config.database_path, shared=config.inbox_workers > 0)
+        node = Node(config, keys, db, clock=clock)
+        node.http = aiohttp.ClientSession(headers={"User-Agent": "refnode/0.1"})
+        app[NODE] = node
+        await node.start()
+        log.info("node started", node_id=node.me, url=node.base_url)
+        try:
+            yield
+        finally:
+            await node.stop()
+            await node.http.close()
+            await db.close()
+            log.info("node stopped")
+
+    app.cleanup_ctx.append(lifecycle)
+    app.add_routes(federation.routes)
+    admin_api.add_routes(app, routes.ALL + (extra_routes or []))
+    return app

@@ -1,0 +1,12 @@
+"""Typed application keys (aiohttp ``web.AppKey``) for what the app holds."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from node.federation.runtime import Node
+
+NODE: web.AppKey[Node] = web.AppKey("node")

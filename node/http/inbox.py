@@ -1,0 +1,52 @@
+"""The federation endpoints of docs/protocol.md: discovery and the inbox. Thin: parse the
+request, call the node, answer."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.base.errors import protocol_error_response
+from node.federation.runtime import InboxResult
+from node.http.appkeys import NODE
+from protocol.errors import RemoteProtocolError
+from protocol.wire import DISCOVERY_PATH, INBOX_PATH, MEDIA_TYPE_JOSE_JSON, ErrorCode
+
+routes = web.RouteTableDef()
+
+
+@routes.get(DISCOVERY_PATH)
+async def discovery(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return web.Response(body=node.discovery, content_type=MEDIA_TYPE_JOSE_JSON)
+
+
+@routes.post(INBOX_PATH)
+async def inbox(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    body = await read_envelope(request, node.config.max_envelope_bytes)
+    if isinstance(body, web.Response):
+        return body
+    return inbox_response(await node.receive(body))
+
+
+async def read_envelope(request: web.BaseRequest, limit: int) -> bytes | web.Response:
+    """The request's body, or the refusal to send when it is not an envelope we take:
+    the size is checked while the body streams in."""
+    if request.content_length is not None and request.content_length > limit:
+        return protocol_error_response(RemoteProtocolError(ErrorCode.TOO_LARGE, f"the limit is {limit} bytes"))
+    if request.content_type != MEDIA_TYPE_JOSE_JSON:
+        return protocol_error_response(
+            RemoteProtocolError(ErrorCode.MALFORMED, f"Content-Type must be {MEDIA_TYPE_JOSE_JSON}")
+        )
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(65536):
+        body += chunk
+        if len(body) > limit:
+            return protocol_error_response(RemoteProtocolError(ErrorCode.TOO_LARGE, f"the limit is {limit} bytes"))
+    return bytes(body)
+
+
+def inbox_response(result: InboxResult) -> web.Response:
+    if result.error is not None:
+        return protocol_error_response(result.error, receipt=result.receipt)
+    return web.Response(body=result.receipt, content_type=MEDIA_TYPE_JOSE_JSON)

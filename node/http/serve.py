@@ -1,0 +1,76 @@
+"""``refnode serve``: run a node until SIGINT or SIGTERM.
+
+One ``serve`` per data folder (a lock file says so: two would deliver the same outbox
+twice). With ``inbox_workers = 0`` one process does everything; with more, the node
+process and the inbox fronts share the public address, and the node process also serves
+a Unix socket for what the fronts pass on (see :mod:`node.http.fronts`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from aiohttp import web
+
+from node.base.config import Config
+from node.http.app import create_app
+
+
+class ServeError(Exception):
+    """The node cannot be served: ``code`` says why (``locked``, ``listen``)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def serve(config: Config, *, passphrase: bytes | None, on_listening: Callable[[], None]) -> None:
+    """Serve until stopped; ``on_listening`` runs once the node takes connections."""
+    app = create_app(config, passphrase=passphrase)
+
+    async def settle(app: web.Application) -> None:
+        settle_gc()
+
+    app.on_startup.append(settle)
+    with serve_lock(config.data_dir):
+        try:
+            if config.inbox_workers:
+                from node.http.fronts import serve_with_fronts
+
+                serve_with_fronts(app, config, on_listening)
+            else:
+                # No access log: the node logs each envelope itself, with peer, id and type.
+                web.run_app(app, host=config.host, port=config.port, print=lambda _: on_listening(),
+                            handle_signals=True, access_log=None)
+        except OSError as exc:  # e.g. the port is taken
+            raise ServeError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
+                             code="listen") from None
+
+
+def settle_gc() -> None:
+    """Once a serving process has started: what start-up allocated lives as long as the
+    process, so take it out of the garbage collector's sight, and collect the young
+    generation less often. In-process, collections cost 55 µs of the inbox's 1 ms per
+    envelope before, about 1 µs after."""
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 50)
+
+
+@contextlib.contextmanager
+def serve_lock(data_dir: Path) -> Iterator[None]:
+    """Hold the data folder's serve lock, or raise ``ServeError(code="locked")``."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(data_dir / "serve.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ServeError(f"another 'refnode serve' is running on {data_dir.absolute()}",
+                             code="locked") from None
+        yield

@@ -1,0 +1,618 @@
+"""The node's SQLite database: one file, WAL, versioned migrations, group commit.
+
+Writers call :meth:`Database.write` with a function of the connection. Writes that arrive
+while a transaction is committing are run together in the next transaction and committed
+with one fsync (group commit). A write's future resolves only after its transaction is
+durably committed, so "acknowledged" always means "on disk". Each write runs in its own
+SAVEPOINT: one that raises is rolled back alone and its caller gets the exception, while
+the others in the batch still commit.
+
+Where the work happens: the write functions are Python and hold the GIL whatever thread
+runs them, so they run on the event loop, back to back (handing each batch to a thread
+cost a third of the node's CPU per request, measured with bench/inbox_throughput.py). The
+COMMIT runs on a worker thread: the loop serves other requests meanwhile.
+
+Durability is pipelined. SQLite commits with ``synchronous=NORMAL``: the COMMIT writes the
+transaction to the WAL file but does not wait for the disk. The worker thread then calls
+``fdatasync`` on the WAL, and only then do the batch's writes return; meanwhile the loop
+already runs the next batch, whose COMMIT waits for that sync (so writes that arrive while
+the disk syncs share one commit). One sync covers every commit written before it began.
+SQLite itself syncs the WAL before it checkpoints, and the database after. On the disks we
+measured, the sync is most of a commit's time, so the writer no longer stands still for
+it (``bench/inbox_throughput.py``). Commit and sync share one thread (see :class:`Worker`).
+
+Reads use a second, read-only connection on the loop (WAL lets it read while the writer
+commits). A committed batch is visible to it a little before it is on disk, so
+:meth:`Database.read` returns only once everything the read may have seen is synced:
+nobody acts on, or answers with, what a power cut could still take back. If the disk
+refuses a sync, what was committed since the last good one may not be on it, and no later
+sync can vouch for it: every write and read waiting for that sync fails, and so does every
+one after (:class:`DiskFailure`), until the node is restarted.
+
+Several processes may write one database (``shared=True``: the node process and its inbox
+fronts, see ``node.http.fronts``). Their write transactions take turns through a lock file next
+to the database (``flock``): taken on the loop only when it is free and our own last sync
+is done (so it is never held through a sync or while the loop finishes other work), waited
+for on a thread of its own (so our syncs and reads never queue behind another process's
+turn), and released as soon as the COMMIT returns. SQLite's own busy handler would sleep on
+the loop, in steps of milliseconds. What another process commits is visible before it is
+synced, so a shared database's :meth:`Database.read` also syncs the WAL when anyone
+committed since the last sync (``PRAGMA data_version``). A write needs no more: its own
+sync covers every commit it could have read. A refused sync is final for every process:
+the others are told (:meth:`Database.fail`), since the kernel reports a write-back error
+only once per descriptor.
+
+Statement journals (one per write's SAVEPOINT) are kept in memory (``temp_store``):
+spilled to a temporary file they cost more writes than the WAL itself, measured with
+strace under bench/inbox_throughput.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import functools
+import os
+import queue
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from node.base.logs import failure_fields, get_logger
+from node.storage.migrations import MIGRATIONS
+
+T = TypeVar("T")
+log = get_logger("node.db")
+
+class DiskFailure(RuntimeError):
+    """The disk refused to sync the database. What was committed since the last good sync
+    may not be on disk, so the database takes no more reads or writes: restart the node,
+    and SQLite recovers from what the disk really holds."""
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        conn.close()
+        raise RuntimeError(f"{path}: SQLite could not use a WAL (journal mode {mode!r})")
+    # A COMMIT writes the WAL without waiting for the disk: Database syncs it before it
+    # reports any write done (see the module's docstring).
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA temp_store=MEMORY")  # statement journals of SAVEPOINTs
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+class WalSyncer:
+    """``fdatasync`` of one database's WAL file, where commits go in WAL mode.
+
+    The file's name comes from SQLite itself (``PRAGMA database_list``: it resolves a
+    symlinked path, and so must we). It is opened once and kept: a descriptor opened for
+    each sync could be told nothing of a write-back error an earlier sync consumed. The
+    main database file is never opened here: closing a descriptor of it would drop
+    SQLite's locks on it."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        main = next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
+        self.path = Path(main + "-wal")
+        self._fd: int | None = None
+        self._refused: OSError | None = None
+
+    def sync(self) -> None:
+        if self._refused is not None:  # a refused sync is never vouched for by a later one
+            raise self._refused
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)  # exists while our connection is open
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            self._refused = exc
+            raise
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class WriterLock:
+    """The turn to write a database shared by processes: an exclusive ``flock`` on
+    ``<database>-writer`` (0600), which the kernel drops when its process dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(f"{path}-writer")
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def wait_free(self) -> None:
+        """Block until no one holds the lock (taking it and letting go at once)."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def acquire(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def insert_row(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    """INSERT ``row`` (column: value) into ``table``; the statement text is made once per
+    table and set of columns."""
+    conn.execute(_insert_sql(table, tuple(row)), tuple(row.values()))
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Run every migration newer than the database (see :mod:`node.storage.migrations`);
+    return the new version."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    db = sqlite_utils.Database(conn)
+    for version, _, fn in MIGRATIONS:
+        if version <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            fn(db)
+            conn.execute(f"PRAGMA user_version={int(version)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        current = version
+    return current
+
+
+class Worker:
+    """One thread that runs blocking calls in order: for the loop (:meth:`call`) or for a
+    synchronous caller (:meth:`run`).
+
+    Used instead of a ``ThreadPoolExecutor``: a ``SimpleQueue`` in and
+    ``call_soon_threadsafe`` out, with no Python-level lock for its thread to hold while
+    it waits for the GIL. Under bench/inbox_throughput.py py-spy found the event loop in the
+    executor's ``submit`` in 8 to 10% of its samples, and in this queue's ``put`` in 5 to 6%:
+    waking a thread stays dear on a virtual machine, so there is one for commit and sync."""
+
+    def __init__(self, name: str) -> None:
+        # Each item: the call, whether it is still wanted, and what to do with its outcome.
+        self._queue: queue.SimpleQueue[
+            tuple[Callable[[], Any], Callable[[], bool], Callable[[bool, Any], None]] | None
+        ] = queue.SimpleQueue()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fn, wanted, done = item
+            if not wanted():  # its caller was cancelled while it waited: skip it
+                continue
+            try:
+                outcome = (True, fn())
+            except BaseException as exc:  # handed to the caller, who raises it
+                outcome = (False, exc)
+            try:
+                done(*outcome)
+            except BaseException as exc:  # never let the thread die: later calls would hang
+                log.error("worker could not hand back a result", **failure_fields(exc))
+
+    def _put(self, fn: Callable[[], Any], wanted: Callable[[], bool], done: Callable[[bool, Any], None]) -> None:
+        if self._stopped:
+            raise RuntimeError("the database's worker thread is stopped")
+        self._queue.put((fn, wanted, done))
+
+    def call(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def done(ok: bool, value: Any) -> None:
+            if not loop.is_closed():  # a loop that ended has nobody left to tell
+                loop.call_soon_threadsafe(_settle, future, ok, value)
+
+        self._put(fn, lambda: not future.cancelled(), done)
+        return future
+
+    def run(self, fn: Callable[[], T]) -> T:
+        future: Future[T] = Future()
+
+        def done(ok: bool, value: Any) -> None:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+        self._put(fn, lambda: True, done)
+        return future.result()
+
+    def stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._queue.put(None)
+        self._thread.join()
+
+
+def _fail_writes(writes: list[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:
+    """Fail every write of ``writes`` (function, future) still waiting."""
+    for _, future in writes:
+        if not future.done():
+            future.set_exception(exc)
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # the caller was cancelled
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+class Database:
+    """Async access to one SQLite file. Use :meth:`read` and :meth:`write`."""
+
+    def __init__(self, path: Path | str, *, shared: bool = False) -> None:
+        self.path = Path(path)
+        #: Other processes write this database too (see the module's docstring).
+        self._lock = WriterLock(self.path) if shared else None
+        # Threads of their own, so that neither a COMMIT (which holds the lock) nor our
+        # syncs wait for them: one waits for another process's turn, one syncs for reads.
+        self._lock_waiter = Worker("sqlite-lock") if shared else None
+        self._read_syncer = Worker("sqlite-read-sync") if shared else None
+        self._executor = Worker("sqlite")
+        self._conn = self._executor.run(lambda: connect(self.path))
+        self._executor.run(lambda: migrate(self._conn))
+        self._wal = WalSyncer(self._conn)
+        self._reader = connect(self.path)
+        self._reader.execute("PRAGMA query_only=ON")
+        #: The reader's ``data_version`` when the last sync for a read began.
+        self._seen_version = self._data_version()
+        self._wal.sync()
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._wake: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+        # Commits are numbered: ``_started`` COMMITs were begun, ``_committed`` returned,
+        # and the WAL was synced after commit number ``_synced``. Committed batches wait in
+        # ``_unsynced`` (number, batch, outcomes) for their sync.
+        self._started = 0
+        self._committed = 0
+        self._synced = 0
+        self._unsynced: deque[
+            tuple[int, list[tuple[Any, asyncio.Future[Any]]], list[tuple[bool, Any]]]
+        ] = deque()
+        self._sync_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._sync_wake: asyncio.Event | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+        self._failure: OSError | None = None
+        #: The batch waiting for its turn (shared): failed at once if the disk fails.
+        self._turn_batch: list[tuple[Any, asyncio.Future[Any]]] = []
+        #: Called with the error when the disk refuses a sync (see :meth:`_fail`).
+        self.on_failure: list[Callable[[OSError], None]] = []
+
+    # -- synchronous use (CLI, tests, start-up) --------------------------------------
+
+    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one transaction on the worker thread and wait for it."""
+        return self._executor.run(lambda: self._transaction(fn))
+
+    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+        self._wal.sync()
+        return result
+
+    # -- asynchronous use --------------------------------------------------------------
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the read connection. It returns once whatever ``fn`` may have
+        seen is durable: every commit begun before it ended is synced."""
+        self._check_usable()
+        try:
+            return fn(self._reader)
+        finally:  # a refusal is an answer too: it waits like a result
+            if self._synced < self._started:
+                await self._wait_synced(self._started)
+            if self._lock is not None:
+                await self._sync_others()
+
+    def _data_version(self) -> int:
+        return int(self._reader.execute("PRAGMA data_version").fetchone()[0])
+
+    async def _sync_others(self) -> None:
+        """Sync the WAL if any connection (another process's, or our writer) committed
+        since the last such sync: a read may have seen it. On a thread of its own: a
+        COMMIT queued on the worker (holding the writer lock) never waits for it."""
+        assert self._read_syncer is not None
+        version = self._data_version()
+        if version == self._seen_version:
+            return
+        try:
+            await self._read_syncer.call(self._wal.sync)
+        except OSError as exc:
+            self._fail(exc)
+            raise self._disk_failure() from None
+        self._check_usable()  # failed meanwhile, elsewhere
+        self._seen_version = max(self._seen_version, version)
+
+    async def _wait_synced(self, number: int) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sync_waiters.append((number, future))
+        await future
+
+    def _check_usable(self) -> None:
+        if self._failure is not None:
+            raise self._disk_failure()
+
+    def _disk_failure(self) -> DiskFailure:
+        failure = DiskFailure("the disk refused to sync the database; restart the node")
+        failure.__cause__ = self._failure
+        return failure
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in a transaction shared with other concurrent writes; return once
+        that transaction is committed."""
+        loop = asyncio.get_running_loop()
+        if self._closed:
+            raise RuntimeError("database is closed")
+        self._check_usable()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((fn, future))
+        if self._writer is None:
+            self._wake = asyncio.Event()
+            self._writer = loop.create_task(self._write_loop())
+        assert self._wake is not None
+        self._wake.set()
+        return await future
+
+    async def _write_loop(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                if self._closed:
+                    return
+                continue
+            if self._closed:
+                self._wake.set()  # come round once more to drain, then stop
+            try:
+                if self._lock is not None:
+                    self._turn_batch = batch
+                    try:
+                        await self._take_turn()
+                    finally:
+                        self._turn_batch = []
+                    self._check_usable()  # the disk failed while we waited: no commit
+                    batch += self._pending  # what arrived while we waited
+                    self._pending = []
+                outcomes = self._run_batch([fn for fn, _ in batch])
+                self._started += 1
+                number = self._started
+                await self._executor.call(self._commit)
+            except BaseException as exc:  # the commit itself failed: nobody is durable
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if self._lock is not None:
+                    self._lock.release()
+                self._committed = self._started  # nothing of this one is left to sync
+                _fail_writes(batch, exc)
+                self._wake_syncer()
+                continue
+            # Written, not yet durable: the sync loop answers the batch; the next one runs.
+            self._committed = number
+            if self._failure is not None:  # no sync will ever vouch for it
+                _fail_writes(batch, self._disk_failure())
+                continue
+            self._unsynced.append((number, batch, outcomes))
+            self._wake_syncer()
+            # Let the sync loop queue this sync on the worker before our next COMMIT, so
+            # that commit follows the sync and gathers what arrives meanwhile.
+            await asyncio.sleep(0)
+
+    async def _take_turn(self) -> None:
+        """Hold the writer lock. Taken on the loop only when it is free, so it is never
+        held while the loop finishes other work; while another process writes, a thread of
+        its own waits for it (and the batch grows meanwhile)."""
+        assert self._lock is not None and self._lock_waiter is not None
+        lock = self._lock
+        if self._synced < self._committed:  # never hold the turn while our last sync runs
+            await self._wait_synced(self._committed)
+        while not lock.try_acquire():
+            # Not on the worker: the syncs that answer our writes must not wait for
+            # another process's turn.
+            await self._lock_waiter.call(lock.wait_free)
+
+    def _commit(self) -> None:
+        try:
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:  # before the lock goes: nobody waits on SQLite's
+                self._conn.execute("ROLLBACK")
+            raise
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def _wake_syncer(self) -> None:
+        if self._sync_task is None:
+            self._sync_wake = asyncio.Event()
+            self._sync_task = asyncio.get_running_loop().create_task(self._sync_loop())
+        assert self._sync_wake is not None
+        self._sync_wake.set()
+
+    async def _sync_loop(self) -> None:
+        """Sync the WAL whenever commits are waiting for it; then answer their writes
+        (and reads waiting on them). One sync covers all commits that returned before it."""
+        assert self._sync_wake is not None
+        while True:
+            await self._sync_wake.wait()
+            self._sync_wake.clear()
+            target = self._committed
+            if target > self._synced and self._failure is None:
+                version = self._data_version() if self._lock is not None else None
+                try:
+                    await self._executor.call(self._wal.sync)
+                except OSError as exc:
+                    self._fail(exc)
+                else:
+                    if self._failure is None:  # not failed meanwhile, by another process's word
+                        self._answer_upto(target)
+                        self._synced = target
+                        if version is not None:
+                            self._seen_version = max(self._seen_version, version)
+                self._sync_wake.set()  # commits may have returned while we synced
+            if self._failure is None:
+                self._release_readers()
+            if self._failure is not None or (
+                self._closed
+                and (self._writer is None or self._writer.done())
+                and self._synced >= self._started
+            ):
+                self._fail_waiting_readers()
+                return
+
+    @property
+    def failed(self) -> bool:
+        """The disk refused a sync (here, or in another process that told us)."""
+        return self._failure is not None
+
+    def fail(self, exc: OSError) -> None:
+        """Take no more reads or writes, as if our own sync had been refused: for a
+        database shared with a process whose sync was (see ``node.http.fronts``)."""
+        self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        """The disk refused a sync. The commits it should have covered are in SQLite's
+        view of the file but perhaps not on the disk, and a later sync that succeeds proves
+        nothing about them: fail every write and read waiting for a sync, and every one
+        after (see :class:`DiskFailure`)."""
+        if self._failure is not None:  # told once is enough
+            return
+        self._failure = exc
+        log.critical("the disk refused to sync the database; restart the node", **failure_fields(exc))
+        failure = self._disk_failure()
+        while self._unsynced:
+            _fail_writes(self._unsynced.popleft()[1], failure)
+        _fail_writes(self._pending, failure)
+        self._pending = []
+        _fail_writes(self._turn_batch, failure)
+        self._fail_waiting_readers()
+        if self._sync_wake is not None:
+            self._sync_wake.set()  # the sync loop ends
+        for listener in self.on_failure:  # last: whatever they do, nobody is left waiting
+            try:
+                listener(exc)
+            except Exception as error:
+                log.error("a disk failure listener failed", **failure_fields(error))
+
+    def _fail_waiting_readers(self) -> None:
+        failure = DiskFailure("the database closed or failed before this read was synced")
+        for _, future in self._sync_waiters:
+            if not future.done():
+                future.set_exception(failure)
+        self._sync_waiters = []
+
+    def _answer_upto(self, target: int) -> None:
+        while self._unsynced and self._unsynced[0][0] <= target:
+            _, batch, outcomes = self._unsynced.popleft()
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+    def _release_readers(self) -> None:
+        """Wake the reads whose commits are synced."""
+        if not self._sync_waiters:
+            return
+        waiting = []
+        for number, future in self._sync_waiters:
+            if number > self._synced:
+                waiting.append((number, future))
+            elif not future.done():
+                future.set_result(None)
+        self._sync_waiters = waiting
+
+    def _run_batch(self, fns: list[Callable[[sqlite3.Connection], Any]]) -> list[tuple[bool, Any]]:
+        """Run every write of a batch in one open transaction; the caller commits it."""
+        conn = self._conn
+        outcomes: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for fn in fns:
+                conn.execute("SAVEPOINT w")
+                try:
+                    outcomes.append((True, fn(conn)))
+                    conn.execute("RELEASE w")
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO w")
+                    conn.execute("RELEASE w")
+                    outcomes.append((False, exc))
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._writer is not None and self._wake is not None:
+            self._wake.set()
+            await self._writer  # it commits what is queued, then returns
+        if self._sync_task is not None and self._sync_wake is not None:
+            self._sync_wake.set()
+            await self._sync_task  # it syncs what is committed and answers it, then returns
+        self.close_sync()
+
+    def close_sync(self) -> None:
+        def _close() -> None:
+            self._conn.close()
+
+        self._reader.close()
+
+        try:
+            self._executor.run(_close)
+        finally:
+            self._executor.stop()
+            for worker in (self._lock_waiter, self._read_syncer):
+                if worker is not None:
+                    worker.stop()
+            self._wal.close()
+            if self._lock is not None:
+                self._lock.close()

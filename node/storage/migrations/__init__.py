@@ -1,0 +1,32 @@
+"""Every migration of the node's database, in order, in one place.
+
+A migration is a function of a ``sqlite_utils.Database`` that changes the schema; each
+runs once, in its own transaction, and the database's ``user_version`` says which ran.
+Versions: 1-9 federation core, 10-19 the CRM, 20-29 opportunities. Add new ones at the
+end of :data:`MIGRATIONS`, in a module of their own; never change one that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+from node.storage.migrations import (
+    m001_federation_core,
+    m003_assignment_cursor,
+    m004_deferred_referrals,
+    m010_crm,
+    m020_opportunities,
+)
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+#: ``(version, name, migration)``, by version.
+MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
+    (1, "federation core", m001_federation_core.up),
+    (3, "round-robin assignment cursor", m003_assignment_cursor.up),
+    (4, "deferred referrals", m004_deferred_referrals.up),
+    (10, "crm", m010_crm.up),
+    (20, "referral opportunities", m020_opportunities.up),
+)
