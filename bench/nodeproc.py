@@ -1,9 +1,7 @@
 """Nodes (and reference servers) as real operating-system processes, for the benchmarks.
 
-A node runs with ``python -m node.cli --config PATH serve`` when ``node/cli.py`` exists,
-else with a minimal runner that does what ``serve`` does: load the configuration, set up
-logging, and ``web.run_app(create_app(config))``. Either way it is its own process with
-its own data folder, SQLite file and keys, listening on 127.0.0.1.
+A node runs with ``python -m node.cli --config PATH serve``: its own process with its own
+data folder, SQLite file and keys, listening on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -27,19 +25,6 @@ if str(ROOT) not in sys.path:
 from node.base.config import Config  # noqa: E402
 from node.cli.setup import init_node  # noqa: E402
 
-#: Used when node/cli.py is not there (yet): the same steps as ``refnode serve``.
-RUNNER = """
-import os, sys
-from pathlib import Path
-from aiohttp import web
-from node.http.app import create_app
-from node.base.config import load_config
-from node.base.logs import configure_logging
-config = load_config(Path(sys.argv[1]), os.environ)
-configure_logging(config.log_format, config.log_level)
-web.run_app(create_app(config), host=config.host, port=config.port, print=None)
-"""
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -49,21 +34,7 @@ def free_port() -> int:
 
 def serve_command(config_path: Path) -> tuple[list[str], str]:
     """The command that runs a node from ``config_path``, and how it was chosen."""
-    if (ROOT / "node" / "cli.py").is_file():
-        return [
-            sys.executable,
-            "-m",
-            "node.cli",
-            "--config",
-            str(config_path),
-            "serve",
-        ], "python -m node.cli serve"
-    return [
-        sys.executable,
-        "-c",
-        RUNNER,
-        str(config_path),
-    ], "runner: web.run_app(create_app(load_config(...)))"
+    return [sys.executable, "-m", "node.cli", "--config", str(config_path), "serve"], "python -m node.cli serve"
 
 
 def make_node(workdir: Path, name: str, *, port: int | None = None) -> tuple[Config, str]:
