@@ -73,11 +73,12 @@ def refer_deal(conn: sqlite3.Connection, ctx: TxContext, deal_id: str, body: Ref
     deal = crm.get_deal(conn, deal_id)
     offer = build_offer(conn, ctx, deal, body, actor)  # validates everything, even when deferred
     if body.when_stage_id is not None:
-        if body.when_stage_id == deal.stage_id:
-            raise _fail("invalid", "the deal is already at that stage: refer it now instead", "when_stage_id")
         stage = crm.get_stage(conn, body.when_stage_id, field="when_stage_id")
         if stage.workflow_id != deal.workflow_id:
             raise _fail("invalid", "that stage is not in the deal's workflow", "when_stage_id")
+        if stage.position <= crm.get_stage(conn, deal.stage_id).position:
+            raise _fail("invalid", "the deal is already at or past that stage: refer it now instead",
+                        "when_stage_id")
         deferred_id = new_id("dfr")
         conn.execute(
             "INSERT INTO deferred_referrals (id, deal_id, stage_id, connection_id, request, actor_user_id, state,"
@@ -192,11 +193,23 @@ def _send(conn: sqlite3.Connection, ctx: TxContext, deal: Deal, offer: ReferralO
 
 
 def deferred_view(conn: sqlite3.Connection, deferred_id: str) -> dict[str, Any]:
-    row = conn.execute("SELECT * FROM deferred_referrals WHERE id = ?", (deferred_id,)).fetchone()
+    """A deferred referral, with ``can_fire``: whether a waiting one can still be sent.
+    It cannot once its deal has left the workflow its stage belongs to (``blocked``
+    says why, for the person who must then refer the deal by hand or cancel it)."""
+    row = conn.execute(
+        "SELECT r.*, s.workflow_id AS stage_workflow_id, d.workflow_id AS deal_workflow_id"
+        " FROM deferred_referrals r JOIN stages s ON s.id = r.stage_id JOIN deals d ON d.id = r.deal_id"
+        " WHERE r.id = ?",
+        (deferred_id,),
+    ).fetchone()
     if row is None:
         raise CrmError("not_found", f"no deferred referral {deferred_id!r}")
     data = dict(row)
     data["request"] = json.loads(data["request"])
+    moved_away = data.pop("stage_workflow_id") != data.pop("deal_workflow_id")
+    data["can_fire"] = data["state"] == "waiting" and not moved_away
+    data["blocked"] = ("the deal moved to another workflow, so it can never reach this stage"
+                       if data["state"] == "waiting" and moved_away else None)
     return data
 
 
@@ -216,12 +229,14 @@ def cancel_deferred(conn: sqlite3.Connection, ctx: TxContext, deferred_id: str) 
 
 
 def on_deal_moved(conn: sqlite3.Connection, ctx: TxContext, before: Deal, after: Deal) -> None:
-    """A deal reached a stage: send the referrals waiting for it; and if the deal came
-    from a referral, report its progress back to the referrer."""
+    """A deal reached a stage: send the referrals waiting for it or for any earlier stage
+    of its workflow (a deal may skip stages); and if the deal came from a referral,
+    report its progress back to the referrer."""
     waiting = conn.execute(
-        "SELECT id, request, actor_user_id FROM deferred_referrals WHERE deal_id = ? AND stage_id = ?"
-        " AND state = 'waiting' ORDER BY created_at",
-        (after.id, after.stage_id),
+        "SELECT r.id, r.request, r.actor_user_id FROM deferred_referrals r JOIN stages s ON s.id = r.stage_id"
+        " WHERE r.deal_id = ? AND r.state = 'waiting' AND s.workflow_id = ?"
+        " AND s.position <= (SELECT position FROM stages WHERE id = ?) ORDER BY r.created_at",
+        (after.id, after.workflow_id, after.stage_id),
     ).fetchall()
     for row in waiting:
         request = ReferDealIn.model_validate_json(row["request"]).model_copy(update={"when_stage_id": None})

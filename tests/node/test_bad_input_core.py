@@ -290,7 +290,7 @@ CASES: list[Case] = [
          DEALS + "/{bare_deal}/refer", with_ids({**REFER, "consent": consent("{contact}")}), field="deal_id"),
     case(f"POST {DEALS}/{{id}}/refer", "agent of another node", 404, "user '{b_user}' not found",
          DEALS + "/{deal}/refer", with_ids({**REFER, "referring_agent_user_id": "{b_user}"})),
-    case(f"POST {DEALS}/{{id}}/refer", "defer to the stage it is at", 400, "already at that stage",
+    case(f"POST {DEALS}/{{id}}/refer", "defer to the stage it is at", 400, "already at or past that stage",
          DEALS + "/{deal}/refer", with_ids({**REFER, "when_stage_id": "{stage}"}), field="when_stage_id"),
     case(f"POST {DEALS}/{{id}}/refer", "defer to a stage of another node", 404, "stage '{b_stage}' not found",
          DEALS + "/{deal}/refer", with_ids({**REFER, "when_stage_id": "{b_stage}"}), field="when_stage_id"),

@@ -192,9 +192,9 @@ async def test_owner_rules(node_factory):
 async def test_deferred_referral_waits_for_its_stage_and_can_be_cancelled(node_factory):
     agency, broker, cid = await setup_pair(node_factory)
     owner = await admin_id(agency)
-    wf = await workflow(agency, "Sales", owner, ["Applicant", "Offer accepted", "Sold"])
+    wf = await workflow(agency, "Sales", owner, ["Applicant", "Inspected", "Offer accepted", "Sold"])
     deal_id, contact_id = await client_deal(agency, wf, owner)
-    offer_stage = wf["stages"][1]["id"]
+    offer_stage = wf["stages"][2]["id"]
     waiting = await agency.api("POST", f"/api/v1/deals/{deal_id}/refer", {
         "connection_id": cid, "consent": consent(contact_id), "when_stage_id": offer_stage}, expect=201)
     assert waiting["deferred"]["state"] == "waiting"
@@ -207,16 +207,42 @@ async def test_deferred_referral_waits_for_its_stage_and_can_be_cancelled(node_f
     again = await agency.api("POST", f"/api/v1/deferred/{cancelled['deferred']['id']}/cancel", expect=409)
     assert again["error"]["code"] == "invalid_transition"
 
-    await agency.api("POST", f"/api/v1/deals/{deal_id}/move", {"stage_id": wf["stages"][2]["id"]})  # not the one
+    await agency.api("POST", f"/api/v1/deals/{deal_id}/move", {"stage_id": wf["stages"][1]["id"]})  # not yet
     await agency.api("POST", f"/api/v1/deals/{deal2}/move", {"stage_id": offer_stage})
     assert (await agency.api("GET", "/api/v1/referrals"))["referrals"] == []
-    await agency.api("POST", f"/api/v1/deals/{deal_id}/move", {"stage_id": offer_stage})
+    # The deal skips the stage it waited for: a later stage sends it too.
+    await agency.api("POST", f"/api/v1/deals/{deal_id}/move", {"stage_id": wf["stages"][3]["id"]})
     sent = (await agency.api("GET", "/api/v1/referrals"))["referrals"]
     assert len(sent) == 1 and sent[0]["deal_id"] == deal_id
     await wait_for(lambda: _has_received(broker))
     deferred = {d["id"]: d["state"] for d in (await agency.api("GET", "/api/v1/deferred"))["deferred"]}
     assert deferred == {waiting["deferred"]["id"]: "sent", cancelled["deferred"]["id"]: "cancelled"}
     assert len(await received_referrals(broker)) == 1
+
+
+async def test_a_deferred_referral_that_can_no_longer_fire_says_so(node_factory):
+    agency, broker, cid = await setup_pair(node_factory)
+    owner = await admin_id(agency)
+    wf = await workflow(agency, "Sales", owner, ["Applicant", "Offer accepted", "Sold"])
+    other = await workflow(agency, "Rentals", owner, ["Enquiry", "Leased"])
+    deal_id, contact_id = await client_deal(agency, wf, owner)
+    # Not for a stage the deal is at or has passed.
+    await agency.api("POST", f"/api/v1/deals/{deal_id}/move", {"stage_id": wf["stages"][1]["id"]})
+    for stage in wf["stages"][:2]:
+        refused = await agency.api("POST", f"/api/v1/deals/{deal_id}/refer", {
+            "connection_id": cid, "consent": consent(contact_id), "when_stage_id": stage["id"]}, expect=400)
+        assert refused["error"]["field"] == "when_stage_id"
+    waiting = (await agency.api("POST", f"/api/v1/deals/{deal_id}/refer", {
+        "connection_id": cid, "consent": consent(contact_id), "when_stage_id": wf["stages"][2]["id"]},
+        expect=201))["deferred"]
+    assert waiting["can_fire"] is True and waiting["blocked"] is None
+    # The deal leaves for another workflow: its stage can never come.
+    await agency.api("POST", f"/api/v1/deals/{deal_id}/move",
+                     {"workflow_id": other["id"], "stage_id": other["stages"][1]["id"]})
+    listed = (await agency.api("GET", "/api/v1/deferred"))["deferred"]
+    assert [(d["id"], d["state"], d["can_fire"]) for d in listed] == [(waiting["id"], "waiting", False)]
+    assert "another workflow" in listed[0]["blocked"]
+    assert (await agency.api("GET", "/api/v1/referrals"))["referrals"] == []
 
 
 async def test_status_flows_back_in_order_exactly_once_across_a_restart(node_factory):
