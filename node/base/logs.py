@@ -32,6 +32,7 @@ import json
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, Literal, TextIO
 
@@ -225,7 +226,7 @@ def configure_logging(
     handler = _OurHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=[*shared, scrub_foreign],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
         )
     )
@@ -256,6 +257,27 @@ def configure_logging(
     root.setLevel(level_number)
     # The scheduler logs every tick of the delivery sweep at info: only its warnings matter.
     logging.getLogger("apscheduler").setLevel(max(level_number, logging.WARNING))
+
+
+_QUERY = re.compile(r"\?[^\s\"'<>]*")
+
+
+def scrub_foreign(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """For records from other libraries (aiohttp's server errors, asyncio): what they say
+    may quote the request, and the request may carry client data. Query strings leave the
+    message, and an exception keeps its type and the frames it passed through, never its
+    message (aiohttp's "line too long" error quotes the start of the URL)."""
+    event = event_dict.get("event")
+    if isinstance(event, str) and "?" in event:
+        event_dict["event"] = _QUERY.sub("?" + REDACTED, event)
+    exc_info = event_dict.pop("exc_info", None)
+    if exc_info:
+        exc = exc_info[1] if isinstance(exc_info, tuple) else sys.exc_info()[1]
+        if exc is not None:
+            event_dict.update(failure_fields(exc))
+            event_dict["frames"] = [f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}"
+                                    for f in traceback.extract_tb(exc.__traceback__)]
+    return event_dict
 
 
 def failure_fields(exc: BaseException) -> dict[str, str]:

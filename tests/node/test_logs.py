@@ -145,6 +145,21 @@ def test_stdlib_logs_use_the_same_format_and_level(output: io.StringIO) -> None:
     assert record["level"] == "info"
 
 
+def test_library_errors_lose_query_strings_and_exception_messages(output: io.StringIO) -> None:
+    """aiohttp's own errors quote the request line: what a client put there stays out."""
+    try:
+        raise ValueError("Got more than 8190 bytes: b'/api/v1/contacts?q=someone%40example.com&pad=aaa'")
+    except ValueError:
+        logging.getLogger("aiohttp.server").exception("Error handling request from 127.0.0.1")
+    logging.getLogger("aiohttp.web").warning("slow: GET /api/v1/contacts?q=jo%40example.com took 2 s")
+    first, second = lines(output)
+    assert "someone" not in json.dumps(first) and "example.com" not in json.dumps(first)
+    assert first["event"] == "Error handling request from 127.0.0.1"
+    assert first["error"] == "ValueError" and first["raised_at"].startswith("test_logs.py:")
+    assert first["frames"] and "exception" not in first
+    assert second["event"] == "slow: GET /api/v1/contacts?[redacted] took 2 s"
+
+
 def test_exceptions_are_rendered_in_json(output: io.StringIO) -> None:
     try:
         raise RuntimeError("boom")
