@@ -207,10 +207,15 @@ async def run(front: Front, sock: socket.socket) -> None:
     front.upstream = aiohttp.ClientSession(
         connector=aiohttp.UnixConnector(path=str(front.http_socket)), auto_decompress=False
     )
-    await front.connect()
-    # A disk failure the node process knows of, and peers' and our keys as they are now,
-    # come before the first envelope this front takes in.
-    await asyncio.wait_for(front.ready.wait(), 60)
+    try:
+        await front.connect()
+        # A disk failure the node process knows of, and peers' and our keys as they are
+        # now, come before the first envelope this front takes in.
+        await asyncio.wait_for(front.ready.wait(), 60)
+    except BaseException:
+        await front.upstream.close()
+        await front.database.close()
+        raise
     runner = web.ServerRunner(front.server(), handle_signals=False)
     await runner.setup()
     await web.SockSite(runner, sock).start()
@@ -234,8 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config, os.environ)
     configure_logging(config.log_format, config.log_level)
     sock = socket.socket(fileno=args.fd)
-    front = Front(config, args.http, args.link)
-    asyncio.run(run(front, sock))
+    try:
+        front = Front(config, args.http, args.link)
+        asyncio.run(run(front, sock))
+    except (OSError, TimeoutError) as exc:
+        # Typically the node process died as this front started: its socket is gone or
+        # refuses. The node process (or its replacement) starts a new front.
+        log.error("inbox front cannot reach its node process; exiting", **failure_fields(exc))
+        return 1
+    except Exception as exc:
+        log.error("inbox front failed; exiting", **failure_fields(exc))
+        return 1
     return 0
 
 

@@ -19,15 +19,17 @@ import subprocess
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from conftest import wait_for
+from conftest import make_config, wait_for
 from procs import ProcNode, alive, child_pids, make_proc_node
 from test_inbox_refusals import envelope, offer
 from test_two_nodes import referral_body
 
+from node.cli.setup import init_node
 from protocol.discovery import verify_discovery
 from protocol.receipts import verify_receipt
 from protocol.wire import DISCOVERY_PATH, INBOX_PATH, MEDIA_TYPE_JOSE_JSON
@@ -413,3 +415,28 @@ def test_a_front_that_keeps_dying_at_start_is_restarted_less_and_less_often(tmp_
     finally:
         keys_dir.chmod(0o700)
         broker.stop()
+
+
+def test_a_front_whose_node_process_is_gone_exits_with_one_structured_line(tmp_path: Path) -> None:
+    """A front started just as its node process was killed finds the link socket gone or
+    refusing: it says so in one JSON line and exits, with no traceback in the log."""
+    config = make_config(tmp_path, "Solo", log_level="info")
+    init_node(config, admin_email="admin@solo.example", admin_name="Admin")
+    refusing = tmp_path / "link.sock"  # a socket file nobody listens on: connection refused
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(str(refusing))
+    for link in (refusing, tmp_path / "missing.sock"):
+        with socket.socket() as public:
+            public.bind(("127.0.0.1", 0))
+            public.listen()
+            result = subprocess.run(
+                [sys.executable, "-m", "node.http.front", "--config", str(config.config_path),
+                 "--fd", str(public.fileno()), "--http", str(tmp_path / "http.sock"), "--link", str(link)],
+                pass_fds=[public.fileno()], capture_output=True, text=True, timeout=30,
+                env={**os.environ, "REFNODE_LOG_FORMAT": "json"},
+            )
+        assert result.returncode == 1
+        assert "Traceback" not in result.stdout + result.stderr
+        (line,) = [json.loads(text) for text in result.stderr.splitlines() if text.strip()]
+        assert line["event"] == "inbox front cannot reach its node process; exiting"
+        assert line["error"] in ("ConnectionRefusedError", "FileNotFoundError")
