@@ -134,7 +134,9 @@ Cells = dict[str, str]
 def _read(text: str, columns: tuple[str, ...], required: set[str]) -> list[tuple[int, Cells]]:
     """The data rows as ``(row number, {column: cell})``, or CsvImportError for a bad
     header or a row that is not CSV. Blank rows are skipped; short rows are padded."""
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    # strict: a quote that is never closed, or text after a closing quote, is an error,
+    # not a cell that swallows the rest of the file.
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
@@ -153,9 +155,11 @@ def _read(text: str, columns: tuple[str, ...], required: set[str]) -> list[tuple
     errors += [RowError(1, c, "column is missing") for c in sorted(required - set(header))]
     rows: list[tuple[int, Cells]] = []
     number = 1
+    starts_on = 2  # the line the next record starts on
     try:
         for cells in reader:
             number += 1
+            starts_on = reader.line_num + 1
             if not any(c.strip() for c in cells):
                 continue
             if len(cells) > len(header):
@@ -168,7 +172,9 @@ def _read(text: str, columns: tuple[str, ...], required: set[str]) -> list[tuple
             cells += [""] * (len(header) - len(cells))
             rows.append((number, {h: unescape_cell(c) for h, c in zip(header, cells, strict=True)}))
     except csv.Error as exc:
-        errors.append(RowError(number + 1, "(row)", f"is not valid CSV: {exc}"))
+        why = ("opens a quoted cell that is never closed" if "unexpected end of data" in str(exc)
+               else f"is not valid CSV: {exc}")
+        errors.append(RowError(starts_on, "(row)", f"line {starts_on} {why}"))
     if errors:
         raise CsvImportError(errors)
     return rows

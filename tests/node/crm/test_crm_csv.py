@@ -235,6 +235,25 @@ def test_unknown_contact_in_a_deal_row(db: Database, org: Brokerage) -> None:
     assert deal_count(db) == 0
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "why"),
+    [
+        # a quote never closed would swallow the rest of the file into one first name
+        ('first_name,last_name,email\nAl,Smith,al@x.example\n"Bob,Jones,bob@example.com\nCy,Doe,cy@x.example\n',
+         3, "line 3 opens a quoted cell that is never closed"),
+        ('first_name,last_name\nAl,Smith\nBob,"Jo"nes\n', 3, "line 3 is not valid CSV: ',' expected after '\"'"),
+        # a quoted cell over two lines is fine; the error after it names its own line
+        ('first_name,last_name\n"Al\nAlbert",Smith\nBob,"Jo"nes\n', 4,
+         "line 4 is not valid CSV: ',' expected after '\"'"),
+    ],
+)
+def test_malformed_csv_is_refused_with_its_line(db: Database, text: str, line: int, why: str) -> None:
+    with pytest.raises(CsvImportError) as err:
+        import_contacts(db, text)
+    assert err.value.errors == [RowError(line, "(row)", why)]
+    assert contact_count(db) == 0
+
+
 def test_bad_contact_row_writes_nothing(db: Database) -> None:
     text = (
         "first_name,last_name,email,address_country,date_of_birth,custom.score\n"
