@@ -81,6 +81,22 @@ def _parse_settings(text: str) -> ConnectionSettings:
         return ConnectionSettings(inbound=InboundSettings.model_validate(raw))
 
 
+def merge_settings(current: ConnectionSettings, change: ConnectionSettings) -> ConnectionSettings:
+    """``current`` with what ``change`` names, and nothing else (JSON merge-patch style:
+    objects merge field by field, lists and values replace). A field the caller did not
+    send keeps its value: sending only ``{"inbound": {"folder": "x"}}`` must not re-open
+    the outbound side's list of what a referral may carry."""
+
+    def merge(base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in given.items():
+            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    merged = merge(current.model_dump(mode="json"), change.model_dump(mode="json", exclude_unset=True))
+    return ConnectionSettings.model_validate(merged)
+
+
 def check_settings(conn: sqlite3.Connection, settings: ConnectionSettings) -> None:
     """Every id must exist here, and the stage must belong to the workflow."""
     inbound = settings.inbound

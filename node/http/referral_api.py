@@ -11,7 +11,7 @@ from aiohttp import web
 from node.base.errors import ApiError
 from node.crm import store as crm
 from node.federation import referring
-from node.federation.connection_settings import ConnectionSettings, check_settings
+from node.federation.connection_settings import ConnectionSettings, check_settings, merge_settings, parse_settings
 from node.federation.outbox import TxContext
 from node.federation.runtime import Node
 from node.http.admin_api import Caller, Route, query_params
@@ -56,8 +56,6 @@ async def get_settings(request: web.Request, node: Node, caller: Caller, body: N
     c = await node.db.read(lambda conn: store.get_connection(conn, cid))
     if c is None:
         raise ApiError(404, "unknown_subject", f"no connection {cid}")
-    from node.federation.connection_settings import parse_settings
-
     return {"settings": parse_settings(c.settings).model_dump(mode="json")}
 
 
@@ -65,11 +63,13 @@ async def put_settings(request: web.Request, node: Node, caller: Caller, body: C
     cid = request.match_info["id"]
 
     def update(conn: sqlite3.Connection, ctx: TxContext) -> Any:
-        if store.get_connection(conn, cid) is None:
+        connection = store.get_connection(conn, cid)
+        if connection is None:
             raise ApiError(404, "unknown_subject", f"no connection {cid}")
-        check_settings(conn, body)
-        store.update_connection(conn, cid, now=ctx.ts, settings=body.model_dump(mode="json"))
-        return body.model_dump(mode="json")
+        settings = merge_settings(parse_settings(connection.settings), body)
+        check_settings(conn, settings)
+        store.update_connection(conn, cid, now=ctx.ts, settings=settings.model_dump(mode="json"))
+        return settings.model_dump(mode="json")
 
     return {"settings": await node.transact(update)}
 
@@ -82,6 +82,10 @@ ROUTES: list[Route] = [
     Route("POST", "/api/v1/deferred/{id}/cancel", cancel_deferred, "Cancel a deferred referral before it is sent"),
     Route("DELETE", "/api/v1/referrals/{id}", recall, "Recall a referral: always refused once sent"),
     Route("GET", "/api/v1/connections/{id}/settings", get_settings, "Inbound and outbound settings of a connection"),
+    Route("PATCH", "/api/v1/connections/{id}/settings", put_settings,
+          "Change where inbound referrals land and what outbound ones may share: only the fields sent"
+          " change (objects merge, lists and values replace)", ConnectionSettings, admin_only=True),
     Route("PUT", "/api/v1/connections/{id}/settings", put_settings,
-          "Set where inbound referrals land and what outbound ones may share", ConnectionSettings, admin_only=True),
+          "The same as PATCH (kept for 0.1 clients): only the fields sent change", ConnectionSettings,
+          admin_only=True),
 ]

@@ -15,6 +15,7 @@ CRM one together cover exactly the routes the node serves.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from conftest import RunningNode, wait_for
@@ -39,7 +40,7 @@ ADMIN_ONLY = {
     "POST /api/v1/invitations", "GET /api/v1/invitations", "POST /api/v1/invitations/{id}/revoke",
     "POST /api/v1/connections", "POST /api/v1/connections/{id}/accept",
     "POST /api/v1/connections/{id}/decline", "POST /api/v1/connections/{id}/disconnect",
-    "PUT /api/v1/connections/{id}/settings", "GET /api/v1/outbox", "POST /api/v1/outbox/{seq}/retry",
+    "PUT /api/v1/connections/{id}/settings", "PATCH /api/v1/connections/{id}/settings", "GET /api/v1/outbox", "POST /api/v1/outbox/{seq}/retry",
     "POST /api/v1/receipts/verify", "POST /api/v1/keys/rotate", "POST /api/v1/tokens",
 }  # fmt: skip
 
@@ -388,6 +389,9 @@ CASES: list[Case] = [
          REP + ".csv?from=2026-01-01&to=2026-01-01"),
 ]
 # fmt: on
+# PATCH on a connection's settings takes the same bodies as PUT, and refuses the same ones.
+CASES += [dataclasses.replace(c, route=c.route.replace("PUT ", "PATCH ", 1))
+          for c in CASES if c.route == f"PUT {CON}/{{id}}/settings"]
 
 
 def test_the_table_covers_every_route():

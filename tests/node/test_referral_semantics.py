@@ -142,6 +142,25 @@ async def _has_received(node: RunningNode, count: int = 1) -> bool:
     return len(await received_referrals(node)) >= count
 
 
+async def test_a_settings_update_changes_only_what_it_names(node_factory):
+    agency, broker, cid = await setup_pair(node_factory)
+    path = f"/api/v1/connections/{cid}/settings"
+    narrow = ["deal.title", "contacts.first_name", "contacts.last_name"]
+    await agency.api("PATCH", path, {"outbound": {"name": "Harbour", "allowed_fields": narrow}})
+    # Only the inbound folder is sent: the outbound side keeps what a client may share.
+    for method in ("PATCH", "PUT"):
+        answer = (await agency.api(method, path, {"inbound": {"folder": f"x-{method}"}}))["settings"]
+        assert answer["inbound"]["folder"] == f"x-{method}"
+        assert answer["outbound"]["allowed_fields"] == narrow and answer["outbound"]["name"] == "Harbour"
+    stored = (await agency.api("GET", path))["settings"]
+    assert stored["outbound"]["allowed_fields"] == narrow and stored["inbound"]["folder"] == "x-PUT"
+    # A list sent replaces the list; a refused change leaves everything as it was.
+    await agency.api("PATCH", path, {"outbound": {"allowed_fields": ["deal.title"]}})
+    await agency.api("PATCH", path, {"inbound": {"workflow_id": "wf_nope"}, "outbound": {"name": "Y"}}, expect=404)
+    stored = (await agency.api("GET", path))["settings"]
+    assert stored["outbound"] == {**stored["outbound"], "allowed_fields": ["deal.title"], "name": "Harbour"}
+
+
 async def test_owner_rules(node_factory):
     agency, broker, cid = await setup_pair(node_factory)
     a_owner = await admin_id(agency)
