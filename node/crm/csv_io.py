@@ -30,14 +30,9 @@ from pydantic import ValidationError
 from node.base.ids import new_id
 from node.crm import store
 from node.crm.errors import CrmError, CsvImportError, RowError
-from node.crm.models import (
-    CUSTOM_FIELD_NAME,
-    Contact,
-    Deal,
-    Stage,
-    Workflow,
-    field_errors,
-)
+from node.crm.fields import CUSTOM_FIELD_NAME
+from node.crm.models import Contact, Deal, Stage, Workflow
+from node.crm.parsing import field_errors
 from protocol.models import format_ts
 
 CUSTOM = "custom."

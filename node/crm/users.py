@@ -16,8 +16,10 @@ import sqlite3
 
 from node.crm import store
 from node.crm.errors import CrmError
+from node.crm.fields import Name, Role
 from node.crm.models import Model as _Model
-from node.crm.models import Name, Role, User, parse
+from node.crm.models import User
+from node.crm.parsing import parse
 
 
 class _Change(_Model):

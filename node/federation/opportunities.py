@@ -44,7 +44,8 @@ from node.base.errors import ApiError
 from node.base.ids import new_id
 from node.crm import store as crm
 from node.crm.errors import CrmError
-from node.crm.models import Blank, Id, IsoDate, LongText, Model, NoteIn
+from node.crm.fields import Blank, Id, IsoDate, LongText
+from node.crm.models import Model, NoteIn
 from node.federation import referring
 from node.federation.outbox import TxContext
 from protocol.models import Token, format_ts

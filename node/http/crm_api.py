@@ -36,6 +36,7 @@ from node.base.errors import ApiError
 from node.crm import csv_io, events, users
 from node.crm import store as crm
 from node.crm.errors import CrmError, CsvImportError
+from node.crm.fields import Id, Name, Origin, Role, Sha256, ShortText
 from node.crm.models import (
     ContactIn,
     ContactPatch,
@@ -44,20 +45,13 @@ from node.crm.models import (
     DealIn,
     DealPatch,
     DocumentIn,
-    Id,
     Model,
-    Name,
     NoteIn,
-    Origin,
-    Role,
-    Sha256,
-    ShortText,
     StageIn,
     WorkflowIn,
     WorkflowPatch,
-    field_errors,
-    parse,
 )
+from node.crm.parsing import field_errors, parse
 from node.federation.outbox import TxContext
 from node.federation.runtime import Node
 from node.http.admin_api import Caller, Route

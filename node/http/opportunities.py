@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from node.crm.models import parse
+from node.crm.parsing import parse
 from node.federation import referring
 from node.federation.opportunities import (
     CloseIn,

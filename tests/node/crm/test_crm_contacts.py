@@ -6,7 +6,8 @@ import pytest
 
 from node.crm import store
 from node.crm.errors import CrmError
-from node.crm.models import Address, Contact, ContactIn, ContactPatch, parse
+from node.crm.models import Address, Contact, ContactIn, ContactPatch
+from node.crm.parsing import parse
 from node.storage.db import Database
 
 from .conftest import NOW

@@ -9,7 +9,8 @@ import pytest
 
 from node.crm import csv_io, store
 from node.crm.errors import CsvImportError, RowError
-from node.crm.models import Contact, ContactIn, Deal, DealIn, DealReferral, parse
+from node.crm.models import Contact, ContactIn, Deal, DealIn, DealReferral
+from node.crm.parsing import parse
 from node.storage.db import Database
 
 from .conftest import NOW, Brokerage, seed

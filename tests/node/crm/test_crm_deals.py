@@ -7,7 +7,8 @@ import pytest
 
 from node.crm import store
 from node.crm.errors import CrmError
-from node.crm.models import ContactIn, Deal, DealIn, DealPatch, DealReferral, parse
+from node.crm.models import ContactIn, Deal, DealIn, DealPatch, DealReferral
+from node.crm.parsing import parse
 from node.storage.db import Database
 
 from .conftest import NOW, Brokerage

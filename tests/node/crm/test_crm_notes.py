@@ -7,7 +7,8 @@ import pytest
 
 from node.crm import store
 from node.crm.errors import CrmError
-from node.crm.models import ContactIn, DealIn, DocumentIn, NoteIn, parse
+from node.crm.models import ContactIn, DealIn, DocumentIn, NoteIn
+from node.crm.parsing import parse
 from node.storage.db import Database
 
 from .conftest import NOW, Brokerage

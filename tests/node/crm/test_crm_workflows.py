@@ -6,7 +6,8 @@ import pytest
 
 from node.crm import store
 from node.crm.errors import CrmError
-from node.crm.models import DealIn, WorkflowIn, WorkflowPatch, parse
+from node.crm.models import DealIn, WorkflowIn, WorkflowPatch
+from node.crm.parsing import parse
 from node.storage.db import Database
 
 from .conftest import NOW, Brokerage
