@@ -11,7 +11,12 @@ from aiohttp import web
 from node.base.errors import ApiError
 from node.crm import store as crm
 from node.federation import referring
-from node.federation.connection_settings import ConnectionSettings, check_settings, merge_settings, parse_settings
+from node.federation.connection_settings import (
+    ConnectionSettings,
+    check_settings,
+    merge_settings,
+    parse_settings,
+)
 from node.federation.outbox import TxContext
 from node.federation.runtime import Node
 from node.http.admin_api import Caller, Route, query_params
