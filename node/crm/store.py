@@ -47,7 +47,7 @@ from node.crm.models import (
     WorkflowPatch,
     parse,
 )
-from node.storage.db import insert_row
+from node.storage.sqlite import insert_row
 from protocol.models import format_ts
 
 
