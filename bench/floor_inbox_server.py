@@ -9,9 +9,9 @@ with its offer, two contacts, a deal, its two contact links and a note: 8 rows i
 node's own schema, with its indexes and foreign keys) and commit it durably (WAL,
 ``synchronous=FULL``), then sign a receipt (over the body's SHA-256, like the reference).
 Commits are grouped: writes that arrive while a COMMIT is flushing share the next one, and
-the COMMIT runs on a thread so the loop goes on. Unlike the node (``node/db.py``) it does
-not overlap the next batch with the last one's sync, and its statement journals use
-SQLite's default temp store. No checks beyond the signatures, no models, no logging.
+the COMMIT runs on a thread so the loop goes on. Unlike the node (``node/storage/db.py``)
+it does not overlap the next batch with the last one's sync, and its statement journals
+use SQLite's default temp store. No checks beyond the signatures, no models, no logging.
 
 If this floor is well below the reference, no node doing that work in Python on that
 machine reaches the reference either, however lean its own code.

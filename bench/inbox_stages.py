@@ -38,8 +38,9 @@ from node.base.logs import configure_logging, get_logger
 from node.federation.referrals import on_offer
 from node.federation.runtime import HANDLERS, Node
 from node.storage import store
-from node.storage.db import Database, connect
+from node.storage.db import Database
 from node.storage.records import InboxItem
+from node.storage.sqlite import connect
 from protocol.encoding import loads_object
 from protocol.envelope import (
     check_addressing,

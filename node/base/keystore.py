@@ -1,17 +1,7 @@
 """The node's private keys, on disk in ``<data_dir>/keys/`` and never in the database.
 
-One file per key, created 0600 in a 0700 directory and never rewritten:
-
-- Ed25519 signing keys (the identity key and the operational keys) and X25519 HPKE keys:
-  PKCS#8 PEM; with a passphrase, that PEM sealed in a small JSON file (below).
-- ML-KEM-768 + X25519 hybrid HPKE keys have no PKCS#8 form, so their secret (64-byte
-  ML-KEM seed || 32-byte X25519 scalar) goes in a small JSON file: plain base64url, or
-  sealed with ChaCha20-Poly1305 under a key derived from the passphrase with scrypt
-  (salt, cost parameters and nonce stored next to the ciphertext).
-
-Sealing is scrypt (N=2**15, r=8, p=1) and ChaCha20-Poly1305, with the header as associated
-data. We do not use PKCS#8's own encryption: ``cryptography`` writes it with PBKDF2 at only
-2048 iterations, far cheaper to brute-force.
+One file per key, created 0600 in a 0700 directory and never rewritten; what each file
+holds, and how a passphrase seals it, is :mod:`node.base.key_files`.
 
 ``index.json`` (0600, no secrets) lists every key with its role, status and file. A
 rotation adds a new key and marks the old one ``retired``; nothing is deleted. Retired
@@ -25,21 +15,17 @@ whoever rotates keys from the CLI must have the server reload them.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import stat
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from node.base.key_files import KeyStoreError, hybrid_bytes, pem_bytes, read_hybrid, read_pem
 from protocol.keys import CRV_MLKEM768_X25519, DecryptionKey, SigningKey, VerifyKey, fingerprint_of
 from protocol.suites import PREFERENCE, SuiteId
 
@@ -48,18 +34,11 @@ Role = Literal["identity", "signing", "encryption"]
 
 INDEX_FILE = "index.json"
 INDEX_FORMAT = "refnode-keystore/1"
-HYBRID_FORMAT = "refnode-hybrid-key/1"
-#: scrypt cost for sealing hybrid keys: 32 MiB and a few tenths of a second per derivation.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 
 _SUITE_OF_CRV = {
     "X25519": SuiteId.X25519_CHACHA,
     CRV_MLKEM768_X25519: SuiteId.MLKEM768X25519_CHACHA,
 }
-
-
-class KeyStoreError(Exception):
-    """The keys cannot be created or loaded: wrong passphrase, missing or unsafe files."""
 
 
 @dataclass(frozen=True)
@@ -161,14 +140,14 @@ class KeyStore:
                 raise KeyStoreError(f"key file {record.file!r} listed in {index_path} is missing")
             _check_private(path)
             if record.role in ("identity", "signing"):
-                key = SigningKey(_read_pem(path, passphrase, ed25519.Ed25519PrivateKey))
+                key = SigningKey(read_pem(path, passphrase, ed25519.Ed25519PrivateKey))
                 signing_keys[record.kid] = key
             elif record.crv == "X25519":
-                xkey = _read_pem(path, passphrase, x25519.X25519PrivateKey)
+                xkey = read_pem(path, passphrase, x25519.X25519PrivateKey)
                 dkey = DecryptionKey.x25519(xkey.private_bytes_raw())
                 decryption_keys[record.kid] = dkey
             else:
-                dkey = _read_hybrid(path, passphrase, record.kid)
+                dkey = read_hybrid(path, passphrase, record.kid)
                 decryption_keys[record.kid] = dkey
             key_obj = signing_keys.get(record.kid) or decryption_keys[record.kid]
             if key_obj.kid != record.kid:
@@ -292,7 +271,7 @@ class KeyStore:
     def _add_signing_key(self, role: Role, when: str) -> SigningKey:
         key = SigningKey(ed25519.Ed25519PrivateKey.generate())
         filename = f"{role}-{key.kid}.pem"
-        _write_private(self._dir / filename, _pem(key.key, self._passphrase))
+        _write_private(self._dir / filename, pem_bytes(key.key, self._passphrase))
         self._records.append(KeyRecord(key.kid, role, "Ed25519", "active", filename, when))
         self._signing_keys[key.kid] = key
         return key
@@ -302,11 +281,11 @@ class KeyStore:
         if crv == "X25519":
             key = DecryptionKey.x25519(xkey.private_bytes_raw())
             filename = f"x25519-{key.kid}.pem"
-            data = _pem(xkey, self._passphrase)
+            data = pem_bytes(xkey, self._passphrase)
         else:
             key = DecryptionKey.mlkem768_x25519(os.urandom(64) + xkey.private_bytes_raw())
             filename = f"mlkem768x25519-{key.kid}.json"
-            data = _seal_hybrid(key, self._passphrase)
+            data = hybrid_bytes(key, self._passphrase)
         _write_private(self._dir / filename, data)
         self._records.append(KeyRecord(key.kid, "encryption", crv, "active", filename, when))
         self._decryption_keys[key.kid] = key
@@ -369,119 +348,3 @@ def _check_passphrase(passphrase: bytes | None) -> None:
 def _ts(now: datetime | None) -> str:
     moment = now if now is not None else datetime.now(UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# -- PKCS#8 (Ed25519, X25519) ---------------------------------------------------------------
-
-
-SEALED_PEM_FORMAT = "refnode-sealed-pem/1"
-
-
-def _pem(
-    key: ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey, passphrase: bytes | None
-) -> bytes:
-    """PKCS#8 PEM; with a passphrase, sealed with scrypt + ChaCha20-Poly1305 (the same
-    construction as the hybrid key), not PKCS#8's own PBKDF2 at 2048 iterations."""
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    if not passphrase:
-        return pem
-    header: dict[str, Any] = {"format": SEALED_PEM_FORMAT}
-    return _seal(header, pem, passphrase)
-
-
-def _read_pem(path: Path, passphrase: bytes | None, kind: type[Any]) -> Any:
-    data = path.read_bytes()
-    sealed = data.lstrip().startswith(b"{")
-    if sealed != (passphrase is not None):
-        raise KeyStoreError(f"{path}: encryption does not match the key index")
-    try:
-        if sealed:
-            assert passphrase is not None
-            body = json.loads(data)
-            if body.get("format") != SEALED_PEM_FORMAT:
-                raise ValueError("unknown format")
-            data = _unseal(path, body, passphrase)
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise KeyStoreError(f"{path} is not a usable key: {exc}") from None
-    if not isinstance(key, kind):
-        raise KeyStoreError(f"{path} does not hold an {kind.__name__}")
-    return key
-
-
-def _seal(header: dict[str, Any], secret: bytes, passphrase: bytes) -> bytes:
-    salt, nonce = os.urandom(16), os.urandom(12)
-    header = header | {
-        "kdf": {"name": "scrypt", "salt": _b64(salt), "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P},
-        "aead": "ChaCha20-Poly1305",
-    }
-    sealed = ChaCha20Poly1305(_derive(passphrase, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)).encrypt(
-        nonce, secret, _aad(header)
-    )
-    body = header | {"nonce": _b64(nonce), "ciphertext": _b64(sealed)}
-    return (json.dumps(body, indent=2) + "\n").encode("utf-8")
-
-
-def _unseal(path: Path, body: dict[str, Any], passphrase: bytes) -> bytes:
-    header = {k: v for k, v in body.items() if k not in ("nonce", "ciphertext")}
-    kdf = header["kdf"]
-    if kdf.get("name") != "scrypt" or header["aead"] != "ChaCha20-Poly1305":
-        raise ValueError("unknown key derivation or cipher")
-    derived = _derive(passphrase, _unb64(kdf["salt"]), int(kdf["n"]), int(kdf["r"]), int(kdf["p"]))
-    try:
-        return ChaCha20Poly1305(derived).decrypt(_unb64(body["nonce"]), _unb64(body["ciphertext"]), _aad(header))
-    except InvalidTag:
-        raise KeyStoreError(
-            f"wrong passphrase for the keys in {path.parent} (or {path.name} is damaged)"
-        ) from None
-
-
-# -- the hybrid key's own file --------------------------------------------------------------
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _aad(header: dict[str, Any]) -> bytes:
-    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
-
-
-def _derive(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase)
-
-
-def _seal_hybrid(key: DecryptionKey, passphrase: bytes | None) -> bytes:
-    header: dict[str, Any] = {"format": HYBRID_FORMAT, "crv": key.crv, "kid": key.kid}
-    if passphrase is None:
-        return (json.dumps(header | {"secret": _b64(key.secret)}, indent=2) + "\n").encode("utf-8")
-    return _seal(header, key.secret, passphrase)
-
-
-def _read_hybrid(path: Path, passphrase: bytes | None, kid: str) -> DecryptionKey:
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-        if body.get("format") != HYBRID_FORMAT or body.get("crv") != CRV_MLKEM768_X25519:
-            raise ValueError("unknown format")
-        if "ciphertext" in body:
-            if passphrase is None:
-                raise KeyStoreError(f"{path}: encryption does not match the key index")
-            secret = _unseal(path, body, passphrase)
-        else:
-            if passphrase is not None:
-                raise KeyStoreError(f"{path}: encryption does not match the key index")
-            secret = _unb64(body["secret"])
-        if len(secret) != 96:
-            raise ValueError("the secret must be 96 bytes")
-        key = DecryptionKey.mlkem768_x25519(secret)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise KeyStoreError(f"{path} is not a usable hybrid key: {exc}") from None
-    if key.kid != kid or body.get("kid") != kid:
-        raise KeyStoreError(f"{path} does not hold key {kid}")
-    return key

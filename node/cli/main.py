@@ -41,7 +41,7 @@ FINAL_CONNECTION_STATES = ("active", "refused", "expired", "disconnected")
 
 
 def cmd_init(ctx: Context) -> int:
-    from node.base.keystore import KeyStoreError
+    from node.base.key_files import KeyStoreError
     from node.cli.setup import TOKEN_FILE, init_node
     from node.http.app import passphrase_from_env
 
@@ -102,7 +102,8 @@ def _init_config(ctx: Context) -> Config:
 
 
 def cmd_serve(ctx: Context) -> int:
-    from node.base.keystore import KeyStore, KeyStoreError
+    from node.base.key_files import KeyStoreError
+    from node.base.keystore import KeyStore
     from node.base.logs import configure_logging
     from node.http.app import passphrase_from_env
     from node.http.serve import ServeError, serve
@@ -371,7 +372,8 @@ def cmd_outbox_retry(ctx: Context) -> int:
 
 def cmd_receipts_verify(ctx: Context) -> int:
     """Offline: reads the database and the keys directly; the server may be stopped."""
-    from node.base.keystore import KeyStore, KeyStoreError
+    from node.base.key_files import KeyStoreError
+    from node.base.keystore import KeyStore
     from node.federation import evidence
     from node.http.app import passphrase_from_env
     from node.storage import store

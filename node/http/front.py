@@ -30,7 +30,8 @@ from node.http.app import client_max_size, error_middleware, passphrase_from_env
 from node.http.fronts import FAST_TYPES, Link
 from node.http.inbox import inbox_response, read_envelope
 from node.http.serve import settle_gc
-from node.storage.db import Database, connect
+from node.storage.db import Database
+from node.storage.sqlite import connect
 from protocol.envelope import open_envelope, parse_envelope
 from protocol.errors import ProtocolError
 from protocol.wire import INBOX_PATH

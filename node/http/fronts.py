@@ -286,7 +286,7 @@ class Fronts:
 
     def _disk_failed(self, exc: OSError) -> None:
         """A sync of the shared database was refused, here or in a front: every process
-        stops taking reads and writes (see ``node.storage.db.DiskFailure``)."""
+        stops taking reads and writes (see ``node.storage.disk.DiskFailure``)."""
         for link in self.links:
             link.send("disk-failure", str(exc))
 

@@ -19,7 +19,8 @@ already runs the next batch, whose COMMIT waits for that sync (so writes that ar
 the disk syncs share one commit). One sync covers every commit written before it began.
 SQLite itself syncs the WAL before it checkpoints, and the database after. On the disks we
 measured, the sync is most of a commit's time, so the writer no longer stands still for
-it (``bench/inbox_throughput.py``). Commit and sync share one thread (see :class:`Worker`).
+it (``bench/inbox_throughput.py``). Commit and sync share one thread (see
+:class:`node.storage.worker.Worker`).
 
 Reads use a second, read-only connection on the loop (WAL lets it read while the writer
 commits). A committed batch is visible to it a little before it is on disk, so
@@ -30,227 +31,37 @@ sync can vouch for it: every write and read waiting for that sync fails, and so 
 one after (:class:`DiskFailure`), until the node is restarted.
 
 Several processes may write one database (``shared=True``: the node process and its inbox
-fronts, see ``node.http.fronts``). Their write transactions take turns through a lock file next
-to the database (``flock``): taken on the loop only when it is free and our own last sync
-is done (so it is never held through a sync or while the loop finishes other work), waited
-for on a thread of its own (so our syncs and reads never queue behind another process's
-turn), and released as soon as the COMMIT returns. SQLite's own busy handler would sleep on
-the loop, in steps of milliseconds. What another process commits is visible before it is
-synced, so a shared database's :meth:`Database.read` also syncs the WAL when anyone
-committed since the last sync (``PRAGMA data_version``). A write needs no more: its own
-sync covers every commit it could have read. A refused sync is final for every process:
-the others are told (:meth:`Database.fail`), since the kernel reports a write-back error
-only once per descriptor.
-
-Statement journals (one per write's SAVEPOINT) are kept in memory (``temp_store``):
-spilled to a temporary file they cost more writes than the WAL itself, measured with
-strace under bench/inbox_throughput.py.
+fronts, see ``node.http.fronts``). Their write transactions take turns through a lock file
+next to the database (``flock``, see :class:`node.storage.writer_lock.WriterLock`): taken
+on the loop only when it is free and our own last sync is done (so it is never held through
+a sync or while the loop finishes other work), waited for on a thread of its own (so our
+syncs and reads never queue behind another process's turn), and released as soon as the
+COMMIT returns. SQLite's own busy handler would sleep on the loop, in steps of
+milliseconds. What another process commits is visible before it is synced, so a shared
+database's :meth:`Database.read` also syncs the WAL when anyone committed since the last
+sync (``PRAGMA data_version``). A write needs no more: its own sync covers every commit it
+could have read. A refused sync is final for every process: the others are told
+(:meth:`Database.fail`), since the kernel reports a write-back error only once per
+descriptor.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import functools
-import os
-import queue
 import sqlite3
-import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-import sqlite_utils
-
 from node.base.logs import failure_fields, get_logger
-from node.storage.migrations import MIGRATIONS
+from node.storage.disk import DiskFailure, WalSyncer
+from node.storage.sqlite import connect, migrate
+from node.storage.worker import Worker
+from node.storage.writer_lock import WriterLock
 
 T = TypeVar("T")
 log = get_logger("node.db")
-
-class DiskFailure(RuntimeError):
-    """The disk refused to sync the database. What was committed since the last good sync
-    may not be on disk, so the database takes no more reads or writes: restart the node,
-    and SQLite recovers from what the disk really holds."""
-
-
-def connect(path: Path | str) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        conn.close()
-        raise RuntimeError(f"{path}: SQLite could not use a WAL (journal mode {mode!r})")
-    # A COMMIT writes the WAL without waiting for the disk: Database syncs it before it
-    # reports any write done (see the module's docstring).
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA temp_store=MEMORY")  # statement journals of SAVEPOINTs
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=5000")
-    return conn
-
-
-class WalSyncer:
-    """``fdatasync`` of one database's WAL file, where commits go in WAL mode.
-
-    The file's name comes from SQLite itself (``PRAGMA database_list``: it resolves a
-    symlinked path, and so must we). It is opened once and kept: a descriptor opened for
-    each sync could be told nothing of a write-back error an earlier sync consumed. The
-    main database file is never opened here: closing a descriptor of it would drop
-    SQLite's locks on it."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        main = next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
-        self.path = Path(main + "-wal")
-        self._fd: int | None = None
-        self._refused: OSError | None = None
-
-    def sync(self) -> None:
-        if self._refused is not None:  # a refused sync is never vouched for by a later one
-            raise self._refused
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY)  # exists while our connection is open
-        try:
-            os.fdatasync(self._fd)
-        except OSError as exc:
-            self._refused = exc
-            raise
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-class WriterLock:
-    """The turn to write a database shared by processes: an exclusive ``flock`` on
-    ``<database>-writer`` (0600), which the kernel drops when its process dies."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(f"{path}-writer")
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-
-    def try_acquire(self) -> bool:
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def wait_free(self) -> None:
-        """Block until no one holds the lock (taking it and letting go at once)."""
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def acquire(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def release(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
-def insert_row(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
-    """INSERT ``row`` (column: value) into ``table``; the statement text is made once per
-    table and set of columns."""
-    conn.execute(_insert_sql(table, tuple(row)), tuple(row.values()))
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Run every migration newer than the database (see :mod:`node.storage.migrations`);
-    return the new version."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
-    db = sqlite_utils.Database(conn)
-    for version, _, fn in MIGRATIONS:
-        if version <= current:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            fn(db)
-            conn.execute(f"PRAGMA user_version={int(version)}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        current = version
-    return current
-
-
-class Worker:
-    """One thread that runs blocking calls in order: for the loop (:meth:`call`) or for a
-    synchronous caller (:meth:`run`).
-
-    Used instead of a ``ThreadPoolExecutor``: a ``SimpleQueue`` in and
-    ``call_soon_threadsafe`` out, with no Python-level lock for its thread to hold while
-    it waits for the GIL. Under bench/inbox_throughput.py py-spy found the event loop in the
-    executor's ``submit`` in 8 to 10% of its samples, and in this queue's ``put`` in 5 to 6%:
-    waking a thread stays dear on a virtual machine, so there is one for commit and sync."""
-
-    def __init__(self, name: str) -> None:
-        # Each item: the call, whether it is still wanted, and what to do with its outcome.
-        self._queue: queue.SimpleQueue[
-            tuple[Callable[[], Any], Callable[[], bool], Callable[[bool, Any], None]] | None
-        ] = queue.SimpleQueue()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while (item := self._queue.get()) is not None:
-            fn, wanted, done = item
-            if not wanted():  # its caller was cancelled while it waited: skip it
-                continue
-            try:
-                outcome = (True, fn())
-            except BaseException as exc:  # handed to the caller, who raises it
-                outcome = (False, exc)
-            try:
-                done(*outcome)
-            except BaseException as exc:  # never let the thread die: later calls would hang
-                log.error("worker could not hand back a result", **failure_fields(exc))
-
-    def _put(self, fn: Callable[[], Any], wanted: Callable[[], bool], done: Callable[[bool, Any], None]) -> None:
-        if self._stopped:
-            raise RuntimeError("the database's worker thread is stopped")
-        self._queue.put((fn, wanted, done))
-
-    def call(self, fn: Callable[[], T]) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-
-        def done(ok: bool, value: Any) -> None:
-            if not loop.is_closed():  # a loop that ended has nobody left to tell
-                loop.call_soon_threadsafe(_settle, future, ok, value)
-
-        self._put(fn, lambda: not future.cancelled(), done)
-        return future
-
-    def run(self, fn: Callable[[], T]) -> T:
-        future: Future[T] = Future()
-
-        def done(ok: bool, value: Any) -> None:
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-
-        self._put(fn, lambda: True, done)
-        return future.result()
-
-    def stop(self) -> None:
-        if not self._stopped:
-            self._stopped = True
-            self._queue.put(None)
-        self._thread.join()
 
 
 def _fail_writes(writes: list[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:
@@ -258,15 +69,6 @@ def _fail_writes(writes: list[tuple[Any, asyncio.Future[Any]]], exc: BaseExcepti
     for _, future in writes:
         if not future.done():
             future.set_exception(exc)
-
-
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():  # the caller was cancelled
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
 
 
 class Database:

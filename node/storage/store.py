@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from node.storage.db import insert_row
 from node.storage.records import (
     Connection,
     InboxItem,
@@ -25,6 +24,7 @@ from node.storage.records import (
     ReferralEvent,
     from_row,
 )
+from node.storage.sqlite import insert_row
 
 #: Encodes the offer column written on every referral received: pydantic's encoder took
 #: 3.3 µs where ``json.dumps`` with sorted keys took 21.8 (timeit, a 1.9 KB offer). Keys

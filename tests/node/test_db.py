@@ -24,7 +24,9 @@ from typing import Any
 
 import pytest
 
-from node.storage.db import Database, DiskFailure, WalSyncer, WriterLock
+from node.storage.db import Database
+from node.storage.disk import DiskFailure, WalSyncer
+from node.storage.writer_lock import WriterLock
 
 
 class HeldDisk:
@@ -335,7 +337,7 @@ def test_the_writer_lock_dies_with_its_process(tmp_path: Path) -> None:
     """A process killed while it holds the writer lock (SIGKILL) does not leave it held."""
     path = tmp_path / "node.db"
     code = (
-        "import sys, time; from node.storage.db import WriterLock; lock = WriterLock(sys.argv[1]); lock.acquire();"
+        "import sys, time; from node.storage.writer_lock import WriterLock; lock = WriterLock(sys.argv[1]); lock.acquire();"
         " print('held', flush=True); time.sleep(60)"
     )
     child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)

@@ -352,7 +352,7 @@ async def test_a_refused_sync_in_any_process_stops_every_process(node_factory, t
     might not be told. The node process then refuses reads and writes too, tells every
     front, and tells any front that connects later."""
     from node.http.fronts import Fronts, Link, RunPaths
-    from node.storage.db import DiskFailure
+    from node.storage.disk import DiskFailure
 
     broker = await node_factory("Broker")
     node = broker.node

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from node.base.keystore import KeyStore, KeyStoreError
+from node.base.key_files import KeyStoreError
+from node.base.keystore import KeyStore
 from protocol import jws
 from protocol.discovery import build_discovery, sign_discovery, verify_discovery
 from protocol.errors import ProtocolError

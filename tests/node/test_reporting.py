@@ -18,8 +18,8 @@ from node.base.clock import FakeClock
 from node.base.errors import ApiError
 from node.federation import reporting
 from node.storage import store
-from node.storage.db import connect, migrate
 from node.storage.records import Connection, Referral, ReferralEvent
+from node.storage.sqlite import connect, migrate
 from protocol.states import ReferralState
 
 DAY1 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
