@@ -17,7 +17,7 @@ from node.crm.errors import CrmError
 from node.crm.models import Address, Contact, ContactIn, ContactPatch
 from node.crm.parsing import parse
 from node.crm.store.sql import _json, _like, _limit, _missing, _raise_first, _ts
-from node.storage.db import insert_row
+from node.storage.sqlite import insert_row
 
 
 def _contact(row: sqlite3.Row) -> Contact:

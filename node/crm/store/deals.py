@@ -25,7 +25,7 @@ from node.crm.store.contacts import get_contact
 from node.crm.store.sql import _json, _like, _limit, _missing, _raise_first, _ts
 from node.crm.store.users import _check_user
 from node.crm.store.workflows import _check_stage_in, get_stage, get_workflow
-from node.storage.db import insert_row
+from node.storage.sqlite import insert_row
 
 _DEAL_SCALARS = (
     "id", "title", "deal_type", "amount", "currency", "workflow_id", "stage_id",

@@ -17,7 +17,7 @@ from node.crm.models import NOTE_MAX_CHARS, ContactIn, DealIn, DealReferral
 from node.crm.store.contacts import _contact_row
 from node.crm.store.deals import _deal_row, _insert_deal_contacts
 from node.crm.store.sql import _ts
-from node.storage.db import insert_row
+from node.storage.sqlite import insert_row
 
 
 def placement(

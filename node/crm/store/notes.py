@@ -16,7 +16,7 @@ from node.crm.store.contacts import get_contact
 from node.crm.store.deals import get_deal
 from node.crm.store.sql import _missing, _ts
 from node.crm.store.users import _check_user
-from node.storage.db import insert_row
+from node.storage.sqlite import insert_row
 
 
 def _exists(conn: sqlite3.Connection, table: Literal["deals", "contacts"], id_: str) -> bool:
