@@ -241,7 +241,7 @@ def accept_request(conn: sqlite3.Connection, ctx: TxContext, connection_id: str,
 
 def decline_request(conn: sqlite3.Connection, ctx: TxContext, connection_id: str, *, message: str = "") -> Connection:
     c = _own_connection(conn, connection_id)
-    c = _move(conn, ctx, c, ConnEvent.REFUSE)
+    c = _move(conn, ctx, c, ConnEvent.REFUSE, closing_note=message)
     refuse = ConnectionRefuse(connection_id=c.id, reason="declined", message=message)
     enqueue(conn, ctx, ctx.peer(conn, c.peer_node_id), MessageType.CONNECTION_REFUSE, refuse,
             subject=("connection", c.id))
@@ -260,19 +260,21 @@ def on_accept(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) 
 
 
 def _apply_peer_event(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope,
-                      event: ConnEvent, after: ConnState) -> Disposition:
+                      event: ConnEvent, after: ConnState, **fields: Any) -> Disposition:
     """A message that moves one of the sender's connections to ``after``; once there, a
     repeat is a duplicate."""
     connection_id: str = opened.message.connection_id  # type: ignore[attr-defined]
     c = _peer_connection(conn, connection_id, opened.parsed.sender)
     if c.state == after:
         return Disposition.DUPLICATE
-    _move(conn, ctx, c, event)
+    _move(conn, ctx, c, event, **fields)
     return Disposition.ACCEPTED
 
 
 def on_refuse(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) -> Disposition:
-    return _apply_peer_event(conn, ctx, opened, ConnEvent.RECEIVE_REFUSE, ConnState.REFUSED)
+    refuse: ConnectionRefuse = opened.message  # type: ignore[assignment]
+    note = refuse.message if refuse.reason == "declined" else f"{refuse.reason}: {refuse.message}".rstrip(": ")
+    return _apply_peer_event(conn, ctx, opened, ConnEvent.RECEIVE_REFUSE, ConnState.REFUSED, closing_note=note)
 
 
 def on_confirm(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) -> Disposition:
@@ -284,14 +286,16 @@ def on_confirm(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope)
 
 def disconnect(conn: sqlite3.Connection, ctx: TxContext, connection_id: str, *, reason: str = "") -> Connection:
     c = _own_connection(conn, connection_id)
-    c = _move(conn, ctx, c, ConnEvent.DISCONNECT)
+    c = _move(conn, ctx, c, ConnEvent.DISCONNECT, closing_note=reason)
     enqueue(conn, ctx, ctx.peer(conn, c.peer_node_id), MessageType.DISCONNECT,
             Disconnect(connection_id=c.id, reason=reason), subject=("connection", c.id))
     return c
 
 
 def on_disconnect(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) -> Disposition:
-    return _apply_peer_event(conn, ctx, opened, ConnEvent.RECEIVE_DISCONNECT, ConnState.DISCONNECTED)
+    reason: str = opened.message.reason  # type: ignore[attr-defined]
+    return _apply_peer_event(conn, ctx, opened, ConnEvent.RECEIVE_DISCONNECT, ConnState.DISCONNECTED,
+                             closing_note=reason)
 
 
 def on_key_rotation(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) -> Disposition:

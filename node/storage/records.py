@@ -50,6 +50,9 @@ class Connection(Record):
     settings: dict[str, Any]
     created_at: str
     updated_at: str
+    #: Why it ended: the decline's message, the disconnect's reason (ours or the peer's),
+    #: or the peer's refusal of our request.
+    closing_note: str = ""
 
     @property
     def may_send(self) -> bool:

@@ -198,3 +198,33 @@ async def test_revoked_expired_and_used_invitations_are_refused(node_factory):
     states = {i["id"]: i["state"] for i in (await broker.api("GET", "/api/v1/invitations"))["invitations"]}
     assert states[fresh["invitation"]["id"]] == "open"
     assert states[used["invitation"]["id"]] == "used"
+
+
+async def test_a_decline_message_and_a_disconnect_reason_reach_the_other_organisation(node_factory):
+    agency = await node_factory("Agency")
+    broker = await node_factory("Broker")
+    await broker.api("POST", "/api/v1/users", {"email": "bree@broker.example", "name": "Bree", "role": "broker"},
+                     expect=201)
+    asked = await agency.api("POST", "/api/v1/connections",
+                             {"url": broker.url, "email": "bree@broker.example", "direction": "send"}, expect=202)
+    cid = asked["connection"]["id"]
+
+    async def state_at(node: Any, state: str) -> bool:
+        conns = (await node.api("GET", "/api/v1/connections"))["connections"]
+        return any(c["id"] == cid and c["state"] == state for c in conns)
+
+    await wait_for(lambda: state_at(broker, "requested"))
+    note = "We only take referrals from licensed agencies."
+    await broker.api("POST", f"/api/v1/connections/{cid}/decline", {"message": note})
+    await wait_for(lambda: state_at(agency, "refused"))
+    for node in (agency, broker):  # both admins see why
+        shown = (await node.api("GET", f"/api/v1/connections/{cid}"))["connection"]
+        assert shown["closing_note"] == note
+
+    cid, _ = await connect_by_invitation(agency, broker)
+    reason = "Our office in Harbour closes on Friday."
+    await agency.api("POST", f"/api/v1/connections/{cid}/disconnect", {"reason": reason})
+    await wait_for(lambda: state_at(broker, "disconnected"))
+    for node in (agency, broker):
+        shown = (await node.api("GET", f"/api/v1/connections/{cid}"))["connection"]
+        assert shown["state"] == "disconnected" and shown["closing_note"] == reason

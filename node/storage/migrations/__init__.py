@@ -16,6 +16,7 @@ from node.storage.migrations import (
     m001_federation_core,
     m003_assignment_cursor,
     m004_deferred_referrals,
+    m005_connection_closing_note,
     m010_crm,
     m020_opportunities,
 )
@@ -27,6 +28,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "federation core", m001_federation_core.up),
     (3, "round-robin assignment cursor", m003_assignment_cursor.up),
     (4, "deferred referrals", m004_deferred_referrals.up),
+    (5, "connection closing note", m005_connection_closing_note.up),
     (10, "crm", m010_crm.up),
     (20, "referral opportunities", m020_opportunities.up),
 )
