@@ -97,21 +97,31 @@ def secret_hash(secret: str) -> str:
     return b64u_encode(hashlib.sha256(b"refnode invitation\x00" + b64u_decode(secret)).digest())
 
 
+#: Compared against when the invitation id is unknown, so that the answer, and the work
+#: done before it, are those of a wrong key (a secret_hash is never 64 zeros).
+_NO_INVITATION = "0" * 64
+
+
 def check_redemption(
     *,
-    stored_hash: str,
-    state: InvitationState,
-    expires_at: datetime,
+    stored_hash: str | None,
+    state: InvitationState | None,
+    expires_at: datetime | None,
     presented_secret: str,
     now: datetime,
 ) -> None:
-    """Raise unless the presented secret redeems this open, unexpired invitation."""
+    """Raise unless the presented secret redeems this open, unexpired invitation.
+
+    ``stored_hash`` is None when no invitation has the presented id: the requester then
+    gets the very answer a wrong key gets (``invitation_invalid``, same message), after
+    the same hashing and comparison, so ids cannot be probed apart from keys."""
     try:
         presented = secret_hash(presented_secret)
     except RemoteProtocolError:
         presented = ""
-    if not hmac.compare_digest(presented.encode(), stored_hash.encode()):
-        raise RemoteProtocolError(ErrorCode.INVITATION_INVALID, "the referral key does not match")
+    matches = hmac.compare_digest(presented.encode(), (stored_hash or _NO_INVITATION).encode())
+    if stored_hash is None or state is None or expires_at is None or not matches:
+        raise RemoteProtocolError(ErrorCode.INVITATION_INVALID, "the referral key does not match this invitation")
     if state is InvitationState.USED:
         raise RemoteProtocolError(ErrorCode.INVITATION_USED, "this invitation was already used")
     if state is InvitationState.REVOKED:

@@ -184,15 +184,14 @@ def on_request(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope)
     if request.invitation is not None:
         invitation = store.get_invitation(conn, request.invitation.invitation_id)
         stored_hash = store.invitation_secret_hash(conn, request.invitation.invitation_id)
-        if invitation is None or stored_hash is None:
-            raise RemoteProtocolError(ErrorCode.INVITATION_INVALID, "no such invitation")
-        inv.check_redemption(
-            stored_hash=stored_hash,
-            state=inv.InvitationState(invitation.state),
-            expires_at=parse_ts(invitation.expires_at),
+        inv.check_redemption(  # an unknown id is answered as a wrong key is
+            stored_hash=stored_hash if invitation is not None else None,
+            state=inv.InvitationState(invitation.state) if invitation is not None else None,
+            expires_at=parse_ts(invitation.expires_at) if invitation is not None else None,
             presented_secret=request.invitation.secret,
             now=ctx.now,
         )
+        assert invitation is not None
         direction, settings, name = invitation.direction, invitation.settings, invitation.name
     else:
         assert request.target_email is not None

@@ -210,3 +210,33 @@ async def test_a_peer_cannot_plant_unverified_keys_and_a_refused_offer_does_not_
         return (a, b) == ("failed", "delivered")
 
     await wait_for(settled)
+
+
+async def test_an_unknown_invitation_is_answered_as_a_wrong_key_is(node_factory):
+    """A guesser cannot tell an invitation id that does not exist from a key that does not
+    match: the same status, code and message (issue 11, item 6)."""
+    from protocol.encoding import b64u_encode
+    from protocol.invitations import parse_referral
+    from protocol.messages import ConnectionRequest, InvitationProof
+
+    agency = await node_factory("Agency")
+    broker = await node_factory("Broker")
+    invite = await broker.api("POST", "/api/v1/invitations", {"name": "Agency"}, expect=201)
+    real = parse_referral(invite["referral_url"], invite["referral_key"])
+    wrong_secret = b64u_encode(bytes(32))
+    answers = []
+    for n, (invitation_id, secret) in enumerate([(real.invitation_id, wrong_secret),
+                                                 ("inv_nosuchinvitation000000", wrong_secret),
+                                                 ("inv_nosuchinvitation000000", real.secret)]):
+        request = ConnectionRequest(
+            connection_id=f"con_guess{n}", requester_discovery=agency.node.discovery.decode(),
+            invitation=InvitationProof(invitation_id=invitation_id, secret=secret),
+            requested_by=Person(name="Ava", email="ava@agency.example"), direction="send")
+        body = envelope(agency, broker.node.me, keys_of(broker), request,
+                        message_type=MessageType.CONNECTION_REQUEST, envelope_id=f"env_guess{n}")
+        status, raw = await post(broker, body)
+        error = json.loads(raw)["error"]
+        answers.append((status, error["code"], error["message"]))
+    assert answers[0][1] == "invitation_invalid"
+    assert answers[0] == answers[1] == answers[2]
+    assert (await broker.api("GET", "/api/v1/connections"))["connections"] == []
