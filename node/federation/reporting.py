@@ -8,10 +8,11 @@ side ``created_at`` is when the referral was sent, on the receiver side when it 
 
 Numbers.
 - Outcome counts use each referral's *current* state: ``won``, ``lost``, ``declined``,
-  ``withdrawn``; ``in_progress`` is every referral not yet in a terminal state (sent,
-  delivered, failed, received, accepted, in-progress). So ``sent`` (the referrals in scope)
-  = won + lost + declined + withdrawn + in_progress. ``won`` is terminal, so a referral
-  that was won is counted as won for good.
+  ``withdrawn``; ``in_progress`` counts the referrals the receiver accepted and works
+  (accepted, in-progress); ``awaiting`` those not yet accepted or declined (sent,
+  delivered, received, or failed and waiting for a retry). So ``sent`` (the referrals in
+  scope) = won + lost + declined + withdrawn + in_progress + awaiting. ``won`` is
+  terminal, so a referral that was won is counted as won for good.
 - ``conversion`` = won / sent as a decimal string with 4 places, rounded half up
   (``"0.4286"``); ``"0"`` when nothing was sent. Never a float.
 - Per status: ``current`` = referrals now in that state; ``reached`` = referrals that are in
@@ -55,6 +56,9 @@ SIDES = ("sender", "receiver")
 TIMELINE_STATUSES = frozenset({"accepted", "declined", "in-progress", "won", "lost", "withdrawn"})
 ALL_STATES = tuple(s.value for s in ReferralState)
 _TERMINAL = tuple(sorted(s.value for s in TERMINAL_REFERRAL_STATES))
+_WORKED = (ReferralState.ACCEPTED.value, ReferralState.IN_PROGRESS.value)
+_AWAITING = tuple(s.value for s in (ReferralState.SENT, ReferralState.DELIVERED, ReferralState.RECEIVED,
+                                    ReferralState.FAILED))
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PLACES = Decimal("0.0001")
 
@@ -121,7 +125,11 @@ class Outcomes:
     lost: int = 0
     declined: int = 0
     withdrawn: int = 0
+    #: Accepted by the receiver and being worked (accepted, in-progress).
     in_progress: int = 0
+    #: Not yet accepted or declined: on its way, delivered, received, or a delivery that
+    #: gave up and waits for a retry.
+    awaiting: int = 0
 
     @property
     def conversion(self) -> str:
@@ -135,6 +143,7 @@ class Outcomes:
             "declined": self.declined,
             "withdrawn": self.withdrawn,
             "in_progress": self.in_progress,
+            "awaiting": self.awaiting,
             "conversion": self.conversion,
         }
 
@@ -206,7 +215,8 @@ _OUTCOME_COLUMNS = f"""
     sum(state = 'lost') AS lost,
     sum(state = 'declined') AS declined,
     sum(state = 'withdrawn') AS withdrawn,
-    sum(state NOT IN ({", ".join(f"'{s}'" for s in _TERMINAL)})) AS in_progress
+    sum(state IN ({", ".join(f"'{s}'" for s in _WORKED)})) AS in_progress,
+    sum(state IN ({", ".join(f"'{s}'" for s in _AWAITING)})) AS awaiting
 """
 
 
@@ -218,6 +228,7 @@ def _outcomes(row: sqlite3.Row) -> Outcomes:
         declined=int(row["declined"] or 0),
         withdrawn=int(row["withdrawn"] or 0),
         in_progress=int(row["in_progress"] or 0),
+        awaiting=int(row["awaiting"] or 0),
     )
 
 
@@ -377,7 +388,7 @@ def report_json(report: Report) -> dict[str, Any]:
 
 
 CSV_COLUMNS = ("section", "side", "subject", "subject_name", "peer_node_id", "metric", "value")
-_OUTCOME_METRICS = ("sent", "won", "lost", "declined", "withdrawn", "in_progress", "conversion")
+_OUTCOME_METRICS = ("sent", "won", "lost", "declined", "withdrawn", "in_progress", "awaiting", "conversion")
 
 
 def _cell(value: Any) -> str:

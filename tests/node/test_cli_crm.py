@@ -137,7 +137,7 @@ def test_a_deal_from_the_crm_is_referred_reported_and_moved_as_csv(tmp_path: Pat
 
     # The report: as JSON, for people, and as CSV.
     report = agency_json("reports", "referrals", "--side", "sender")
-    assert [(t["side"], t["sent"], t["in_progress"]) for t in report["totals"]] == [("sender", 1, 1)]
+    assert [(t["side"], t["sent"], t["in_progress"], t["awaiting"]) for t in report["totals"]] == [("sender", 1, 0, 1)]
     assert "per referring agent:" in agency("reports", "referrals")
     written = agency("reports", "referrals", "--side", "sender", "--csv", "report.csv")
     assert "Wrote the report to report.csv" in written

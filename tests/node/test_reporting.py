@@ -33,6 +33,7 @@ ZERO_OUTCOMES = {
     "declined": 0,
     "withdrawn": 0,
     "in_progress": 0,
+    "awaiting": 0,
     "conversion": "0",
 }
 
@@ -44,6 +45,7 @@ def outcomes(
     declined: int = 0,
     withdrawn: int = 0,
     in_progress: int = 0,
+    awaiting: int = 0,
     conversion: str = "0",
 ) -> dict[str, Any]:
     return {
@@ -53,6 +55,7 @@ def outcomes(
         "declined": declined,
         "withdrawn": withdrawn,
         "in_progress": in_progress,
+        "awaiting": awaiting,
         "conversion": conversion,
     }
 
@@ -249,7 +252,7 @@ async def test_report_numbers_match_a_known_scenario(node_factory):
     assert got["range"] == {"from": "2026-11-01", "to": "2026-12-01", "side": None}
     assert got["totals"] == [
         {"side": "sender"}
-        | outcomes(sent=7, won=3, lost=1, declined=1, in_progress=2, conversion="0.4286"),
+        | outcomes(sent=7, won=3, lost=1, declined=1, in_progress=1, awaiting=1, conversion="0.4286"),
         {"side": "receiver"} | ZERO_OUTCOMES,
     ]
     assert got["connections"] == sorted(
@@ -275,7 +278,7 @@ async def test_report_numbers_match_a_known_scenario(node_factory):
     )
     assert got["agents"] == [
         {"side": "sender", "email": AVA["email"], "name": AVA["name"]}
-        | outcomes(sent=5, won=3, in_progress=2, conversion="0.6000"),
+        | outcomes(sent=5, won=3, in_progress=1, awaiting=1, conversion="0.6000"),
         {"side": "sender", "email": BEN["email"], "name": BEN["name"]}
         | outcomes(sent=2, lost=1, declined=1, conversion="0.0000"),
     ]
@@ -296,14 +299,14 @@ async def test_report_numbers_match_a_known_scenario(node_factory):
     # Day 2 only: referrals 4-7. Day 1 only: referrals 1-3 (won later, still counted won).
     day2 = await report(agency, "from=2026-11-24&to=2026-11-25&side=sender")
     assert day2["totals"] == [
-        {"side": "sender"} | outcomes(sent=4, won=1, declined=1, in_progress=2, conversion="0.2500")
+        {"side": "sender"} | outcomes(sent=4, won=1, declined=1, in_progress=1, awaiting=1, conversion="0.2500")
     ]
     assert [a["email"] for a in day2["agents"]] == [AVA["email"], BEN["email"]]
     assert day2["agents"][0] == {
         "side": "sender",
         "email": AVA["email"],
         "name": AVA["name"],
-    } | outcomes(sent=3, won=1, in_progress=2, conversion="0.3333")
+    } | outcomes(sent=3, won=1, in_progress=1, awaiting=1, conversion="0.3333")
     assert day2["agents"][1] == {
         "side": "sender",
         "email": BEN["email"],
@@ -355,13 +358,13 @@ async def test_report_numbers_match_a_known_scenario(node_factory):
     got = await report(broker2, everything + "&side=receiver")
     assert got["totals"] == [
         {"side": "receiver"}
-        | outcomes(sent=3, won=1, declined=1, in_progress=1, conversion="0.3333")
+        | outcomes(sent=3, won=1, declined=1, awaiting=1, conversion="0.3333")
     ]
     assert got["connections"][0]["received"] == 3
     assert got["connections"][0]["states"] == states(won=1, declined=1, received=1)
     assert got["agents"] == [
         {"side": "receiver", "email": AVA["email"], "name": AVA["name"]}
-        | outcomes(sent=2, won=1, in_progress=1, conversion="0.5000"),
+        | outcomes(sent=2, won=1, awaiting=1, conversion="0.5000"),
         {"side": "receiver", "email": BEN["email"], "name": BEN["name"]}
         | outcomes(sent=1, declined=1, conversion="0.0000"),
     ]
