@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -147,15 +145,3 @@ class ApiClient:
                 return await self.request(method, path, body, query, csv_body=csv_body, text=text)
 
         return asyncio.run(once())
-
-
-def read_json_file(path: str) -> Any:
-    """A JSON document from ``path`` (``-`` for standard input)."""
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise CliError(f"{path} is not valid JSON: {exc}") from None

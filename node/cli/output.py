@@ -1,7 +1,8 @@
 """What every ``refnode`` command shares: the :class:`Context` it runs in (arguments,
-environment, configuration, API client) and the way it prints, as a table, as
-``key: value`` lines, or as JSON with ``--json``. Used by :mod:`node.cli.main` and
-:mod:`node.cli.crm`."""
+environment, configuration, API client), the way it prints, as a table, as
+``key: value`` lines, or as JSON with ``--json``, and the two hooks (:data:`Group`,
+:data:`Command`) through which each command module's ``add_commands`` adds its commands
+to the parser that :func:`node.cli.main.build_parser` builds."""
 
 from __future__ import annotations
 
@@ -58,6 +59,14 @@ class Context:
             human()
 
 
+#: ``group(name, help)``: the subcommands of ``refnode NAME``, made on first use; asking
+#: again for a name gives the same group.
+Group = Callable[[str, str], Any]
+#: ``command(where, name, handler, help)``: add a command under ``where`` (a group, or the
+#: top-level ``commands``) that runs ``handler``; its parser, for the command's arguments.
+Command = Callable[[Any, str, Callable[[Context], int], str], argparse.ArgumentParser]
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     if not rows:
         print("(none)")
@@ -86,3 +95,12 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
         else:
             pairs.append((name, value))
     return pairs
+
+
+def print_notes(notes: list[dict[str, Any]]) -> None:
+    """A contact's or a deal's notes, oldest first as the API lists them."""
+    print("notes:")
+    if not notes:
+        print("  (none)")
+    for n in notes:
+        print(f"  {n['created_at']}  [{n['kind']}] " + n["body"].replace("\n", "\n    "))

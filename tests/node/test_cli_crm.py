@@ -1,4 +1,5 @@
-"""The CRM and referring commands of ``refnode`` (node/cli_crm.py), run as real processes
+"""The CRM and referring commands of ``refnode`` (node/cli/: workflows, contacts, deals,
+referring, reports, csv_files, and connections for its settings), run as real processes
 against two served nodes: a workflow, a contact and a deal; the deal referred with the
 client's consent and seen arriving at the other node; a deferred referral; opportunities;
 the report as CSV; connection settings; CSV export and import between the nodes."""

@@ -1,0 +1,85 @@
+"""``refnode keys``, ``users`` and ``token``: the node's signing key, the people who use
+the node, and their API tokens; and :func:`user_id_by_email`, the lookup that lets other
+commands take a user's email where the API takes an id.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from node.cli.client import CliError
+from node.cli.output import Command, Context, Group, choices, print_table
+from node.http import admin_api
+
+
+def cmd_keys_rotate(ctx: Context) -> int:
+    data = ctx.call("POST", "/api/v1/keys/rotate")
+    ctx.emit(data, lambda: print(f"New signing key {data['signing_kid']}; "
+                                 f"{data['peers_notified']} peer(s) are being told."))
+    return 0
+
+
+def cmd_users_add(ctx: Context) -> int:
+    a = ctx.args
+    data = ctx.call("POST", "/api/v1/users", {"email": a.email, "name": a.name, "role": a.role})
+    u = data["user"]
+    ctx.emit(data, lambda: print(f"Added {u['name']} <{u['email']}> as {u['role']} (user {u['id']})."))
+    return 0
+
+
+def cmd_users_list(ctx: Context) -> int:
+    data = ctx.call("GET", "/api/v1/users")
+    ctx.emit(data, lambda: print_table(["ID", "EMAIL", "NAME", "ROLE", "ACTIVE"],
+                                       [[u["id"], u["email"], u["name"], u["role"], "yes" if u["active"] else "no"]
+                                        for u in data["users"]]))
+    return 0
+
+
+def user_id_by_email(ctx: Context, email: str, option: str) -> str:
+    """The id of the user with this email (case-insensitive), for options that take one."""
+    try:
+        users = ctx.call("GET", "/api/v1/users")["users"]
+    except CliError as exc:
+        if exc.code == "forbidden":
+            raise CliError(f"looking up {option} needs an admin token (GET /api/v1/users is for admins)",
+                           code="forbidden", field=option) from None
+        raise
+    found = [u for u in users if u["email"].casefold() == email.casefold()]
+    if not found:
+        raise CliError(f"no user with email {email}; see 'refnode users list'", code="unknown_user",
+                       field=option)
+    return str(found[0]["id"])
+
+
+def cmd_token_create(ctx: Context) -> int:
+    a = ctx.args
+    data = ctx.call("POST", "/api/v1/tokens", {"label": a.label, "user_id": a.user_id})
+
+    def human() -> None:
+        print(data["token"])
+        print(f"({data['note']})", file=sys.stderr)
+
+    ctx.emit(data, human)
+    return 0
+
+
+# --- the parser ------------------------------------------------------------------------
+
+
+def add_commands(commands: Any, group: Group, command: Command) -> None:
+    """Add ``keys``, ``users`` and ``token`` to the parser."""
+    g = group("keys", "this node's keys")
+    command(g, "rotate", cmd_keys_rotate, "rotate the signing key and tell every peer")
+
+    g = group("users", "people who use this node")
+    p = command(g, "add", cmd_users_add, "add a user")
+    p.add_argument("email")
+    p.add_argument("name")
+    p.add_argument("--role", choices=choices(admin_api.UserIn, "role"), default="broker")
+    command(g, "list", cmd_users_list, "list users")
+
+    g = group("token", "API tokens")
+    p = command(g, "create", cmd_token_create, "create an API token (printed once)")
+    p.add_argument("--label", default="")
+    p.add_argument("--user-id", help="default: yourself")

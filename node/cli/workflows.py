@@ -1,0 +1,75 @@
+"""``refnode workflows``: the CRM's workflows (pipelines) and their stages, in order.
+
+Creating one takes its owner's email (``--owner-email``), which is looked up with
+``GET /api/v1/users`` (:func:`node.cli.admin.user_id_by_email`), so it needs an admin token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node.cli.admin import user_id_by_email
+from node.cli.output import Command, Context, Group, print_fields, print_table
+
+
+def _stage_names(workflow: dict[str, Any]) -> str:
+    return " > ".join(s["name"] for s in workflow["stages"])
+
+
+def _show_workflow(workflow: dict[str, Any]) -> None:
+    print_fields([("workflow", workflow["id"]), ("name", workflow["name"]),
+                  ("owner", workflow["owner_user_id"]), ("created", workflow["created_at"])], indent="")
+    print_table(["POS", "STAGE ID", "STAGE"], [[s["position"], s["id"], s["name"]] for s in workflow["stages"]])
+
+
+def cmd_workflows_list(ctx: Context) -> int:
+    data = ctx.call("GET", "/api/v1/workflows")
+    ctx.emit(data, lambda: print_table(["ID", "NAME", "OWNER", "STAGES"],
+                                       [[w["id"], w["name"], w["owner_user_id"], _stage_names(w)]
+                                        for w in data["workflows"]]))
+    return 0
+
+
+def cmd_workflows_show(ctx: Context) -> int:
+    data = ctx.call("GET", f"/api/v1/workflows/{ctx.args.id}")
+    ctx.emit(data, lambda: _show_workflow(data["workflow"]))
+    return 0
+
+
+def cmd_workflows_create(ctx: Context) -> int:
+    a = ctx.args
+    stages = [s.strip() for s in a.stages.split(",") if s.strip()]
+    owner = user_id_by_email(ctx, a.owner_email, "--owner-email")
+    data = ctx.call("POST", "/api/v1/workflows", {"name": a.name, "owner_user_id": owner, "stage_names": stages})
+
+    def human() -> None:
+        print(f"Created workflow {data['workflow']['id']}:")
+        _show_workflow(data["workflow"])
+
+    ctx.emit(data, human)
+    return 0
+
+
+def cmd_workflows_add_stage(ctx: Context) -> int:
+    a = ctx.args
+    data = ctx.call("POST", f"/api/v1/workflows/{a.id}/stages", {"name": a.name, "position": a.position})
+    ctx.emit(data, lambda: _show_workflow(data["workflow"]))
+    return 0
+
+
+# --- the parser ------------------------------------------------------------------------
+
+
+def add_commands(commands: Any, group: Group, command: Command) -> None:
+    """Add ``workflows`` to the parser."""
+    g = group("workflows", "workflows (pipelines) and their stages")
+    command(g, "list", cmd_workflows_list, "list workflows with their stages")
+    command(g, "show", cmd_workflows_show, "show a workflow and its stage ids").add_argument("id")
+    p = command(g, "create", cmd_workflows_create, "create a workflow with its stages (admins)")
+    p.add_argument("name")
+    p.add_argument("--owner-email", required=True, help="the workflow's owner, a user of this node")
+    p.add_argument("--stages", required=True, help="stage names in order, comma separated: 'New,Contacted,Settled'")
+    p = command(g, "add-stage", cmd_workflows_add_stage, "add a stage to a workflow (admins)")
+    p.add_argument("id", help="the workflow")
+    p.add_argument("name")
+    p.add_argument("--position", type=int, help="0 = first (default: last)")
