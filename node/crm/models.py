@@ -8,7 +8,7 @@ checks, are in ``node.crm.fields``; ``node.crm.parsing`` turns input into these 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -72,11 +72,17 @@ class UserIn(Model):
 # -- workflows -------------------------------------------------------------------------
 
 
+#: What reaching a stage means for the deal: nothing more than progress (None), or its
+#: outcome, which a referred deal reports back to the referrer as final.
+Outcome = Literal["won", "lost"]
+
+
 class Stage(Model):
     id: str
     workflow_id: str
     name: str
     position: int
+    outcome: Outcome | None = None
 
 
 class Workflow(Model):
@@ -104,6 +110,17 @@ class WorkflowIn(Model):
     stage_names: Annotated[
         list[Name], Field(min_length=1, max_length=50), AfterValidator(_unique_names)
     ]
+    #: Stage name -> the outcome it means, e.g. ``{"Settled": "won"}``; names must be
+    #: among ``stage_names``.
+    outcomes: dict[Name, Outcome] = Field(default_factory=dict, max_length=50)
+
+    @model_validator(mode="after")
+    def _outcomes_name_stages(self) -> WorkflowIn:
+        folded = {n.casefold() for n in self.stage_names}
+        for name in self.outcomes:
+            if name.casefold() not in folded:
+                raise ValueError(f"outcomes names {name!r}, which is not one of stage_names")
+        return self
 
 
 class WorkflowPatch(Model):
@@ -117,6 +134,7 @@ class StageIn(Model):
     name: Name
     #: Where to insert (0 = first); None appends.
     position: Annotated[int, Field(ge=0, strict=True)] | None = None
+    outcome: Outcome | None = None
 
 
 # -- contacts --------------------------------------------------------------------------

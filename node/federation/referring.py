@@ -255,7 +255,11 @@ def on_deal_moved(conn: sqlite3.Connection, ctx: TxContext, before: Deal, after:
             referrals.report_status(conn, ctx, referral.local_id, ReferralState.ACCEPTED.value, stage=stage.name)
             state = ReferralState.ACCEPTED
         if state in (ReferralState.ACCEPTED, ReferralState.IN_PROGRESS):
-            referrals.report_status(conn, ctx, referral.local_id, ReferralState.IN_PROGRESS.value, stage=stage.name)
+            # A stage that means the outcome (e.g. "Settled" = won) reports it, and that is
+            # final; any other stage is progress.
+            status = {"won": ReferralState.WON, "lost": ReferralState.LOST}.get(stage.outcome or "",
+                                                                              ReferralState.IN_PROGRESS)
+            referrals.report_status(conn, ctx, referral.local_id, status.value, stage=stage.name)
 
 
 def recall(conn: sqlite3.Connection, local_id: str) -> None:

@@ -72,6 +72,7 @@ from node.crm.store.workflows import (
     list_workflows,
     rename_stage,
     reorder_stages,
+    set_stage_outcome,
     update_workflow,
 )
 
@@ -120,6 +121,7 @@ __all__ = [
     "get_workflow",
     "list_workflows",
     "rename_stage",
+    "set_stage_outcome",
     "reorder_stages",
     "update_workflow",
 ]

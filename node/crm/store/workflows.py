@@ -20,7 +20,7 @@ from node.crm.store.users import _check_user
 
 def _stages(conn: sqlite3.Connection, workflow_id: str) -> list[Stage]:
     rows = conn.execute(
-        "SELECT id, workflow_id, name, position FROM stages WHERE workflow_id = ? ORDER BY position",
+        "SELECT id, workflow_id, name, position, outcome FROM stages WHERE workflow_id = ? ORDER BY position",
         (workflow_id,),
     )
     return [Stage(**dict(r)) for r in rows]
@@ -59,9 +59,11 @@ def create_workflow(conn: sqlite3.Connection, data: WorkflowIn, *, now: datetime
         "INSERT INTO workflows (id, name, owner_user_id, created_at) VALUES (?, ?, ?, ?)",
         (workflow_id, data.name, data.owner_user_id, _ts(now)),
     )
+    outcomes = {name.casefold(): outcome for name, outcome in data.outcomes.items()}
     conn.executemany(
-        "INSERT INTO stages (id, workflow_id, name, position) VALUES (?, ?, ?, ?)",
-        [(new_id("stg", now), workflow_id, name, i) for i, name in enumerate(data.stage_names)],
+        "INSERT INTO stages (id, workflow_id, name, position, outcome) VALUES (?, ?, ?, ?, ?)",
+        [(new_id("stg", now), workflow_id, name, i, outcomes.get(name.casefold()))
+         for i, name in enumerate(data.stage_names)],
     )
     return get_workflow(conn, workflow_id)
 
@@ -83,7 +85,7 @@ def update_workflow(conn: sqlite3.Connection, workflow_id: str, patch: WorkflowP
 
 def get_stage(conn: sqlite3.Connection, stage_id: str, *, field: str | None = None) -> Stage:
     row = conn.execute(
-        "SELECT id, workflow_id, name, position FROM stages WHERE id = ?", (stage_id,)
+        "SELECT id, workflow_id, name, position, outcome FROM stages WHERE id = ?", (stage_id,)
     ).fetchone()
     if row is None:
         raise _missing("stage", stage_id, field)
@@ -110,16 +112,17 @@ def add_stage(
     name: str,
     *,
     position: int | None = None,
+    outcome: str | None = None,
     now: datetime,
 ) -> Workflow:
     """Add a stage at ``position`` (0 = first; None = last); later stages move down."""
-    data = parse(StageIn, {"name": name, "position": position})
+    data = parse(StageIn, {"name": name, "position": position, "outcome": outcome})
     workflow = get_workflow(conn, workflow_id)
     _check_stage_name(workflow, data.name)
     stage_id = new_id("stg", now)
     conn.execute(
-        "INSERT INTO stages (id, workflow_id, name, position) VALUES (?, ?, ?, ?)",
-        (stage_id, workflow_id, data.name, len(workflow.stages)),
+        "INSERT INTO stages (id, workflow_id, name, position, outcome) VALUES (?, ?, ?, ?, ?)",
+        (stage_id, workflow_id, data.name, len(workflow.stages), data.outcome),
     )
     order = [s.id for s in workflow.stages]
     order.insert(len(order) if data.position is None else data.position, stage_id)
@@ -132,6 +135,14 @@ def rename_stage(conn: sqlite3.Connection, stage_id: str, name: str) -> Workflow
     stage = get_stage(conn, stage_id)
     _check_stage_name(get_workflow(conn, stage.workflow_id), data.name, except_id=stage_id)
     conn.execute("UPDATE stages SET name = ? WHERE id = ?", (data.name, stage_id))
+    return get_workflow(conn, stage.workflow_id)
+
+
+def set_stage_outcome(conn: sqlite3.Connection, stage_id: str, outcome: str | None) -> Workflow:
+    """Say what reaching the stage means: ``won``, ``lost``, or (None) only progress."""
+    stage = get_stage(conn, stage_id)
+    data = parse(StageIn, {"name": stage.name, "outcome": outcome})
+    conn.execute("UPDATE stages SET outcome = ? WHERE id = ?", (data.outcome, stage_id))
     return get_workflow(conn, stage.workflow_id)
 
 

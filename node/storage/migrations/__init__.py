@@ -18,6 +18,7 @@ from node.storage.migrations import (
     m004_deferred_referrals,
     m005_connection_closing_note,
     m010_crm,
+    m011_stage_outcomes,
     m020_opportunities,
 )
 
@@ -30,5 +31,6 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (4, "deferred referrals", m004_deferred_referrals.up),
     (5, "connection closing note", m005_connection_closing_note.up),
     (10, "crm", m010_crm.up),
+    (11, "stage outcomes", m011_stage_outcomes.up),
     (20, "referral opportunities", m020_opportunities.up),
 )
