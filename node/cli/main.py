@@ -30,7 +30,7 @@ from node.base.config import Config
 from node.cli import crm as cli_crm
 from node.cli.client import CliError, read_json_file
 from node.cli.output import Context, choices, print_fields, print_table
-from node.http import admin_api
+from node.http import connections_api, federation_api, users_api
 from node.storage.records import OutboxItem, Referral
 from protocol.keys import fingerprint_of
 
@@ -478,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=fn)
         return sub
 
-    directions = choices(admin_api.InvitationIn, "direction")
+    directions = choices(connections_api.InvitationIn, "direction")
 
     p = command(commands, "init", cmd_init, "create a node: data folder, keys, database, first admin")
     p.add_argument("--org-name", required=True, help="your organisation's name, shown to peers")
@@ -508,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(commands, "request", cmd_request, "ask a user of another node to connect (they accept or decline)")
     p.add_argument("url", help="the other node's base URL")
     p.add_argument("email", help="email of an active user there")
-    p.add_argument("--direction", choices=choices(admin_api.ConnectIn, "direction"), default="send",
+    p.add_argument("--direction", choices=choices(connections_api.ConnectIn, "direction"), default="send",
                    help="seen from us (default: send, we refer to them)")
     p.add_argument("--message", default="", help="a note for them")
 
@@ -533,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     command(g, "show", cmd_referrals_show, "show a referral and its status timeline").add_argument("local_id")
     p = command(g, "status", cmd_referrals_status, "report progress on a received referral")
     p.add_argument("local_id")
-    p.add_argument("status", choices=choices(admin_api.StatusIn, "status"))
+    p.add_argument("status", choices=choices(federation_api.StatusIn, "status"))
     p.add_argument("--stage", help="free text, e.g. 'valuation ordered'")
     p.add_argument("--reason", help="why (for declined, lost, withdrawn)")
 
@@ -552,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(g, "add", cmd_users_add, "add a user")
     p.add_argument("email")
     p.add_argument("name")
-    p.add_argument("--role", choices=choices(admin_api.UserIn, "role"), default="broker")
+    p.add_argument("--role", choices=choices(users_api.UserIn, "role"), default="broker")
     command(g, "list", cmd_users_list, "list users")
 
     g = group("token", "API tokens")

@@ -14,7 +14,7 @@ from node.federation import referring
 from node.federation.connection_settings import ConnectionSettings, check_settings
 from node.federation.outbox import TxContext
 from node.federation.runtime import Node
-from node.http.admin_api import Caller, Route, query_params
+from node.http.api import Caller, Route, query_params
 from node.storage import store
 
 
