@@ -10,7 +10,7 @@ from typing import Any
 
 from node.cli.client import CliError
 from node.cli.output import Command, Context, Group, choices, print_table
-from node.http import admin_api
+from node.http import users_api
 
 
 def cmd_keys_rotate(ctx: Context) -> int:
@@ -76,7 +76,7 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
     p = command(g, "add", cmd_users_add, "add a user")
     p.add_argument("email")
     p.add_argument("name")
-    p.add_argument("--role", choices=choices(admin_api.UserIn, "role"), default="broker")
+    p.add_argument("--role", choices=choices(users_api.UserIn, "role"), default="broker")
     command(g, "list", cmd_users_list, "list users")
 
     g = group("token", "API tokens")

@@ -16,7 +16,7 @@ from typing import Any
 from node.cli.client import CliError
 from node.cli.files import read_json_file
 from node.cli.output import Command, Context, Group, choices, flatten, print_fields, print_table
-from node.http import admin_api
+from node.http import connections_api
 
 FINAL_CONNECTION_STATES = ("active", "refused", "expired", "disconnected")
 
@@ -179,7 +179,7 @@ def cmd_connections_settings(ctx: Context) -> int:
 
 def add_commands(commands: Any, group: Group, command: Command) -> None:
     """Add ``invite``, ``connect``, ``request`` and ``connections`` to the parser."""
-    directions = choices(admin_api.InvitationIn, "direction")
+    directions = choices(connections_api.InvitationIn, "direction")
 
     g = group("invite", "invitations: referral URL + key for another organisation")
     p = command(g, "create", cmd_invite_create, "create an invitation")
@@ -199,7 +199,7 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
     p = command(commands, "request", cmd_request, "ask a user of another node to connect (they accept or decline)")
     p.add_argument("url", help="the other node's base URL")
     p.add_argument("email", help="email of an active user there")
-    p.add_argument("--direction", choices=choices(admin_api.ConnectIn, "direction"), default="send",
+    p.add_argument("--direction", choices=choices(connections_api.ConnectIn, "direction"), default="send",
                    help="seen from us (default: send, we refer to them)")
     p.add_argument("--message", default="", help="a note for them")
 

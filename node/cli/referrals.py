@@ -13,7 +13,7 @@ from typing import Any
 from node.cli.client import CliError
 from node.cli.files import read_json_file
 from node.cli.output import Command, Context, Group, choices, print_fields, print_table
-from node.http import admin_api
+from node.http import federation_api
 from node.storage.records import Referral
 from protocol.keys import fingerprint_of
 
@@ -94,6 +94,6 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
     command(g, "show", cmd_referrals_show, "show a referral and its status timeline").add_argument("local_id")
     p = command(g, "status", cmd_referrals_status, "report progress on a received referral")
     p.add_argument("local_id")
-    p.add_argument("status", choices=choices(admin_api.StatusIn, "status"))
+    p.add_argument("status", choices=choices(federation_api.StatusIn, "status"))
     p.add_argument("--stage", help="free text, e.g. 'valuation ordered'")
     p.add_argument("--reason", help="why (for declined, lost, withdrawn)")

@@ -10,7 +10,7 @@ from node.base.clock import Clock, SystemClock, ts
 from node.base.config import Config, write_default_config
 from node.base.ids import new_id
 from node.base.keystore import KeyStore
-from node.http.admin_api import hash_token, new_token
+from node.base.tokens import hash_token, new_token
 from node.storage import store
 from node.storage.db import Database
 

@@ -19,7 +19,7 @@ from node.base.errors import error_body
 from node.base.keystore import KeyStore
 from node.base.logs import failure_fields, get_logger
 from node.federation.runtime import Node
-from node.http import admin_api, routes
+from node.http import api, openapi, routes
 from node.http import inbox as federation
 from node.http.appkeys import NODE
 from node.storage.db import Database
@@ -55,7 +55,7 @@ def client_max_size(config: Config) -> int:
 
 
 def create_app(config: Config, *, clock: Clock | None = None, passphrase: bytes | None = None,
-               extra_routes: list[admin_api.Route] | None = None) -> web.Application:
+               extra_routes: list[api.Route] | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size(config))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -76,5 +76,7 @@ def create_app(config: Config, *, clock: Clock | None = None, passphrase: bytes 
 
     app.cleanup_ctx.append(lifecycle)
     app.add_routes(federation.routes)
-    admin_api.add_routes(app, routes.ALL + (extra_routes or []))
+    admin_routes = routes.ALL + (extra_routes or [])
+    api.add_routes(app, admin_routes)
+    openapi.add_openapi_route(app, admin_routes)
     return app

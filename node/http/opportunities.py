@@ -22,7 +22,7 @@ from node.federation.opportunities import (
     record_opportunity,
 )
 from node.federation.runtime import Node
-from node.http.admin_api import Caller, Route, query_params
+from node.http.api import Caller, Route, query_params
 
 
 async def record(request: web.Request, node: Node, caller: Caller, body: OpportunityIn) -> Any:

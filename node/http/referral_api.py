@@ -19,7 +19,7 @@ from node.federation.connection_settings import (
 )
 from node.federation.outbox import TxContext
 from node.federation.runtime import Node
-from node.http.admin_api import Caller, Route, query_params
+from node.http.api import Caller, Route, query_params
 from node.storage import store
 
 

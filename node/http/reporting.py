@@ -8,7 +8,7 @@ from aiohttp import web
 
 from node.federation.reporting import build_report, parse_query, report_csv, report_json
 from node.federation.runtime import Node
-from node.http.admin_api import Caller, Route
+from node.http.api import Caller, Route
 
 
 async def get_report(request: web.Request, node: Node, caller: Caller, body: None) -> Any:

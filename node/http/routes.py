@@ -3,12 +3,31 @@ OpenAPI document is built from this list."""
 
 from __future__ import annotations
 
-from node.http import admin_api, crm_api, opportunities, referral_api, reporting
+from node.http import (
+    connections_api,
+    contacts_api,
+    csv_api,
+    deals_api,
+    federation_api,
+    notes_api,
+    opportunities,
+    referral_api,
+    reporting,
+    users_api,
+    workflows_api,
+)
+from node.http.api import Route
 
-ALL: list[admin_api.Route] = [
-    *admin_api.ROUTES,
+ALL: list[Route] = [
+    *federation_api.ROUTES,
+    *connections_api.ROUTES,
+    *users_api.ROUTES,
     *referral_api.ROUTES,
     *opportunities.ROUTES,
     *reporting.ROUTES,
-    *crm_api.ROUTES,
+    *workflows_api.ROUTES,
+    *deals_api.ROUTES,
+    *notes_api.ROUTES,
+    *contacts_api.ROUTES,
+    *csv_api.ROUTES,
 ]

@@ -24,12 +24,22 @@ from crm_api.test_bad_input import ROUTES as CRM_ROUTES
 from crm_api.test_bad_input import Case, case, problem_with, token_cases, with_ids
 from test_two_nodes import referral_body
 
-from node.http import admin_api, opportunities, referral_api, reporting, routes
+from node.http import (
+    connections_api,
+    federation_api,
+    opportunities,
+    referral_api,
+    reporting,
+    routes,
+    users_api,
+)
 
 ROUTES = {
     f"{r.method} {r.path}": r
     for r in [
-        *(r for r in admin_api.ROUTES if r.path != "/api/v1/users"),
+        *federation_api.ROUTES,
+        *connections_api.ROUTES,
+        *(r for r in users_api.ROUTES if r.path == "/api/v1/tokens"),
         *referral_api.ROUTES,
         *opportunities.ROUTES,
         *reporting.ROUTES,
@@ -46,11 +56,11 @@ ADMIN_ONLY = {
 
 #: Routes that take no input at all: only the generated token cases apply.
 AUTH_ONLY = {
-    "GET /api/v1/node": "takes no input (admin_api.get_node)",
-    "GET /api/v1/invitations": "takes no input (admin_api.list_invitations)",
-    "GET /api/v1/connections": "takes no input (admin_api.list_connections)",
-    "POST /api/v1/receipts/verify": "takes no input (admin_api.verify_receipts)",
-    "POST /api/v1/keys/rotate": "takes no input (admin_api.rotate_keys)",
+    "GET /api/v1/node": "takes no input (federation_api.get_node)",
+    "GET /api/v1/invitations": "takes no input (connections_api.list_invitations)",
+    "GET /api/v1/connections": "takes no input (connections_api.list_connections)",
+    "POST /api/v1/receipts/verify": "takes no input (federation_api.verify_receipts)",
+    "POST /api/v1/keys/rotate": "takes no input (federation_api.rotate_keys)",
 }
 
 #: Path ids that are counters, not names: another node's seq is just a number, so the

@@ -1,0 +1,198 @@
+"""Admin-API routes for this node's part in the federation once connected: who it is and
+its signing key (rotation tells every peer), referrals sent and received over connections
+with their status reports (referring a CRM deal is in :mod:`node.http.referral_api`), and
+delivery: the outbox and the receipts peers signed."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import Field
+
+from node.base.errors import ApiError
+from node.base.ids import new_id
+from node.federation import evidence, handshake, referrals
+from node.federation.outbox import TxContext, reseal
+from node.federation.runtime import Node
+from node.http.api import Caller, In, Route, query_params
+from node.http.json_answers import record_json
+from node.storage import store
+from protocol.envelope import digest
+from protocol.errors import LocalProtocolError
+from protocol.keys import fingerprint_of
+from protocol.messages import Consent, ContactProfile, DealSummary, Person, ReferralOffer
+from protocol.models import Ident, Token, parse_ts
+from protocol.wire import MAX_ENVELOPE_AGE_S, ErrorCode
+
+
+class ReferralIn(In):
+    connection_id: str
+    referral_type: Token
+    deal: DealSummary
+    contacts: list[ContactProfile] = Field(min_length=1, max_length=20)
+    shared_fields: list[str] = Field(default_factory=list)
+    owner: Person | None = None
+    referring_agent: Person
+    message: str = Field(default="", max_length=8000)
+    consent: Consent | None = None
+    referral_id: Ident | None = None
+
+
+class StatusIn(In):
+    status: Literal["accepted", "declined", "in-progress", "won", "lost", "withdrawn"]
+    stage: str | None = Field(default=None, max_length=200)
+    reason: str | None = Field(default=None, max_length=8000)
+
+
+# --- this node -----------------------------------------------------------------------------
+
+
+async def get_node(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
+    return {
+        "node_id": node.me,
+        "fingerprint": fingerprint_of(node.me),
+        "name": node.config.org_name,
+        "base_url": node.base_url,
+        "suites": [s.value for s in node.suites],
+        # With inbox_workers > 0: the inbox fronts configured, and those connected.
+        "inbox_fronts": node.fronts.status() if node.fronts is not None else None,
+    }
+
+
+async def rotate_keys(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
+    def rotate(conn: sqlite3.Connection, ctx: TxContext) -> int:
+        # Switch keys and queue the announcements in one step of the write batch: writes
+        # before it seal with the old key, writes after it with the new one, so each
+        # peer's in-order queue carries the announcement exactly between the two.
+        previous = node.keys.signing
+        node.keys.rotate_signing()
+        node.refresh_discovery()
+        ctx.effects.own_keys = True
+        return handshake.announce_rotation(conn, ctx, node.discovery, previous)
+
+    count = await node.transact(rotate)
+    return {"signing_kid": node.keys.signing.kid, "peers_notified": count}
+
+
+# --- referrals -----------------------------------------------------------------------------
+
+
+async def send_referral(request: web.Request, node: Node, caller: Caller, body: ReferralIn) -> Any:
+    if body.consent is None:
+        raise ApiError(400, "consent_required", "record the client's consent (consent.*) before referring",
+                       field="consent")
+    offer = ReferralOffer(
+        referral_id=body.referral_id or new_id("rfl"),
+        connection_id=body.connection_id,
+        referral_type=body.referral_type,
+        deal=body.deal,
+        contacts=body.contacts,
+        shared_fields=body.shared_fields,
+        owner=body.owner,
+        referring_agent=body.referring_agent,
+        message=body.message,
+        consent=body.consent,
+        sent_at=node.context().ts,
+    )
+
+    def send(conn: sqlite3.Connection, ctx: TxContext) -> Any:
+        connection = store.get_connection(conn, offer.connection_id)
+        if body.referral_id is not None and connection is not None:
+            taken = store.get_referral(conn, "sender", connection.peer_node_id, body.referral_id)
+            if taken is not None:
+                raise ApiError(409, "conflict", f"referral_id {body.referral_id} is already used by referral "
+                               f"{taken.local_id}; leave referral_id out to get a new one", field="referral_id")
+        return referrals.send_offer(conn, ctx, offer)
+
+    referral = await node.transact(send)
+    return {"referral": record_json(referral)}
+
+
+async def list_referrals(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
+    side = query_params(request, "side").get("side")
+    if side not in (None, "sender", "receiver"):
+        raise ApiError(400, "invalid", "side is sender or receiver", field="side")
+    return {"referrals": [record_json(r) for r in await node.db.read(lambda conn: store.list_referrals(conn, side))]}
+
+
+async def get_referral(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
+    local_id = request.match_info["id"]
+
+    def read(conn: sqlite3.Connection) -> Any:
+        r = store.get_referral_local(conn, local_id)
+        if r is None:
+            raise ApiError(404, "unknown_subject", f"no referral {local_id}")
+        return r, store.list_events(conn, r.side, r.peer_node_id, r.id)
+
+    referral, events = await node.db.read(read)
+    return {"referral": record_json(referral), "timeline": [record_json(e) for e in events]}
+
+
+async def referral_status(request: web.Request, node: Node, caller: Caller, body: StatusIn) -> Any:
+    local_id = request.match_info["id"]
+    r = await node.transact(lambda conn, ctx: referrals.report_status(conn, ctx, local_id, body.status,
+                                                                      stage=body.stage, reason=body.reason))
+    return {"referral": record_json(r)}
+
+
+# --- delivery ------------------------------------------------------------------------------
+
+
+async def list_outbox(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
+    state = query_params(request, "state").get("state")
+    if state not in (None, "pending", "delivered", "failed"):
+        raise ApiError(400, "invalid", "state is pending, delivered or failed", field="state")
+    items = await node.db.read(lambda conn: store.list_outbox(conn, state=state))
+    return {"outbox": [record_json(i) | {"has_receipt": i.receipt is not None} for i in items]}
+
+
+async def retry_outbox(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
+    try:
+        seq = int(request.match_info["seq"])
+    except ValueError:
+        raise ApiError(400, "invalid", "seq is a number", field="seq") from None
+
+    def retry(conn: sqlite3.Connection, ctx: TxContext) -> Any:
+        item = store.get_outbox(conn, seq)
+        if item is None:
+            raise LocalProtocolError(ErrorCode.UNKNOWN_SUBJECT, f"no outbox item {seq}")
+        if item.state != "failed":
+            raise LocalProtocolError(ErrorCode.INVALID_TRANSITION, f"item {seq} is {item.state}, not failed")
+        deadline = ctx.now.timestamp() + ctx.config.delivery_deadline_s
+        age = ctx.now.timestamp() - parse_ts(item.created_at).timestamp()
+        if age > MAX_ENVELOPE_AGE_S - ctx.config.delivery_deadline_s:
+            body, envelope_id = reseal(conn, ctx, item, ctx.peer(conn, item.peer_node_id))
+            store.requeue(conn, seq, deadline_at=deadline, body=body, envelope_id=envelope_id, sha256=digest(body))
+        else:
+            store.requeue(conn, seq, deadline_at=deadline)
+        store.set_peer_retry(conn, item.peer_node_id, 0, 0.0)
+        ctx.effects.poke.add(item.peer_node_id)
+        return store.get_outbox(conn, seq)
+
+    item = await node.transact(retry)
+    return {"outbox": record_json(item)}
+
+
+async def verify_receipts(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
+    checks = await node.db.read(lambda conn: evidence.verify_receipts(conn, node.me))
+    return {"checked": len(checks), "valid": sum(c.ok for c in checks),
+            "invalid": [c.__dict__ for c in checks if not c.ok]}
+
+
+ROUTES: list[Route] = [
+    Route("GET", "/api/v1/node", get_node, "This node's id, fingerprint, name and URL"),
+    Route("POST", "/api/v1/referrals", send_referral, "Refer a client to a connected organisation",
+          ReferralIn, status=202),
+    Route("GET", "/api/v1/referrals", list_referrals, "List referrals sent and received"),
+    Route("GET", "/api/v1/referrals/{id}", get_referral, "One referral with its status timeline"),
+    Route("POST", "/api/v1/referrals/{id}/status", referral_status,
+          "Report progress on a received referral (sent back to the referrer)", StatusIn),
+    Route("GET", "/api/v1/outbox", list_outbox, "Outgoing envelopes and their delivery state", admin_only=True),
+    Route("POST", "/api/v1/outbox/{seq}/retry", retry_outbox, "Retry a failed delivery", admin_only=True),
+    Route("POST", "/api/v1/receipts/verify", verify_receipts, "Re-verify every stored delivery receipt",
+          admin_only=True),
+    Route("POST", "/api/v1/keys/rotate", rotate_keys, "Rotate the signing key and tell every peer",
+          admin_only=True),
+]
