@@ -19,7 +19,8 @@ def _stage_names(workflow: dict[str, Any]) -> str:
 def _show_workflow(workflow: dict[str, Any]) -> None:
     print_fields([("workflow", workflow["id"]), ("name", workflow["name"]),
                   ("owner", workflow["owner_user_id"]), ("created", workflow["created_at"])], indent="")
-    print_table(["POS", "STAGE ID", "STAGE"], [[s["position"], s["id"], s["name"]] for s in workflow["stages"]])
+    print_table(["POS", "STAGE ID", "STAGE", "OUTCOME"],
+                [[s["position"], s["id"], s["name"], s.get("outcome") or ""] for s in workflow["stages"]])
 
 
 def cmd_workflows_list(ctx: Context) -> int:
@@ -40,7 +41,9 @@ def cmd_workflows_create(ctx: Context) -> int:
     a = ctx.args
     stages = [s.strip() for s in a.stages.split(",") if s.strip()]
     owner = user_id_by_email(ctx, a.owner_email, "--owner-email")
-    data = ctx.call("POST", "/api/v1/workflows", {"name": a.name, "owner_user_id": owner, "stage_names": stages})
+    outcomes = {name: "won" for name in a.won_stage or []} | {name: "lost" for name in a.lost_stage or []}
+    data = ctx.call("POST", "/api/v1/workflows", {"name": a.name, "owner_user_id": owner, "stage_names": stages,
+                                                   "outcomes": outcomes})
 
     def human() -> None:
         print(f"Created workflow {data['workflow']['id']}:")
@@ -52,7 +55,8 @@ def cmd_workflows_create(ctx: Context) -> int:
 
 def cmd_workflows_add_stage(ctx: Context) -> int:
     a = ctx.args
-    data = ctx.call("POST", f"/api/v1/workflows/{a.id}/stages", {"name": a.name, "position": a.position})
+    data = ctx.call("POST", f"/api/v1/workflows/{a.id}/stages",
+                    {"name": a.name, "position": a.position, "outcome": a.outcome})
     ctx.emit(data, lambda: _show_workflow(data["workflow"]))
     return 0
 
@@ -69,7 +73,11 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
     p.add_argument("name")
     p.add_argument("--owner-email", required=True, help="the workflow's owner, a user of this node")
     p.add_argument("--stages", required=True, help="stage names in order, comma separated: 'New,Contacted,Settled'")
+    p.add_argument("--won-stage", action="append", metavar="NAME",
+                   help="a stage that means the deal is won (e.g. Settled): a referred deal reaching it reports won")
+    p.add_argument("--lost-stage", action="append", metavar="NAME", help="a stage that means the deal is lost")
     p = command(g, "add-stage", cmd_workflows_add_stage, "add a stage to a workflow (admins)")
     p.add_argument("id", help="the workflow")
     p.add_argument("name")
     p.add_argument("--position", type=int, help="0 = first (default: last)")
+    p.add_argument("--outcome", choices=["won", "lost"], help="what reaching this stage means for the deal")

@@ -6,18 +6,29 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from node.crm import store as crm
-from node.crm.models import Id, Model, Name, StageIn, WorkflowIn, WorkflowPatch
+from node.crm.models import Id, Model, Name, Outcome, StageIn, WorkflowIn, WorkflowPatch
 from node.federation.runtime import Node
 from node.http.api import Caller, Route, query_model
 from node.http.crm_queries import NoQuery
 from node.http.json_answers import model_json, models_json
 
 
-class StageRename(Model):
-    name: Name
+class StagePatch(Model):
+    """Only the fields given change; ``"outcome": null`` makes the stage mean progress only."""
+
+    name: Name | None = None
+    outcome: Outcome | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> StagePatch:
+        if not self.model_fields_set:
+            raise ValueError("give name, outcome or both")
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name cannot be null")
+        return self
 
 
 class StageOrder(Model):
@@ -55,16 +66,24 @@ async def add_stage(request: web.Request, node: Node, caller: Caller, body: Stag
     workflow_id = request.match_info["id"]
     workflow = await node.transact(
         lambda conn, ctx: crm.add_stage(
-            conn, workflow_id, body.name, position=body.position, now=ctx.now
+            conn, workflow_id, body.name, position=body.position, outcome=body.outcome, now=ctx.now
         )
     )
     return {"workflow": model_json(workflow)}
 
 
-async def rename_stage(request: web.Request, node: Node, caller: Caller, body: StageRename) -> Any:
+async def update_stage(request: web.Request, node: Node, caller: Caller, body: StagePatch) -> Any:
     stage_id = request.match_info["id"]
-    workflow = await node.transact(lambda conn, ctx: crm.rename_stage(conn, stage_id, body.name))
-    return {"workflow": model_json(workflow)}
+
+    def update(conn: Any, ctx: Any) -> Any:
+        workflow = None
+        if body.name is not None:
+            workflow = crm.rename_stage(conn, stage_id, body.name)
+        if "outcome" in body.model_fields_set:
+            workflow = crm.set_stage_outcome(conn, stage_id, body.outcome)
+        return workflow
+
+    return {"workflow": model_json(await node.transact(update))}
 
 
 async def reorder_stages(request: web.Request, node: Node, caller: Caller, body: StageOrder) -> Any:
@@ -83,17 +102,19 @@ async def delete_stage(request: web.Request, node: Node, caller: Caller, body: N
 
 # fmt: off
 ROUTES: list[Route] = [
-    Route("POST", "/api/v1/workflows", create_workflow, "Create a workflow with its stages in order",
+    Route("POST", "/api/v1/workflows", create_workflow, "Create a workflow with its stages in order (outcomes: stage name -> won or lost)",
           WorkflowIn, admin_only=True, status=201),
     Route("GET", "/api/v1/workflows", list_workflows, "List workflows with their stages"),
     Route("GET", "/api/v1/workflows/{id}", get_workflow, "One workflow with its stages"),
     Route("PATCH", "/api/v1/workflows/{id}", update_workflow, "Rename a workflow or change its owner",
           WorkflowPatch, admin_only=True),
     Route("POST", "/api/v1/workflows/{id}/stages", add_stage,
-          "Add a stage at position (0 = first; default last)", StageIn, admin_only=True, status=201),
+          "Add a stage at position (0 = first; default last), with an outcome if it ends the deal", StageIn, admin_only=True, status=201),
     Route("POST", "/api/v1/workflows/{id}/stages/order", reorder_stages,
           "Reorder the stages: stage_ids lists every stage once", StageOrder, admin_only=True),
-    Route("PATCH", "/api/v1/stages/{id}", rename_stage, "Rename a stage", StageRename, admin_only=True),
+    Route("PATCH", "/api/v1/stages/{id}", update_stage,
+          "Rename a stage, or say what reaching it means (outcome: won, lost or null)", StagePatch,
+          admin_only=True),
     Route("DELETE", "/api/v1/stages/{id}", delete_stage, "Delete an empty stage (a workflow keeps one)",
           admin_only=True),
 ]

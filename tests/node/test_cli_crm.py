@@ -52,13 +52,15 @@ def test_a_deal_from_the_crm_is_referred_reported_and_moved_as_csv(tmp_path: Pat
 
     # A workflow, owned by the admin (by email), and a stage added at the end.
     workflow = agency_json("workflows", "create", "Home loans", "--owner-email", "admin@agency.example",
-                           "--stages", "New, Contacted,Settled")["workflow"]
+                           "--stages", "New, Contacted,Settled", "--won-stage", "Settled")["workflow"]
     wid = workflow["id"]
     assert [s["name"] for s in workflow["stages"]] == ["New", "Contacted", "Settled"]
+    assert [s["outcome"] for s in workflow["stages"]] == [None, None, "won"]
     users = agency_json("users", "list")["users"]
     assert workflow["owner_user_id"] == next(u["id"] for u in users if u["email"] == "admin@agency.example")
-    shown = agency("workflows", "add-stage", wid, "Lost")
-    assert re.search(r"^3\s+\S+\s+Lost$", shown, re.MULTILINE), shown
+    shown = agency("workflows", "add-stage", wid, "Lost", "--outcome", "lost")
+    assert re.search(r"^3\s+\S+\s+Lost\s+lost$", shown, re.MULTILINE), shown
+    assert re.search(r"^2\s+\S+\s+Settled\s+won$", shown, re.MULTILINE), shown
     stage = {s["name"]: s["id"] for s in agency_json("workflows", "show", wid)["workflow"]["stages"]}
     assert list(stage) == ["New", "Contacted", "Settled", "Lost"]
     assert re.search(rf"{wid}\s+Home loans\s+\S+\s+New > Contacted > Settled > Lost", agency("workflows", "list"))

@@ -331,3 +331,33 @@ async def test_status_updates_delivered_out_of_order_apply_in_order(node_factory
     assert [(e["seq"], e["status"], e["applied"]) for e in timeline] == [
         (1, "accepted", True), (2, "in-progress", True), (3, "won", True)]
     assert (await agency.api("GET", f"/api/v1/referrals/{local_id}"))["referral"]["state"] == "won"
+
+
+async def test_a_stage_that_means_won_reports_won_not_progress(node_factory):
+    agency, broker, cid = await setup_pair(node_factory)
+    owner = await admin_id(agency)
+    wf = await workflow(agency, "Sales", owner, ["Lead", "Sold"])
+    b_admin = await admin_id(broker)
+    wf_b = (await broker.api("POST", "/api/v1/workflows", {
+        "name": "Home loans", "owner_user_id": b_admin, "stage_names": ["New", "Lodged", "Settled", "Not proceeding"],
+        "outcomes": {"settled": "won", "Not proceeding": "lost"}}, expect=201))["workflow"]
+    assert [s["outcome"] for s in wf_b["stages"]] == [None, None, "won", "lost"]
+    await broker.api("PATCH", f"/api/v1/connections/{cid}/settings", {"inbound": {"workflow_id": wf_b["id"]}})
+    deal_id, contact_id = await client_deal(agency, wf, owner)
+    local_id = (await agency.api("POST", f"/api/v1/deals/{deal_id}/refer",
+                                 {"connection_id": cid, "consent": consent(contact_id)}, expect=202))["referral"]["local_id"]
+    await wait_for(lambda: _has_received(broker))
+    theirs = (await received_referrals(broker))[0]
+    await broker.api("POST", f"/api/v1/deals/{theirs['deal_id']}/move", {"stage_id": wf_b["stages"][1]["id"]})
+    await broker.api("POST", f"/api/v1/deals/{theirs['deal_id']}/move", {"stage_id": wf_b["stages"][2]["id"]})
+
+    async def won() -> bool:
+        return (await agency.api("GET", f"/api/v1/referrals/{local_id}"))["referral"]["state"] == "won"
+
+    await wait_for(won)
+    timeline = (await agency.api("GET", f"/api/v1/referrals/{local_id}"))["timeline"]
+    assert [(e["status"], e["stage"]) for e in timeline] == [
+        ("accepted", "Lodged"), ("in-progress", "Lodged"), ("won", "Settled")]
+    # The outcome can be set or cleared later; a stage without one is progress again.
+    cleared = await broker.api("PATCH", f"/api/v1/stages/{wf_b['stages'][2]['id']}", {"outcome": None})
+    assert cleared["workflow"]["stages"][2]["outcome"] is None
