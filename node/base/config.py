@@ -106,6 +106,18 @@ class Config(BaseModel):
     invitation_ttl_s: int = Field(
         default=7 * 24 * 3600, gt=0, description="Invitations expire after this long."
     )
+    auth_failures_per_min: int = Field(
+        default=20,
+        ge=1,
+        description="Wrong admin-API tokens taken per minute from one client address, and for one "
+        "token prefix; past it the API answers 429 rate_limited with Retry-After, even to a right token.",
+    )
+    invitation_failures_per_hour: int = Field(
+        default=20,
+        ge=1,
+        description="Wrong invitation keys taken per hour from one client address, one requesting node, "
+        "and for one invitation; past it the inbox answers 429 rate_limited with Retry-After.",
+    )
     outbox_poll_interval_s: float = Field(
         default=1.0, gt=0, description="How often the outbox looks for due deliveries."
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from node.base.ratelimit import retry_after
 from protocol.errors import ProtocolError
 from protocol.wire import ErrorCode
 
@@ -48,15 +49,17 @@ def is_retryable(status: int) -> bool:
 
 
 class ApiError(Exception):
-    """An admin-API error: a stable code, a message saying what to fix, and a status."""
+    """An admin-API error: a stable code, a message saying what to fix, and a status
+    (a 429 says, in ``retry_after_s``, when to come back)."""
 
     def __init__(self, status: int, code: str, message: str, *, field: str | None = None,
-                 **detail: Any) -> None:
+                 retry_after_s: float | None = None, **detail: Any) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.retry_after_s = retry_after_s
         self.detail = detail
 
 
@@ -75,7 +78,7 @@ def error_body(code: str, message: str, *, field: str | None = None,
 
 def protocol_error_response(exc: ProtocolError, *, receipt: bytes | None = None) -> web.Response:
     status = HTTP_STATUS.get(exc.code, 400)
-    headers = {"Retry-After": "60"} if status == 429 else None
+    headers = {"Retry-After": retry_after(exc.detail.get("retry_after_s", 60))} if status == 429 else None
     detail = {k: v for k, v in exc.detail.items() if k in ("supported", "errors", "ours", "theirs")}
     return web.json_response(
         error_body(exc.code.value, exc.message, detail=detail, receipt=receipt), status=status, headers=headers
@@ -83,5 +86,6 @@ def protocol_error_response(exc: ProtocolError, *, receipt: bytes | None = None)
 
 
 def api_error_response(exc: ApiError) -> web.Response:
+    headers = {"Retry-After": retry_after(exc.retry_after_s)} if exc.retry_after_s is not None else None
     return web.json_response(error_body(exc.code, exc.message, field=exc.field, detail=exc.detail or None),
-                             status=exc.status)
+                             status=exc.status, headers=headers)

@@ -14,5 +14,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def token_prefix(token: str) -> str:
+    """The first 4 characters after ``rnt_`` (24 bits): what wrong guesses at one token are
+    counted by. Never the whole token."""
+    return token.removeprefix(TOKEN_PREFIX)[:4]
+
+
 def new_token() -> str:
     return TOKEN_PREFIX + b64u_encode(os.urandom(32))

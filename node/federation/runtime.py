@@ -16,6 +16,7 @@ from node.base.clock import Clock, SystemClock
 from node.base.config import Config
 from node.base.keystore import KeyStore
 from node.base.logs import failure_fields, get_logger
+from node.base.ratelimit import FailureLimiter, retry_after
 from node.crm import events
 from node.federation import handshake, referrals, referring
 from node.federation.delivery import Delivery, read_limited
@@ -72,6 +73,9 @@ class Node:
         self.config = config
         self.db = db
         self.clock: Clock = clock or SystemClock()
+        #: Wrong invitation keys, by client address, requesting node and invitation id.
+        self.invitation_guesses = FailureLimiter("invitation keys", limit=config.invitation_failures_per_hour,
+                                                 window_s=3600.0, clock=self.clock)
         self.use_keys(keys)
         self.peers: dict[str, PeerKeys] = {}
         self.discovery = b""
@@ -147,8 +151,9 @@ class Node:
 
     # -- the inbox -----------------------------------------------------------------
 
-    async def receive(self, body: bytes) -> InboxResult:
-        """Verify, decrypt, de-duplicate, apply and commit one envelope; sign the receipt."""
+    async def receive(self, body: bytes, *, client: str | None = None) -> InboxResult:
+        """Verify, decrypt, de-duplicate, apply and commit one envelope; sign the receipt.
+        ``client`` is the sender's address, which wrong invitation keys are counted by."""
         now = self.clock.now()
         try:
             parsed = parse_envelope(body, max_bytes=self.config.max_envelope_bytes)
@@ -171,14 +176,22 @@ class Node:
                 receipt = self._receipt(parsed, Disposition.REJECTED, exc)
             log.info("envelope refused", code=exc.code.value, verified=exc.sender_verified)
             return InboxResult(receipt, exc)
-        return await self.accept(opened)
+        return await self.accept(opened, client=client)
 
-    async def accept(self, opened: OpenedEnvelope) -> InboxResult:
+    async def accept(self, opened: OpenedEnvelope, *, client: str | None = None) -> InboxResult:
         """The second half of :meth:`receive`, for an envelope already opened and verified
         (here, or by an inbox front process, see ``node.http.fronts``): de-duplicate, apply,
         commit, then answer with the receipt."""
         parsed = opened.parsed
         bound = log.bind(peer=parsed.sender, envelope_id=parsed.envelope_id, type=parsed.message_type.value)
+        guesser = _redeeming(opened, client)
+        if guesser is not None and (wait_s := self.invitation_guesses.charge(**guesser)):
+            # Before the invitation is looked at, so that past the limit nothing is learnt;
+            # no receipt, as nothing was decided about the envelope.
+            bound.info("envelope refused", code=ErrorCode.RATE_LIMITED.value)
+            return InboxResult(None, RemoteProtocolError(
+                ErrorCode.RATE_LIMITED, f"too many wrong invitation keys; try again in {retry_after(wait_s)} s",
+                retry_after_s=wait_s))
         ctx = self.context()
         handler = HANDLERS[parsed.message_type]
         # The receipt if the envelope is accepted, signed before the transaction: a
@@ -212,14 +225,19 @@ class Node:
             )
             return receipt, False, backoff_reset
 
+        wrong_key = False
         try:
             receipt, duplicate, backoff_reset = await self.db.write(apply)
         except ProtocolError as exc:
+            wrong_key = exc.code is ErrorCode.INVITATION_INVALID
             bound.info("envelope rejected", code=exc.code.value)
             return InboxResult(self._receipt(parsed, Disposition.REJECTED, exc), exc)
         except Exception as exc:
             bound.error("envelope failed", **failure_fields(exc))
             return InboxResult(None, RemoteProtocolError(ErrorCode.INTERNAL, "the node could not store this"))
+        finally:
+            if guesser is not None and not wrong_key:
+                self.invitation_guesses.refund(**guesser)  # only a wrong key counts
         if backoff_reset:
             ctx.effects.poke.add(parsed.sender)  # its queue here may hold what it missed
         self.apply_effects(ctx.effects)
@@ -257,6 +275,16 @@ class Node:
             raise RemoteProtocolError(ErrorCode.UNKNOWN_SENDER, f"cannot reach {url}: {exc}") from None
         _, keys = verify_discovery(raw, expected_node_id=expected_node_id)
         return raw, keys
+
+
+def _redeeming(opened: OpenedEnvelope, client: str | None) -> dict[str, str | None] | None:
+    """For a connection-request that redeems an invitation, the keys its wrong guesses
+    count against (``invitation_invalid``: the other refusals need the right key); for
+    anything else None."""
+    proof = getattr(opened.message, "invitation", None)
+    if opened.parsed.message_type is not MessageType.CONNECTION_REQUEST or proof is None:
+        return None
+    return {"client": client, "requester": opened.parsed.sender, "invitation": proof.invitation_id}
 
 
 def load_peers(conn: sqlite3.Connection, node_ids: Iterable[str] | None = None) -> dict[str, PeerKeys]:

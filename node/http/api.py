@@ -22,11 +22,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from node.base.errors import HTTP_STATUS, ApiError, api_error_response
-from node.base.tokens import hash_token
+from node.base.ratelimit import retry_after
+from node.base.tokens import hash_token, token_prefix
 from node.crm.errors import CrmError
 from node.crm.parsing import field_errors
 from node.federation.runtime import Node
-from node.http.appkeys import NODE
+from node.http.appkeys import NODE, TOKEN_GUESSES
+from node.http.clients import client_address
 from node.storage import store
 from protocol.errors import ProtocolError
 from protocol.messages import Person
@@ -134,10 +136,16 @@ async def _authenticate(request: web.Request, node: Node) -> Caller:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise ApiError(401, "unauthenticated", "send 'Authorization: Bearer <token>'")
-    token_hash = hash_token(header[7:].strip())
+    token = header[7:].strip()
+    guesses, guesser = request.app[TOKEN_GUESSES], {"client": client_address(request), "prefix": token_prefix(token)}
+    if wait_s := guesses.charge(**guesser):  # before the look-up, so that nothing is learnt
+        raise ApiError(429, "rate_limited", f"too many wrong tokens; try again in {retry_after(wait_s)} s",
+                       retry_after_s=wait_s)
+    token_hash = hash_token(token)
     user = await node.db.read(lambda conn: store.token_user(conn, token_hash))
     if user is None:
         raise ApiError(401, "unauthenticated", "that token is unknown or revoked")
+    guesses.refund(**guesser)
     return Caller(**user)
 
 

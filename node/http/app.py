@@ -18,10 +18,11 @@ from node.base.config import Config
 from node.base.errors import error_body
 from node.base.keystore import KeyStore
 from node.base.logs import failure_fields, get_logger
+from node.base.ratelimit import FailureLimiter
 from node.federation.runtime import Node
 from node.http import api, openapi, routes
 from node.http import inbox as federation
-from node.http.appkeys import NODE
+from node.http.appkeys import NODE, TOKEN_GUESSES
 from node.storage.db import Database
 
 log = get_logger("node.app")
@@ -64,6 +65,8 @@ def create_app(config: Config, *, clock: Clock | None = None, passphrase: bytes 
         node = Node(config, keys, db, clock=clock)
         node.http = aiohttp.ClientSession(headers={"User-Agent": "refnode/0.1"})
         app[NODE] = node
+        app[TOKEN_GUESSES] = FailureLimiter("admin-api tokens", limit=config.auth_failures_per_min, window_s=60.0,
+                                            clock=node.clock, unlogged=frozenset({"prefix"}))
         await node.start()
         log.info("node started", node_id=node.me, url=node.base_url)
         try:

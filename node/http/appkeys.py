@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from node.base.ratelimit import FailureLimiter
     from node.federation.runtime import Node
 
 NODE: web.AppKey[Node] = web.AppKey("node")
+#: Wrong admin-API tokens, by client address and token prefix.
+TOKEN_GUESSES: web.AppKey[FailureLimiter] = web.AppKey("token_guesses")

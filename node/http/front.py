@@ -27,6 +27,7 @@ from node.base.logs import configure_logging, failure_fields, get_logger
 from node.federation.outbox import Effects
 from node.federation.runtime import Node, load_peers
 from node.http.app import client_max_size, error_middleware, passphrase_from_env
+from node.http.clients import FRONT_CLIENT_HEADER, client_address
 from node.http.fronts import FAST_TYPES, Link
 from node.http.inbox import inbox_response, read_envelope
 from node.http.serve import settle_gc
@@ -155,6 +156,7 @@ class Front:
         named = ",".join(request.headers.getall("Connection", [])).split(",")  # hop-by-hop too
         hop = HOP_BY_HOP | {name.strip().lower() for name in named}
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in hop)
+        headers[FRONT_CLIENT_HEADER] = client_address(request)  # replaces any the client sent
         if body is None and request.body_exists:
             body = await request.read()  # as large as the node process takes, no more
         async with self.upstream.request(request.method, "http://node" + request.path_qs, headers=headers,

@@ -8,6 +8,7 @@ from aiohttp import web
 from node.base.errors import protocol_error_response
 from node.federation.runtime import InboxResult
 from node.http.appkeys import NODE
+from node.http.clients import client_address
 from protocol.errors import RemoteProtocolError
 from protocol.wire import DISCOVERY_PATH, INBOX_PATH, MEDIA_TYPE_JOSE_JSON, ErrorCode
 
@@ -26,7 +27,7 @@ async def inbox(request: web.Request) -> web.Response:
     body = await read_envelope(request, node.config.max_envelope_bytes)
     if isinstance(body, web.Response):
         return body
-    return inbox_response(await node.receive(body))
+    return inbox_response(await node.receive(body, client=client_address(request)))
 
 
 async def read_envelope(request: web.BaseRequest, limit: int) -> bytes | web.Response:

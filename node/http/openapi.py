@@ -24,6 +24,9 @@ def openapi(routes: list[Route]) -> dict[str, Any]:
                 "403": {"description": "Not allowed for this user"},
                 "404": {"description": "Unknown id"},
                 "409": {"description": "Not allowed in the current state"},
+                "429": {"description": "Too many wrong tokens from this address or for this token: "
+                                       "error.code rate_limited; come back after Retry-After seconds",
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
             },
         }
         params = [p[1:-1] for p in route.path.split("/") if p.startswith("{")]

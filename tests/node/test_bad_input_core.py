@@ -510,7 +510,9 @@ async def build_world(node_factory: Any) -> tuple[RunningNode, dict[str, str]]:
     connection to Gamma that it ended and a request from Gamma awaiting its admin;
     Beta also connected with Gamma. Referrals, deferred referrals, opportunities and
     invitations in every state a case needs, on Alpha and (for foreign ids) on Beta."""
-    a, b, g = await node_factory("Alpha"), await node_factory("Beta"), await node_factory("Gamma")
+    # A tries an unknown token on every route: far more wrong tokens than guessers are allowed.
+    a = await node_factory("Alpha", auth_failures_per_min=10_000)
+    b, g = await node_factory("Beta"), await node_factory("Gamma")
     w: dict[str, str] = {"any": "xyz_0000000000000000000000000", "b_url": b.url}
     await crm_setup(a, w)
     await crm_setup(b, w, "b_")
