@@ -39,7 +39,7 @@ class Stage:
 
     def __init__(self, data_dir: Path) -> None:
         folder = data_dir / FOLDER
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
         self.path = folder / f"{uuid.uuid4().hex}.db"
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=OFF")
