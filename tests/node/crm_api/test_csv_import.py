@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 
 from conftest import RunningNode
 
+from node.crm.csv_stage import FOLDER
+
 from .conftest import Csv, call
 
 IMPORT = "/api/v1/import/contacts"
@@ -103,3 +105,14 @@ async def test_more_bytes_than_the_limit_are_refused(node_factory) -> None:
     assert answer.body["error"]["code"] == "too_large"
     assert "larger than 4096 bytes (csv_import_max_bytes)" in answer.body["error"]["message"]
     assert await count_contacts(n) == 0
+
+
+async def test_a_stage_left_by_an_import_cut_short_is_removed_when_the_node_starts(node_factory) -> None:
+    n = await node_factory("Importer", start=False)
+    folder = n.config.data_dir / FOLDER
+    folder.mkdir()
+    (folder / "0123abcd.db").write_bytes(b"rows of an import the node never finished")
+    await n.start()
+    assert list(folder.iterdir()) == []
+    answer = await call(n, "POST", IMPORT, Csv("first_name\nJo\n"))
+    assert answer.status == 201 and list(folder.iterdir()) == []  # its own stage is gone too
