@@ -23,6 +23,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("inbox_throughput.py", ["--floor"], ["--floor", "--envelopes", "400", "--warmup", "50", "--rounds", "1"]),
     ("referral_latency.py", [], ["--referrals", "30", "--warmup", "3"]),
     ("idle_memory.py", [], ["--idle-s", "2", "--rounds", "1"]),
+    ("csv_import.py", [], ["--rows", "20000", "--wide-rows", "5000", "--ref-s", "1"]),
 ]
 
 

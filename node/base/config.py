@@ -91,6 +91,18 @@ class Config(BaseModel):
         le=MAX_ENVELOPE_BYTES,
         description="Largest envelope we accept.",
     )
+    csv_import_max_rows: int = Field(
+        default=200_000,
+        gt=0,
+        description="A CSV import with more data rows than this is refused (413) as soon as the "
+        "row past the limit arrives.",
+    )
+    csv_import_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="A CSV import larger than this is refused (413) as soon as that much has "
+        "arrived. The file is streamed, never held whole in memory.",
+    )
     retry_base_delay_s: float = Field(
         default=2.0, gt=0, description="First retry of a failed delivery after about this long."
     )

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, BinaryIO
 
 import aiohttp
 
@@ -67,6 +67,18 @@ def admin_token(config: Config, env: Mapping[str, str]) -> str:
     return token
 
 
+#: An upload's answer comes once the node has checked and written the whole file.
+UPLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
+#: The most of an uploaded file read (and held) at once.
+PIECE_BYTES = 64 * 1024
+
+
+async def _pieces(file: BinaryIO) -> AsyncIterator[bytes]:
+    """The file, a piece at a time (read on a thread: standard input may be slow)."""
+    while piece := await asyncio.to_thread(file.read, PIECE_BYTES):
+        yield piece
+
+
 class ApiClient:
     """Calls one node's admin API. Use :meth:`call` from synchronous code."""
 
@@ -94,17 +106,17 @@ class ApiClient:
 
     async def request(self, method: str, path: str, body: Any = None,
                       query: Mapping[str, str | None] | None = None, *,
-                      csv_body: str | None = None, text: bool = False) -> Any:
+                      csv_file: BinaryIO | None = None, text: bool = False) -> Any:
         """One request; the decoded JSON answer, or :class:`CliError` with the API's error.
 
-        ``csv_body`` is sent as the body with ``Content-Type: text/csv`` (instead of ``body``
-        as JSON); with ``text`` a successful answer is returned as text (a CSV export).
-        Errors are JSON either way."""
+        ``csv_file`` is sent as the body with ``Content-Type: text/csv`` (instead of ``body``
+        as JSON), read and sent a piece at a time, never whole; with ``text`` a successful
+        answer is returned as text (a CSV export). Errors are JSON either way."""
         assert self._session is not None, "use 'async with ApiClient(...)'"
         params = {k: v for k, v in (query or {}).items() if v is not None}
         url = self.base_url + path
-        if csv_body is not None:
-            send: dict[str, Any] = {"data": csv_body.encode("utf-8"),
+        if csv_file is not None:
+            send: dict[str, Any] = {"data": _pieces(csv_file), "timeout": UPLOAD_TIMEOUT,
                                     "headers": {"Content-Type": "text/csv; charset=utf-8"}}
         else:
             send = {"json": body}
@@ -137,11 +149,11 @@ class ApiClient:
 
     def call(self, method: str, path: str, body: Any = None,
              query: Mapping[str, str | None] | None = None, *,
-             csv_body: str | None = None, text: bool = False) -> Any:
+             csv_file: BinaryIO | None = None, text: bool = False) -> Any:
         """:meth:`request` from synchronous code (a fresh event loop per call)."""
 
         async def once() -> Any:
             async with self:
-                return await self.request(method, path, body, query, csv_body=csv_body, text=text)
+                return await self.request(method, path, body, query, csv_file=csv_file, text=text)
 
         return asyncio.run(once())

@@ -1,6 +1,7 @@
 """``refnode export`` and ``import``: the CRM's deals and contacts as CSV files, out of a
-node and into one. An import is all or nothing; when it is refused, every row at fault is
-shown, not just the first.
+node and into one. An import is all or nothing, and the file is streamed to the node, never
+read whole; when it is refused, the rows at fault are shown (the first hundred, and how many
+more there are).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from node.cli.client import CliError
-from node.cli.files import read_text, save_csv
+from node.cli.files import open_upload, save_csv
 from node.cli.output import Command, Context, Group
 
 
@@ -21,13 +22,16 @@ def cmd_export(ctx: Context) -> int:
 
 def cmd_import(ctx: Context) -> int:
     a = ctx.args
-    text = read_text(a.file)
     try:
-        data = ctx.client().call("POST", f"/api/v1/import/{a.what}", csv_body=text)
+        with open_upload(a.file) as file:
+            data = ctx.client().call("POST", f"/api/v1/import/{a.what}", csv_file=file)
     except CliError as exc:
         problems = exc.detail.get("errors") if isinstance(exc.detail.get("errors"), list) else []
-        if problems:  # every row at fault, not just the first
+        if problems:  # every row at fault the node lists, not just the first
             exc.message += "".join(f"\n  row {p.get('row')}, {p.get('field')}: {p.get('message')}" for p in problems)
+            count = exc.detail.get("error_count")
+            if isinstance(count, int) and count > len(problems):
+                exc.message += f"\n  ... {count - len(problems)} more problems not shown"
         raise
     ctx.emit(data, lambda: print(f"Imported {data['imported']} {a.what} from {a.file}."))
     return 0

@@ -1,7 +1,7 @@
 """The files a ``refnode`` command reads or writes, named on its command line: a JSON
-body or a text (a privacy disclosure, a CSV to import) read in, a CSV written out. ``-``
-stands for standard input or output. A file that cannot be read or written is a
-:class:`~node.cli.client.CliError` that names it.
+body or a text (a privacy disclosure) read in, a CSV to import opened to be streamed, a
+CSV written out. ``-`` stands for standard input or output. A file that cannot be read
+or written is a :class:`~node.cli.client.CliError` that names it.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from node.cli.client import CliError
 from node.cli.output import Context
@@ -38,6 +39,20 @@ def read_text(path: str) -> str:
         raise CliError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise CliError(f"{path} is not UTF-8 text") from None
+
+
+@contextmanager
+def open_upload(path: str) -> Iterator[BinaryIO]:
+    """``path`` (``-`` for standard input) open to be read as bytes, a piece at a time."""
+    if path == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        file = open(path, "rb")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    with file:
+        yield file
 
 
 def write_text(path: str, text: str) -> None:

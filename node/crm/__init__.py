@@ -5,6 +5,8 @@ notes and document metadata; the system of record that referrals move between.
 input models the admin API parses, ``parsing`` the step from input to a model (or a
 ``CrmError`` naming the field), ``errors`` the one error type (``CrmError``), ``store``
 the tables (migration 10) and every SQL statement, one module per kind of record,
-``users`` the rules for changing a user, ``events`` the hooks run when a deal moves, and
-``csv_io`` CSV export and all-or-nothing import.
+``users`` the rules for changing a user, ``events`` the hooks run when a deal moves,
+``csv_io`` CSV export, and ``csv_import`` the all-or-nothing import of a CSV file fed as it
+arrives (``csv_records`` parses it, ``csv_stage`` keeps the checked rows until they are
+written).
 """

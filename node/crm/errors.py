@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-CrmErrorCode = Literal["not_found", "invalid", "conflict"]
+CrmErrorCode = Literal["not_found", "invalid", "conflict", "too_large"]
 
 
 class CrmError(Exception):
     """``not_found``: an id this node does not hold (the message names it).
     ``invalid``: input that breaks a rule (``field`` names the input field).
-    ``conflict``: input that clashes with what is stored (a duplicate name or id)."""
+    ``conflict``: input that clashes with what is stored (a duplicate name or id).
+    ``too_large``: input past a limit (a CSV import's rows or bytes)."""
 
     def __init__(self, code: CrmErrorCode, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -32,11 +33,13 @@ class RowError(NamedTuple):
 
 
 class CsvImportError(CrmError):
-    """A CSV import refused as a whole; ``errors`` lists every problem of every row."""
+    """A CSV import refused as a whole. ``errors`` lists its problems, row by row: all of
+    them, or the first ones when there are many; ``total`` counts them all."""
 
-    def __init__(self, errors: list[RowError]) -> None:
+    def __init__(self, errors: list[RowError], *, total: int | None = None) -> None:
         first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        self.total = len(errors) if total is None else total
+        more = f" (and {self.total - 1} more)" if self.total > 1 else ""
         super().__init__(
             "invalid", f"row {first.row}, {first.field}: {first.message}{more}", first.field
         )

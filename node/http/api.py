@@ -34,7 +34,7 @@ from protocol.errors import ProtocolError
 from protocol.messages import Person
 
 #: CRM error codes as HTTP statuses.
-CRM_STATUS = {"not_found": 404, "invalid": 400, "conflict": 409}
+CRM_STATUS = {"not_found": 404, "invalid": 400, "conflict": 409, "too_large": 413}
 
 
 class In(BaseModel):

@@ -19,6 +19,7 @@ from node.base.errors import error_body
 from node.base.keystore import KeyStore
 from node.base.logs import failure_fields, get_logger
 from node.base.ratelimit import FailureLimiter
+from node.crm.csv_stage import clear_stages
 from node.federation.runtime import Node
 from node.http import api, openapi, routes
 from node.http import inbox as federation
@@ -62,6 +63,7 @@ def create_app(config: Config, *, clock: Clock | None = None, passphrase: bytes 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         keys = KeyStore.load(config.keys_dir, passphrase if passphrase is not None else passphrase_from_env(config))
         db = Database(config.database_path, shared=config.inbox_workers > 0)
+        clear_stages(config.data_dir)  # of CSV imports cut short when the node last stopped
         node = Node(config, keys, db, clock=clock)
         node.http = aiohttp.ClientSession(headers={"User-Agent": "refnode/0.1"})
         app[NODE] = node

@@ -22,6 +22,13 @@ measured, the sync is most of a commit's time, so the writer no longer stands st
 it (``bench/inbox_throughput.py``). Commit and sync share one thread (see
 :class:`node.storage.worker.Worker`).
 
+A write too long to share a transaction (a CSV import's rows, moved in one statement from
+a staging file) goes through :meth:`Database.write_alone`: its transaction holds only it, and
+it runs on the worker thread, where SQLite releases the GIL, so the loop goes on serving
+reads and requests meanwhile; writes that arrive wait for its COMMIT, as they would for
+any transaction. Files it names are attached for its duration (ATTACH cannot happen inside
+a transaction, and no other write should see them).
+
 Reads use a second, read-only connection on the loop (WAL lets it read while the writer
 commits). A committed batch is visible to it a little before it is on disk, so
 :meth:`Database.read` returns only once everything the read may have seen is synced:
@@ -48,6 +55,7 @@ descriptor.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections import deque
 from collections.abc import Callable
@@ -62,6 +70,33 @@ from node.storage.writer_lock import WriterLock
 
 T = TypeVar("T")
 log = get_logger("node.db")
+
+
+class _Alone:
+    """A write of :meth:`Database.write_alone`: in a transaction of its own, on the worker,
+    with ``attach`` (schema name: file) attached."""
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], attach: dict[str, Path]) -> None:
+        self.fn = fn
+        self.attach = attach
+
+    def __call__(self, conn: sqlite3.Connection) -> Any:
+        return self.fn(conn)
+
+
+def _attach(conn: sqlite3.Connection, attach: dict[str, Path]) -> None:
+    for name, path in attach.items():
+        if not name.isidentifier():
+            raise ValueError(f"bad schema name {name!r}")
+        conn.execute(f"ATTACH DATABASE ? AS {name}", (str(path),))
+
+
+def _detach(conn: sqlite3.Connection, attach: dict[str, Path]) -> None:
+    """Detach those of ``attach`` that are attached."""
+    if attach:
+        attached = {row[1] for row in conn.execute("PRAGMA database_list")}
+        for name in attach.keys() & attached:
+            conn.execute(f"DETACH DATABASE {name}")
 
 
 def _fail_writes(writes: list[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:
@@ -115,14 +150,16 @@ class Database:
 
     # -- synchronous use (CLI, tests, start-up) --------------------------------------
 
-    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one transaction on the worker thread and wait for it."""
-        return self._executor.run(lambda: self._transaction(fn))
+    def run(self, fn: Callable[[sqlite3.Connection], T], *, attach: dict[str, Path] | None = None) -> T:
+        """Run ``fn`` in one transaction on the worker thread and wait for it; ``attach``
+        as for :meth:`write_alone`."""
+        return self._executor.run(lambda: self._transaction(fn, attach or {}))
 
-    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _transaction(self, fn: Callable[[sqlite3.Connection], T], attach: dict[str, Path]) -> T:
         if self._lock is not None:
             self._lock.acquire()
         try:
+            _attach(self._conn, attach)
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(self._conn)
@@ -131,6 +168,7 @@ class Database:
                 raise
             self._conn.execute("COMMIT")
         finally:
+            _detach(self._conn, attach)
             if self._lock is not None:
                 self._lock.release()
         self._wal.sync()
@@ -199,6 +237,26 @@ class Database:
         self._wake.set()
         return await future
 
+    async def write_alone(
+        self, fn: Callable[[sqlite3.Connection], T], *, attach: dict[str, Path] | None = None
+    ) -> T:
+        """Like :meth:`write`, but ``fn`` has its transaction to itself and runs on the
+        worker thread, with ``attach`` (schema name: database file) attached: for one long
+        statement (see the module's docstring). Writes that arrive meanwhile wait for it."""
+        return await self.write(_Alone(fn, dict(attach or {})))
+
+    def _next_batch(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> list[tuple[Any, asyncio.Future[Any]]]:
+        """The writes of ``batch`` to run now: those before the first write that goes
+        alone, or that write by itself. The rest go back to the front of the queue."""
+        alone = next((i for i, (fn, _) in enumerate(batch) if isinstance(fn, _Alone)), None)
+        if alone is None:
+            return batch
+        cut = alone or 1
+        self._pending[:0] = batch[cut:]
+        if self._pending and self._wake is not None:
+            self._wake.set()
+        return batch[:cut]
+
     async def _write_loop(self) -> None:
         assert self._wake is not None
         while True:
@@ -211,6 +269,8 @@ class Database:
                 continue
             if self._closed:
                 self._wake.set()  # come round once more to drain, then stop
+            batch = self._next_batch(batch)
+            alone = batch[0][0] if isinstance(batch[0][0], _Alone) else None
             try:
                 if self._lock is not None:
                     self._turn_batch = batch
@@ -219,9 +279,13 @@ class Database:
                     finally:
                         self._turn_batch = []
                     self._check_usable()  # the disk failed while we waited: no commit
-                    batch += self._pending  # what arrived while we waited
-                    self._pending = []
-                outcomes = self._run_batch([fn for fn, _ in batch])
+                    if alone is None:  # what arrived while we waited joins in
+                        pending, self._pending = self._pending, []
+                        batch += self._next_batch(pending)
+                if alone is None:
+                    outcomes = self._run_batch([fn for fn, _ in batch])
+                else:
+                    outcomes = await self._executor.call(functools.partial(self._run_alone, alone))
                 self._started += 1
                 number = self._started
                 await self._executor.call(self._commit)
@@ -230,10 +294,14 @@ class Database:
                     self._conn.execute("ROLLBACK")
                 if self._lock is not None:
                     self._lock.release()
+                if alone is not None:
+                    _detach(self._conn, alone.attach)
                 self._committed = self._started  # nothing of this one is left to sync
                 _fail_writes(batch, exc)
                 self._wake_syncer()
                 continue
+            if alone is not None:
+                _detach(self._conn, alone.attach)
             # Written, not yet durable: the sync loop answers the batch; the next one runs.
             self._committed = number
             if self._failure is not None:  # no sync will ever vouch for it
@@ -370,6 +438,16 @@ class Database:
             elif not future.done():
                 future.set_result(None)
         self._sync_waiters = waiting
+
+    def _run_alone(self, write: _Alone) -> list[tuple[bool, Any]]:
+        """On the worker: attach the write's files and run it in a transaction of its own;
+        the caller commits it, then detaches them."""
+        try:
+            _attach(self._conn, write.attach)
+            return self._run_batch([write])
+        except BaseException:
+            _detach(self._conn, write.attach)
+            raise
 
     def _run_batch(self, fns: list[Callable[[sqlite3.Connection], Any]]) -> list[tuple[bool, Any]]:
         """Run every write of a batch in one open transaction; the caller commits it."""

@@ -9,13 +9,15 @@ from __future__ import annotations
 import csv
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import Servers, init, ok, refnode, wait_json
+from test_cli import Servers, cli_env, init, ok, refnode, wait_json
 
 from node.federation.reporting import CSV_COLUMNS
 
@@ -236,3 +238,13 @@ def test_bad_arguments_exit_2_and_refusals_exit_1(tmp_path: Path, nodes: Servers
     broken = refnode("--data-dir", "agency", "import", "contacts", "broken.csv", cwd=tmp_path)
     assert broken.returncode == 1 and re.search(r"\n  row 2, email: .*email", broken.stderr), broken.stderr
     assert js("--data-dir", "agency", "contacts", "list", cwd=tmp_path)["contacts"] == []  # all or nothing
+    # Many bad rows: the first hundred are shown, and how many more there are.
+    (tmp_path / "many.csv").write_text("first_name,email\n" + "".join(f"P{i},bad{i}\n" for i in range(150)))
+    many = refnode("--data-dir", "agency", "import", "contacts", "many.csv", cwd=tmp_path)
+    assert many.returncode == 1 and "(and 149 more)" in many.stderr
+    assert many.stderr.count("\n  row ") == 100 and "\n  ... 50 more problems not shown" in many.stderr
+    # A file on standard input is streamed to the node as it is read.
+    piped = subprocess.run([sys.executable, "-m", "node.cli", "--data-dir", "agency", "import", "contacts", "-"],
+                           input="first_name\nJo\nAl\n", cwd=tmp_path, env=cli_env(), capture_output=True,
+                           text=True, timeout=60, check=False)  # fmt: skip
+    assert piped.returncode == 0 and "Imported 2 contacts from -." in piped.stdout, piped.stderr

@@ -576,3 +576,53 @@ async def test_a_failure_listener_that_raises_leaves_nobody_waiting(tmp_path: Pa
     finally:
         disk.go.set()
         await asyncio.wait_for(db.close(), 2)
+
+
+# -- a write too long to share a transaction -----------------------------------------------
+
+
+async def test_a_write_alone_runs_off_the_loop_with_its_file_attached(tmp_path: Path) -> None:
+    """``write_alone`` runs its function on the worker, in a transaction of its own, with
+    another database file attached: the loop answers reads meanwhile, a write that arrives
+    waits for its COMMIT and then lands, and the file is detached afterwards, also when the
+    function fails (which then writes nothing)."""
+    db = make_db(tmp_path)
+    extra = tmp_path / "extra.db"
+    with sqlite3.connect(extra) as conn:
+        conn.execute("CREATE TABLE s (k TEXT)")
+        conn.executemany("INSERT INTO s VALUES (?)", [("s1",), ("s2",), ("s3",)])
+    conn.close()
+    inside, go = threading.Event(), threading.Event()
+
+    def long(conn: sqlite3.Connection) -> int:
+        conn.execute("INSERT INTO t SELECT k FROM extra.s")
+        inside.set()
+        go.wait(5)  # a statement that takes long; the GIL is free meanwhile, as in SQLite
+        return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t SELECT k || 'x' FROM extra.s")
+        raise ValueError("no")
+
+    def schemas(conn: sqlite3.Connection) -> list[str]:
+        return [row[1] for row in conn.execute("PRAGMA database_list")]
+
+    try:
+        alone = asyncio.ensure_future(db.write_alone(long, attach={"extra": extra}))
+        await wait_for(inside.is_set)
+        assert await asyncio.wait_for(count_rows(db), 1) == 0  # served, not blocked
+        later = asyncio.ensure_future(db.write(insert("later")))
+        await asyncio.sleep(0.05)
+        assert not later.done() and not committed(db.path, "later")
+        go.set()
+        assert await asyncio.wait_for(alone, 5) == 3
+        assert await asyncio.wait_for(later, 5) == "later"
+        assert await count_rows(db) == 4
+        assert db.run(schemas) == ["main"]
+        with pytest.raises(ValueError, match="no"):
+            await db.write_alone(broken, attach={"extra": extra})
+        assert await count_rows(db) == 4
+        assert db.run(schemas) == ["main"]
+    finally:
+        go.set()
+        await db.close()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from node.crm.store.contacts import (
     contact_problems,
+    contact_rows,
     create_contact,
     find_contacts_by_email,
     get_contact,
@@ -34,6 +35,7 @@ from node.crm.store.deals import (
     attach_contact,
     create_deal,
     deal_problems,
+    deal_rows,
     detach_contact,
     find_deal_by_referral,
     get_deal,
@@ -79,6 +81,7 @@ from node.crm.store.workflows import (
 __all__ = [
     # contacts
     "contact_problems",
+    "contact_rows",
     "create_contact",
     "find_contacts_by_email",
     "get_contact",
@@ -89,6 +92,7 @@ __all__ = [
     "attach_contact",
     "create_deal",
     "deal_problems",
+    "deal_rows",
     "detach_contact",
     "find_deal_by_referral",
     "get_deal",

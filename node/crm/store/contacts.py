@@ -78,6 +78,12 @@ def contact_problems(conn: sqlite3.Connection, contact: Contact) -> list[CrmErro
     return []
 
 
+def contact_rows(contact: Contact) -> list[tuple[str, dict[str, Any]]]:
+    """The rows :func:`insert_contact` writes for ``contact``, as (table, row), checked by
+    nothing: for an import that checks first and writes them all later."""
+    return [("contacts", _contact_row(contact))]
+
+
 def insert_contact(conn: sqlite3.Connection, contact: Contact) -> Contact:
     """Store a fully formed contact (its id and times included): for import and restore."""
     _raise_first(contact_problems(conn, contact))

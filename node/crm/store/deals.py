@@ -222,6 +222,16 @@ def _insert_deal_contacts(conn: sqlite3.Connection, deal_id: str, links: list[tu
     )
 
 
+def deal_rows(deal: Deal) -> list[tuple[str, dict[str, Any]]]:
+    """The rows :func:`insert_deal` writes for ``deal``, as (table, row), checked by
+    nothing: for an import that checks first and writes them all later."""
+    links = [
+        ("deal_contacts", {"deal_id": deal.id, "contact_id": c.contact_id, "role": c.role, "position": i})
+        for i, c in enumerate(deal.contacts)
+    ]
+    return [("deals", _deal_row(dict(deal))), *links]
+
+
 def insert_deal(conn: sqlite3.Connection, deal: Deal) -> Deal:
     """Store a fully formed deal (its id, origin and times included): for import and
     restore. The owner need only exist; it may have been deactivated since."""

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from node.crm import csv_io, store
-from node.crm.errors import CsvImportError, RowError
+from node.crm.csv_import import ERRORS_SHOWN, IDS_SHOWN, CsvImport, Kind
+from node.crm.csv_stage import FOLDER
+from node.crm.errors import CrmError, CsvImportError, RowError
 from node.crm.models import Contact, ContactIn, Deal, DealIn, DealReferral
 from node.crm.parsing import parse
 from node.storage.db import Database
@@ -82,11 +84,8 @@ def test_round_trip_into_a_fresh_database(db: Database, org: Brokerage, other_db
     deals_csv = db.run(csv_io.export_deals_csv)
     other_db.run(seed)  # same users and workflow names, different ids
 
-    def load(conn: sqlite3.Connection) -> None:
-        csv_io.import_contacts_csv(conn, contacts_csv, now=NOW)
-        csv_io.import_deals_csv(conn, deals_csv, now=NOW)
-
-    other_db.run(load)
+    run_import(other_db, "contacts", contacts_csv)
+    run_import(other_db, "deals", deals_csv)
     assert other_db.run(store.list_contacts) == db.run(store.list_contacts)
     assert len(db.run(store.list_contacts)) == 3
     ours = db.run(lambda c: [by_names(c, d) for d in store.list_deals(c)])
@@ -163,12 +162,34 @@ def deal_count(database: Database) -> int:
     return database.run(lambda c: c.execute("SELECT count(*) FROM deals").fetchone()[0])
 
 
+def run_import(database: Database, kind: Kind, text: str | bytes, *, piece: int = 65536,
+               max_rows: int = 10**6, max_bytes: int = 1 << 30) -> CsvImport:
+    """An import as the API runs it: fed ``piece`` bytes at a time, each piece's rows
+    checked before the next, then written in one transaction with the stage attached."""
+    job = CsvImport(kind, data_dir=database.path.parent, now=NOW, max_rows=max_rows,
+                    max_bytes=max_bytes)  # fmt: skip
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    try:
+        for at in range(0, len(data), piece):
+            job.feed(data[at : at + piece])
+            database.run(lambda c: job.check(c, budget_s=60))
+        job.end()
+        database.run(lambda c: job.check(c, budget_s=60))
+        job.outcome()
+        database.run(job.move, attach=job.attach)
+    finally:
+        job.close()
+    return job
+
+
 def import_deals(database: Database, text: str) -> list[Deal]:
-    return database.run(lambda c: csv_io.import_deals_csv(c, text, now=NOW))
+    job = run_import(database, "deals", text)
+    return database.run(lambda c: [store.get_deal(c, i) for i in job.ids])
 
 
 def import_contacts(database: Database, text: str) -> list[Contact]:
-    return database.run(lambda c: csv_io.import_contacts_csv(c, text, now=NOW))
+    job = run_import(database, "contacts", text)
+    return database.run(lambda c: [store.get_contact(c, i) for i in job.ids])
 
 
 def test_deal_import_by_names_ids_and_email(db: Database, org: Brokerage) -> None:
@@ -311,3 +332,54 @@ def test_spreadsheet_quirks_are_accepted(db: Database) -> None:
     jo, al = import_contacts(db, text)
     assert (jo.first_name, jo.last_name, jo.phone) == ("Jo", "Smith", "+61 400")
     assert (al.first_name, al.last_name) == ("Al", None)
+
+
+def test_many_bad_rows_list_the_first_hundred_and_count_them_all(db: Database) -> None:
+    text = "first_name,email\n" + "".join(f"P{i},not-an-email-{i}\n" for i in range(250)) + "Ok,ok@x.example\n"
+    with pytest.raises(CsvImportError) as err:
+        run_import(db, "contacts", text, piece=97)
+    errors = err.value.errors
+    assert len(errors) == ERRORS_SHOWN == 100 and err.value.total == 250
+    assert [e.row for e in errors] == list(range(2, 102)) and errors[0].field == "email"
+    assert err.value.message == "row 2, email: must be an email address (and 249 more)"
+    assert contact_count(db) == 0
+
+
+def test_an_import_holds_no_more_than_the_ids_it_lists_and_leaves_no_stage(db: Database) -> None:
+    job = run_import(db, "contacts", "first_name\n" + "".join(f"P{i}\n" for i in range(250)), piece=1000)
+    assert (job.staged, len(job.ids)) == (250, IDS_SHOWN)
+    assert job.ids == [c.id for c in db.run(store.list_contacts)][:IDS_SHOWN]
+    assert contact_count(db) == 250
+    assert list((db.path.parent / FOLDER).iterdir()) == []
+
+
+def staged(database: Database, kind: Kind, text: str) -> CsvImport:
+    """An import whose rows are checked and staged, not yet written."""
+    job = CsvImport(kind, data_dir=database.path.parent, now=NOW, max_rows=100, max_bytes=1 << 20)
+    job.feed(text.encode())
+    job.end()
+    database.run(lambda c: job.check(c, budget_s=60))
+    job.outcome()
+    return job
+
+
+def test_what_changed_since_the_rows_were_checked_refuses_the_whole_import(db: Database, org: Brokerage) -> None:
+    """Rows are checked against the database as they arrive and written later, in one
+    transaction: if meanwhile a stage they name is removed, or an id they give is taken,
+    that transaction writes nothing."""
+    jo = import_contacts(db, "first_name\nJo\n")[0]
+    deals = staged(db, "deals", f"title,workflow,stage,contacts\nA,Home loans,New,{jo.id}\nB,Home loans,Settled,\n")
+    contacts = staged(db, "contacts", "id,first_name\nct_new,Al\nct_other,Bo\n")
+    try:
+        db.run(lambda c: store.delete_stage(c, org.home.stages[2].id))  # Settled
+        db.run(lambda c: store.insert_contact(c, Contact(id="ct_other", created_at="2026-11-23T11:30:00Z",
+                                                          updated_at="2026-11-23T11:30:00Z")))  # fmt: skip
+        for job in (deals, contacts):
+            with pytest.raises(CrmError) as err:
+                db.run(job.move, attach=job.attach)
+            assert err.value.code == "conflict" and "send it again" in err.value.message
+    finally:
+        deals.close()
+        contacts.close()
+    assert deal_count(db) == 0 and contact_count(db) == 2  # Jo and ct_other
+    assert db.run(lambda c: [r[1] for r in c.execute("PRAGMA database_list")]) == ["main"]
