@@ -56,16 +56,32 @@ def referral_key(inv: Invitation) -> str:
     return KEY_PREFIX + inv.secret
 
 
+#: What a referral URL looks like, for the people who paste one.
+REFERRAL_URL_SHAPE = f"https://their-node.example{INVITATION_PATH}/inv_...?node=..."
+
+#: The parts of an invitation a damaged referral URL or key may break, in words.
+_PARTS = {"base_url": "its address", "invitation_id": "its invitation id (after /invitations/)",
+          "node_id": "its node id (after ?node=)", "secret": "the referral key"}
+
+
+def _not_a_referral_url(why: str) -> RemoteProtocolError:
+    return RemoteProtocolError(
+        ErrorCode.INVITATION_INVALID,
+        f"{why}; a referral URL looks like {REFERRAL_URL_SHAPE}: paste it whole, as the inviting admin sent it",
+    )
+
+
 def parse_referral(url: str, key: str) -> Invitation:
-    """Turn a referral URL and key, as pasted by a person, back into an invitation."""
+    """Turn a referral URL and key, as pasted by a person, back into an invitation. A
+    failure says, in words, which part is wrong and what a referral URL looks like."""
     url, key = url.strip(), key.strip()
     try:
         parts = urlsplit(url)
     except ValueError:  # e.g. "http://[" (a broken IPv6 host)
-        raise RemoteProtocolError(ErrorCode.INVITATION_INVALID, "not a referral URL") from None
+        raise _not_a_referral_url("not a referral URL") from None
     marker = INVITATION_PATH + "/"
     if parts.scheme not in ("http", "https") or marker not in parts.path:
-        raise RemoteProtocolError(ErrorCode.INVITATION_INVALID, f"not a referral URL: it has no {marker}")
+        raise _not_a_referral_url(f"not a referral URL: it has no {marker}")
     base_path, _, invitation_id = parts.path.rpartition(marker)
     node = parse_qs(parts.query).get("node", [""])[0]
     if not key.startswith(KEY_PREFIX):
@@ -88,7 +104,9 @@ def parse_referral(url: str, key: str) -> Invitation:
             },
         )
     except RemoteProtocolError as exc:
-        raise RemoteProtocolError(ErrorCode.INVITATION_INVALID, f"the referral URL is damaged: {exc.message}") from None
+        errors = exc.detail.get("errors") or [{"loc": [""]}]
+        broken = _PARTS.get(str(errors[0]["loc"][0]), "a part of it")
+        raise _not_a_referral_url(f"the referral URL is damaged: {broken} is cut short or changed") from None
 
 
 def secret_hash(secret: str) -> str:

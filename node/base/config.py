@@ -151,10 +151,7 @@ class Config(BaseModel):
     @classmethod
     def _fill_public_url(cls, data: Any) -> Any:
         if isinstance(data, dict) and not data.get("public_url"):
-            host = str(data.get("host", "127.0.0.1"))
-            if ":" in host and not host.startswith("["):
-                host = f"[{host}]"  # an IPv6 literal
-            data = {**data, "public_url": f"http://{host}:{data.get('port', 8701)}"}
+            data = {**data, "public_url": derived_public_url(data.get("host", "127.0.0.1"), data.get("port", 8701))}
         return data
 
     @model_validator(mode="after")
@@ -190,6 +187,14 @@ class Config(BaseModel):
 FIELDS: tuple[str, ...] = tuple(Config.model_fields)
 
 
+def derived_public_url(host: Any, port: Any) -> str:
+    """The public URL when none is set: ``http://{host}:{port}``."""
+    host = str(host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal
+    return f"http://{host}:{port}"
+
+
 def load_config(path: Path | None, env: Mapping[str, str]) -> Config:
     """The configuration from ``path`` (or ``<data_dir>/refnode.toml`` when ``path`` is
     None and that file exists) overridden by ``REFNODE_*`` variables in ``env``.
@@ -213,6 +218,14 @@ def load_config(path: Path | None, env: Mapping[str, str]) -> Config:
         if not source.is_file():
             raise ConfigError(f"configuration file {source} does not exist")
     from_file = _read_file(source) if source is not None else {}
+    # A public_url in the file that is only what the file's host and port make (as
+    # 'refnode init' wrote it before 0.2) was not set on purpose: it follows the host and
+    # port, so that REFNODE_PORT or 'serve --port' move it too.
+    if from_file.get("public_url") == derived_public_url(
+        from_file.get("host", Config.model_fields["host"].default),
+        from_file.get("port", Config.model_fields["port"].default),
+    ):
+        del from_file["public_url"]
 
     origin = {key: f"{source}: key {key!r}" for key in from_file}
     origin |= {key: f"environment variable {ENV_PREFIX}{key.upper()}" for key in from_env}

@@ -1,6 +1,6 @@
 """``refnode keys``, ``users`` and ``token``: the node's signing key, the people who use
-the node, and their API tokens; and :func:`user_id_by_email`, the lookup that lets other
-commands take a user's email where the API takes an id.
+the node, and their API tokens (``token create --user-id`` takes an email too, see
+:mod:`node.cli.names`).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from node.cli.client import CliError
+from node.cli import names
 from node.cli.output import Command, Context, Group, choices, print_table
 from node.http import users_api
 
@@ -36,25 +36,9 @@ def cmd_users_list(ctx: Context) -> int:
     return 0
 
 
-def user_id_by_email(ctx: Context, email: str, option: str) -> str:
-    """The id of the user with this email (case-insensitive), for options that take one."""
-    try:
-        users = ctx.call("GET", "/api/v1/users")["users"]
-    except CliError as exc:
-        if exc.code == "forbidden":
-            raise CliError(f"looking up {option} needs an admin token (GET /api/v1/users is for admins)",
-                           code="forbidden", field=option) from None
-        raise
-    found = [u for u in users if u["email"].casefold() == email.casefold()]
-    if not found:
-        raise CliError(f"no user with email {email}; see 'refnode users list'", code="unknown_user",
-                       field=option)
-    return str(found[0]["id"])
-
-
 def cmd_token_create(ctx: Context) -> int:
     a = ctx.args
-    data = ctx.call("POST", "/api/v1/tokens", {"label": a.label, "user_id": a.user_id})
+    data = ctx.call("POST", "/api/v1/tokens", {"label": a.label, "user_id": names.user_id(ctx, a.user_id, "--user-id")})
 
     def human() -> None:
         print(data["token"])
@@ -82,4 +66,4 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
     g = group("token", "API tokens")
     p = command(g, "create", cmd_token_create, "create an API token (printed once)")
     p.add_argument("--label", default="")
-    p.add_argument("--user-id", help="default: yourself")
+    p.add_argument("--user-id", help="whose token, by email or id (default: yourself)")

@@ -11,12 +11,18 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import aiohttp
 
 from node.base.config import Config
+from node.cli.address import admin_url
 from node.cli.setup import TOKEN_FILE
+from protocol.discovery import verify_discovery
+from protocol.errors import ProtocolError
+from protocol.keys import fingerprint_of
+from protocol.wire import DISCOVERY_PATH
 
 TOKEN_ENV = "REFNODE_TOKEN"  # noqa: S105 (the name of a variable, not a token)
 
@@ -82,15 +88,23 @@ async def _pieces(file: BinaryIO) -> AsyncIterator[bytes]:
 class ApiClient:
     """Calls one node's admin API. Use :meth:`call` from synchronous code."""
 
-    def __init__(self, base_url: str, token: str, *, timeout_s: float = 60.0) -> None:
+    def __init__(self, base_url: str, token: str, *, timeout_s: float = 60.0, data_dir: Path | None = None,
+                 token_source: str = TOKEN_ENV) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
+        self._timeout_s = timeout_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
+        #: For messages: whose node we meant to reach, and where the token came from.
+        self._data_dir = data_dir
+        self._token_source = token_source
 
     @classmethod
     def for_config(cls, config: Config, env: Mapping[str, str] | None = None) -> ApiClient:
-        return cls(config.public_url, admin_token(config, env if env is not None else os.environ))
+        env = env if env is not None else os.environ
+        source = TOKEN_ENV if env.get(TOKEN_ENV, "").strip() else str(config.data_dir.absolute() / TOKEN_FILE)
+        return cls(admin_url(config), admin_token(config, env), data_dir=config.data_dir.absolute(),
+                   token_source=source)
 
     async def __aenter__(self) -> ApiClient:
         self._session = aiohttp.ClientSession(
@@ -124,9 +138,9 @@ class ApiClient:
             async with self._session.request(method, url, params=params, **send) as resp:
                 raw = await resp.read()
                 status = resp.status
+                content_type = resp.content_type
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise CliError(f"cannot reach the node at {self.base_url} ({exc.__class__.__name__}: {exc}); "
-                           "is 'refnode serve' running?", code="unreachable") from None
+            raise self._unreachable(exc) from None
         if text and status < 400:
             try:
                 return raw.decode("utf-8")
@@ -135,17 +149,54 @@ class ApiClient:
         try:
             data = json.loads(raw) if raw else {}
         except ValueError:
-            raise CliError(f"{method} {path}: HTTP {status} with a body that is not JSON",
-                           status=status) from None
+            data = None
+        error = data.get("error") if isinstance(data, dict) else None
+        if data is None or (status >= 400 and not isinstance(error, dict)):
+            raise CliError(f"something answers at {self.base_url}, but not as a refnode node does (HTTP {status}, "
+                           f"{content_type or 'no content type'}){self._whose()}; is another program using "
+                           "that port?", code="not_a_node", status=status)
         if status >= 400:
-            error = data.get("error") if isinstance(data, dict) else None
-            if not isinstance(error, dict):
-                raise CliError(f"{method} {path}: HTTP {status}", status=status)
+            assert isinstance(error, dict)
+            if status == 401:
+                raise CliError(await self._token_refused(str(error.get("message", ""))), code=error.get("code"),
+                               status=status)
             detail = error.get("detail")
             raise CliError(str(error.get("message", f"HTTP {status}")), code=error.get("code"),
                            field=error.get("field"), status=status,
                            detail=detail if isinstance(detail, dict) else None)
         return data
+
+    def _whose(self) -> str:
+        return f" (expected the node of {self._data_dir})" if self._data_dir is not None else ""
+
+    def _unreachable(self, exc: BaseException) -> CliError:
+        """Nothing answered at all, or not in time."""
+        if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+            return CliError(f"the node at {self.base_url} did not answer within {self._timeout_s:g} s; "
+                            "it may be overloaded or stuck", code="timeout")
+        os_error = getattr(exc, "os_error", None) or (exc if isinstance(exc, OSError) else None)
+        if isinstance(os_error, OSError):
+            reason = os.strerror(os_error.errno) if os_error.errno else (os_error.strerror or str(os_error))
+        else:
+            reason = exc.__class__.__name__
+        folder = f" with this data folder ({self._data_dir})" if self._data_dir is not None else ""
+        return CliError(f"no node answers at {self.base_url} ({reason.lower()}); is 'refnode serve' running{folder}?",
+                        code="unreachable")
+
+    async def _token_refused(self, message: str) -> str:
+        """A node answers but refuses the token: say which node it is, for the user to
+        see whether it is theirs."""
+        assert self._session is not None
+        who = "a node"
+        try:
+            async with self._session.get(self.base_url + DISCOVERY_PATH) as resp:
+                _, keys = verify_discovery(await resp.read())
+            who = f"{keys.name!r} (fingerprint {fingerprint_of(keys.node_id)})"
+        except (aiohttp.ClientError, TimeoutError, OSError, ProtocolError, ValueError):
+            pass
+        return (f"{who} answers at {self.base_url} but does not accept the admin token from {self._token_source} "
+                f"({message.rstrip('.')}): perhaps it is not the node of {self._data_dir or 'your data folder'}, "
+                "or the token was revoked")
 
     def call(self, method: str, path: str, body: Any = None,
              query: Mapping[str, str | None] | None = None, *,

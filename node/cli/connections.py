@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
-from node.cli.client import CliError
+from node.cli import names
+from node.cli.client import ApiClient, CliError
 from node.cli.files import read_json_file
 from node.cli.output import Command, Context, Group, choices, flatten, print_fields, print_table
 from node.http import connections_api
 
 FINAL_CONNECTION_STATES = ("active", "refused", "expired", "disconnected")
+#: The argument that names a connection.
+CONNECTION: dict[str, Any] = {"metavar": "CONNECTION", "help": "the connection's name or id"}
 
 
 # --- invitations -----------------------------------------------------------------------
@@ -62,6 +66,33 @@ def cmd_invite_revoke(ctx: Context) -> int:
 # --- connecting ------------------------------------------------------------------------
 
 
+async def _follow(client: ApiClient, started: dict[str, Any], *, done: Callable[..., bool],
+                  timeout_s: float) -> dict[str, Any]:
+    """Poll a connection we asked for, and the delivery of its connection-request, until
+    ``done(connection, request_item)``; the start answer with both. A timeout is an error."""
+    connection = started["connection"]
+    cid = connection["id"]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        connection = (await client.request("GET", f"/api/v1/connections/{cid}"))["connection"]
+        items = (await client.request("GET", "/api/v1/outbox", query={"subject_id": cid}))["outbox"]
+        request = next((i for i in reversed(items) if i["type"].startswith("connection-request/")), None)
+        if done(connection, request):
+            return started | {"connection": connection, "delivery": request, "waited": True}
+        if time.monotonic() > deadline:
+            last = f"; last delivery attempt: {request['last_error']}" if request and request["last_error"] else ""
+            raise CliError(f"connection {cid} is still {connection['state']} after {timeout_s:g} s{last}. The node "
+                           f"keeps trying until the delivery deadline; follow it with: refnode connections show {cid}",
+                           code="timeout")
+        await asyncio.sleep(0.2)
+
+
+def _outcome(data: dict[str, Any]) -> str:
+    c = data["connection"]
+    note = f": {c['closing_note']}" if c["state"] != "active" and c.get("closing_note") else ""
+    return f"Connection {c['id']} with {data['peer_name']} is {c['state']}{note}."
+
+
 def cmd_connect(ctx: Context) -> int:
     a = ctx.args
     client = ctx.client()
@@ -79,45 +110,59 @@ def cmd_connect(ctx: Context) -> int:
                 return started | {"waited": False}
             if not ctx.as_json:
                 print(f"Waiting up to {a.timeout_s:g} s for the handshake...", flush=True)
-            deadline = time.monotonic() + a.timeout_s
-            while connection["state"] not in FINAL_CONNECTION_STATES:
-                if time.monotonic() > deadline:
-                    raise CliError(f"connection {connection['id']} is still {connection['state']} after "
-                                   f"{a.timeout_s:g} s; see 'refnode connections show {connection['id']}'",
-                                   code="timeout")
-                await asyncio.sleep(0.2)
-                connection = (await client.request("GET", f"/api/v1/connections/{connection['id']}"))["connection"]
-            why = None
-            if connection["state"] != "active":
-                failed = await client.request("GET", "/api/v1/outbox", query={"state": "failed"})
-                why = next((i["last_error"] for i in failed["outbox"] if i["subject_id"] == connection["id"]), None)
-            return started | {"connection": connection, "waited": True, "reason": why}
+            return await _follow(client, started, timeout_s=a.timeout_s,
+                                 done=lambda c, _: c["state"] in FINAL_CONNECTION_STATES)
 
     data = asyncio.run(run())
-    connection = data["connection"]
-    ctx.emit(data, lambda: print(f"Connection {connection['id']} with {data['peer_name']} is {connection['state']}"
-                                 + (f" ({data['reason']})" if data.get("reason") else "") + "."))
-    if data["waited"] and connection["state"] != "active":
-        return 1
-    return 0
+    ctx.emit(data, lambda: print(_outcome(data)))
+    return 1 if data["waited"] and data["connection"]["state"] != "active" else 0
 
 
 def cmd_request(ctx: Context) -> int:
+    """Ask, then wait for the other node's first answer: it takes the request (their user
+    then accepts or declines it there) or refuses it (no such user, say)."""
     a = ctx.args
-    data = ctx.call("POST", "/api/v1/connections",
-                    {"url": a.url, "email": a.email, "direction": a.direction, "message": a.message})
+    client = ctx.client()
+
+    async def run() -> dict[str, Any]:
+        async with client:
+            started: dict[str, Any] = await client.request(
+                "POST", "/api/v1/connections",
+                {"url": a.url, "email": a.email, "direction": a.direction, "message": a.message})
+            if a.no_wait:
+                return started | {"waited": False}
+            return await _follow(client, started, timeout_s=a.timeout_s, done=lambda c, item: (
+                c["state"] in FINAL_CONNECTION_STATES or (item is not None and item["state"] != "pending")))
+
+    data = asyncio.run(run())
+    c = data["connection"]
+    refused = data["waited"] and c["state"] in ("refused", "expired", "disconnected")
 
     def human() -> None:
-        c = data["connection"]
+        if refused:
+            print(f"{data['peer_name']} refused the request. {_outcome(data)}")
+            return
         print(f"Asked {data['peer_name']} to connect (connection {c['id']}, {c['state']}).")
         print(f"  Their fingerprint: {data['peer_fingerprint']}")
-        print(f"  {a.email} must accept it there; follow it with: refnode connections show {c['id']}")
+        if c["state"] == "active":
+            print("  They accepted it already.")
+        elif data["waited"]:
+            print(f"  Their node took the request: {a.email} must accept it there. Follow it with: "
+                  f"refnode connections show {c['id']}")
+        else:
+            print(f"  Not sent yet; once it is, {a.email} must accept it there. Follow it with: "
+                  f"refnode connections show {c['id']}")
 
     ctx.emit(data, human)
-    return 0
+    return 1 if refused else 0
 
 
 # --- connections -----------------------------------------------------------------------
+
+
+def _id(ctx: Context) -> str:
+    """The CONNECTION argument (a name or an id) as an id."""
+    return str(names.connection_id(ctx, ctx.args.id, "CONNECTION"))
 
 
 def _connection_line(data: dict[str, Any]) -> None:
@@ -125,44 +170,51 @@ def _connection_line(data: dict[str, Any]) -> None:
     print(f"Connection {c['id']} with {c['name']} is {c['state']}.")
 
 
+def _why(c: dict[str, Any]) -> str:
+    """Why a connection ended (its closing note, cut short), for the list."""
+    note = (c.get("closing_note") or "").splitlines()[0] if c.get("closing_note") else ""
+    return note if len(note) <= 60 else note[:57] + "..."
+
+
 def cmd_connections_list(ctx: Context) -> int:
     data = ctx.call("GET", "/api/v1/connections")
     ctx.emit(data, lambda: print_table(
-        ["ID", "NAME", "STATE", "DIRECTION", "ROLE", "PEER FINGERPRINT"],
-        [[c["id"], c["name"], c["state"], c["direction"], c["role"], c["peer_fingerprint"]]
+        ["ID", "NAME", "STATE", "DIRECTION", "ROLE", "PEER FINGERPRINT", "WHY"],
+        [[c["id"], c["name"], c["state"], c["direction"], c["role"], c["peer_fingerprint"], _why(c)]
          for c in data["connections"]]))
     return 0
 
 
 def cmd_connections_show(ctx: Context) -> int:
-    data = ctx.call("GET", f"/api/v1/connections/{ctx.args.id}")
+    data = ctx.call("GET", f"/api/v1/connections/{_id(ctx)}")
     c = data["connection"]
-    keys = ["id", "name", "state", "direction", "role", "peer_fingerprint", "peer_node_id", "invitation_id",
-            "target_email", "requested_by", "message", "created_at", "updated_at"]
+    keys = ["id", "name", "state", "closing_note", "direction", "role", "peer_fingerprint", "peer_node_id",
+            "invitation_id", "target_email", "requested_by", "message", "created_at", "updated_at"]
     ctx.emit(data, lambda: print_fields([(k, c.get(k)) for k in keys], indent=""))
     return 0
 
 
 def cmd_connections_accept(ctx: Context) -> int:
-    data = ctx.call("POST", f"/api/v1/connections/{ctx.args.id}/accept")
+    data = ctx.call("POST", f"/api/v1/connections/{_id(ctx)}/accept")
     ctx.emit(data, lambda: _connection_line(data))
     return 0
 
 
 def cmd_connections_decline(ctx: Context) -> int:
-    data = ctx.call("POST", f"/api/v1/connections/{ctx.args.id}/decline", {"message": ctx.args.message})
+    data = ctx.call("POST", f"/api/v1/connections/{_id(ctx)}/decline", {"message": ctx.args.message})
     ctx.emit(data, lambda: _connection_line(data))
     return 0
 
 
 def cmd_connections_disconnect(ctx: Context) -> int:
-    data = ctx.call("POST", f"/api/v1/connections/{ctx.args.id}/disconnect", {"reason": ctx.args.reason})
+    data = ctx.call("POST", f"/api/v1/connections/{_id(ctx)}/disconnect", {"reason": ctx.args.reason})
     ctx.emit(data, lambda: _connection_line(data))
     return 0
 
 
 def cmd_connections_settings(ctx: Context) -> int:
     a = ctx.args
+    a.id = _id(ctx)
     if a.file is None:
         data = ctx.call("GET", f"/api/v1/connections/{a.id}/settings")
     else:
@@ -199,21 +251,23 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
     p = command(commands, "request", cmd_request, "ask a user of another node to connect (they accept or decline)")
     p.add_argument("url", help="the other node's base URL")
     p.add_argument("email", help="email of an active user there")
+    p.add_argument("--no-wait", action="store_true", help="do not wait for their node's answer")
+    p.add_argument("--timeout-s", type=float, default=30.0, help="how long to wait for it (default 30)")
     p.add_argument("--direction", choices=choices(connections_api.ConnectIn, "direction"), default="send",
                    help="seen from us (default: send, we refer to them)")
     p.add_argument("--message", default="", help="a note for them")
 
     g = group("connections", "connections with other nodes")
     command(g, "list", cmd_connections_list, "list connections and their states")
-    command(g, "show", cmd_connections_show, "show one connection").add_argument("id")
-    command(g, "accept", cmd_connections_accept, "accept a pending connection request").add_argument("id")
+    command(g, "show", cmd_connections_show, "show one connection").add_argument("id", **CONNECTION)
+    command(g, "accept", cmd_connections_accept, "accept a pending connection request").add_argument("id", **CONNECTION)
     p = command(g, "decline", cmd_connections_decline, "decline a pending connection request")
-    p.add_argument("id")
+    p.add_argument("id", **CONNECTION)
     p.add_argument("--message", default="", help="told to the requester")
     p = command(g, "disconnect", cmd_connections_disconnect, "disconnect; the peer is told")
-    p.add_argument("id")
+    p.add_argument("id", **CONNECTION)
     p.add_argument("--reason", default="")
     p = command(g, "settings", cmd_connections_settings,
                 "show a connection's settings, or set them from a JSON file (admins)")
-    p.add_argument("id")
+    p.add_argument("id", **CONNECTION)
     p.add_argument("--file", help="JSON body of PUT /api/v1/connections/{id}/settings ('-' for stdin)")

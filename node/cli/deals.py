@@ -3,7 +3,7 @@ shown with their notes, added, moved between stages, and noted.
 
 Moving a deal sends the referrals deferred until it reaches that stage. Referring a deal
 (``deals refer``) is in :mod:`node.cli.referring`. ``--owner-email`` is looked up with
-``GET /api/v1/users`` (:func:`node.cli.admin.user_id_by_email`), which needs an admin token.
+``GET /api/v1/users`` (:func:`node.cli.names.user_id`), which needs an admin token.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from node.cli.admin import user_id_by_email
+from node.cli import names
 from node.cli.output import Command, Context, Group, print_fields, print_notes, print_table
 
 
@@ -27,7 +27,9 @@ def _amount(deal: dict[str, Any]) -> str | None:
 
 def cmd_deals_list(ctx: Context) -> int:
     a = ctx.args
-    data = ctx.call("GET", "/api/v1/deals", workflow_id=a.workflow_id, stage_id=a.stage_id, q=a.q)
+    workflow = names.workflow_id(ctx, a.workflow_id)
+    data = ctx.call("GET", "/api/v1/deals", workflow_id=workflow,
+                    stage_id=names.stage_id(ctx, a.stage_id, workflow=workflow), q=a.q)
 
     def human() -> None:
         stages = _stages_by_id(ctx)
@@ -66,16 +68,17 @@ def _deal_line(verb: str, deal: dict[str, Any]) -> Callable[[], None]:
 
 def cmd_deals_add(ctx: Context) -> int:
     a = ctx.args
-    stage_id = a.stage_id
+    workflow = names.workflow_id(ctx, a.workflow_id)
+    stage_id = names.stage_id(ctx, a.stage_id, workflow=workflow)
     if stage_id is None:  # the workflow's first stage
-        stages = ctx.call("GET", f"/api/v1/workflows/{a.workflow_id}")["workflow"]["stages"]
+        stages = ctx.call("GET", f"/api/v1/workflows/{workflow}")["workflow"]["stages"]
         stage_id = stages[0]["id"]
     contacts = [{"contact_id": cid, "role": "primary" if i == 0 else "co-applicant"}
                 for i, cid in enumerate(a.contact_id or [])]
-    body: dict[str, Any] = {"title": a.title, "workflow_id": a.workflow_id, "stage_id": stage_id,
+    body: dict[str, Any] = {"title": a.title, "workflow_id": workflow, "stage_id": stage_id,
                             "amount": a.amount, "currency": a.currency, "deal_type": a.type, "contacts": contacts}
     if a.owner_email:
-        body["owner_user_id"] = user_id_by_email(ctx, a.owner_email, "--owner-email")
+        body["owner_user_id"] = names.user_id(ctx, a.owner_email, "--owner-email")
     data = ctx.call("POST", "/api/v1/deals", {k: v for k, v in body.items() if v is not None})
     ctx.emit(data, _deal_line("Added", data["deal"]))
     return 0
@@ -83,7 +86,11 @@ def cmd_deals_add(ctx: Context) -> int:
 
 def cmd_deals_move(ctx: Context) -> int:
     a = ctx.args
-    data = ctx.call("POST", f"/api/v1/deals/{a.id}/move", {"stage_id": a.stage_id, "workflow_id": a.workflow_id})
+    workflow = names.workflow_id(ctx, a.workflow_id)
+    stage = a.stage_id
+    if not names.is_id("stage", stage):  # a name: of the deal's workflow, unless another is named
+        stage = names.stage_id(ctx, stage, workflow=workflow or names.deal_workflow(ctx, a.id), option="STAGE")
+    data = ctx.call("POST", f"/api/v1/deals/{a.id}/move", {"stage_id": stage, "workflow_id": workflow})
     ctx.emit(data, _deal_line("Moved", data["deal"]))
     return 0
 
@@ -102,14 +109,14 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
     """Add ``deals`` (all but ``deals refer``) to the parser."""
     g = group("deals", "deals in this node's CRM, and referring them")
     p = command(g, "list", cmd_deals_list, "list deals")
-    p.add_argument("--workflow-id")
-    p.add_argument("--stage-id")
+    p.add_argument("--workflow-id", help="a workflow's name or id")
+    p.add_argument("--stage-id", help="a stage's name or id")
     p.add_argument("--q", help="search title, summary, source and the contacts' names and emails")
     command(g, "show", cmd_deals_show, "show a deal and its notes").add_argument("id")
     p = command(g, "add", cmd_deals_add, "add a deal")
     p.add_argument("--title", required=True)
-    p.add_argument("--workflow-id", required=True)
-    p.add_argument("--stage-id", help="default: the workflow's first stage")
+    p.add_argument("--workflow-id", required=True, help="the workflow's name or id")
+    p.add_argument("--stage-id", help="a stage's name or id (default: the workflow's first stage)")
     p.add_argument("--owner-email", help="the deal's owner, a user of this node")
     p.add_argument("--amount", help="a decimal such as 650000.00 (needs --currency)")
     p.add_argument("--currency", help="ISO 4217, e.g. AUD")
@@ -118,8 +125,8 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
                    help="a client on the deal (repeat; the first is primary, the others co-applicants)")
     p = command(g, "move", cmd_deals_move, "move a deal to a stage (sends referrals waiting for it)")
     p.add_argument("id")
-    p.add_argument("stage_id")
-    p.add_argument("--workflow-id", help="when the stage is in another workflow")
+    p.add_argument("stage_id", metavar="STAGE", help="the stage's name (in the deal's workflow) or id")
+    p.add_argument("--workflow-id", help="when the stage is in another workflow: its name or id")
     p = command(g, "note", cmd_deals_note, "add a note to a deal")
     p.add_argument("id")
     p.add_argument("text")

@@ -22,13 +22,17 @@ a node, ``serve`` runs it, and ``receipts verify`` reads the database directly s
 evidence can be checked with the server stopped.
 
 Global options (before or after the command): ``--config PATH``, ``--data-dir DIR``,
-``--json``. The admin token comes from ``REFNODE_TOKEN`` or ``<data_dir>/admin-token``.
-Exit status: 0 on success, 1 when the node or the API says no, 2 for a usage error.
+``--json``; ``refnode --version``. The admin token comes from ``REFNODE_TOKEN`` or
+``<data_dir>/admin-token``; the node, from where its ``serve`` listens (see
+:mod:`node.cli.address`). Options that take an id take a name too (:mod:`node.cli.names`).
+Exit status: 0 on success, 1 when the node or the API says no, 2 for a usage error, 141
+when the reader of the output went away (``refnode workflows list | head -1``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
@@ -72,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, suppress=True)
     parser = argparse.ArgumentParser(prog="refnode", description="Run and administer a referral node.")
+    parser.add_argument("--version", action="version", version=f"refnode {package_version()}")
     _global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -112,7 +117,29 @@ def command_names(parser: argparse.ArgumentParser | None = None) -> list[str]:
     return names
 
 
+def package_version() -> str:
+    """The installed package's version (``pip install -e .`` counts)."""
+    try:
+        return importlib.metadata.version("referral-node")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not at exit (help and --version too)
+    except BrokenPipeError:
+        # The reader went away (``refnode workflows list | head -1``): what it did not
+        # read is not wanted. Nothing more may reach stdout, not even at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # as a shell reports a process ended by SIGPIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     env = dict(os.environ)
     if args.data_dir:

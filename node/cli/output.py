@@ -31,6 +31,8 @@ class Context:
         self.env = env
         self.as_json: bool = bool(getattr(args, "json", False))
         self._config: Config | None = None
+        #: Answers a command asks for more than once (the workflows, to resolve names).
+        self.cache: dict[str, Any] = {}
 
     def config(self) -> Config:
         if self._config is None:

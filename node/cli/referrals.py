@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from node.cli import names
 from node.cli.client import CliError
 from node.cli.files import read_json_file
 from node.cli.output import Command, Context, Group, choices, print_fields, print_table
@@ -23,7 +24,7 @@ def cmd_refer(ctx: Context) -> int:
     if not isinstance(body, dict):
         raise CliError(f"{ctx.args.file} must hold a JSON object (the body of POST /api/v1/referrals)")
     if ctx.args.connection_id:
-        body["connection_id"] = ctx.args.connection_id
+        body["connection_id"] = names.connection_id(ctx, ctx.args.connection_id)
     data = ctx.call("POST", "/api/v1/referrals", body)
 
     def human() -> None:
@@ -86,7 +87,7 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
     """Add ``refer`` and ``referrals`` to the parser."""
     p = command(commands, "refer", cmd_refer, "refer a client: send a referral described in a JSON file")
     p.add_argument("--file", required=True, help="JSON body of POST /api/v1/referrals ('-' for stdin)")
-    p.add_argument("--connection-id", help="set or override the file's connection_id")
+    p.add_argument("--connection-id", help="set or override the file's connection_id (a connection's name or id)")
 
     g = group("referrals", "referrals sent and received")
     p = command(g, "list", cmd_referrals_list, "list referrals")

@@ -7,8 +7,11 @@ refers one as ``deals refer`` does).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any, get_args
 
+from node.cli import names
+from node.cli.client import CliError
 from node.cli.files import read_text
 from node.cli.output import Command, Context, Group, choices, print_table
 from node.federation.connection_settings import ShareableField
@@ -18,19 +21,39 @@ from node.federation.referring import ConsentIn
 # --- a deal, referred now or when it reaches a stage -----------------------------------
 
 
-def _refer_body(ctx: Context) -> dict[str, Any]:
-    """The body of ``POST /deals/{id}/refer`` (and of converting an opportunity)."""
+def _refer_body(ctx: Context, deal_id: Callable[[], str]) -> dict[str, Any]:
+    """The body of ``POST /deals/{id}/refer`` (and of converting an opportunity), with the
+    names given resolved to ids; ``deal_id`` gives the deal (for a stage's name)."""
     a = ctx.args
+    when = a.when_stage_id
+    if when is not None and not names.is_id("stage", when):
+        when = names.stage_id(ctx, when, workflow=names.deal_workflow(ctx, deal_id()), option="--when-stage-id")
     return {
-        "connection_id": a.connection_id,
-        "referring_agent_user_id": a.agent_user_id,
+        "connection_id": names.connection_id(ctx, a.connection_id),
+        "referring_agent_user_id": names.user_id(ctx, a.agent, "--agent"),
         "referral_type": a.type,
         "shared_fields": a.share,
         "message": a.message,
         "consent": {"contact_ids": a.consent_contact_id, "method": a.consent_method,
                     "disclosure_version": a.disclosure_version, "disclosure_text": read_text(a.disclosure_file)},
-        "when_stage_id": a.when_stage_id,
+        "when_stage_id": when,
+        "again": a.again,
     }
+
+
+def _refer(ctx: Context, path: str, body: dict[str, Any]) -> Any:
+    """Send a referral request; the API's refusals in terms of this command's options."""
+    try:
+        return ctx.call("POST", path, body)
+    except CliError as exc:
+        if exc.field == "referring_agent_user_id" and body["referring_agent_user_id"] is None:
+            raise CliError("choose the referring agent, who gets the commission credit: --agent EMAIL "
+                           "(only a broker referring is the agent by default)", code=exc.code, field="--agent",
+                           status=exc.status) from None
+        if exc.code == "already_referred":
+            raise CliError(exc.message.replace('say so with "again": true', "add --again"), code=exc.code,
+                           field="--again", status=exc.status, detail=exc.detail) from None
+        raise
 
 
 def _referred(data: dict[str, Any]) -> None:
@@ -45,13 +68,13 @@ def _referred(data: dict[str, Any]) -> None:
 
 
 def cmd_deals_refer(ctx: Context) -> int:
-    data = ctx.call("POST", f"/api/v1/deals/{ctx.args.id}/refer", _refer_body(ctx))
+    data = _refer(ctx, f"/api/v1/deals/{ctx.args.id}/refer", _refer_body(ctx, lambda: str(ctx.args.id)))
     ctx.emit(data, lambda: _referred(data))
     return 0
 
 
 def _refer_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--connection-id", required=True, help="the connection to refer to")
+    p.add_argument("--connection-id", required=True, help="the connection to refer to: its name or id")
     p.add_argument("--consent-contact-id", action="append", required=True, metavar="CONTACT_ID",
                    help="a client on the deal who consented (repeat for each); only they travel")
     p.add_argument("--consent-method", required=True, choices=choices(ConsentIn, "method"))
@@ -62,9 +85,13 @@ def _refer_options(p: argparse.ArgumentParser) -> None:
                    help="a field to share (repeat; default: all the connection allows): "
                         + ", ".join(get_args(ShareableField)))
     p.add_argument("--message", default="", help="a note for the receiver")
-    p.add_argument("--agent-user-id", help="who gets the commission credit (default: you)")
+    p.add_argument("--agent", "--agent-user-id", dest="agent", metavar="EMAIL",
+                   help="the referring agent, who gets the commission credit: a user's email or id "
+                        "(required unless you are a broker referring as yourself)")
     p.add_argument("--type", help="referral type, e.g. mortgage (default: the connection's, else the deal's)")
-    p.add_argument("--when-stage-id", help="defer: send when the deal reaches this stage")
+    p.add_argument("--when-stage-id", help="defer: send when the deal reaches this stage (its name or id)")
+    p.add_argument("--again", action="store_true",
+                   help="refer the deal to this connection although an earlier referral of it there is live")
 
 
 # --- deferred referrals ----------------------------------------------------------------
@@ -125,7 +152,10 @@ def cmd_opportunities_close(ctx: Context) -> int:
 
 
 def cmd_opportunities_convert(ctx: Context) -> int:
-    data = ctx.call("POST", f"/api/v1/opportunities/{ctx.args.id}/convert", _refer_body(ctx))
+    def deal_id() -> str:
+        return str(ctx.call("GET", f"/api/v1/opportunities/{ctx.args.id}")["opportunity"]["deal_id"])
+
+    data = _refer(ctx, f"/api/v1/opportunities/{ctx.args.id}/convert", _refer_body(ctx, deal_id))
 
     def human() -> None:
         _opportunity_line(data["opportunity"])

@@ -8,12 +8,14 @@ no node to ask, and ``serve`` is what answers. ``info`` asks the running node.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Any
 
 from pydantic import ValidationError
 
 from node.base.config import Config
+from node.cli.address import clear_serving, write_serving
 from node.cli.client import CliError
 from node.cli.output import Command, Context, Group, print_fields
 
@@ -86,6 +88,11 @@ def cmd_serve(ctx: Context) -> int:
     from node.http.app import passphrase_from_env
     from node.http.serve import ServeError, serve
 
+    # '--port' and '--host' win as REFNODE_PORT and REFNODE_HOST would: a public_url that
+    # was not set on purpose follows them.
+    for option, variable in (("port", "REFNODE_PORT"), ("host", "REFNODE_HOST")):
+        if getattr(ctx.args, option, None) is not None:
+            ctx.env[variable] = str(getattr(ctx.args, option))
     config = ctx.config()
     if not config.keys_dir.is_dir():
         raise CliError(f"no node in {config.data_dir.absolute()}: run 'refnode init' first", code="not_initialised")
@@ -106,6 +113,7 @@ def cmd_serve(ctx: Context) -> int:
         print(f"refnode: fingerprint {keys.fingerprint}; Ctrl+C or SIGTERM stops it")
 
     def listening() -> None:
+        write_serving(config)  # where the other commands find us
         ctx.emit(banner, human)
         sys.stdout.flush()
 
@@ -113,6 +121,8 @@ def cmd_serve(ctx: Context) -> int:
         serve(config, passphrase=passphrase, on_listening=listening)
     except ServeError as exc:
         raise CliError(str(exc), code=exc.code) from None
+    finally:
+        clear_serving(config)
     ctx.emit({"event": "stopped"}, lambda: print("refnode: stopped"))
     return 0
 
@@ -135,14 +145,36 @@ def cmd_info(ctx: Context) -> int:
 # --- the parser ------------------------------------------------------------------------
 
 
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (0 to 65535)")
+    return port
+
+
+def _email(value: str) -> str:
+    from node.cli.setup import check_email
+
+    try:
+        return check_email(value.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+
 def add_commands(commands: Any, group: Group, command: Command) -> None:
     """Add ``init``, ``serve`` and ``info`` to the parser."""
     p = command(commands, "init", cmd_init, "create a node: data folder, keys, database, first admin")
     p.add_argument("--org-name", required=True, help="your organisation's name, shown to peers")
-    p.add_argument("--admin-email", required=True)
+    p.add_argument("--admin-email", required=True, type=_email, help="the first admin's email, e.g. admin@summit.example")
     p.add_argument("--admin-name", help="default: the part of the email before @")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port to listen on (default 8701)")
+    p.add_argument("--port", type=_port, help="port to listen on (default 8701)")
     p.add_argument("--public-url", help="URL peers use to reach this node (default http://HOST:PORT)")
-    command(commands, "serve", cmd_serve, "run the node (HTTP server and delivery) until stopped")
+    p = command(commands, "serve", cmd_serve, "run the node (HTTP server and delivery) until stopped")
+    p.add_argument("--port", type=_port, help="port to listen on (instead of the configured one; as REFNODE_PORT)")
+    p.add_argument("--host", help="address to listen on (as REFNODE_HOST)")
     command(commands, "info", cmd_info, "show this node's id, fingerprint, name and URL")

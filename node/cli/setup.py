@@ -6,15 +6,27 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
+
 from node.base.clock import Clock, SystemClock, ts
-from node.base.config import Config, write_default_config
+from node.base.config import Config, derived_public_url, write_default_config
 from node.base.ids import new_id
 from node.base.keystore import KeyStore
 from node.base.tokens import hash_token, new_token
+from node.crm.fields import Email
 from node.storage import store
 from node.storage.db import Database
 
 TOKEN_FILE = "admin-token"  # noqa: S105 (a file name)
+_EMAIL: TypeAdapter[str] = TypeAdapter(Email)
+
+
+def check_email(value: str) -> str:
+    """``value`` if it is an email address as the users API takes one, else ValueError."""
+    try:
+        return _EMAIL.validate_python(value)
+    except ValidationError:
+        raise ValueError(f"{value!r} is not an email address (name@example.org)") from None
 
 
 @dataclass(frozen=True)
@@ -34,8 +46,12 @@ def init_node(config: Config, *, admin_email: str, admin_name: str, passphrase: 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(config.data_dir, 0o700)
     if write_config and not config.config_path.exists():
+        # A public_url is written only when it was chosen: otherwise it follows the port
+        # (REFNODE_PORT, 'serve --port').
+        chosen = {} if config.public_url == derived_public_url(config.host, config.port) else {
+            "public_url": config.public_url}
         write_default_config(config.config_path, data_dir=str(config.data_dir), host=config.host,
-                             port=config.port, org_name=config.org_name, public_url=config.public_url)
+                             port=config.port, org_name=config.org_name, **chosen)
     keys = KeyStore.create(config.keys_dir, passphrase, config.enable_pq_suite)
     token = new_token()
     db = Database(config.database_path)

@@ -1,14 +1,14 @@
 """``refnode workflows``: the CRM's workflows (pipelines) and their stages, in order.
 
 Creating one takes its owner's email (``--owner-email``), which is looked up with
-``GET /api/v1/users`` (:func:`node.cli.admin.user_id_by_email`), so it needs an admin token.
+``GET /api/v1/users`` (:func:`node.cli.names.user_id`), so it needs an admin token.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from node.cli.admin import user_id_by_email
+from node.cli import names
 from node.cli.output import Command, Context, Group, print_fields, print_table
 
 
@@ -32,7 +32,7 @@ def cmd_workflows_list(ctx: Context) -> int:
 
 
 def cmd_workflows_show(ctx: Context) -> int:
-    data = ctx.call("GET", f"/api/v1/workflows/{ctx.args.id}")
+    data = ctx.call("GET", f"/api/v1/workflows/{names.workflow_id(ctx, ctx.args.id, 'WORKFLOW')}")
     ctx.emit(data, lambda: _show_workflow(data["workflow"]))
     return 0
 
@@ -40,7 +40,7 @@ def cmd_workflows_show(ctx: Context) -> int:
 def cmd_workflows_create(ctx: Context) -> int:
     a = ctx.args
     stages = [s.strip() for s in a.stages.split(",") if s.strip()]
-    owner = user_id_by_email(ctx, a.owner_email, "--owner-email")
+    owner = names.user_id(ctx, a.owner_email, "--owner-email")
     outcomes = {name: "won" for name in a.won_stage or []} | {name: "lost" for name in a.lost_stage or []}
     data = ctx.call("POST", "/api/v1/workflows", {"name": a.name, "owner_user_id": owner, "stage_names": stages,
                                                    "outcomes": outcomes})
@@ -55,7 +55,7 @@ def cmd_workflows_create(ctx: Context) -> int:
 
 def cmd_workflows_add_stage(ctx: Context) -> int:
     a = ctx.args
-    data = ctx.call("POST", f"/api/v1/workflows/{a.id}/stages",
+    data = ctx.call("POST", f"/api/v1/workflows/{names.workflow_id(ctx, a.id, 'WORKFLOW')}/stages",
                     {"name": a.name, "position": a.position, "outcome": a.outcome})
     ctx.emit(data, lambda: _show_workflow(data["workflow"]))
     return 0
@@ -68,7 +68,8 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
     """Add ``workflows`` to the parser."""
     g = group("workflows", "workflows (pipelines) and their stages")
     command(g, "list", cmd_workflows_list, "list workflows with their stages")
-    command(g, "show", cmd_workflows_show, "show a workflow and its stage ids").add_argument("id")
+    command(g, "show", cmd_workflows_show, "show a workflow and its stage ids").add_argument(
+        "id", metavar="WORKFLOW", help="the workflow's name or id")
     p = command(g, "create", cmd_workflows_create, "create a workflow with its stages (admins)")
     p.add_argument("name")
     p.add_argument("--owner-email", required=True, help="the workflow's owner, a user of this node")
@@ -77,7 +78,7 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
                    help="a stage that means the deal is won (e.g. Settled): a referred deal reaching it reports won")
     p.add_argument("--lost-stage", action="append", metavar="NAME", help="a stage that means the deal is lost")
     p = command(g, "add-stage", cmd_workflows_add_stage, "add a stage to a workflow (admins)")
-    p.add_argument("id", help="the workflow")
+    p.add_argument("id", metavar="WORKFLOW", help="the workflow's name or id")
     p.add_argument("name")
     p.add_argument("--position", type=int, help="0 = first (default: last)")
     p.add_argument("--outcome", choices=["won", "lost"], help="what reaching this stage means for the deal")

@@ -351,12 +351,30 @@ def _peer_connection(conn: sqlite3.Connection, connection_id: str, sender: str) 
     return c
 
 
+#: What a refused connection-request means for the person who sent it, by the code the
+#: other node answered with: kept as the connection's closing note.
+REQUEST_REFUSALS: dict[str, str] = {
+    ErrorCode.UNKNOWN_USER: "no active user there has the email the request named; ask their admin which to use",
+    ErrorCode.INVITATION_INVALID: "their node does not recognise this referral key for this referral URL; "
+                                  "check both with their admin",
+    ErrorCode.INVITATION_USED: "this invitation was already used; ask their admin for a new one",
+    ErrorCode.INVITATION_REVOKED: "their admin revoked this invitation; ask them for a new one",
+    ErrorCode.INVITATION_EXPIRED: "this invitation has expired; ask their admin for a new one",
+}
+
 
 def on_send_failed(conn: sqlite3.Connection, ctx: TxContext, item: Any) -> None:
-    """A connection-request the peer refused outright (bad invitation, unknown user) ends
-    the attempt: the requester's connection is refused, with the peer's reason kept in
-    the outbox row."""
+    """A connection-request the peer refused outright (bad invitation, unknown user), or
+    that could not be delivered before its deadline, ends the attempt for good: the
+    requester's connection is refused, and its closing note says why (the code the peer
+    answered with, or the last delivery error). Start again with a new request."""
     if item.subject_kind == "connection" and item.type.startswith("connection-request/"):
         c = store.get_connection(conn, item.subject_id or "")
         if c is not None and c.state == ConnState.REQUESTED and c.role == Role.REQUESTER:
-            _move(conn, ctx, c, ConnEvent.RECEIVE_REFUSE)
+            row = store.get_outbox(conn, item.seq)
+            error = (row.last_error if row is not None else None) or "not delivered"
+            explained = REQUEST_REFUSALS.get(error)
+            note = f"{error}: {explained}" if explained else f"their node refused the request ({error})"
+            if error.endswith(store.DEADLINE_PASSED):
+                note = f"the request could not be delivered before its deadline ({error.removesuffix(store.DEADLINE_PASSED)})"
+            _move(conn, ctx, c, ConnEvent.RECEIVE_REFUSE, closing_note=note)

@@ -11,12 +11,13 @@ from datetime import datetime
 from functools import cached_property
 
 from node.base.config import Config
+from node.base.errors import ApiError
 from node.base.ids import new_id
 from node.base.keystore import KeyStore
 from node.storage import store
 from node.storage.records import OutboxItem
 from protocol.discovery import PeerKeys, verify_discovery
-from protocol.envelope import digest, seal_envelope
+from protocol.envelope import digest, parse_envelope, seal_envelope
 from protocol.errors import LocalProtocolError
 from protocol.keys import SigningKey
 from protocol.messages import MESSAGE_MODELS
@@ -105,6 +106,32 @@ def reseal(conn: sqlite3.Connection, ctx: TxContext, item: OutboxItem, peer: Pee
     message_type = MessageType(item.type.split("/", 1)[0])
     message = MESSAGE_MODELS[message_type].model_validate(json.loads(text))
     return _seal(ctx, peer, message_type, message, reply_to, ctx.keys.signing)
+
+
+def check_retry(conn: sqlite3.Connection, ctx: TxContext, item: OutboxItem, *, resealed: bool) -> None:
+    """Refuse (409) to retry a failed item that can never be delivered: one the peer
+    refused with a protocol error code (the same message would be refused again), or one
+    signed with a key we have retired since, once the peer has learnt of the rotation (it
+    no longer accepts that key). Items that failed at their deadline, or that the peer
+    answered with no code of ours (a proxy's 404, say), may be retried. ``resealed``: the
+    retry seals a fresh envelope with the current key."""
+    what = item.type.split("/", 1)[0]
+    error = item.last_error or ""
+    if not error.endswith(store.DEADLINE_PASSED) and error in {c.value for c in ErrorCode}:
+        again = ("start over with a new invitation or request" if what == MessageType.CONNECTION_REQUEST
+                 else "send a new one if it still matters")
+        raise ApiError(409, "refused_by_peer",
+                       f"outbox item {item.seq} ({what}) was refused by the peer ({error}); the same message "
+                       f"would be refused again, so it cannot be retried: {again}", field="seq")
+    if resealed or what == MessageType.KEY_ROTATION:  # an announcement is signed with the old key on purpose
+        return
+    kid = parse_envelope(item.body, max_bytes=len(item.body)).header.kid
+    if kid != ctx.keys.signing.kid and store.delivered_after(conn, item.peer_node_id, item.seq,
+                                                             MessageType.KEY_ROTATION.value + "/"):
+        raise ApiError(409, "retired_key",
+                       f"outbox item {item.seq} ({what}) is signed with key {kid}, which this node retired when "
+                       "it rotated its keys, and the peer has learnt of the rotation: it would refuse the item. "
+                       "Send a new one if it still matters", field="seq")
 
 
 def _seal(ctx: TxContext, peer: PeerKeys, message_type: MessageType, message: WireModel,

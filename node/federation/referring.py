@@ -55,13 +55,17 @@ class ConsentIn(In):
 
 class ReferDealIn(In):
     connection_id: str
-    referring_agent_user_id: str | None = Field(default=None, description="Who gets the commission credit.")
+    referring_agent_user_id: str | None = Field(
+        default=None, description="Who gets the commission credit: chosen on purpose, so required when an admin"
+        " refers; a broker who leaves it out is the agent.")
     referral_type: Token | None = None
     shared_fields: list[ShareableField] | None = Field(default=None,
                                                        description="Omit for everything the connection allows.")
     message: str = Field(default="", max_length=8000)
     consent: ConsentIn | None = None
     when_stage_id: str | None = Field(default=None, description="Defer: send when the deal reaches this stage.")
+    again: bool = Field(default=False, description="Refer the deal to this connection again although an earlier"
+                        " referral of it there is still live (sent, delivered, accepted, in progress) or waiting.")
 
 
 def _fail(code: str, message: str, field: str, status: int = 400) -> ApiError:
@@ -69,9 +73,12 @@ def _fail(code: str, message: str, field: str, status: int = 400) -> ApiError:
 
 
 def refer_deal(conn: sqlite3.Connection, ctx: TxContext, deal_id: str, body: ReferDealIn, actor: User) -> dict[str, Any]:
-    """Refer a deal now, or (with ``when_stage_id``) once it reaches that stage."""
+    """Refer a deal now, or (with ``when_stage_id``) once it reaches that stage. The
+    referring agent is chosen on purpose (only a broker may leave it out, to be it), and
+    a deal already live at the connection is not referred there again unless ``again``."""
     deal = crm.get_deal(conn, deal_id)
     offer = build_offer(conn, ctx, deal, body, actor)  # validates everything, even when deferred
+    stage = None
     if body.when_stage_id is not None:
         stage = crm.get_stage(conn, body.when_stage_id, field="when_stage_id")
         if stage.workflow_id != deal.workflow_id:
@@ -79,6 +86,13 @@ def refer_deal(conn: sqlite3.Connection, ctx: TxContext, deal_id: str, body: Ref
         if stage.position <= crm.get_stage(conn, deal.stage_id).position:
             raise _fail("invalid", "the deal is already at or past that stage: refer it now instead",
                         "when_stage_id")
+    if body.referring_agent_user_id is None and actor.role != "broker":
+        raise _fail("invalid", "choose the referring agent, who gets the commission credit: give"
+                    " referring_agent_user_id (only a broker referring is the agent by default)",
+                    "referring_agent_user_id")
+    if not body.again:
+        _refuse_second_referral(conn, deal, body.connection_id, offer[1])
+    if stage is not None:
         deferred_id = new_id("dfr")
         conn.execute(
             "INSERT INTO deferred_referrals (id, deal_id, stage_id, connection_id, request, actor_user_id, state,"
@@ -90,6 +104,28 @@ def refer_deal(conn: sqlite3.Connection, ctx: TxContext, deal_id: str, body: Ref
                      now=ctx.now, kind="system")
         return {"deferred": deferred_view(conn, deferred_id)}
     return {"referral": _send(conn, ctx, deal, offer[0], offer[1], actor).model_dump(mode="json")}
+
+
+#: A sent referral in one of these states still stands at the receiver.
+LIVE_STATES = (ReferralState.SENT, ReferralState.DELIVERED, ReferralState.ACCEPTED, ReferralState.IN_PROGRESS)
+
+
+def _refuse_second_referral(conn: sqlite3.Connection, deal: Deal, connection_id: str, connection_name: str) -> None:
+    """A deal already referred to a connection, and still live there (or waiting for a
+    stage), is not referred there again by accident: 409 naming the earlier one."""
+    earlier = store.referrals_of_deal(conn, deal.id, connection_id, [s.value for s in LIVE_STATES])
+    if earlier:
+        r = earlier[-1]
+        what, earlier_id = f"referral {r.local_id} ({r.state}, sent {r.created_at})", r.local_id
+    else:
+        waiting = [d for d in list_deferred(conn, deal.id) if d["connection_id"] == connection_id
+                   and d["state"] == "waiting"]
+        if not waiting:
+            return
+        what, earlier_id = f"deferred referral {waiting[-1]['id']} (waiting for a stage)", waiting[-1]["id"]
+    raise ApiError(409, "already_referred",
+                   f"deal {deal.title!r} is already referred to {connection_name}: {what}. To refer it there"
+                   " again, say so with \"again\": true", field="again", earlier=earlier_id)
 
 
 def build_offer(conn: sqlite3.Connection, ctx: TxContext, deal: Deal, body: ReferDealIn,
@@ -184,8 +220,11 @@ def _send(conn: sqlite3.Connection, ctx: TxContext, deal: Deal, offer: ReferralO
             f" {offer.referring_agent.name}. Shared: {', '.join(offer.shared_fields)}."
             + (f"\nMessage: {offer.message}" if offer.message else ""))
     crm.add_note(conn, NoteIn(deal_id=deal.id, body=body), now=ctx.now, kind="referral")
+    # Each client's own copy is on the contact alone: one on the deal too would show
+    # there once more per client.
     for contact in offer.contacts:
-        crm.add_note(conn, NoteIn(contact_id=contact.ref, deal_id=deal.id, body=body), now=ctx.now, kind="referral")
+        crm.add_note(conn, NoteIn(contact_id=contact.ref, body=f"Deal {deal.title!r}: {body}"), now=ctx.now,
+                     kind="referral")
     return referral
 
 

@@ -14,7 +14,7 @@ from pydantic import Field
 from node.base.errors import ApiError
 from node.base.ids import new_id
 from node.federation import evidence, handshake, referrals
-from node.federation.outbox import TxContext, reseal
+from node.federation.outbox import TxContext, check_retry, reseal
 from node.federation.runtime import Node
 from node.http.api import Caller, In, Route, query_params
 from node.http.json_answers import record_json
@@ -141,10 +141,11 @@ async def referral_status(request: web.Request, node: Node, caller: Caller, body
 
 
 async def list_outbox(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    state = query_params(request, "state").get("state")
+    query = query_params(request, "state", "subject_id")
+    state = query.get("state")
     if state not in (None, "pending", "delivered", "failed"):
         raise ApiError(400, "invalid", "state is pending, delivered or failed", field="state")
-    items = await node.db.read(lambda conn: store.list_outbox(conn, state=state))
+    items = await node.db.read(lambda conn: store.list_outbox(conn, state=state, subject_id=query.get("subject_id")))
     return {"outbox": [record_json(i) | {"has_receipt": i.receipt is not None} for i in items]}
 
 
@@ -162,7 +163,9 @@ async def retry_outbox(request: web.Request, node: Node, caller: Caller, body: N
             raise LocalProtocolError(ErrorCode.INVALID_TRANSITION, f"item {seq} is {item.state}, not failed")
         deadline = ctx.now.timestamp() + ctx.config.delivery_deadline_s
         age = ctx.now.timestamp() - parse_ts(item.created_at).timestamp()
-        if age > MAX_ENVELOPE_AGE_S - ctx.config.delivery_deadline_s:
+        resealed = age > MAX_ENVELOPE_AGE_S - ctx.config.delivery_deadline_s
+        check_retry(conn, ctx, item, resealed=resealed)
+        if resealed:
             body, envelope_id = reseal(conn, ctx, item, ctx.peer(conn, item.peer_node_id))
             store.requeue(conn, seq, deadline_at=deadline, body=body, envelope_id=envelope_id, sha256=digest(body))
         else:
@@ -189,7 +192,9 @@ ROUTES: list[Route] = [
     Route("GET", "/api/v1/referrals/{id}", get_referral, "One referral with its status timeline"),
     Route("POST", "/api/v1/referrals/{id}/status", referral_status,
           "Report progress on a received referral (sent back to the referrer)", StatusIn),
-    Route("GET", "/api/v1/outbox", list_outbox, "Outgoing envelopes and their delivery state", admin_only=True),
+    Route("GET", "/api/v1/outbox", list_outbox,
+          "Outgoing envelopes and their delivery state (?state=, ?subject_id= a connection or referral)",
+          admin_only=True),
     Route("POST", "/api/v1/outbox/{seq}/retry", retry_outbox, "Retry a failed delivery", admin_only=True),
     Route("POST", "/api/v1/receipts/verify", verify_receipts, "Re-verify every stored delivery receipt",
           admin_only=True),

@@ -204,11 +204,13 @@ def peers_with_pending(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT DISTINCT peer_node_id FROM outbox WHERE state = 'pending'")]
 
 
-def list_outbox(conn: sqlite3.Connection, *, state: str | None = None, limit: int = 200) -> list[OutboxItem]:
-    if state is None:
-        return _all(conn, OutboxItem, f"SELECT {_OUTBOX_COLS} FROM outbox ORDER BY seq DESC LIMIT ?", (limit,))
-    return _all(conn, OutboxItem, f"SELECT {_OUTBOX_COLS} FROM outbox WHERE state = ? ORDER BY seq DESC LIMIT ?",
-                (state, limit))
+def list_outbox(conn: sqlite3.Connection, *, state: str | None = None, subject_id: str | None = None,
+                limit: int = 200) -> list[OutboxItem]:
+    """Newest first; only those in ``state`` and about ``subject_id`` when given."""
+    where = [(c, v) for c, v in (("state", state), ("subject_id", subject_id)) if v is not None]
+    clause = (" WHERE " + " AND ".join(f"{c} = ?" for c, _ in where)) if where else ""
+    return _all(conn, OutboxItem, f"SELECT {_OUTBOX_COLS} FROM outbox{clause} ORDER BY seq DESC LIMIT ?",
+                (*(v for _, v in where), limit))
 
 
 def mark_delivered(conn: sqlite3.Connection, item: OutboxItem, *, receipt: bytes, now: str) -> bool:
@@ -232,13 +234,26 @@ def mark_attempt_failed(conn: sqlite3.Connection, item: OutboxItem, *, error: st
     return cur.rowcount == 1
 
 
+def delivered_after(conn: sqlite3.Connection, peer_node_id: str, seq: int, type_prefix: str) -> bool:
+    """Whether an item of that type, queued after ``seq``, was delivered to that peer."""
+    row = conn.execute(
+        "SELECT 1 FROM outbox WHERE peer_node_id = ? AND seq > ? AND state = 'delivered' AND type LIKE ? LIMIT 1",
+        (peer_node_id, seq, type_prefix + "%"),
+    ).fetchone()
+    return row is not None
+
+
+#: The end of ``last_error`` of an item that failed at its deadline (not refused by the peer).
+DEADLINE_PASSED = " (delivery deadline passed)"
+
+
 def fail_overdue(conn: sqlite3.Connection, now_s: float) -> list[OutboxItem]:
     overdue = _all(conn, OutboxItem,
                    f"SELECT {_OUTBOX_COLS} FROM outbox WHERE state = 'pending' AND deadline_at <= ?", (now_s,))
     conn.execute(
-        "UPDATE outbox SET state = 'failed', last_error = COALESCE(last_error, '') || ' (delivery deadline passed)'"
+        "UPDATE outbox SET state = 'failed', last_error = COALESCE(last_error, '') || ?"
         " WHERE state = 'pending' AND deadline_at <= ?",
-        (now_s,),
+        (DEADLINE_PASSED, now_s),
     )
     return overdue
 
@@ -293,6 +308,16 @@ def list_referrals(conn: sqlite3.Connection, side: str | None = None) -> list[Re
     if side is None:
         return _all(conn, Referral, "SELECT * FROM referrals ORDER BY created_at, local_id")
     return _all(conn, Referral, "SELECT * FROM referrals WHERE side = ? ORDER BY created_at, local_id", (side,))
+
+
+def referrals_of_deal(conn: sqlite3.Connection, deal_id: str, connection_id: str,
+                      states: Iterable[str]) -> list[Referral]:
+    """The referrals we sent of this deal over this connection that are in ``states``."""
+    wanted = list(states)
+    marks = ", ".join("?" * len(wanted))
+    return _all(conn, Referral,
+                f"SELECT * FROM referrals WHERE side = 'sender' AND deal_id = ? AND connection_id = ?"
+                f" AND state IN ({marks}) ORDER BY created_at, local_id", (deal_id, connection_id, *wanted))
 
 
 def update_referral(conn: sqlite3.Connection, local_id: str, *, now: str, **fields: Any) -> None:

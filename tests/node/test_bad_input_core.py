@@ -550,21 +550,21 @@ async def build_world(node_factory: Any) -> tuple[RunningNode, dict[str, str]]:
     w["b_inv_url_wrong_node"] = theirs["referral_url"].split("?node=")[0] + "?node=" + g.node.me
 
     # Referrals: Alpha refers its deal to Beta; Beta refers one to Alpha.
-    refer = {"connection_id": w["conn"], "consent": consent(w["contact"])}
+    refer = {"connection_id": w["conn"], "referring_agent_user_id": w["user"], "consent": consent(w["contact"])}
     sent = (await a.api("POST", f"{DEALS}/{w['deal']}/refer", refer, expect=202))["referral"]
     w["sent"], w["sent_id"] = sent["local_id"], sent["id"]
-    b_refer = {"connection_id": w["conn"], "consent": consent(w["b_contact"])}
+    b_refer = {"connection_id": w["conn"], "referring_agent_user_id": w["b_user"], "consent": consent(w["b_contact"])}
     w["b_ref"] = (await b.api("POST", f"{DEALS}/{w['b_deal']}/refer", b_refer, expect=202))[
         "referral"
     ]["local_id"]
     # Deferred referrals: one waiting and one cancelled at Alpha, one waiting at Beta.
-    later = refer | {"when_stage_id": w["stage2"]}
+    later = refer | {"when_stage_id": w["stage2"], "again": True}  # the deal is referred already
     await a.api("POST", f"{DEALS}/{w['deal']}/refer", later, expect=201)
     w["cancelled_dfr"] = (await a.api("POST", f"{DEALS}/{w['deal']}/refer", later, expect=201))[
         "deferred"
     ]["id"]
     await a.api("POST", f"{DFR}/{w['cancelled_dfr']}/cancel")
-    b_later = b_refer | {"when_stage_id": w["b_stage2"]}
+    b_later = b_refer | {"when_stage_id": w["b_stage2"], "again": True}
     w["b_dfr"] = (await b.api("POST", f"{DEALS}/{w['b_deal']}/refer", b_later, expect=201))[
         "deferred"
     ]["id"]

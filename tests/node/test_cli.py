@@ -150,7 +150,7 @@ def test_two_served_nodes_connect_refer_and_verify_receipts_offline(tmp_path: Pa
 
     # The invitation is single use: a second connect is refused, and says why.
     again = refnode("--data-dir", "agency", "connect", invite["referral_url"], invite["referral_key"], cwd=tmp_path)
-    assert again.returncode == 1 and "refused (invitation_used)" in again.stdout
+    assert again.returncode == 1 and "is refused: invitation_used: this invitation was already used" in again.stdout
 
     table = ok("--data-dir", "broker", "connections", "list", cwd=tmp_path)
     assert re.search(rf"Harbour Realty\s+active\s+receive\s+responder\s+{agency_fp}", table), table

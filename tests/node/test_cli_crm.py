@@ -87,7 +87,8 @@ def test_a_deal_from_the_crm_is_referred_reported_and_moved_as_csv(tmp_path: Pat
     # Refer it with consent, sharing only the title and the first name.
     (tmp_path / "disclosure.txt").write_text("We share your details with Summit so they can call you.\n")
     consent = ["--connection-id", con, "--consent-contact-id", cid, "--consent-method", "verbal",
-               "--disclosure-version", "2026-01", "--disclosure-file", str(tmp_path / "disclosure.txt")]
+               "--disclosure-version", "2026-01", "--disclosure-file", str(tmp_path / "disclosure.txt"),
+               "--agent", "admin@agency.example"]
     out = agency("deals", "refer", did, *consent, "--share", "deal.title", "--share", "contacts.first_name",
                  "--message", "Please call Jo this week", "--type", "mortgage")
     local_id = re.search(r"Referral (\S+) \(mortgage: Jo's first home\) is (sent|delivered)\.", out)
@@ -108,7 +109,8 @@ def test_a_deal_from_the_crm_is_referred_reported_and_moved_as_csv(tmp_path: Pat
                      ok("--data-dir", "broker", "referrals", "list", "--side", "receiver", cwd=tmp_path))
 
     # A deferred referral waits for Settled; moving to Contacted does not send it; cancel it.
-    deferred = agency_json("deals", "refer", did, *consent, "--when-stage-id", stage["Settled"])["deferred"]
+    deferred = agency_json("deals", "refer", did, *consent, "--when-stage-id", stage["Settled"],
+                           "--again")["deferred"]  # the deal is live at Summit already
     assert deferred["state"] == "waiting" and deferred["stage_id"] == stage["Settled"]
     moved = agency_json("deals", "move", did, stage["Contacted"])["deal"]
     assert moved["stage_id"] == stage["Contacted"]
@@ -170,7 +172,7 @@ def test_a_deal_from_the_crm_is_referred_reported_and_moved_as_csv(tmp_path: Pat
     # An opportunity converted into a referral, within the narrowed settings.
     later = agency_json("opportunities", "add", "--deal-id", did, "--type", "insurance", "--outcome",
                         "not_raised")["opportunity"]
-    converted = agency("opportunities", "convert", later["id"], *consent)
+    converted = agency("opportunities", "convert", later["id"], *consent, "--again")
     assert f"Opportunity {later['id']} (insurance, not_raised) on deal {did} is converted." in converted
     assert re.search(r"Referral \S+ \(insurance: Jo's first home\) is (sent|delivered)\.", converted), converted
     both = wait_json(lambda: (found := js("--data-dir", "broker", "referrals", "list", "--side", "receiver",

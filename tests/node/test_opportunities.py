@@ -242,7 +242,7 @@ async def test_convert_refers_the_deal_once(node_factory):
     opp = await record(agency, deal_id, "future", follow_up_on=in_days(agency, 30), contact_id=jo)
 
     answer = await agency.api("POST", f"/api/v1/opportunities/{opp['id']}/convert",
-                              {"connection_id": cid, "consent": consent(jo), "message": "Ready now."}, expect=202)
+                              {"connection_id": cid, "referring_agent_user_id": await admin_id(agency), "consent": consent(jo), "message": "Ready now."}, expect=202)
     referral = answer["referral"]
     assert answer["opportunity"]["state"] == "converted"
     assert answer["opportunity"]["referral_local_id"] == referral["local_id"]
@@ -265,14 +265,14 @@ async def test_convert_refers_the_deal_once(node_factory):
     # Converted is final: a second conversion is refused and sends nothing.
     before = await outbox_count(agency)
     twice = await agency.api("POST", f"/api/v1/opportunities/{opp['id']}/convert",
-                             {"connection_id": cid, "consent": consent(jo)}, expect=409)
+                             {"connection_id": cid, "referring_agent_user_id": await admin_id(agency), "consent": consent(jo)}, expect=409)
     assert twice["error"]["code"] == "invalid_transition"
     closing = await agency.api("POST", f"/api/v1/opportunities/{opp['id']}/close", {"reason": "x"}, expect=409)
     assert closing["error"]["code"] == "invalid_transition"
     # A declined opportunity is closed, so it cannot be converted either.
     declined = await record(agency, deal_id, "client_declined")
     refused = await agency.api("POST", f"/api/v1/opportunities/{declined['id']}/convert",
-                               {"connection_id": cid, "consent": consent(jo)}, expect=409)
+                               {"connection_id": cid, "referring_agent_user_id": await admin_id(agency), "consent": consent(jo)}, expect=409)
     assert refused["error"]["code"] == "invalid_transition"
     assert await outbox_count(agency) == before
     assert len((await agency.api("GET", "/api/v1/referrals?side=sender"))["referrals"]) == 1
@@ -282,7 +282,7 @@ async def test_convert_refers_the_deal_once(node_factory):
     waiting = await record(agency, later_deal, "not_raised", referral_type="insurance")
     offer_accepted = await stage_id(agency, "Offer accepted")
     deferred = await agency.api("POST", f"/api/v1/opportunities/{waiting['id']}/convert",
-                                {"connection_id": cid, "consent": consent(sam), "when_stage_id": offer_accepted},
+                                {"connection_id": cid, "referring_agent_user_id": await admin_id(agency), "consent": consent(sam), "when_stage_id": offer_accepted},
                                 expect=201)
     assert deferred["opportunity"]["state"] == "converted"
     assert deferred["opportunity"]["deferred_referral_id"] == deferred["deferred"]["id"]
@@ -306,7 +306,7 @@ async def test_convert_without_consent_changes_nothing(node_factory):
                                {"connection_id": "con_nosuch", "consent": consent(jo)}, expect=404)
     assert unknown["error"]["code"] == "unknown_subject"
     stranger = await agency.api("POST", f"/api/v1/opportunities/{opp['id']}/convert",
-                                {"connection_id": cid, "consent": consent("ct_nosuch")}, expect=400)
+                                {"connection_id": cid, "referring_agent_user_id": await admin_id(agency), "consent": consent("ct_nosuch")}, expect=400)
     assert stranger["error"]["field"] == "consent.contact_ids"
 
     after = (await agency.api("GET", f"/api/v1/opportunities/{opp['id']}"))["opportunity"]
@@ -318,6 +318,6 @@ async def test_convert_without_consent_changes_nothing(node_factory):
 
     # It can still be converted once consent is recorded.
     done = await agency.api("POST", f"/api/v1/opportunities/{opp['id']}/convert",
-                            {"connection_id": cid, "consent": consent(jo)}, expect=202)
+                            {"connection_id": cid, "referring_agent_user_id": await admin_id(agency), "consent": consent(jo)}, expect=202)
     assert done["opportunity"]["state"] == "converted"
     assert await outbox_count(agency) == outbox_before + 1

@@ -96,12 +96,12 @@ async def test_only_the_chosen_fields_travel_and_notes_on_both_sides(node_factor
         "allowed_fields": ["deal.title", "deal.amount", "contacts.first_name", "contacts.last_name", "contacts.email"],
     }})
     refused = await agency.api("POST", f"/api/v1/deals/{deal_id}/refer", {
-        "connection_id": cid, "shared_fields": ["deal.title", "contacts.phone"], "consent": consent(contact_id),
+        "connection_id": cid, "referring_agent_user_id": owner, "shared_fields": ["deal.title", "contacts.phone"], "consent": consent(contact_id),
     }, expect=400)
     assert refused["error"]["code"] == "field_not_allowed" and "contacts.phone" in refused["error"]["message"]
 
     sent = await agency.api("POST", f"/api/v1/deals/{deal_id}/refer", {
-        "connection_id": cid, "shared_fields": ["deal.title", "contacts.first_name", "contacts.email"],
+        "connection_id": cid, "referring_agent_user_id": owner, "shared_fields": ["deal.title", "contacts.first_name", "contacts.email"],
         "message": "Please call Jo after 5pm.", "consent": consent(contact_id),
     }, expect=202)
     local_id = sent["referral"]["local_id"]
@@ -178,7 +178,7 @@ async def test_owner_rules(node_factory):
         deal_id, contact_id = await client_deal(agency, wf_a, owner_user)
         count = len(await received_referrals(broker)) + 1  # before: it may arrive at once
         await agency.api("POST", f"/api/v1/deals/{deal_id}/refer",
-                         {"connection_id": cid, "consent": consent(contact_id)}, expect=202)
+                         {"connection_id": cid, "referring_agent_user_id": a_owner, "consent": consent(contact_id)}, expect=202)
         await wait_for(lambda: _has_received(broker, count))
         latest = max((await received_referrals(broker)), key=lambda r: r["created_at"] + r["local_id"])
         return (await broker.api("GET", f"/api/v1/deals/{latest['deal_id']}"))["deal"]["owner_user_id"]
@@ -215,13 +215,13 @@ async def test_deferred_referral_waits_for_its_stage_and_can_be_cancelled(node_f
     deal_id, contact_id = await client_deal(agency, wf, owner)
     offer_stage = wf["stages"][2]["id"]
     waiting = await agency.api("POST", f"/api/v1/deals/{deal_id}/refer", {
-        "connection_id": cid, "consent": consent(contact_id), "when_stage_id": offer_stage}, expect=201)
+        "connection_id": cid, "referring_agent_user_id": owner, "consent": consent(contact_id), "when_stage_id": offer_stage}, expect=201)
     assert waiting["deferred"]["state"] == "waiting"
     assert (await agency.api("GET", "/api/v1/referrals"))["referrals"] == []
     # A second deal whose deferred referral is cancelled never goes.
     deal2, contact2 = await client_deal(agency, wf, owner)
     cancelled = await agency.api("POST", f"/api/v1/deals/{deal2}/refer", {
-        "connection_id": cid, "consent": consent(contact2), "when_stage_id": offer_stage}, expect=201)
+        "connection_id": cid, "referring_agent_user_id": owner, "consent": consent(contact2), "when_stage_id": offer_stage}, expect=201)
     await agency.api("POST", f"/api/v1/deferred/{cancelled['deferred']['id']}/cancel")
     again = await agency.api("POST", f"/api/v1/deferred/{cancelled['deferred']['id']}/cancel", expect=409)
     assert again["error"]["code"] == "invalid_transition"
@@ -249,10 +249,10 @@ async def test_a_deferred_referral_that_can_no_longer_fire_says_so(node_factory)
     await agency.api("POST", f"/api/v1/deals/{deal_id}/move", {"stage_id": wf["stages"][1]["id"]})
     for stage in wf["stages"][:2]:
         refused = await agency.api("POST", f"/api/v1/deals/{deal_id}/refer", {
-            "connection_id": cid, "consent": consent(contact_id), "when_stage_id": stage["id"]}, expect=400)
+            "connection_id": cid, "referring_agent_user_id": owner, "consent": consent(contact_id), "when_stage_id": stage["id"]}, expect=400)
         assert refused["error"]["field"] == "when_stage_id"
     waiting = (await agency.api("POST", f"/api/v1/deals/{deal_id}/refer", {
-        "connection_id": cid, "consent": consent(contact_id), "when_stage_id": wf["stages"][2]["id"]},
+        "connection_id": cid, "referring_agent_user_id": owner, "consent": consent(contact_id), "when_stage_id": wf["stages"][2]["id"]},
         expect=201))["deferred"]
     assert waiting["can_fire"] is True and waiting["blocked"] is None
     # The deal leaves for another workflow: its stage can never come.
@@ -273,7 +273,7 @@ async def test_status_flows_back_in_order_exactly_once_across_a_restart(node_fac
     await broker.api("PUT", f"/api/v1/connections/{cid}/settings", {"inbound": {"workflow_id": wf_b["id"]}})
     deal_id, contact_id = await client_deal(agency, wf, owner)
     sent = await agency.api("POST", f"/api/v1/deals/{deal_id}/refer",
-                            {"connection_id": cid, "consent": consent(contact_id)}, expect=202)
+                            {"connection_id": cid, "referring_agent_user_id": owner, "consent": consent(contact_id)}, expect=202)
     local_id = sent["referral"]["local_id"]
     await wait_for(lambda: _has_received(broker))
     theirs = (await received_referrals(broker))[0]
@@ -312,7 +312,7 @@ async def test_status_updates_delivered_out_of_order_apply_in_order(node_factory
     wf = await workflow(agency, "Sales", owner, ["Lead", "Sold"])
     deal_id, contact_id = await client_deal(agency, wf, owner)
     sent = await agency.api("POST", f"/api/v1/deals/{deal_id}/refer",
-                            {"connection_id": cid, "consent": consent(contact_id)}, expect=202)
+                            {"connection_id": cid, "referring_agent_user_id": owner, "consent": consent(contact_id)}, expect=202)
     local_id = sent["referral"]["local_id"]
     await wait_for(lambda: _has_received(broker))
     theirs = (await received_referrals(broker))[0]["local_id"]
@@ -345,7 +345,7 @@ async def test_a_stage_that_means_won_reports_won_not_progress(node_factory):
     await broker.api("PATCH", f"/api/v1/connections/{cid}/settings", {"inbound": {"workflow_id": wf_b["id"]}})
     deal_id, contact_id = await client_deal(agency, wf, owner)
     local_id = (await agency.api("POST", f"/api/v1/deals/{deal_id}/refer",
-                                 {"connection_id": cid, "consent": consent(contact_id)}, expect=202))["referral"]["local_id"]
+                                 {"connection_id": cid, "referring_agent_user_id": owner, "consent": consent(contact_id)}, expect=202))["referral"]["local_id"]
     await wait_for(lambda: _has_received(broker))
     theirs = (await received_referrals(broker))[0]
     await broker.api("POST", f"/api/v1/deals/{theirs['deal_id']}/move", {"stage_id": wf_b["stages"][1]["id"]})
