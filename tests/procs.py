@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -38,6 +39,8 @@ class ProcNode:
     starts: int = field(default=0)
     #: Extra REFNODE_* variables for ``serve``, e.g. {"REFNODE_INBOX_WORKERS": "2"}.
     env: dict[str, str] = field(default_factory=dict)
+    #: RLIMIT_NOFILE (soft, hard) for ``serve``, set in the child before it runs.
+    nofile: tuple[int, int] | None = None
 
     @property
     def url(self) -> str:
@@ -50,6 +53,7 @@ class ProcNode:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "node.cli", "--config", str(self.config.config_path), "serve"],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).resolve().parent.parent,
+            preexec_fn=self._set_limits if self.nofile else None,
         )
         self.starts += 1
         deadline = time.monotonic() + timeout_s
@@ -58,11 +62,17 @@ class ProcNode:
                 raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(self.url + "/.well-known/refnode", timeout=1) as r:  # noqa: S310
-                    if r.status == 200:
+                    # The node process answers before its fronts serve; it says it listens
+                    # once they all have said hello (they serve a moment later).
+                    if r.status == 200 and self.log_path.read_text().count(" listening on ") >= self.starts:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.05)
         raise RuntimeError(f"{self.name} did not start")
+
+    def _set_limits(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
 
     def kill9(self) -> None:
         assert self.proc is not None

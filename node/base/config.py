@@ -136,6 +136,26 @@ class Config(BaseModel):
     request_timeout_s: float = Field(
         default=30.0, gt=0, description="Timeout of one HTTP request to a peer."
     )
+    header_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="A connection that has not sent a whole request head this long after it "
+        "opened, or after its last answer, is closed (longer than the 15 s for which aiohttp "
+        "clients, ours included, keep an idle connection).",
+    )
+    body_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="A request whose body has not all arrived this long after its route "
+        "starts reading it is answered 408 and its connection closed.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=16,
+        description="Most connections one serving process keeps open; fewer when its open-file "
+        "limit is lower. At the cap a new connection closes the oldest one that has no request "
+        "in progress.",
+    )
     enable_pq_suite: bool = Field(
         default=True, description="Also offer the ML-KEM-768 + X25519 hybrid suite."
     )

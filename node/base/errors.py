@@ -43,6 +43,17 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     E.INTERNAL: 500,
 }
 
+#: Codes of refusals about the HTTP exchange itself rather than what it carries (a peer
+#: acts on their status: docs/protocol.md, section 15).
+HTTP_ERROR_CODES: dict[int, str] = {
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "timeout",
+    413: "too_large",
+    503: "unavailable",
+}
+
+
 def is_retryable(status: int) -> bool:
     """After these a sender retries the identical bytes later: 408, 429 and every 5xx."""
     return status in (408, 429) or status >= 500

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from node.base.clock import Clock
 from node.base.config import Config
-from node.base.errors import error_body
+from node.base.errors import HTTP_ERROR_CODES, error_body
 from node.base.keystore import KeyStore
 from node.base.logs import failure_fields, get_logger
 from node.base.ratelimit import FailureLimiter
@@ -37,10 +37,14 @@ async def error_middleware(
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
-            code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
+            code = HTTP_ERROR_CODES.get(exc.status, "http_error")
             return web.json_response(error_body(code, exc.reason), status=exc.status)
         raise
     except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and request.transport is None:
+            # The client went away before its request was whole (a body cut short): no one
+            # to answer, and nothing went wrong here. aiohttp drops this answer unsent.
+            return web.Response(status=400)
         log.error("unhandled error", path=request.path, **failure_fields(exc))
         return web.json_response(error_body("internal", "the node hit an internal error"), status=500)
 

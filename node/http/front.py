@@ -24,10 +24,13 @@ from node.base.config import Config, load_config
 from node.base.errors import protocol_error_response
 from node.base.keystore import KeyStore
 from node.base.logs import configure_logging, failure_fields, get_logger
+from node.base.repeats import quiet_loop_errors
 from node.federation.outbox import Effects
 from node.federation.runtime import Node, load_peers
 from node.http.app import client_max_size, error_middleware, passphrase_from_env
+from node.http.bodies import read_body
 from node.http.clients import FRONT_CLIENT_HEADER, client_address
+from node.http.connections import CappedServer, connection_cap, serve_socket, server_settings
 from node.http.fronts import FAST_TYPES, Link
 from node.http.inbox import inbox_response, read_envelope
 from node.http.serve import settle_gc
@@ -124,7 +127,7 @@ class Front:
     # -- HTTP ---------------------------------------------------------------------------------
 
     async def inbox(self, request: web.BaseRequest) -> web.StreamResponse:
-        body = await read_envelope(request, self.config.max_envelope_bytes)
+        body = await read_envelope(request, self.config.max_envelope_bytes, self.config.body_timeout_s)
         if isinstance(body, web.Response):
             return body
         try:
@@ -158,7 +161,8 @@ class Front:
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in hop)
         headers[FRONT_CLIENT_HEADER] = client_address(request)  # replaces any the client sent
         if body is None and request.body_exists:
-            body = await request.read()  # as large as the node process takes, no more
+            # As large as the node process takes, no more, and as soon.
+            body = await read_body(request, timeout_s=self.config.body_timeout_s)
         async with self.upstream.request(request.method, "http://node" + request.path_qs, headers=headers,
                                          data=body, allow_redirects=False,
                                          skip_auto_headers=("Content-Type", "Accept-Encoding", "User-Agent")
@@ -190,25 +194,30 @@ class Front:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0  # the answer proper has not started
 
-    def server(self) -> web.Server:
+    def server(self, cap: int) -> web.Server:
         loop = asyncio.get_running_loop()
         limit = client_max_size(self.config)  # as the node process's app
 
         def make_request(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
             return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=limit)
 
-        return web.Server(self.handle, request_factory=make_request, access_log=None)
+        return CappedServer(self.handle, request_factory=make_request, cap=cap, **server_settings(self.config))
 
 
 async def run(front: Front, sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
+    quiet_loop_errors(loop)
     stop = asyncio.Event()
     # Ctrl+C reaches the whole process group: the node process stops its fronts itself (with
     # SIGTERM, once it stops taking their work), so a front does not act on SIGINT.
     loop.add_signal_handler(signal.SIGINT, lambda: None)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # Idle connections to the node process are let go before it would close them itself
+    # (``header_timeout_s``): a request sent on one it is closing would fail.
+    keepalive_s = min(15.0, front.config.header_timeout_s / 2)
     front.upstream = aiohttp.ClientSession(
-        connector=aiohttp.UnixConnector(path=str(front.http_socket)), auto_decompress=False
+        connector=aiohttp.UnixConnector(path=str(front.http_socket), keepalive_timeout=keepalive_s),
+        auto_decompress=False,
     )
     try:
         await front.connect()
@@ -219,9 +228,9 @@ async def run(front: Front, sock: socket.socket) -> None:
         await front.upstream.close()
         await front.database.close()
         raise
-    runner = web.ServerRunner(front.server(), handle_signals=False)
+    runner = web.ServerRunner(front.server(connection_cap(front.config)), handle_signals=False)
     await runner.setup()
-    await web.SockSite(runner, sock).start()
+    await serve_socket(runner, sock)
     settle_gc()
     try:
         await stop.wait()

@@ -51,8 +51,10 @@ from aiohttp import web
 
 from node.base.config import Config
 from node.base.logs import failure_fields, get_logger
+from node.base.repeats import quiet_loop_errors
 from node.federation.outbox import Effects
 from node.federation.runtime import Node, load_peers
+from node.http.connections import NodeRunner, connection_cap, listening_sockets, serve_socket
 from protocol.wire import MessageType
 
 log = get_logger("node.fronts")
@@ -85,29 +87,6 @@ class RunPaths:
         for name in ("http.sock", "fronts.sock"):
             (folder / name).unlink(missing_ok=True)  # left by a node that was killed
         return cls(folder, folder / "http.sock", folder / "fronts.sock")
-
-
-def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
-    """``count`` sockets listening on one address (``SO_REUSEPORT``: the kernel spreads
-    new connections over them). All listen before any front starts, so no front gets
-    every early connection; until a front accepts them they wait in the backlog."""
-    sockets: list[socket.socket] = []
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        for _ in range(count):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((host, port))
-            port = sock.getsockname()[1]  # port 0: the others join the port the first got
-            sock.listen(1024)
-            sock.set_inheritable(True)
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
 
 
 # -- the link: frames between a front and the node process ------------------------------
@@ -222,7 +201,7 @@ class Fronts:
         quick = time.monotonic() - started < _SETTLED_S
         delay = self._restart_delay[index] = min(self._restart_delay.get(index, 0.25) * 2, 30.0) if quick else 0.5
         while not self._stopping:
-            log.error("inbox front exited; starting another", pid=proc.pid, exit_code=code)
+            log.error("inbox front exited; starting another", pid=proc.pid, exit_code=code, delay_s=delay)
             await asyncio.sleep(delay)  # never a tight loop of crashes
             if self._stopping:
                 return
@@ -240,9 +219,7 @@ class Fronts:
             return
         # A duplicate descriptor: stopping the site closes it, not the socket a new front
         # inherits.
-        site = web.SockSite(self.runner, self.sockets[index].dup())
-        await site.start()
-        self._covers[index] = site
+        self._covers[index] = await serve_socket(self.runner, self.sockets[index].dup())
 
     async def _uncover(self, index: int) -> None:
         site = self._covers.pop(index, None)
@@ -342,11 +319,12 @@ def serve_with_fronts(app: web.Application, config: Config, on_listening: Callab
     paths = RunPaths.make(config)
 
     async def run() -> None:
+        from node.http.serve import stop_on_signals
+
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        stop = stop_on_signals(loop)
+        quiet_loop_errors(loop)
+        runner = NodeRunner(app, config, cap=connection_cap(config))
         await runner.setup()
         fronts: Fronts | None = None
         try:
@@ -355,7 +333,7 @@ def serve_with_fronts(app: web.Application, config: Config, on_listening: Callab
                 await web.UnixSite(runner, str(paths.http)).start()
             finally:
                 os.umask(old_umask)
-            await web.SockSite(runner, sockets[0]).start()
+            await serve_socket(runner, sockets[0])
             fronts = Fronts(app[NODE], config, paths, sockets[1:], runner)
             await fronts.start()
             on_listening()

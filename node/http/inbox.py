@@ -8,6 +8,7 @@ from aiohttp import web
 from node.base.errors import protocol_error_response
 from node.federation.runtime import InboxResult
 from node.http.appkeys import NODE
+from node.http.bodies import read_body
 from node.http.clients import client_address
 from protocol.errors import RemoteProtocolError
 from protocol.wire import DISCOVERY_PATH, INBOX_PATH, MEDIA_TYPE_JOSE_JSON, ErrorCode
@@ -24,27 +25,23 @@ async def discovery(request: web.Request) -> web.Response:
 @routes.post(INBOX_PATH)
 async def inbox(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    body = await read_envelope(request, node.config.max_envelope_bytes)
+    body = await read_envelope(request, node.config.max_envelope_bytes, node.config.body_timeout_s)
     if isinstance(body, web.Response):
         return body
     return inbox_response(await node.receive(body, client=client_address(request)))
 
 
-async def read_envelope(request: web.BaseRequest, limit: int) -> bytes | web.Response:
+async def read_envelope(request: web.BaseRequest, limit: int, timeout_s: float) -> bytes | web.Response:
     """The request's body, or the refusal to send when it is not an envelope we take:
-    the size is checked while the body streams in."""
+    the size is checked while the body streams in, which must end within ``timeout_s``
+    (else :func:`~node.http.bodies.read_body` raises the ``408``)."""
     if request.content_length is not None and request.content_length > limit:
         return protocol_error_response(RemoteProtocolError(ErrorCode.TOO_LARGE, f"the limit is {limit} bytes"))
     if request.content_type != MEDIA_TYPE_JOSE_JSON:
         return protocol_error_response(
             RemoteProtocolError(ErrorCode.MALFORMED, f"Content-Type must be {MEDIA_TYPE_JOSE_JSON}")
         )
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(65536):
-        body += chunk
-        if len(body) > limit:
-            return protocol_error_response(RemoteProtocolError(ErrorCode.TOO_LARGE, f"the limit is {limit} bytes"))
-    return bytes(body)
+    return await read_body(request, timeout_s=timeout_s, limit=limit)
 
 
 def inbox_response(result: InboxResult) -> web.Response:

@@ -8,15 +8,19 @@ a Unix socket for what the fronts pass on (see :mod:`node.http.fronts`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from aiohttp import web
 
 from node.base.config import Config
+from node.base.repeats import quiet_loop_errors
 from node.http.app import create_app
+from node.http.connections import NodeRunner, connection_cap, listening_sockets, serve_socket
 
 
 class ServeError(Exception):
@@ -42,12 +46,33 @@ def serve(config: Config, *, passphrase: bytes | None, on_listening: Callable[[]
 
                 serve_with_fronts(app, config, on_listening)
             else:
-                # No access log: the node logs each envelope itself, with peer, id and type.
-                web.run_app(app, host=config.host, port=config.port, print=lambda _: on_listening(),
-                            handle_signals=True, access_log=None)
+                asyncio.run(serve_alone(app, config, on_listening))
         except OSError as exc:  # e.g. the port is taken
             raise ServeError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
                              code="listen") from None
+
+
+async def serve_alone(app: web.Application, config: Config, on_listening: Callable[[], None]) -> None:
+    """Serve ``app`` on the configured address until SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stop = stop_on_signals(loop)
+    quiet_loop_errors(loop)
+    runner = NodeRunner(app, config, cap=connection_cap(config))
+    await runner.setup()
+    try:
+        await serve_socket(runner, listening_sockets(config.host, config.port)[0])
+        on_listening()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def stop_on_signals(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+    """An event that SIGINT and SIGTERM set."""
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
 
 
 def settle_gc() -> None:

@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -402,14 +401,12 @@ def test_a_front_that_keeps_dying_at_start_is_restarted_less_and_less_often(tmp_
         keys_dir.chmod(0o755)  # a front started from now on exits at once
         os.kill(front, signal.SIGKILL)
         time.sleep(8)
-        exits = [datetime.fromisoformat(json.loads(line)["timestamp"])
-                 for line in broker.log_path.read_text().splitlines()
+        exits = [json.loads(line) for line in broker.log_path.read_text().splitlines()
                  if "inbox front exited; starting another" in line]
         # Delays of 0.5, 1, 2, 4 s after each exit (a fixed 0.5 s gave 7 exits here), on
-        # top of however long a front takes to start and fail.
-        assert 3 <= len(exits) <= 5, exits
-        gaps = [(b - a).total_seconds() for a, b in zip(exits, exits[1:], strict=False)]
-        assert gaps[-1] >= gaps[0] + 1.0, gaps
+        # top of however long a front takes to start and fail (seconds, on a busy machine).
+        assert 2 <= len(exits) <= 5, exits
+        assert [e["delay_s"] for e in exits] == [0.5, 1.0, 2.0, 4.0, 8.0][:len(exits)], exits
         for _ in range(20):  # each on a new connection: about half land on the front's socket
             assert broker.api("GET", "/api/v1/node")[0] == 200
     finally:
