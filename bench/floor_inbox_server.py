@@ -44,10 +44,10 @@ if str(ROOT) not in sys.path:
 # Set-up only (keys, peers, a workflow): none of this runs per request.
 from ref_inbox_server import bench_app, signed_answer  # noqa: E402
 
-from node.storage import store  # noqa: E402
 from node.base.keystore import KeyStore  # noqa: E402
 from node.crm import store as crm  # noqa: E402
 from node.crm.models import WorkflowIn  # noqa: E402
+from node.storage import store  # noqa: E402
 from node.storage.db import Database  # noqa: E402
 from protocol.discovery import verify_discovery  # noqa: E402
 from protocol.envelope import hpke_info  # noqa: E402
