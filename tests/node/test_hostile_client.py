@@ -17,6 +17,8 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -458,3 +460,21 @@ def test_a_9kb_url_with_an_email_in_it_leaves_no_trace_of_it_in_the_log(tmp_path
     log = node.log_path.read_text()
     assert "Error handling request" in log  # the event is there...
     assert "someone" not in log and "example.com" not in log  # ...and the client's data is not
+
+
+@pytest.mark.slow
+def test_guessing_tokens_gets_429s_and_the_right_token_still_works_elsewhere(tmp_path):
+    """A real process: wrong bearer tokens past the limit are answered 429 with Retry-After
+    before any token is looked up (tests/node/test_guessing.py covers the rest)."""
+    node = started(tmp_path, auth_failures_per_min="10")
+    statuses = []
+    for n in range(40):
+        request = urllib.request.Request(node.url + "/api/v1/users", headers={
+            "Authorization": f"Bearer rnt_guess{n:04d}xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+                statuses.append((answer.status, None))
+        except urllib.error.HTTPError as refused:
+            statuses.append((refused.code, refused.headers.get("Retry-After")))
+    assert [s for s, _ in statuses[:10]] == [401] * 10
+    assert all(s == 429 and retry and int(retry) >= 1 for s, retry in statuses[10:])
