@@ -10,7 +10,8 @@ import can undo the prefix exactly.
 
 Import is all or nothing: every row is checked first, and if any row is wrong nothing is
 written and :class:`CsvImportError` lists every problem as ``(row, field, message)``, the
-header being row 1. Import contacts before the deals that name them. A deal's workflow
+header being row 1. No cell may hold a control character (a line break or tab only in
+``summary`` and custom fields). Import contacts before the deals that name them. A deal's workflow
 and stage may be given by id or by name (case-insensitive), its owner by email. An ``id``
 cell keeps the record's id (it must be new); ``created_at``/``updated_at`` cells keep
 its times; blank cells mean "not set".
@@ -28,6 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from node.base.ids import new_id
+from node.base.inputs import text_problem
 from node.crm import store
 from node.crm.errors import CrmError, CsvImportError, RowError
 from node.crm.fields import CUSTOM_FIELD_NAME
@@ -165,7 +167,11 @@ def _read(text: str, columns: tuple[str, ...], required: set[str]) -> list[tuple
                 )
                 continue
             cells += [""] * (len(header) - len(cells))
-            rows.append((number, {h: unescape_cell(c) for h, c in zip(header, cells, strict=True)}))
+            row = {h: unescape_cell(c) for h, c in zip(header, cells, strict=True)}
+            bad = [RowError(number, h, p) for h, c in row.items() if (p := _cell_problem(h, c)) is not None]
+            errors += bad
+            if not bad:
+                rows.append((number, row))
     except csv.Error as exc:
         why = ("opens a quoted cell that is never closed" if "unexpected end of data" in str(exc)
                else f"is not valid CSV: {exc}")
@@ -173,6 +179,11 @@ def _read(text: str, columns: tuple[str, ...], required: set[str]) -> list[tuple
     if errors:
         raise CsvImportError(errors)
     return rows
+
+
+def _cell_problem(column: str, cell: str) -> str | None:
+    """The text rule of ``node.base.inputs``: one line, but for the summary and custom fields."""
+    return text_problem(cell, multiline=column == "summary" or column.startswith(CUSTOM))
 
 
 def _given(cells: Cells, names: Iterable[str]) -> dict[str, Any]:

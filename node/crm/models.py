@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from node.base.inputs import PlainText
 from node.crm.fields import (
     Blank,
     ContactRole,
@@ -145,7 +146,9 @@ class Address(Model):
     line2: Annotated[ShortText | None, Blank] = None
     locality: Annotated[ShortText | None, Blank] = None
     region: Annotated[ShortText | None, Blank] = None
-    postcode: Annotated[Annotated[str, StringConstraints(max_length=20)] | None, Blank] = None
+    postcode: Annotated[
+        Annotated[str, StringConstraints(max_length=20), PlainText(max_length=20)] | None, Blank
+    ] = None
     country: Annotated[Country | None, Blank] = None
 
 
@@ -296,7 +299,11 @@ class NoteIn(Model):
 
     deal_id: Annotated[Id | None, Blank] = None
     contact_id: Annotated[Id | None, Blank] = Field(default=None, validate_default=True)
-    body: Annotated[str, StringConstraints(min_length=1, max_length=NOTE_MAX_CHARS)]
+    body: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=NOTE_MAX_CHARS),
+        PlainText(multiline=True, max_length=NOTE_MAX_CHARS),
+    ]
 
     @field_validator("contact_id")
     @classmethod

@@ -42,6 +42,7 @@ from pydantic import Field, StringConstraints
 
 from node.base.errors import ApiError
 from node.base.ids import new_id
+from node.base.inputs import PlainText
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.fields import Blank, Id, IsoDate, LongText
@@ -89,7 +90,8 @@ class OpportunityIn(Model):
 
 
 class CloseIn(Model):
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=8000)] = Field(
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=8000),
+                      PlainText(multiline=True, max_length=8000)] = Field(
         description="Why the opportunity will not be followed up.")
 
 

@@ -12,14 +12,16 @@ import hashlib
 import json
 import sqlite3
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from node.base.errors import ApiError
 from node.base.ids import new_id
+from node.base.inputs import STORED, PlainText
 from node.crm import store as crm
 from node.crm.errors import CrmError
+from node.crm.fields import Id, LongText, Name
 from node.crm.models import Deal, NoteIn, User
 from node.federation import referrals
 from node.federation.connection_settings import (
@@ -41,27 +43,33 @@ class In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The privacy disclosure's exact text: only its SHA-256 is kept and sent.
+DisclosureText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200_000), PlainText(multiline=True, max_length=200_000)
+]
+
+
 class ConsentIn(In):
     """The client's consent, as the user records it before referring."""
 
-    contact_ids: list[str] = Field(min_length=1, description="Which of the deal's contacts consented.")
+    contact_ids: list[Id] = Field(min_length=1, description="Which of the deal's contacts consented.")
     method: Literal["verbal", "written", "electronic"]
-    disclosure_version: str = Field(min_length=1, max_length=200,
+    disclosure_version: Name = Field(
                                     description="The privacy disclosure version the client was shown.")
-    disclosure_text: str = Field(min_length=1, max_length=200_000,
+    disclosure_text: DisclosureText = Field(
                                  description="Its exact text; only its SHA-256 is kept and sent.")
     consented_at: datetime | None = None
 
 
 class ReferDealIn(In):
-    connection_id: str
-    referring_agent_user_id: str | None = Field(default=None, description="Who gets the commission credit.")
+    connection_id: Id
+    referring_agent_user_id: Id | None = Field(default=None, description="Who gets the commission credit.")
     referral_type: Token | None = None
     shared_fields: list[ShareableField] | None = Field(default=None,
                                                        description="Omit for everything the connection allows.")
-    message: str = Field(default="", max_length=8000)
+    message: LongText = ""
     consent: ConsentIn | None = None
-    when_stage_id: str | None = Field(default=None, description="Defer: send when the deal reaches this stage.")
+    when_stage_id: Id | None = Field(default=None, description="Defer: send when the deal reaches this stage.")
 
 
 def _fail(code: str, message: str, field: str, status: int = 400) -> ApiError:
@@ -239,7 +247,7 @@ def on_deal_moved(conn: sqlite3.Connection, ctx: TxContext, before: Deal, after:
         (after.id, after.workflow_id, after.stage_id),
     ).fetchall()
     for row in waiting:
-        request = ReferDealIn.model_validate_json(row["request"]).model_copy(update={"when_stage_id": None})
+        request = ReferDealIn.model_validate_json(row["request"], context=STORED).model_copy(update={"when_stage_id": None})
         actor = crm.get_user(conn, row["actor_user_id"])
         offer, name = build_offer(conn, ctx, after, request, actor)
         referral = _send(conn, ctx, after, offer, name, actor)

@@ -100,13 +100,14 @@ async def import_contacts(request: web.Request, node: Node, caller: Caller, body
 ROUTES: list[Route] = [
     Route("GET", "/api/v1/export/deals.csv", export_deals,
           "Deals as CSV (text/csv), filtered as GET /deals; workflow and stage by name, owner by email",
-          admin_only=True),
+          admin_only=True, query=DealFilter, answers="text/csv"),
     Route("GET", "/api/v1/export/contacts.csv", export_contacts, "Contacts as CSV (text/csv); ?q",
-          admin_only=True),
+          admin_only=True, query=ContactFilter, answers="text/csv"),
     Route("POST", "/api/v1/import/deals", import_deals,
           "Import deals from a CSV body (text/csv), all or nothing; import their contacts first",
-          admin_only=True, status=201),
+          admin_only=True, status=201, csv_body=True),
     Route("POST", "/api/v1/import/contacts", import_contacts,
-          "Import contacts from a CSV body (text/csv), all or nothing", admin_only=True, status=201),
+          "Import contacts from a CSV body (text/csv), all or nothing", admin_only=True, status=201,
+          csv_body=True),
 ]
 # fmt: on

@@ -11,8 +11,7 @@ from pydantic import Field, model_validator
 from node.crm import store as crm
 from node.crm.models import Id, Model, Name, Outcome, StageIn, WorkflowIn, WorkflowPatch
 from node.federation.runtime import Node
-from node.http.api import Caller, Route, query_model
-from node.http.crm_queries import NoQuery
+from node.http.api import Caller, Route
 from node.http.json_answers import model_json, models_json
 
 
@@ -44,12 +43,10 @@ async def create_workflow(
 
 
 async def list_workflows(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query_model(request, NoQuery)
     return {"workflows": models_json(await node.db.read(crm.list_workflows))}
 
 
 async def get_workflow(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query_model(request, NoQuery)
     workflow_id = request.match_info["id"]
     return {"workflow": model_json(await node.db.read(lambda conn: crm.get_workflow(conn, workflow_id)))}
 
