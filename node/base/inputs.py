@@ -58,6 +58,12 @@ def text_problem(text: str, *, multiline: bool = False) -> str | None:
     return f"must not contain control characters: U+{ord(char):04X} {where}"
 
 
+def replace_refused(text: str, *, multiline: bool = False) -> str:
+    """``text`` with every character the rule refuses shown as U+FFFD: for text the node
+    writes itself from parts it quotes (a peer's reason, say) rather than refuses."""
+    return (_TEXT_BAD if multiline else _LINE_BAD).sub("\ufffd", text)
+
+
 def int_problem(value: int) -> str | None:
     if INT64_MIN <= value <= INT64_MAX:
         return None

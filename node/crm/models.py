@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from node.base.inputs import PlainText
+from node.base.inputs import PlainText, replace_refused
 from node.crm.fields import (
     Blank,
     ContactRole,
@@ -292,6 +292,15 @@ class Note(Model):
 
 #: The longest note body.
 NOTE_MAX_CHARS = 8000
+
+
+def note_text(text: str) -> str:
+    """The body of a note the node writes itself, quoting what others wrote (a reason, a
+    message, a peer's status report): quoting must never make the note invalid, so a
+    character the text rule refuses shows as U+FFFD and a body past ``NOTE_MAX_CHARS`` is
+    cut, ending with an ellipsis. What was quoted is kept whole where it came from."""
+    text = replace_refused(text, multiline=True)
+    return text if len(text) <= NOTE_MAX_CHARS else text[: NOTE_MAX_CHARS - 1] + "\u2026"
 
 
 class NoteIn(Model):

@@ -22,7 +22,7 @@ from node.base.inputs import STORED, PlainText
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.fields import Id, LongText, Name
-from node.crm.models import Deal, NoteIn, User
+from node.crm.models import Deal, NoteIn, User, note_text
 from node.federation import referrals
 from node.federation.connection_settings import (
     REQUIRED_FIELDS,
@@ -93,8 +93,8 @@ def refer_deal(conn: sqlite3.Connection, ctx: TxContext, deal_id: str, body: Ref
             " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?)",
             (deferred_id, deal.id, stage.id, body.connection_id, body.model_dump_json(), actor.id, ctx.ts, ctx.ts),
         )
-        crm.add_note(conn, NoteIn(deal_id=deal.id, body=f"Referral to {offer[1]} will be sent when the deal"
-                                                       f" reaches stage {stage.name!r}."),
+        crm.add_note(conn, NoteIn(deal_id=deal.id, body=note_text(f"Referral to {offer[1]} will be sent when the"
+                                                                 f" deal reaches stage {stage.name!r}.")),
                      now=ctx.now, kind="system")
         return {"deferred": deferred_view(conn, deferred_id)}
     return {"referral": _send(conn, ctx, deal, offer[0], offer[1], actor).model_dump(mode="json")}
@@ -191,6 +191,7 @@ def _send(conn: sqlite3.Connection, ctx: TxContext, deal: Deal, offer: ReferralO
     body = (f"Referred to {connection_name} ({offer.referral_type}) by {actor.name}; referring agent"
             f" {offer.referring_agent.name}. Shared: {', '.join(offer.shared_fields)}."
             + (f"\nMessage: {offer.message}" if offer.message else ""))
+    body = note_text(body)
     crm.add_note(conn, NoteIn(deal_id=deal.id, body=body), now=ctx.now, kind="referral")
     for contact in offer.contacts:
         crm.add_note(conn, NoteIn(contact_id=contact.ref, deal_id=deal.id, body=body), now=ctx.now, kind="referral")

@@ -162,6 +162,23 @@ async def test_text_stored_before_the_rule_is_still_readable(node_factory: Any) 
     assert (await n.api("GET", f"/api/v1/contacts/{w['contact']}"))["contact"]["first_name"] == "A\tnn\u0000"
 
 
+# -- found by schemathesis with real ids ----------------------------------------------
+
+
+async def test_a_note_quoting_a_long_reason_is_cut_to_fit_not_a_500(node_factory: Any) -> None:
+    n = await node_factory("Alpha")
+    await world(n)
+    deal = (await n.api("GET", "/api/v1/deals"))["deals"][0]["id"]
+    reason = "x" * 8000  # the longest reason: with the note's opening, past a note's 8000
+    made = await n.api("POST", "/api/v1/opportunities", {"deal_id": deal, "referral_type": "mortgage",
+                                                        "outcome": "other", "reason": reason}, expect=201)
+    assert made["opportunity"]["reason"] == reason  # kept whole where it belongs
+    notes = (await n.api("GET", f"/api/v1/deals/{deal}/notes"))["notes"]
+    assert len(notes[-1]["body"]) == 8000 and notes[-1]["body"].endswith("\u2026")
+    closed = await n.api("POST", f"/api/v1/opportunities/{made['opportunity']['id']}/close", {"reason": reason})
+    assert closed["opportunity"]["state"] == "closed"
+
+
 # -- item 9: the server keeps to its OpenAPI document ----------------------------------
 
 
