@@ -13,6 +13,11 @@ everything; the others break CSV files, logs and terminals.
 whitespace is stripped, so that a leading tab is refused rather than quietly dropped).
 ``STORED`` is the validation context for rows read back from our own tables: text
 stored before the rule existed stays readable; the rule is for what comes in.
+``loads_input`` and ``json_problem`` are what the admin API's body parser applies to any
+JSON body, whatever its model: each member once, nesting at most ``MAX_JSON_DEPTH``, the
+text rule on every string, and integers within SQLite's range. ``NotNull`` and
+``required_in_document`` keep the OpenAPI document exact where a model is laxer than the
+handler behind it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationInfo
@@ -120,7 +126,16 @@ def _no_constant(text: str) -> Any:
     raise ValueError(f"{text} is not JSON")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+def _number(text: str) -> Any:
+    """A number with a fraction or exponent: JSON Schema counts ``3600.0`` as an integer,
+    and so do we; any other stays a float, for the field's type to refuse."""
+    value = Decimal(text)
+    if value == value.to_integral_value() and abs(value.adjusted()) < 30:
+        return int(value)
+    return float(text)
+
+
+_DECODER = json.JSONDecoder(parse_float=_number, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
 
 
 def loads_input(raw: bytes) -> Any:
@@ -137,6 +152,30 @@ def loads_input(raw: bytes) -> Any:
         raise ValueError(f"is nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
     except ValueError as exc:
         raise ValueError(f"is not JSON: {exc}") from None
+
+
+@dataclass(frozen=True)
+class NotNull:
+    """``Annotated[X | None, NotNull()]``: a field that is None when not given but may not
+    be sent as null (the store or the handler refuses it): the document leaves null out."""
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        json_schema = handler(schema)
+        options = [o for o in json_schema.get("anyOf", []) if o.get("type") != "null"]
+        if len(options) != 1:
+            return json_schema
+        return {**{k: v for k, v in json_schema.items() if k != "anyOf"}, **options[0]}
+
+
+def required_in_document(*names: str) -> Any:
+    """``json_schema_extra`` for a field the model lets be absent only to answer its own
+    error code (``consent_required``): the document lists it as required."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["required"] = [*schema.get("required", []), *names]
+
+    return extra
 
 
 def json_problem(value: Any) -> tuple[str, str] | None:

@@ -355,7 +355,7 @@ def import_deals_csv(conn: sqlite3.Connection, text: str, *, now: datetime) -> l
             errors.append(RowError(number, "owner_email", f"no user has the email {owner!r}"))
         data["labels"] = _split(cells.get("labels", ""))
         data["contacts"] = [
-            dict(zip(("contact_id", "role"), part.split(":", 1), strict=False))
+            dict(zip(("contact_id", "role"), (p.strip() for p in part.split(":", 1)), strict=False))
             for part in _split(cells.get("contacts", ""))
         ]
         referral = _given(cells, ("referral_peer_node_id", "referral_id"))

@@ -30,18 +30,26 @@ from node.base.inputs import PlainText, is_stored, text_problem
 
 @dataclass(frozen=True)
 class _Matching:
-    """A text type that must match ``pattern`` whole: checked as sent (spaces around
-    it aside, as they are stripped) and again once stripped; the OpenAPI document
-    carries the same pattern."""
+    """A text type that must match ``pattern`` whole, checked as sent; with ``padded``,
+    spaces around it are allowed and stripped (CSV cells have them). It is checked
+    again after any stripping the model does. The OpenAPI document carries the same
+    pattern (and ``format``, if given)."""
 
     pattern: str
     message: str
+    padded: bool = True
+    format: str | None = None
 
     def _check(self, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str) and not is_stored(info):
-            if not re.fullmatch(f" *(?:{self.pattern}) *", value):
+            if not re.fullmatch(self._sent, value):
                 raise ValueError(self.message)
+            return value.strip(" ")
         return value
+
+    @property
+    def _sent(self) -> str:
+        return f" *(?:{self.pattern}) *" if self.padded else self.pattern
 
     def _check_stripped(self, value: str, info: ValidationInfo) -> str:
         if not is_stored(info) and not re.fullmatch(self.pattern, value):
@@ -55,7 +63,9 @@ class _Matching:
     def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema,
                                      handler: GetJsonSchemaHandler) -> dict[str, Any]:
         json_schema = handler(schema)
-        json_schema["pattern"] = f"^ *(?:{self.pattern}) *$"
+        json_schema["pattern"] = f"^{self._sent}$"
+        if self.format is not None:
+            json_schema["format"] = self.format
         return json_schema
 
 
@@ -73,8 +83,8 @@ class _Documented:
         return json_schema
 
 
-def _matching(pattern: str, message: str) -> _Matching:
-    return _Matching(pattern, message)
+def _matching(pattern: str, message: str, *, padded: bool = True, format: str | None = None) -> _Matching:
+    return _Matching(pattern, message, padded, format)
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,8 @@ Blank = _Blank()
 _NOT_IN_EMAIL = r"@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 Id = Annotated[
-    str, _matching(r"[A-Za-z0-9_-]{1,64}", "must be an id: 1 to 64 letters, digits, '_' or '-'")
+    str,
+    _matching(r"[A-Za-z0-9_-]{1,64}", "must be an id: 1 to 64 letters, digits, '_' or '-'", padded=False),
 ]
 #: Money: a non-negative decimal string, up to 15 integer and 4 fraction digits.
 Money = Annotated[
@@ -175,7 +186,9 @@ def _timestamp(value: str) -> str:
 
 
 IsoDate = Annotated[
-    str, _matching(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "must be a date written YYYY-MM-DD"), AfterValidator(_iso_date)
+    str,
+    _matching(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "must be a date written YYYY-MM-DD", format="date"),
+    AfterValidator(_iso_date),
 ]
 Timestamp = Annotated[str, AfterValidator(_timestamp)]
 
@@ -214,9 +227,9 @@ def _labels(value: list[str]) -> list[str]:
 def _custom_fields(value: dict[str, str]) -> dict[str, str]:
     """Names are checked; values are stripped and blank ones dropped (blank = not set)."""
     for name in value:
-        if not CUSTOM_FIELD_NAME.fullmatch(name):
+        if not CUSTOM_FIELD_NAME.fullmatch(name.strip(" ")):
             raise ValueError(f"custom field name {name!r}: {_CUSTOM_FIELD_MESSAGE}")
-    out = {name: text.strip() for name, text in value.items() if text.strip()}
+    out = {name.strip(" "): text.strip() for name, text in value.items() if text.strip()}
     if len(out) > 100:
         raise ValueError("at most 100 custom fields")
     return out

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from node.base.inputs import PlainText, replace_refused
+from node.base.inputs import NotNull, PlainText, replace_refused
 from node.crm.fields import (
     Blank,
     ContactRole,
@@ -179,15 +179,15 @@ class Contact(_ContactFields):
 
 class ContactPatch(Model):
     """Only the fields given change; ``null`` clears an optional field. ``address`` and
-    ``custom_fields`` are replaced as a whole."""
+    ``custom_fields`` are replaced as a whole (and cannot be null)."""
 
     first_name: Annotated[Name | None, Blank] = None
     last_name: Annotated[Name | None, Blank] = None
     email: Annotated[Email | None, Blank] = None
     phone: Annotated[Phone | None, Blank] = None
-    address: Address | None = None
+    address: Annotated[Address | None, NotNull()] = None
     date_of_birth: Annotated[IsoDate | None, Blank] = None
-    custom_fields: CustomFields | None = None
+    custom_fields: Annotated[CustomFields | None, NotNull()] = None
 
 
 # -- deals -----------------------------------------------------------------------------
@@ -264,17 +264,17 @@ class DealPatch(Model):
     ``custom_fields`` and ``contacts`` are replaced as a whole. The stage changes with
     ``move_deal``, not here."""
 
-    title: Name | None = None
+    title: Annotated[Name | None, NotNull()] = None
     deal_type: Annotated[DealType | None, Blank] = None
     amount: Annotated[Money | None, Blank] = None
     currency: Annotated[Currency | None, Blank] = None
     owner_user_id: Annotated[Id | None, Blank] = None
-    folder: ShortText | None = None
-    source: ShortText | None = None
-    summary: LongText | None = None
-    labels: Labels | None = None
-    custom_fields: CustomFields | None = None
-    contacts: DealContacts | None = None
+    folder: Annotated[ShortText | None, NotNull()] = None
+    source: Annotated[ShortText | None, NotNull()] = None
+    summary: Annotated[LongText | None, NotNull()] = None
+    labels: Annotated[Labels | None, NotNull()] = None
+    custom_fields: Annotated[CustomFields | None, NotNull()] = None
+    contacts: Annotated[DealContacts | None, NotNull()] = None
 
 
 # -- notes and documents ---------------------------------------------------------------

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from node.base.errors import ApiError
 from node.base.ids import new_id
-from node.base.inputs import STORED, PlainText
+from node.base.inputs import STORED, NotNull, PlainText, required_in_document
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.fields import Id, LongText, Name
@@ -62,13 +62,16 @@ class ConsentIn(In):
 
 
 class ReferDealIn(In):
+    model_config = ConfigDict(json_schema_extra=required_in_document("consent"))
+
     connection_id: Id
     referring_agent_user_id: Id | None = Field(default=None, description="Who gets the commission credit.")
     referral_type: Token | None = None
     shared_fields: list[ShareableField] | None = Field(default=None,
                                                        description="Omit for everything the connection allows.")
     message: LongText = ""
-    consent: ConsentIn | None = None
+    #: Required: absent, the answer is consent_required (not a bare "missing").
+    consent: Annotated[ConsentIn | None, NotNull()] = None
     when_stage_id: Id | None = Field(default=None, description="Defer: send when the deal reaches this stage.")
 
 

@@ -160,8 +160,9 @@ def _parse(model: type[BaseModel], raw: bytes, content_type: str) -> BaseModel:
         where, why = problem
         raise ApiError(400, "invalid", f"{where}: {why}", field=where)
     try:
-        # JSON mode and strict: types as JSON Schema has them (no "1" or true for 1)
-        return model.model_validate_json(raw, strict=True)
+        # JSON mode and strict: types as JSON Schema has them (no "1" or true for 1); the
+        # document as parsed (3600.0 read as 3600), written again
+        return model.model_validate_json(json.dumps(data), strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(body)"

@@ -6,13 +6,14 @@ delivery: the outbox and the receipts peers signed."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from node.base.errors import ApiError
 from node.base.ids import new_id
+from node.base.inputs import NotNull, required_in_document
 from node.crm.fields import Id, LongText, ShortText
 from node.federation import evidence, handshake, referrals
 from node.federation.outbox import TxContext, reseal
@@ -29,6 +30,8 @@ from protocol.wire import MAX_ENVELOPE_AGE_S, ErrorCode
 
 
 class ReferralIn(In):
+    model_config = ConfigDict(json_schema_extra=required_in_document("consent"))
+
     connection_id: Id
     referral_type: Token
     deal: DealSummary
@@ -37,7 +40,8 @@ class ReferralIn(In):
     owner: Person | None = None
     referring_agent: Person
     message: LongText = ""
-    consent: Consent | None = None
+    #: Required: absent, the answer is consent_required (not a bare "missing").
+    consent: Annotated[Consent | None, NotNull()] = None
     referral_id: Ident | None = None
 
 

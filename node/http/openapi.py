@@ -63,6 +63,13 @@ def _bounded(schema: Any, *, text: str) -> Any:
     out = {k: (v if k in ("default", "examples", "const", "enum") else _bounded(v, text=text))
            for k, v in schema.items()}
     kind = out.get("type")
+    if kind == "object" and len(out.get("patternProperties", {})) == 1:
+        # a map whose keys are checked: say so of every key, not only of matching ones
+        (pattern, values), = out.pop("patternProperties").items()
+        out["propertyNames"] = {"pattern": pattern}
+        out["additionalProperties"] = values
+    if kind == "object" and isinstance(out.get("additionalProperties"), dict):
+        out.setdefault("propertyNames", {"pattern": LINE_PATTERN})  # member names are one line
     if kind == "integer":
         out["minimum"] = max(out.get("minimum", INT64_MIN), INT64_MIN)
         out["maximum"] = min(out.get("maximum", INT64_MAX), INT64_MAX)

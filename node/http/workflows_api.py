@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from node.crm import store as crm
 from node.crm.models import Id, Model, Name, Outcome, StageIn, WorkflowIn, WorkflowPatch
@@ -17,6 +17,8 @@ from node.http.json_answers import model_json, models_json
 
 class StagePatch(Model):
     """Only the fields given change; ``"outcome": null`` makes the stage mean progress only."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
     name: Name | None = None
     outcome: Outcome | None = None

@@ -195,9 +195,11 @@ async def test_a_body_the_document_forbids_is_refused(node_factory: Any) -> None
     # no body: the document says a body is required ({} for the defaults)
     await refused(n, "POST", "/api/v1/tokens", field="(body)", says="{}")
     assert (await call(n, "POST", "/api/v1/tokens", {})).status == 201
-    # strict types: a bool is not an integer, nor is "3600" or 3600.0
-    for ttl in (True, "3600", 3600.0):
+    # strict types: a bool is not an integer, nor is "3600" or 3600.5 (3600.0 is, as in JSON Schema)
+    for ttl in (True, "3600", 3600.5):
         await refused(n, "POST", "/api/v1/invitations", {"name": "X", "ttl_s": ttl}, field="ttl_s")
+    made = await n.api("POST", "/api/v1/invitations", {"name": "X", "ttl_s": 3600.0}, expect=201)
+    assert made["invitation"]["expires_at"] > made["invitation"]["created_at"]
     await refused(n, "PATCH", "/api/v1/users/nobody", {"active": 0}, field="active")
     # JSON, sent as JSON
     await refused(n, "POST", "/api/v1/contacts", Csv('{"first_name": "Ann"}', "text/plain"), status=415)
