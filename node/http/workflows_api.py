@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import ConfigDict, Field, model_validator
 
+from node.base.inputs import NotNull
 from node.crm import store as crm
 from node.crm.models import Id, Model, Name, Outcome, StageIn, WorkflowIn, WorkflowPatch
 from node.federation.runtime import Node
@@ -20,7 +21,7 @@ class StagePatch(Model):
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
-    name: Name | None = None
+    name: Annotated[Name | None, NotNull()] = None
     outcome: Outcome | None = None
 
     @model_validator(mode="after")
