@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from node.base.ids import new_id
+from node.base.inputs import text_problem
 from node.crm import store
 from node.crm.csv_records import CUSTOM, Cells, CsvRecords, Record
 from node.crm.csv_stage import SCHEMA, Stage
@@ -57,6 +58,12 @@ ADDRESS_PARTS = ("line1", "line2", "locality", "region", "postcode", "country")
 _DEAL_REQUIRED = {"title", "workflow", "stage"}
 
 Kind = Literal["contacts", "deals"]
+
+
+def _cell_problem(column: str, cell: str) -> str | None:
+    """The text rule of ``node.base.inputs`` (no control characters): one line, but for
+    the summary and custom fields, which may hold line breaks and tabs."""
+    return text_problem(cell, multiline=column == "summary" or column.startswith(CUSTOM))
 
 
 def _given(cells: Cells, names: Iterable[str]) -> dict[str, Any]:
@@ -314,6 +321,12 @@ class CsvImport:
             self._stage.commit()
 
     def _check_row(self, conn: sqlite3.Connection, number: int, cells: Cells) -> None:
+        bad = [RowError(number, column, problem) for column, cell in cells.items()
+               if (problem := _cell_problem(column, cell)) is not None]
+        if bad:  # control characters: nothing more to say of this row
+            for error in bad:
+                self._error(error)
+            return
         record, errors = self._rows.check(conn, number, cells)
         for error in errors:
             self._error(error)

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from node.base.inputs import NotNull, PlainText, replace_refused
 from node.crm.fields import (
     Blank,
     ContactRole,
@@ -145,7 +146,9 @@ class Address(Model):
     line2: Annotated[ShortText | None, Blank] = None
     locality: Annotated[ShortText | None, Blank] = None
     region: Annotated[ShortText | None, Blank] = None
-    postcode: Annotated[Annotated[str, StringConstraints(max_length=20)] | None, Blank] = None
+    postcode: Annotated[
+        Annotated[str, StringConstraints(max_length=20), PlainText(max_length=20)] | None, Blank
+    ] = None
     country: Annotated[Country | None, Blank] = None
 
 
@@ -176,15 +179,15 @@ class Contact(_ContactFields):
 
 class ContactPatch(Model):
     """Only the fields given change; ``null`` clears an optional field. ``address`` and
-    ``custom_fields`` are replaced as a whole."""
+    ``custom_fields`` are replaced as a whole (and cannot be null)."""
 
     first_name: Annotated[Name | None, Blank] = None
     last_name: Annotated[Name | None, Blank] = None
     email: Annotated[Email | None, Blank] = None
     phone: Annotated[Phone | None, Blank] = None
-    address: Address | None = None
+    address: Annotated[Address | None, NotNull()] = None
     date_of_birth: Annotated[IsoDate | None, Blank] = None
-    custom_fields: CustomFields | None = None
+    custom_fields: Annotated[CustomFields | None, NotNull()] = None
 
 
 # -- deals -----------------------------------------------------------------------------
@@ -261,17 +264,17 @@ class DealPatch(Model):
     ``custom_fields`` and ``contacts`` are replaced as a whole. The stage changes with
     ``move_deal``, not here."""
 
-    title: Name | None = None
+    title: Annotated[Name | None, NotNull()] = None
     deal_type: Annotated[DealType | None, Blank] = None
     amount: Annotated[Money | None, Blank] = None
     currency: Annotated[Currency | None, Blank] = None
     owner_user_id: Annotated[Id | None, Blank] = None
-    folder: ShortText | None = None
-    source: ShortText | None = None
-    summary: LongText | None = None
-    labels: Labels | None = None
-    custom_fields: CustomFields | None = None
-    contacts: DealContacts | None = None
+    folder: Annotated[ShortText | None, NotNull()] = None
+    source: Annotated[ShortText | None, NotNull()] = None
+    summary: Annotated[LongText | None, NotNull()] = None
+    labels: Annotated[Labels | None, NotNull()] = None
+    custom_fields: Annotated[CustomFields | None, NotNull()] = None
+    contacts: Annotated[DealContacts | None, NotNull()] = None
 
 
 # -- notes and documents ---------------------------------------------------------------
@@ -291,12 +294,25 @@ class Note(Model):
 NOTE_MAX_CHARS = 8000
 
 
+def note_text(text: str) -> str:
+    """The body of a note the node writes itself, quoting what others wrote (a reason, a
+    message, a peer's status report): quoting must never make the note invalid, so a
+    character the text rule refuses shows as U+FFFD and a body past ``NOTE_MAX_CHARS`` is
+    cut, ending with an ellipsis. What was quoted is kept whole where it came from."""
+    text = replace_refused(text, multiline=True)
+    return text if len(text) <= NOTE_MAX_CHARS else text[: NOTE_MAX_CHARS - 1] + "\u2026"
+
+
 class NoteIn(Model):
     """A note on a deal, a contact, or a contact within a deal."""
 
     deal_id: Annotated[Id | None, Blank] = None
     contact_id: Annotated[Id | None, Blank] = Field(default=None, validate_default=True)
-    body: Annotated[str, StringConstraints(min_length=1, max_length=NOTE_MAX_CHARS)]
+    body: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=NOTE_MAX_CHARS),
+        PlainText(multiline=True, max_length=NOTE_MAX_CHARS),
+    ]
 
     @field_validator("contact_id")
     @classmethod

@@ -13,8 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from node.base.inputs import STORED
 from node.crm import store as crm
 from node.crm.errors import CrmError
+from node.crm.fields import Id, ShortText
 from protocol.models import Token
 from protocol.offers import REQUIRED_FIELDS, SHAREABLE_FIELDS
 
@@ -41,21 +43,21 @@ class Assignment(Settings):
     """
 
     rule: Literal["match_owner", "round_robin", "fixed"] = "match_owner"
-    user_ids: list[str] = Field(default_factory=list, max_length=100)
-    user_id: str | None = None
+    user_ids: list[Id] = Field(default_factory=list, max_length=100)
+    user_id: Id | None = None
 
 
 class InboundSettings(Settings):
-    workflow_id: str | None = None
-    stage_id: str | None = None
-    folder: str = Field(default="", max_length=200)
-    source: str = Field(default="", max_length=200, description="Lead source; empty: 'Referral from <peer>'.")
+    workflow_id: Id | None = None
+    stage_id: Id | None = None
+    folder: ShortText = ""
+    source: ShortText = Field(default="", description="Lead source; empty: 'Referral from <peer>'.")
     assignment: Assignment = Assignment()
 
 
 class OutboundSettings(Settings):
-    name: str = Field(default="", max_length=200)
-    workflow_ids: list[str] = Field(default_factory=list, description="Workflows it may be used from; empty: all.")
+    name: ShortText = ""
+    workflow_ids: list[Id] = Field(default_factory=list, description="Workflows it may be used from; empty: all.")
     referral_type: Token | None = None
     allowed_fields: list[ShareableField] = Field(default_factory=lambda: list(SHAREABLE_FIELDS))
 
@@ -75,10 +77,10 @@ def _parse_settings(text: str) -> ConnectionSettings:
     # Cached by content: every inbound referral reads its connection's settings.
     raw = json.loads(text)
     try:
-        return ConnectionSettings.model_validate(raw)
+        return ConnectionSettings.model_validate(raw, context=STORED)
     except ValidationError:
         # An invitation may carry only inbound settings at the top level.
-        return ConnectionSettings(inbound=InboundSettings.model_validate(raw))
+        return ConnectionSettings(inbound=InboundSettings.model_validate(raw, context=STORED))
 
 
 def merge_settings(current: ConnectionSettings, change: ConnectionSettings) -> ConnectionSettings:

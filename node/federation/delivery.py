@@ -21,7 +21,8 @@ from node.base.logs import get_logger
 from node.federation import handshake, referrals
 from node.storage import store
 from node.storage.records import OutboxItem
-from protocol.errors import ProtocolError
+from protocol.encoding import loads_strict
+from protocol.errors import ProtocolError, RemoteProtocolError
 from protocol.receipts import verify_receipt
 from protocol.wire import MEDIA_TYPE_JOSE_JSON
 
@@ -205,11 +206,11 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _error_code(payload: bytes) -> str | None:
-    import json
-
+    """The peer's error code, if its answer has one (whatever else the answer holds)."""
     try:
-        return str(json.loads(payload)["error"]["code"])
-    except (ValueError, KeyError, TypeError):
+        code = loads_strict(payload, what="the answer")["error"]["code"]
+    except (RemoteProtocolError, KeyError, TypeError):
         return None
+    return code if isinstance(code, str) else None
 
 

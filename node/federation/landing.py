@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from node.crm import store as crm
 from node.crm.errors import CrmError
-from node.crm.models import Address, ContactIn, DealIn, DealReferral, WorkflowIn
+from node.crm.models import Address, ContactIn, DealIn, DealReferral, WorkflowIn, note_text
 from node.federation.connection_settings import InboundSettings, parse_settings
 from node.federation.outbox import TxContext
 from node.storage.records import Connection
@@ -80,7 +80,7 @@ def _land(conn: sqlite3.Connection, ctx: TxContext, connection: Connection, offe
         contacts,
         # both ids are already checked: the peer's by its signature, the referral's by the offer's model
         referral=DealReferral.model_construct(peer_node_id=connection.peer_node_id, referral_id=offer.referral_id),
-        note="\n".join(lines),
+        note=note_text("\n".join(lines)),
         now=ctx.now,
     )
 

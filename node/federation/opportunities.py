@@ -42,10 +42,11 @@ from pydantic import Field, StringConstraints
 
 from node.base.errors import ApiError
 from node.base.ids import new_id
+from node.base.inputs import PlainText
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.fields import Blank, Id, IsoDate, LongText
-from node.crm.models import Model, NoteIn
+from node.crm.models import Model, NoteIn, note_text
 from node.federation import referring
 from node.federation.outbox import TxContext
 from protocol.models import Token, format_ts
@@ -89,7 +90,8 @@ class OpportunityIn(Model):
 
 
 class CloseIn(Model):
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=8000)] = Field(
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=8000),
+                      PlainText(multiline=True, max_length=8000)] = Field(
         description="Why the opportunity will not be followed up.")
 
 
@@ -177,7 +179,8 @@ def record_opportunity(
         body = f"No {data.referral_type} referral: {_NOTE_OPENING[data.outcome]}."
     if data.reason:
         body += f"\nReason: {data.reason}"
-    crm.add_note(conn, NoteIn(deal_id=deal.id, contact_id=data.contact_id, body=body), now=now, kind="system")
+    crm.add_note(conn, NoteIn(deal_id=deal.id, contact_id=data.contact_id, body=note_text(body)), now=now,
+                 kind="system")
     return get_opportunity(conn, opportunity_id)
 
 
@@ -195,7 +198,8 @@ def close_opportunity(conn: sqlite3.Connection, opportunity_id: str, reason: str
     conn.execute("UPDATE opportunities SET state = 'closed', closed_reason = ?, updated_at = ? WHERE id = ?",
                  (reason, format_ts(now), opportunity_id))
     crm.add_note(conn, NoteIn(deal_id=current.deal_id, contact_id=current.contact_id,
-                              body=f"{current.referral_type.capitalize()} referral opportunity closed: {reason}"),
+                              body=note_text(f"{current.referral_type.capitalize()} referral opportunity closed:"
+                                             f" {reason}")),
                  now=now, kind="system")
     return get_opportunity(conn, opportunity_id)
 

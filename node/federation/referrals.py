@@ -161,13 +161,14 @@ def on_status(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) 
 def _note_status(conn: sqlite3.Connection, ctx: TxContext, referral: Referral, event: ReferralEvent) -> None:
     """The referrer's deal records each step of the closed loop."""
     from node.crm import store as crm
-    from node.crm.models import NoteIn
+    from node.crm.models import NoteIn, note_text
 
     connection = store.get_connection(conn, referral.connection_id)
     where = f" (stage {event.stage})" if event.stage else ""
     why = f": {event.reason}" if event.reason else ""
     name = connection.name if connection else referral.peer_node_id
-    crm.add_note(conn, NoteIn(deal_id=referral.deal_id, body=f"{name} reports the referral {event.status}{where}{why}."),
+    crm.add_note(conn, NoteIn(deal_id=referral.deal_id,
+                                    body=note_text(f"{name} reports the referral {event.status}{where}{why}.")),
                  now=ctx.now, kind="referral")
 
 

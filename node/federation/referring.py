@@ -12,15 +12,17 @@ import hashlib
 import json
 import sqlite3
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from node.base.errors import ApiError
 from node.base.ids import new_id
+from node.base.inputs import STORED, NotNull, PlainText, required_in_document
 from node.crm import store as crm
 from node.crm.errors import CrmError
-from node.crm.models import Deal, NoteIn, User
+from node.crm.fields import Id, LongText, Name
+from node.crm.models import Deal, NoteIn, User, note_text
 from node.federation import referrals
 from node.federation.connection_settings import (
     REQUIRED_FIELDS,
@@ -41,29 +43,38 @@ class In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The privacy disclosure's exact text: only its SHA-256 is kept and sent.
+DisclosureText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200_000), PlainText(multiline=True, max_length=200_000)
+]
+
+
 class ConsentIn(In):
     """The client's consent, as the user records it before referring."""
 
-    contact_ids: list[str] = Field(min_length=1, description="Which of the deal's contacts consented.")
+    contact_ids: list[Id] = Field(min_length=1, description="Which of the deal's contacts consented.")
     method: Literal["verbal", "written", "electronic"]
-    disclosure_version: str = Field(min_length=1, max_length=200,
+    disclosure_version: Name = Field(
                                     description="The privacy disclosure version the client was shown.")
-    disclosure_text: str = Field(min_length=1, max_length=200_000,
+    disclosure_text: DisclosureText = Field(
                                  description="Its exact text; only its SHA-256 is kept and sent.")
     consented_at: datetime | None = None
 
 
 class ReferDealIn(In):
-    connection_id: str
-    referring_agent_user_id: str | None = Field(
+    model_config = ConfigDict(json_schema_extra=required_in_document("consent"))
+
+    connection_id: Id
+    referring_agent_user_id: Id | None = Field(
         default=None, description="Who gets the commission credit: chosen on purpose, so required when an admin"
         " refers; a broker who leaves it out is the agent.")
     referral_type: Token | None = None
     shared_fields: list[ShareableField] | None = Field(default=None,
                                                        description="Omit for everything the connection allows.")
-    message: str = Field(default="", max_length=8000)
-    consent: ConsentIn | None = None
-    when_stage_id: str | None = Field(default=None, description="Defer: send when the deal reaches this stage.")
+    message: LongText = ""
+    #: Required: absent, the answer is consent_required (not a bare "missing").
+    consent: Annotated[ConsentIn | None, NotNull()] = None
+    when_stage_id: Id | None = Field(default=None, description="Defer: send when the deal reaches this stage.")
     again: bool = Field(default=False, description="Refer the deal to this connection again although an earlier"
                         " referral of it there is still live (sent, delivered, accepted, in progress) or waiting.")
 
@@ -99,8 +110,8 @@ def refer_deal(conn: sqlite3.Connection, ctx: TxContext, deal_id: str, body: Ref
             " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?)",
             (deferred_id, deal.id, stage.id, body.connection_id, body.model_dump_json(), actor.id, ctx.ts, ctx.ts),
         )
-        crm.add_note(conn, NoteIn(deal_id=deal.id, body=f"Referral to {offer[1]} will be sent when the deal"
-                                                       f" reaches stage {stage.name!r}."),
+        crm.add_note(conn, NoteIn(deal_id=deal.id, body=note_text(f"Referral to {offer[1]} will be sent when the"
+                                                                 f" deal reaches stage {stage.name!r}.")),
                      now=ctx.now, kind="system")
         return {"deferred": deferred_view(conn, deferred_id)}
     return {"referral": _send(conn, ctx, deal, offer[0], offer[1], actor).model_dump(mode="json")}
@@ -219,6 +230,7 @@ def _send(conn: sqlite3.Connection, ctx: TxContext, deal: Deal, offer: ReferralO
     body = (f"Referred to {connection_name} ({offer.referral_type}) by {actor.name}; referring agent"
             f" {offer.referring_agent.name}. Shared: {', '.join(offer.shared_fields)}."
             + (f"\nMessage: {offer.message}" if offer.message else ""))
+    body = note_text(body)
     crm.add_note(conn, NoteIn(deal_id=deal.id, body=body), now=ctx.now, kind="referral")
     # Each client's own copy is on the contact alone: one on the deal too would show
     # there once more per client.
@@ -278,7 +290,7 @@ def on_deal_moved(conn: sqlite3.Connection, ctx: TxContext, before: Deal, after:
         (after.id, after.workflow_id, after.stage_id),
     ).fetchall()
     for row in waiting:
-        request = ReferDealIn.model_validate_json(row["request"]).model_copy(update={"when_stage_id": None})
+        request = ReferDealIn.model_validate_json(row["request"], context=STORED).model_copy(update={"when_stage_id": None})
         actor = crm.get_user(conn, row["actor_user_id"])
         offer, name = build_offer(conn, ctx, after, request, actor)
         referral = _send(conn, ctx, after, offer, name, actor)

@@ -38,7 +38,9 @@ async def error_middleware(
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
             code = HTTP_ERROR_CODES.get(exc.status, "http_error")
-            return web.json_response(error_body(code, exc.reason), status=exc.status)
+            # a 405 says which methods the path takes (RFC 9110, 15.5.6)
+            kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+            return web.json_response(error_body(code, exc.reason), status=exc.status, headers=kept)
         raise
     except Exception as exc:
         if isinstance(exc, ConnectionResetError) and request.transport is None:

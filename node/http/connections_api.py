@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import Field
 
 from node.base.errors import ApiError
+from node.crm.fields import Email, LongText, Name, ShortText, UrlText
 from node.federation import handshake
 from node.federation.connection_settings import ConnectionSettings, InboundSettings, check_settings
 from node.federation.outbox import TxContext
@@ -23,7 +24,7 @@ from protocol.keys import fingerprint_of
 
 
 class InvitationIn(In):
-    name: str = Field(min_length=1, max_length=200, description="Who the invitation is for, e.g. 'Harbour Conveyancing'.")
+    name: Name = Field(description="Who the invitation is for, e.g. 'Harbour Conveyancing'.")
     direction: Literal["send", "receive", "both"] = Field(
         default="receive", description="Seen from us: 'receive' means they will send us referrals."
     )
@@ -33,21 +34,21 @@ class InvitationIn(In):
 
 
 class ConnectIn(In):
-    referral_url: str | None = Field(default=None, description="The referral URL the inviting admin gave you.")
-    referral_key: str | None = Field(default=None, description="The referral key that came with it.")
-    url: str | None = Field(default=None, description="Base URL of a node to ask (connection request).")
-    email: str | None = Field(default=None, description="Email of an active user there who will accept.")
+    referral_url: UrlText | None = Field(default=None, description="The referral URL the inviting admin gave you.")
+    referral_key: UrlText | None = Field(default=None, description="The referral key that came with it.")
+    url: UrlText | None = Field(default=None, description="Base URL of a node to ask (connection request).")
+    email: Email | None = Field(default=None, description="Email of an active user there who will accept.")
     direction: Literal["send", "receive", "both"] = Field(default="send", description="Seen from us.")
-    message: str = Field(default="", max_length=8000)
-    name: str | None = Field(default=None, max_length=200)
+    message: LongText = ""
+    name: ShortText | None = None
 
 
 class DeclineIn(In):
-    message: str = Field(default="", max_length=8000)
+    message: LongText = ""
 
 
 class DisconnectIn(In):
-    reason: str = Field(default="", max_length=8000)
+    reason: LongText = ""
 
 
 # --- invitations -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from node.crm import store as crm
 from node.crm.models import ContactIn, ContactPatch
 from node.federation.runtime import Node
 from node.http.api import Caller, Route, query_model
-from node.http.crm_queries import ContactQuery, NoQuery
+from node.http.crm_queries import ContactQuery
 from node.http.json_answers import model_json, models_json
 
 
@@ -26,7 +26,6 @@ async def list_contacts(request: web.Request, node: Node, caller: Caller, body: 
 
 
 async def get_contact(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query_model(request, NoQuery)
     contact_id = request.match_info["id"]
     return {"contact": model_json(await node.db.read(lambda conn: crm.get_contact(conn, contact_id)))}
 
@@ -45,7 +44,8 @@ async def update_contact(
 ROUTES: list[Route] = [
     Route("POST", "/api/v1/contacts", create_contact, "Create a contact", ContactIn, status=201),
     Route("GET", "/api/v1/contacts", list_contacts,
-          "List contacts, oldest first: ?q (names, email, phone), limit (default 100), offset"),
+          "List contacts, oldest first: ?q (names, email, phone), limit (default 100), offset",
+          query=ContactQuery),
     Route("GET", "/api/v1/contacts/{id}", get_contact, "One contact"),
     Route("PATCH", "/api/v1/contacts/{id}", update_contact,
           "Change a contact's fields (null clears; address and custom_fields are replaced whole)",

@@ -9,23 +9,17 @@ parameter by name.
 from __future__ import annotations
 
 import sqlite3
-from typing import Annotated
-
-from pydantic import Field
 
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.models import Deal, Id, Model, Origin, ShortText
+from node.http.api import whole_number
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
-Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
-Offset = Annotated[int, Field(ge=0)]
-
-
-class NoQuery(Model):
-    pass
+Limit = whole_number(1, MAX_LIMIT)
+Offset = whole_number(0)
 
 
 class DealFilter(Model):

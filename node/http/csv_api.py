@@ -31,6 +31,7 @@ from node.crm.csv_import import CsvImport, Kind
 from node.crm.errors import CsvImportError
 from node.federation.runtime import Node
 from node.http.api import Caller, Route, query_model
+from node.http.bodies import BodyTimeout
 from node.http.crm_queries import ContactFilter, DealFilter, find_deals
 
 log = get_logger("node.csv_api")
@@ -102,7 +103,16 @@ async def _import(request: web.Request, node: Node, kind: Kind) -> dict[str, Any
     write: asyncio.Future[int] | None = None
     started = time.perf_counter()
     try:
-        async for piece in request.content.iter_chunked(PIECE_BYTES):
+        pieces = request.content.iter_chunked(PIECE_BYTES)
+        while True:
+            # However long the file, each piece must come within body_timeout_s.
+            try:
+                async with asyncio.timeout(config.body_timeout_s):
+                    piece = await anext(pieces, None)
+            except TimeoutError:
+                raise BodyTimeout(request, config.body_timeout_s) from None
+            if piece is None:
+                break
             job.feed(piece)
             await _check(node, job)
         job.end()
@@ -136,15 +146,15 @@ async def import_contacts(request: web.Request, node: Node, caller: Caller, body
 ROUTES: list[Route] = [
     Route("GET", "/api/v1/export/deals.csv", export_deals,
           "Deals as CSV (text/csv), filtered as GET /deals; workflow and stage by name, owner by email",
-          admin_only=True),
+          admin_only=True, query=DealFilter, answers="text/csv"),
     Route("GET", "/api/v1/export/contacts.csv", export_contacts, "Contacts as CSV (text/csv); ?q",
-          admin_only=True),
+          admin_only=True, query=ContactFilter, answers="text/csv"),
     Route("POST", "/api/v1/import/deals", import_deals,
           "Import deals from a CSV body (text/csv), streamed, all or nothing; import their contacts first. "
           "Answers {imported, ids (the first 100)}",
-          admin_only=True, status=201),
+          admin_only=True, status=201, csv_body=True),
     Route("POST", "/api/v1/import/contacts", import_contacts,
           "Import contacts from a CSV body (text/csv), streamed, all or nothing. Answers {imported, ids "
-          "(the first 100)}", admin_only=True, status=201),
+          "(the first 100)}", admin_only=True, status=201, csv_body=True),
 ]
 # fmt: on

@@ -32,7 +32,7 @@ from node.crm.parsing import parse
 from node.federation.outbox import TxContext
 from node.federation.runtime import Node
 from node.http.api import Caller, Route, query_model
-from node.http.crm_queries import DealQuery, DocumentQuery, NoQuery, find_deals
+from node.http.crm_queries import DealQuery, DocumentQuery, find_deals
 from node.http.json_answers import model_json, models_json
 
 
@@ -75,7 +75,6 @@ async def list_deals(request: web.Request, node: Node, caller: Caller, body: Non
 
 
 async def get_deal(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query_model(request, NoQuery)
     deal_id = request.match_info["id"]
     return {"deal": model_json(await node.db.read(lambda conn: crm.get_deal(conn, deal_id)))}
 
@@ -149,7 +148,8 @@ ROUTES: list[Route] = [
           status=201),
     Route("GET", "/api/v1/deals", list_deals,
           "List deals, oldest first: ?workflow_id, stage_id, owner_user_id, contact_id, folder, label,"
-          " origin, q (title, summary, source, contacts' names and emails), limit (default 100), offset"),
+          " origin, q (title, summary, source, contacts' names and emails), limit (default 100), offset",
+          query=DealQuery),
     Route("GET", "/api/v1/deals/{id}", get_deal, "One deal"),
     Route("PATCH", "/api/v1/deals/{id}", update_deal,
           "Change a deal's fields (null clears; labels, custom_fields and contacts are replaced whole)",
@@ -161,7 +161,8 @@ ROUTES: list[Route] = [
           "Add a contact to a deal, or change their role on it", DealContact),
     Route("DELETE", "/api/v1/deals/{id}/contacts/{contact_id}", detach_contact,
           "Take a contact off a deal"),
-    Route("GET", "/api/v1/deals/{id}/documents", list_documents, "A deal's documents (?label=)"),
+    Route("GET", "/api/v1/deals/{id}/documents", list_documents, "A deal's documents (?label=)",
+          query=DocumentQuery),
     Route("POST", "/api/v1/deals/{id}/documents", add_document,
           "Record a document's metadata on a deal (name, label, size_bytes, sha256)", DealDocumentIn,
           status=201),

@@ -6,17 +6,19 @@ delivery: the outbox and the receipts peers signed."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from node.base.errors import ApiError
 from node.base.ids import new_id
+from node.base.inputs import NotNull, required_in_document
+from node.crm.fields import Id, LongText, ShortText
 from node.federation import evidence, handshake, referrals
 from node.federation.outbox import TxContext, check_retry, reseal
 from node.federation.runtime import Node
-from node.http.api import Caller, In, Route, query_params
+from node.http.api import Caller, In, Route, path_params, query_model, whole_number
 from node.http.json_answers import record_json
 from node.storage import store
 from protocol.envelope import digest
@@ -28,22 +30,35 @@ from protocol.wire import MAX_ENVELOPE_AGE_S, ErrorCode
 
 
 class ReferralIn(In):
-    connection_id: str
+    model_config = ConfigDict(json_schema_extra=required_in_document("consent"))
+
+    connection_id: Id
     referral_type: Token
     deal: DealSummary
     contacts: list[ContactProfile] = Field(min_length=1, max_length=20)
-    shared_fields: list[str] = Field(default_factory=list)
+    shared_fields: list[ShortText] = Field(default_factory=list)
     owner: Person | None = None
     referring_agent: Person
-    message: str = Field(default="", max_length=8000)
-    consent: Consent | None = None
+    message: LongText = ""
+    #: Required: absent, the answer is consent_required (not a bare "missing").
+    consent: Annotated[Consent | None, NotNull()] = None
     referral_id: Ident | None = None
+
+
+class SideQuery(In):
+    side: Literal["sender", "receiver"] | None = None
+
+
+class OutboxQuery(In):
+    state: Literal["pending", "delivered", "failed"] | None = None
+    #: A connection's or referral's id: only the envelopes sent about it.
+    subject_id: Id | None = None
 
 
 class StatusIn(In):
     status: Literal["accepted", "declined", "in-progress", "won", "lost", "withdrawn"]
-    stage: str | None = Field(default=None, max_length=200)
-    reason: str | None = Field(default=None, max_length=8000)
+    stage: ShortText | None = None
+    reason: LongText | None = None
 
 
 # --- this node -----------------------------------------------------------------------------
@@ -111,9 +126,7 @@ async def send_referral(request: web.Request, node: Node, caller: Caller, body: 
 
 
 async def list_referrals(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    side = query_params(request, "side").get("side")
-    if side not in (None, "sender", "receiver"):
-        raise ApiError(400, "invalid", "side is sender or receiver", field="side")
+    side = query_model(request, SideQuery).side
     return {"referrals": [record_json(r) for r in await node.db.read(lambda conn: store.list_referrals(conn, side))]}
 
 
@@ -141,19 +154,13 @@ async def referral_status(request: web.Request, node: Node, caller: Caller, body
 
 
 async def list_outbox(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query = query_params(request, "state", "subject_id")
-    state = query.get("state")
-    if state not in (None, "pending", "delivered", "failed"):
-        raise ApiError(400, "invalid", "state is pending, delivered or failed", field="state")
-    items = await node.db.read(lambda conn: store.list_outbox(conn, state=state, subject_id=query.get("subject_id")))
+    query = query_model(request, OutboxQuery)
+    items = await node.db.read(lambda conn: store.list_outbox(conn, state=query.state, subject_id=query.subject_id))
     return {"outbox": [record_json(i) | {"has_receipt": i.receipt is not None} for i in items]}
 
 
 async def retry_outbox(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    try:
-        seq = int(request.match_info["seq"])
-    except ValueError:
-        raise ApiError(400, "invalid", "seq is a number", field="seq") from None
+    seq = path_params(request)["seq"]
 
     def retry(conn: sqlite3.Connection, ctx: TxContext) -> Any:
         item = store.get_outbox(conn, seq)
@@ -188,14 +195,16 @@ ROUTES: list[Route] = [
     Route("GET", "/api/v1/node", get_node, "This node's id, fingerprint, name and URL"),
     Route("POST", "/api/v1/referrals", send_referral, "Refer a client to a connected organisation",
           ReferralIn, status=202),
-    Route("GET", "/api/v1/referrals", list_referrals, "List referrals sent and received"),
+    Route("GET", "/api/v1/referrals", list_referrals, "List referrals sent and received (?side)",
+          query=SideQuery),
     Route("GET", "/api/v1/referrals/{id}", get_referral, "One referral with its status timeline"),
     Route("POST", "/api/v1/referrals/{id}/status", referral_status,
           "Report progress on a received referral (sent back to the referrer)", StatusIn),
     Route("GET", "/api/v1/outbox", list_outbox,
           "Outgoing envelopes and their delivery state (?state=, ?subject_id= a connection or referral)",
-          admin_only=True),
-    Route("POST", "/api/v1/outbox/{seq}/retry", retry_outbox, "Retry a failed delivery", admin_only=True),
+          admin_only=True, query=OutboxQuery),
+    Route("POST", "/api/v1/outbox/{seq}/retry", retry_outbox, "Retry a failed delivery", admin_only=True,
+          params={"seq": whole_number(1)}),
     Route("POST", "/api/v1/receipts/verify", verify_receipts, "Re-verify every stored delivery receipt",
           admin_only=True),
     Route("POST", "/api/v1/keys/rotate", rotate_keys, "Rotate the signing key and tell every peer",

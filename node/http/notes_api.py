@@ -9,17 +9,17 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import StringConstraints
 
+from node.base.inputs import PlainText
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.models import Id, Model, NoteIn
 from node.crm.parsing import parse
 from node.federation.outbox import TxContext
 from node.federation.runtime import Node
-from node.http.api import Caller, Route, query_model
-from node.http.crm_queries import NoQuery
+from node.http.api import Caller, Route
 from node.http.json_answers import model_json, models_json
 
-NoteText = Annotated[str, StringConstraints(min_length=1, max_length=8000)]
+NoteText = Annotated[str, StringConstraints(min_length=1, max_length=8000), PlainText(multiline=True, max_length=8000)]
 
 
 class ContactNoteIn(Model):
@@ -33,7 +33,6 @@ class DealNoteIn(Model):
 
 
 async def list_deal_notes(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query_model(request, NoQuery)
     deal_id = request.match_info["id"]
     return {"notes": models_json(await node.db.read(lambda conn: crm.list_notes(conn, deal_id=deal_id)))}
 
@@ -60,7 +59,6 @@ async def add_deal_note(request: web.Request, node: Node, caller: Caller, body: 
 
 
 async def list_contact_notes(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query_model(request, NoQuery)
     contact_id = request.match_info["id"]
     return {
         "notes": models_json(

@@ -8,7 +8,6 @@ from typing import Any
 
 from aiohttp import web
 
-from node.crm.parsing import parse
 from node.federation import referring
 from node.federation.opportunities import (
     CloseIn,
@@ -22,7 +21,7 @@ from node.federation.opportunities import (
     record_opportunity,
 )
 from node.federation.runtime import Node
-from node.http.api import Caller, Route, query_params
+from node.http.api import Caller, Route, query_model
 
 
 async def record(request: web.Request, node: Node, caller: Caller, body: OpportunityIn) -> Any:
@@ -32,7 +31,7 @@ async def record(request: web.Request, node: Node, caller: Caller, body: Opportu
 
 
 async def follow_up_list(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query = parse(ListQuery, query_params(request, *ListQuery.model_fields))
+    query = query_model(request, ListQuery)
     state = None if query.state == "all" else query.state
 
     def read(conn: sqlite3.Connection) -> list[Opportunity]:
@@ -70,11 +69,11 @@ ROUTES: list[Route] = [
           " with a follow-up date", OpportunityIn, status=201),
     Route("GET", "/api/v1/opportunities", follow_up_list,
           "The follow-up list: ?state=open|converted|closed|all (default open), due_by=YYYY-MM-DD,"
-          " referral_type, deal_id"),
+          " referral_type, deal_id", query=ListQuery),
     Route("GET", "/api/v1/opportunities/{id}", get_one, "One opportunity"),
     Route("POST", "/api/v1/opportunities/{id}/close", close, "Stop following up an open opportunity", CloseIn),
     Route("POST", "/api/v1/opportunities/{id}/convert", convert,
           "Turn an open opportunity into a referral (same body as /deals/{id}/refer; consent is required)",
-          referring.ReferDealIn, status=202),
+          referring.ReferDealIn, status=202, also=(201,)),
 ]
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from node.base.errors import ApiError
 from node.crm import store as crm
+from node.crm.fields import Id
 from node.federation import referring
 from node.federation.connection_settings import (
     ConnectionSettings,
@@ -19,8 +20,12 @@ from node.federation.connection_settings import (
 )
 from node.federation.outbox import TxContext
 from node.federation.runtime import Node
-from node.http.api import Caller, Route, query_params
+from node.http.api import Caller, In, Route, query_model
 from node.storage import store
+
+
+class DeferredQuery(In):
+    deal_id: Id | None = None
 
 
 async def refer(request: web.Request, node: Node, caller: Caller, body: referring.ReferDealIn) -> Any:
@@ -36,7 +41,7 @@ async def refer(request: web.Request, node: Node, caller: Caller, body: referrin
 
 
 async def list_deferred(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    deal_id = query_params(request, "deal_id").get("deal_id")
+    deal_id = query_model(request, DeferredQuery).deal_id
 
     def read(conn: sqlite3.Connection) -> Any:
         if deal_id:
@@ -82,8 +87,9 @@ async def put_settings(request: web.Request, node: Node, caller: Caller, body: C
 ROUTES: list[Route] = [
     Route("POST", "/api/v1/deals/{id}/refer", refer,
           "Refer a deal now, or when it reaches a stage (when_stage_id); consent is required",
-          referring.ReferDealIn, status=202),
-    Route("GET", "/api/v1/deferred", list_deferred, "Deferred referrals (optionally of one deal_id)"),
+          referring.ReferDealIn, status=202, also=(201,)),
+    Route("GET", "/api/v1/deferred", list_deferred, "Deferred referrals (optionally of one deal_id)",
+          query=DeferredQuery),
     Route("POST", "/api/v1/deferred/{id}/cancel", cancel_deferred, "Cancel a deferred referral before it is sent"),
     Route("DELETE", "/api/v1/referrals/{id}", recall, "Recall a referral: always refused once sent"),
     Route("GET", "/api/v1/connections/{id}/settings", get_settings, "Inbound and outbound settings of a connection"),

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import Field
 
+from node.crm.fields import IsoDate
 from node.federation.reporting import build_report, parse_query, report_csv, report_json
 from node.federation.runtime import Node
-from node.http.api import Caller, Route
+from node.http.api import Caller, In, Route
+
+
+class ReportParams(In):
+    """The report's query string; ``parse_query`` adds the rule that ``to`` is after ``from``."""
+
+    from_: IsoDate | None = Field(default=None, alias="from")
+    to: IsoDate | None = None
+    side: Literal["sender", "receiver"] | None = None
 
 
 async def get_report(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
@@ -35,11 +45,14 @@ ROUTES: list[Route] = [
         get_report,
         "Referral report over [from, to) (YYYY-MM-DD, UTC days; optional side): totals, per connection, "
         "per referring agent, per status, with conversion (won / sent)",
+        query=ReportParams,
     ),
     Route(
         "GET",
         "/api/v1/reports/referrals.csv",
         get_report_csv,
         "The referral report as CSV (text/csv): one number per row with a section column",
+        query=ReportParams,
+        answers="text/csv",
     ),
 ]

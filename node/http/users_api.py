@@ -7,14 +7,14 @@ import sqlite3
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import Field, StrictBool
+from pydantic import StrictBool
 
 from node.base.errors import ApiError
 from node.base.ids import new_id
 from node.base.tokens import hash_token, new_token
 from node.crm import store as crm_store
 from node.crm import users
-from node.crm.models import Model, Name, Role
+from node.crm.models import Email, Id, Model, Name, Role, ShortText
 from node.federation.outbox import TxContext
 from node.federation.runtime import Node
 from node.http.api import Caller, In, Route
@@ -23,8 +23,8 @@ from node.storage import store
 
 
 class UserIn(In):
-    email: str = Field(pattern=r"^[^@\s]{1,64}@[^@\s]{1,253}$")
-    name: str = Field(min_length=1, max_length=200)
+    email: Email
+    name: Name
     role: Literal["admin", "broker"] = "broker"
 
 
@@ -38,8 +38,8 @@ class UserPatch(Model):
 
 
 class TokenIn(In):
-    label: str = Field(default="", max_length=200)
-    user_id: str | None = None
+    label: ShortText = ""
+    user_id: Id | None = None
 
 
 async def create_user(request: web.Request, node: Node, caller: Caller, body: UserIn) -> Any:

@@ -6,20 +6,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from node.base.inputs import NotNull
 from node.crm import store as crm
 from node.crm.models import Id, Model, Name, Outcome, StageIn, WorkflowIn, WorkflowPatch
 from node.federation.runtime import Node
-from node.http.api import Caller, Route, query_model
-from node.http.crm_queries import NoQuery
+from node.http.api import Caller, Route
 from node.http.json_answers import model_json, models_json
 
 
 class StagePatch(Model):
     """Only the fields given change; ``"outcome": null`` makes the stage mean progress only."""
 
-    name: Name | None = None
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    name: Annotated[Name | None, NotNull()] = None
     outcome: Outcome | None = None
 
     @model_validator(mode="after")
@@ -44,12 +46,10 @@ async def create_workflow(
 
 
 async def list_workflows(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query_model(request, NoQuery)
     return {"workflows": models_json(await node.db.read(crm.list_workflows))}
 
 
 async def get_workflow(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query_model(request, NoQuery)
     workflow_id = request.match_info["id"]
     return {"workflow": model_json(await node.db.read(lambda conn: crm.get_workflow(conn, workflow_id)))}
 

@@ -214,7 +214,7 @@ def test_errors_exit_non_zero_with_the_apis_message(tmp_path: Path, servers: Ser
     assert "(field: email)" in bad_email.stderr
     assert json.loads(bad_email.stdout)["error"] == {
         "code": "invalid", "field": "email",
-        "message": "email: String should match pattern '^[^@\\s]{1,64}@[^@\\s]{1,253}$'"}
+        "message": "email: must be an email address"}
 
     # A broker's token (from REFNODE_TOKEN) is not enough for admin commands.
     ok("--data-dir", "broker", "users", "add", "bree@broker.example", "Bree", "--role", "broker", cwd=tmp_path)

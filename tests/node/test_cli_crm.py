@@ -235,7 +235,7 @@ def test_bad_arguments_exit_2_and_refusals_exit_1(tmp_path: Path, nodes: Servers
     assert twice.returncode == 1 and "stage name 'New' appears twice (field: stage_names)" in twice.stderr
     bad_date = refnode("--data-dir", "agency", "reports", "referrals", "--from", "yesterday", cwd=tmp_path)
     assert bad_date.returncode == 1
-    assert "refnode: error: invalid: from is a date as YYYY-MM-DD (field: from)" in bad_date.stderr
+    assert "refnode: error: invalid: query parameter from: must be a date written YYYY-MM-DD (field: from)" in bad_date.stderr
     (tmp_path / "broken.csv").write_text("first_name,last_name,email\nJo,Citizen,not-an-email\n")
     broken = refnode("--data-dir", "agency", "import", "contacts", "broken.csv", cwd=tmp_path)
     assert broken.returncode == 1 and re.search(r"\n  row 2, email: .*email", broken.stderr), broken.stderr

@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from node.base.ids import new_id
+from node.base.inputs import STORED
 from node.crm.errors import CrmError
-from node.crm.models import Address, Contact, ContactIn, ContactPatch
+from node.crm.models import Contact, ContactIn, ContactPatch
 from node.crm.parsing import parse
 from node.crm.store.sql import _json, _like, _limit, _missing, _raise_first, _ts
 from node.storage.sqlite import insert_row
@@ -22,9 +23,9 @@ from node.storage.sqlite import insert_row
 
 def _contact(row: sqlite3.Row) -> Contact:
     data = dict(row)
-    data["address"] = Address(**json.loads(data["address"]))
+    data["address"] = json.loads(data["address"])
     data["custom_fields"] = json.loads(data["custom_fields"])
-    return Contact(**data)
+    return Contact.model_validate(data, context=STORED)
 
 
 def _contact_row(contact: ContactIn | Contact, **extra: Any) -> dict[str, Any]:

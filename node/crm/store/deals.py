@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from node.base.ids import new_id
+from node.base.inputs import STORED
 from node.crm.errors import CrmError
 from node.crm.fields import ContactRole, Origin
 from node.crm.models import Deal, DealContact, DealIn, DealPatch, DealReferral
@@ -54,7 +55,7 @@ def _deal(row: sqlite3.Row, contacts: list[DealContact]) -> Deal:
         data["referral"] = DealReferral(
             peer_node_id=row["referral_peer_node_id"], referral_id=row["referral_id"]
         )
-    return Deal(**data)
+    return Deal.model_validate(data, context=STORED)
 
 
 def _deals(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[Deal]:

@@ -264,8 +264,9 @@ def test_unknown_contact_in_a_deal_row(db: Database, org: Brokerage) -> None:
         ('first_name,last_name,email\nAl,Smith,al@x.example\n"Bob,Jones,bob@example.com\nCy,Doe,cy@x.example\n',
          3, "line 3 opens a quoted cell that is never closed"),
         ('first_name,last_name\nAl,Smith\nBob,"Jo"nes\n', 3, "line 3 is not valid CSV: ',' expected after '\"'"),
-        # a quoted cell over two lines is fine; the error after it names its own line
-        ('first_name,last_name\n"Al\nAlbert",Smith\nBob,"Jo"nes\n', 4,
+        # a quoted cell over two lines is fine (where a field may hold line breaks); the
+        # error after it names its own line
+        ('first_name,custom.note\nAl,"line one\nline two"\nBob,"Jo"nes\n', 4,
          "line 4 is not valid CSV: ',' expected after '\"'"),
     ],
 )
