@@ -478,3 +478,24 @@ def test_guessing_tokens_gets_429s_and_the_right_token_still_works_elsewhere(tmp
             statuses.append((refused.code, refused.headers.get("Retry-After")))
     assert [s for s, _ in statuses[:10]] == [401] * 10
     assert all(s == 429 and retry and int(retry) >= 1 for s, retry in statuses[10:])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("path", "content_type"), [("/api/v1/contacts", "application/json"),
+                                                    ("/api/v1/import/contacts", "text/csv")])
+async def test_an_admin_api_body_that_never_ends_is_answered_408_within_the_body_timeout(tmp_path, path, content_type):
+    """The admin API's JSON bodies, and each piece of a streamed CSV upload, must come within
+    body_timeout_s: an authenticated client cannot hold a connection open with a trickle."""
+    node = started(tmp_path, body_timeout_s=str(BODY_TIMEOUT_S))
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {node.token}\r\n"
+            f"Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    first = b"first_name\r\n" if content_type == "text/csv" else b"{"
+    try:
+        # A first piece, then nothing: the next piece never comes.
+        seen = await dribble(node, head + f"{len(first):x}\r\n".encode() + first + b"\r\n", b"",
+                             every_s=0.2, patience_s=BODY_TIMEOUT_S * 4)
+    finally:
+        node.stop()
+    assert seen.status == 408, seen
+    assert seen.json()["error"]["code"] == "timeout", seen  # type: ignore[index]
+    assert seen.answered_s is not None and seen.answered_s <= BODY_TIMEOUT_S + SLACK_S, seen
