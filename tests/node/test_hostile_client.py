@@ -450,13 +450,15 @@ def test_a_9kb_url_with_an_email_in_it_leaves_no_trace_of_it_in_the_log(tmp_path
     URL's start: the log keeps neither the query nor the exception's message."""
     node = started(tmp_path, fronts=fronts)
     host, port = node.config.host, node.config.port
-    for path in (b"/api/v1/contacts?q=someone%40example.com&pad=", b"/refnode/v1/inbox?who=someone@example.com&x="):
-        with socket.create_connection((host, port), timeout=10) as sock:
-            sock.sendall(b"GET " + path + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-            answer = sock.recv(65536)
-        assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
-    time.sleep(0.5)  # the error is logged as the connection closes
-    node.stop()
+    try:
+        for path in (b"/api/v1/contacts?q=someone%40example.com&pad=", b"/refnode/v1/inbox?who=someone@example.com&x="):
+            with socket.create_connection((host, port), timeout=10) as sock:
+                sock.sendall(b"GET " + path + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
+        time.sleep(0.5)  # the error is logged as the connection closes
+    finally:
+        node.stop()
     log = node.log_path.read_text()
     assert "Error handling request" in log  # the event is there...
     assert "someone" not in log and "example.com" not in log  # ...and the client's data is not
@@ -468,14 +470,17 @@ def test_guessing_tokens_gets_429s_and_the_right_token_still_works_elsewhere(tmp
     before any token is looked up (tests/node/test_guessing.py covers the rest)."""
     node = started(tmp_path, auth_failures_per_min="10")
     statuses = []
-    for n in range(40):
-        request = urllib.request.Request(node.url + "/api/v1/users", headers={
-            "Authorization": f"Bearer rnt_guess{n:04d}xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
-                statuses.append((answer.status, None))
-        except urllib.error.HTTPError as refused:
-            statuses.append((refused.code, refused.headers.get("Retry-After")))
+    try:
+        for n in range(40):
+            request = urllib.request.Request(node.url + "/api/v1/users", headers={
+                "Authorization": f"Bearer rnt_guess{n:04d}xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+                    statuses.append((answer.status, None))
+            except urllib.error.HTTPError as refused:
+                statuses.append((refused.code, refused.headers.get("Retry-After")))
+    finally:
+        node.stop()
     assert [s for s, _ in statuses[:10]] == [401] * 10
     assert all(s == 429 and retry and int(retry) >= 1 for s, retry in statuses[10:])
 
