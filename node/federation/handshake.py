@@ -272,7 +272,7 @@ def _apply_peer_event(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEn
 
 def on_refuse(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) -> Disposition:
     refuse: ConnectionRefuse = opened.message  # type: ignore[assignment]
-    note = refuse.message if refuse.reason == "declined" else f"{refuse.reason}: {refuse.message}".rstrip(": ")
+    note = refuse.message if refuse.reason == "declined" else refusal_note(refuse.reason, refuse.message)
     return _apply_peer_event(conn, ctx, opened, ConnEvent.RECEIVE_REFUSE, ConnState.REFUSED, closing_note=note)
 
 
@@ -363,6 +363,13 @@ REQUEST_REFUSALS: dict[str, str] = {
 }
 
 
+def refusal_note(code: str, message: str = "") -> str:
+    """A refusal by code, in words for the requester's admin: the peer's own message when
+    it gave one, else what the code means (:data:`REQUEST_REFUSALS`)."""
+    words = message or REQUEST_REFUSALS.get(code, "")
+    return f"{code}: {words}" if words else code
+
+
 def on_send_failed(conn: sqlite3.Connection, ctx: TxContext, item: Any) -> None:
     """A connection-request the peer refused outright (bad invitation, unknown user), or
     that could not be delivered before its deadline, ends the attempt for good: the
@@ -373,8 +380,7 @@ def on_send_failed(conn: sqlite3.Connection, ctx: TxContext, item: Any) -> None:
         if c is not None and c.state == ConnState.REQUESTED and c.role == Role.REQUESTER:
             row = store.get_outbox(conn, item.seq)
             error = (row.last_error if row is not None else None) or "not delivered"
-            explained = REQUEST_REFUSALS.get(error)
-            note = f"{error}: {explained}" if explained else f"their node refused the request ({error})"
+            note = refusal_note(error) if error in REQUEST_REFUSALS else f"their node refused the request ({error})"
             if error.endswith(store.DEADLINE_PASSED):
                 note = f"the request could not be delivered before its deadline ({error.removesuffix(store.DEADLINE_PASSED)})"
             _move(conn, ctx, c, ConnEvent.RECEIVE_REFUSE, closing_note=note)

@@ -49,13 +49,12 @@ from typing import Any
 from multidict import MultiMapping
 
 from node.base.errors import ApiError
-from protocol.states import TERMINAL_REFERRAL_STATES, ReferralState
+from protocol.states import ReferralState
 
 SIDES = ("sender", "receiver")
 #: Statuses a receiver reports, and so the ones a timeline can show as reached.
 TIMELINE_STATUSES = frozenset({"accepted", "declined", "in-progress", "won", "lost", "withdrawn"})
 ALL_STATES = tuple(s.value for s in ReferralState)
-_TERMINAL = tuple(sorted(s.value for s in TERMINAL_REFERRAL_STATES))
 _WORKED = (ReferralState.ACCEPTED.value, ReferralState.IN_PROGRESS.value)
 _AWAITING = tuple(s.value for s in (ReferralState.SENT, ReferralState.DELIVERED, ReferralState.RECEIVED,
                                     ReferralState.FAILED))

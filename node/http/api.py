@@ -55,10 +55,6 @@ class In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Empty(In):
-    pass
-
-
 class NoQuery(In):
     """The query string of a route that takes none."""
 
@@ -244,8 +240,10 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
                 raise ApiError(403, "forbidden", "this needs an admin")
             _check_path(route, request)
             query_model(request, route.query)
-            raw = await read_body(request, timeout_s=node.config.body_timeout_s) if route.body is not None else b""
-            body = _parse(route.body, raw, request.content_type) if route.body is not None else None
+            body = None
+            if route.body is not None:
+                raw = await read_body(request, timeout_s=node.config.body_timeout_s)
+                body = _parse(route.body, raw, request.content_type)
             result = await route.handler(request, node, caller, body)
         except ApiError as exc:
             return api_error_response(exc)
