@@ -249,7 +249,7 @@ def deferred_view(conn: sqlite3.Connection, deferred_id: str) -> dict[str, Any]:
     says why, for the person who must then refer the deal by hand or cancel it)."""
     row = conn.execute(
         "SELECT r.*, s.workflow_id AS stage_workflow_id, d.workflow_id AS deal_workflow_id"
-        " FROM deferred_referrals r JOIN stages s ON s.id = r.stage_id JOIN deals d ON d.id = r.deal_id"
+        " FROM deferred_referrals r LEFT JOIN stages s ON s.id = r.stage_id JOIN deals d ON d.id = r.deal_id"
         " WHERE r.id = ?",
         (deferred_id,),
     ).fetchone()
@@ -257,10 +257,15 @@ def deferred_view(conn: sqlite3.Connection, deferred_id: str) -> dict[str, Any]:
         raise CrmError("not_found", f"no deferred referral {deferred_id!r}")
     data = dict(row)
     data["request"] = json.loads(data["request"])
-    moved_away = data.pop("stage_workflow_id") != data.pop("deal_workflow_id")
-    data["can_fire"] = data["state"] == "waiting" and not moved_away
-    data["blocked"] = ("the deal moved to another workflow, so it can never reach this stage"
-                       if data["state"] == "waiting" and moved_away else None)
+    stage_workflow, deal_workflow = data.pop("stage_workflow_id"), data.pop("deal_workflow_id")
+    waiting = data["state"] == "waiting"
+    blocked = None
+    if waiting and stage_workflow is None:  # the CRM deletes an empty stage without asking us
+        blocked = "its stage was deleted, so the deal can never reach it"
+    elif waiting and stage_workflow != deal_workflow:
+        blocked = "the deal moved to another workflow, so it can never reach this stage"
+    data["can_fire"] = waiting and blocked is None
+    data["blocked"] = blocked
     return data
 
 

@@ -262,6 +262,11 @@ async def test_a_deferred_referral_that_can_no_longer_fire_says_so(node_factory)
     assert [(d["id"], d["state"], d["can_fire"]) for d in listed] == [(waiting["id"], "waiting", False)]
     assert "another workflow" in listed[0]["blocked"]
     assert (await agency.api("GET", "/api/v1/referrals"))["referrals"] == []
+    # The stage it waits for is deleted (it holds no deal): still listed, and says why.
+    await agency.api("DELETE", f"/api/v1/stages/{wf['stages'][2]['id']}")
+    listed = (await agency.api("GET", "/api/v1/deferred"))["deferred"]
+    assert [(d["id"], d["can_fire"]) for d in listed] == [(waiting["id"], False)]
+    assert "deleted" in listed[0]["blocked"]
 
 
 async def test_status_flows_back_in_order_exactly_once_across_a_restart(node_factory):
