@@ -22,8 +22,8 @@ if str(ROOT) not in sys.path:
 from node.base.config import Config  # noqa: E402
 from node.cli.setup import init_node  # noqa: E402
 from node.federation.runtime import Node  # noqa: E402
-from node.http.app import create_app  # noqa: E402
 from node.http.appkeys import NODE  # noqa: E402
+from node.web.site import create_site  # noqa: E402
 
 
 def free_port() -> int:
@@ -64,7 +64,7 @@ class RunningNode:
             return body
 
     async def start(self, **app_kwargs: Any) -> None:
-        self.app = create_app(self.config, **app_kwargs)
+        self.app = create_site(self.config, **app_kwargs)
         self.runner = web.AppRunner(self.app)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.config.port).start()
@@ -111,6 +111,8 @@ async def node_factory(tmp_path: Path) -> AsyncIterator[NodeFactory]:
         config = make_config(tmp_path, name, **overrides)
         result = init_node(config, admin_email=f"admin@{name.lower()}.example", admin_name=f"{name} Admin")
         running = RunningNode(name, config, result.admin_token)
+        running.extra["password_link"] = result.password_link
+        running.extra["admin_email"] = f"admin@{name.lower()}.example"
         if start:
             await running.start()
         started.append(running)

@@ -25,6 +25,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
@@ -156,6 +157,53 @@ class Config(BaseModel):
         "limit is lower. At the cap a new connection closes the oldest one that has no request "
         "in progress.",
     )
+    time_zone: str = Field(
+        default="UTC", min_length=1, description="The organisation's time zone (IANA name, e.g. "
+        "Australia/Sydney): dates on pages and in e-mail are shown in it."
+    )
+    session_idle_s: int = Field(
+        default=1800, ge=60, le=86400, description="A console session ends after this long without a request."
+    )
+    session_absolute_s: int = Field(
+        default=43200, ge=300, le=30 * 86400, description="A console session ends this long after sign-in."
+    )
+    signin_failures_limit: int = Field(
+        default=5, ge=1, le=100, description="Wrong passwords for one e-mail address, within "
+        "signin_window_s, that lock it."
+    )
+    signin_window_s: int = Field(default=900, ge=60, le=86400, description="See signin_failures_limit.")
+    signin_lock_s: int = Field(
+        default=900, ge=60, le=7 * 86400, description="How long a locked address stays locked, unless an "
+        "admin unlocks it first."
+    )
+    password_link_ttl_s: int = Field(
+        default=72 * 3600, ge=300, le=30 * 86400, description="How long a set-password or reset link works."
+    )
+    smtp_host: str = Field(
+        default="", description="SMTP server for e-mail; empty: mail is written as .eml files to "
+        "<data_dir>/mail-out instead."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls (port 587), tls (implicit, port 465), or none (a relay on "
+        "this host only)."
+    )
+    smtp_user: str = Field(default="", description="SMTP user name; empty: no authentication.")
+    smtp_password_file: str = Field(
+        default="", description="File (mode 0600) holding the SMTP password; relative to data_dir."
+    )
+    smtp_password_env: str = Field(
+        default="REFNODE_SMTP_PASSWORD",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="NAME of the environment variable holding the SMTP password, when no file is set.",
+    )
+    mail_from: str = Field(
+        default="", description="From address of the node's e-mail; empty: refnode@<public host>."
+    )
+    max_upload_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024, description="Largest document a "
+        "user may upload."
+    )
     enable_pq_suite: bool = Field(
         default=True, description="Also offer the ML-KEM-768 + X25519 hybrid suite."
     )
@@ -184,11 +232,51 @@ class Config(BaseModel):
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
         if self.retry_max_delay_s < self.retry_base_delay_s:
             raise ValueError("retry_max_delay_s must be at least retry_base_delay_s")
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"time_zone {self.time_zone!r} is not an IANA time zone (e.g. Europe/London)") from None
+        if self.session_absolute_s < self.session_idle_s:
+            raise ValueError("session_absolute_s must be at least session_idle_s")
         return self
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / "node.db"
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where mail goes as .eml files when no SMTP server is set."""
+        return self.data_dir / "mail-out"
+
+    @property
+    def documents_dir(self) -> Path:
+        """Uploaded documents, by content hash."""
+        return self.data_dir / "documents"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    @property
+    def from_address(self) -> str:
+        if self.mail_from:
+            return self.mail_from
+        host = self.public_url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
+        named = any(c.isalpha() for c in host) and "." in host
+        return f"refnode@{host if named else 'localhost'}"
+
+    def smtp_password(self, env: Mapping[str, str] | None = None) -> str:
+        """The SMTP password, from its file or the environment ('' if neither)."""
+        if self.smtp_password_file:
+            path = Path(self.smtp_password_file)
+            path = path if path.is_absolute() else self.data_dir / path
+            return path.read_text(encoding="utf-8").strip()
+        return (env if env is not None else os.environ).get(self.smtp_password_env, "")
 
     @property
     def keys_dir(self) -> Path:

@@ -22,9 +22,17 @@ def cmd_keys_rotate(ctx: Context) -> int:
 
 def cmd_users_add(ctx: Context) -> int:
     a = ctx.args
-    data = ctx.call("POST", "/api/v1/users", {"email": a.email, "name": a.name, "role": a.role})
+    data = ctx.call("POST", "/api/v1/users", {"email": a.email, "name": a.name, "role": a.role,
+                                              "send_email": a.send_email})
     u = data["user"]
-    ctx.emit(data, lambda: print(f"Added {u['name']} <{u['email']}> as {u['role']} (user {u['id']})."))
+
+    def human() -> None:
+        print(f"Added {u['name']} <{u['email']}> as {u['role']} (user {u['id']}).")
+        sent = " (also sent to them by e-mail)" if a.send_email else ""
+        print(f"They choose their password with this one-time link{sent}:")
+        print(f"  {data['password_link']}")
+
+    ctx.emit(data, human)
     return 0
 
 
@@ -61,6 +69,7 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
     p.add_argument("email")
     p.add_argument("name")
     p.add_argument("--role", choices=choices(users_api.UserIn, "role"), default="broker")
+    p.add_argument("--send-email", action="store_true", help="also e-mail them the set-password link")
     command(g, "list", cmd_users_list, "list users")
 
     g = group("token", "API tokens")

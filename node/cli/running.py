@@ -38,7 +38,8 @@ def cmd_init(ctx: Context) -> int:
         raise CliError(str(exc), code="init_failed") from None
     data = {"node_id": result.node_id, "fingerprint": result.fingerprint, "org_name": config.org_name,
             "public_url": config.public_url, "data_dir": str(config.data_dir.absolute()),
-            "config_path": str(config.config_path.absolute()), "token_path": str(result.token_path.absolute())}
+            "config_path": str(config.config_path.absolute()), "token_path": str(result.token_path.absolute()),
+            "password_link": result.password_link}
 
     def human() -> None:
         print(f"Initialised a node for {config.org_name}.")
@@ -48,6 +49,9 @@ def cmd_init(ctx: Context) -> int:
         print(f"  FINGERPRINT:  {result.fingerprint}")
         print()
         print("Read the fingerprint to the admins you connect with; they must see the same one.")
+        print()
+        print(f"{admin_name} chooses a console password with this one-time link (start the node first):")
+        print(f"  {result.password_link}")
         print(f"Start the node with: refnode --data-dir {config.data_dir} serve")
 
     ctx.emit(data, human)
@@ -87,6 +91,7 @@ def cmd_serve(ctx: Context) -> int:
     from node.base.logs import configure_logging
     from node.http.app import passphrase_from_env
     from node.http.serve import ServeError, serve
+    from node.web.site import create_site
 
     # '--port' and '--host' win as REFNODE_PORT and REFNODE_HOST would: a public_url that
     # was not set on purpose follows them.
@@ -110,6 +115,7 @@ def cmd_serve(ctx: Context) -> int:
         fronts = f", {config.inbox_workers} inbox front(s)" if config.inbox_workers else ""
         print(f"refnode: {config.org_name} listening on {config.host}:{config.port}{fronts}, "
               f"public URL {config.public_url}")
+        print(f"refnode: console at {config.public_url}/")
         print(f"refnode: fingerprint {keys.fingerprint}; Ctrl+C or SIGTERM stops it")
 
     def listening() -> None:
@@ -118,7 +124,7 @@ def cmd_serve(ctx: Context) -> int:
         sys.stdout.flush()
 
     try:
-        serve(config, passphrase=passphrase, on_listening=listening)
+        serve(config, passphrase=passphrase, on_listening=listening, make_app=create_site)
     except ServeError as exc:
         raise CliError(str(exc), code=exc.code) from None
     finally:

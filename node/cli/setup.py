@@ -14,6 +14,7 @@ from node.base.ids import new_id
 from node.base.keystore import KeyStore
 from node.base.tokens import hash_token, new_token
 from node.crm.fields import Email
+from node.mail.links import issue_link
 from node.storage import store
 from node.storage.db import Database
 
@@ -35,6 +36,8 @@ class InitResult:
     fingerprint: str
     admin_token: str
     token_path: Path
+    #: The first admin's one-time link to choose their console password.
+    password_link: str
 
 
 def init_node(config: Config, *, admin_email: str, admin_name: str, passphrase: bytes | None = None,
@@ -63,8 +66,9 @@ def init_node(config: Config, *, admin_email: str, admin_name: str, passphrase: 
                          (uid, admin_email, admin_name, now))
             store.insert_token(conn, id=new_id("tok"), user_id=uid, token_hash=hash_token(token),
                                label="created by refnode init", now=now)
+            return issue_link(conn, config, uid, "set", clock.now(), mail=False)
 
-        db.run(first_admin)
+        link = db.run(first_admin)
     finally:
         db.close_sync()
     os.chmod(config.database_path, 0o600)
@@ -72,4 +76,4 @@ def init_node(config: Config, *, admin_email: str, admin_name: str, passphrase: 
     fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
-    return InitResult(keys.node_id, keys.fingerprint, token, token_path)
+    return InitResult(keys.node_id, keys.fingerprint, token, token_path, link)

@@ -33,6 +33,7 @@ class Effects:
     poke: set[str] = field(default_factory=set)  # peers with new outbox items
     peers: dict[str, PeerKeys] = field(default_factory=dict)  # peer key sets to (re)cache
     own_keys: bool = False  # our own keys changed (a rotation)
+    mail: bool = False  # mail was queued: wake the mail sender
 
 
 @dataclass

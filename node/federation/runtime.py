@@ -22,6 +22,7 @@ from node.federation import handshake, referrals, referring
 from node.federation.delivery import Delivery, read_limited
 from node.federation.landing import land_offer
 from node.federation.outbox import Effects, TxContext
+from node.mail.sender import MailSender
 from node.storage import store
 from node.storage.db import Database
 from node.storage.records import InboxItem
@@ -81,6 +82,7 @@ class Node:
         self.discovery = b""
         self.http: aiohttp.ClientSession | None = None
         self.delivery = Delivery(self)
+        self.mail = MailSender(config, db, self.clock)
         #: The inbox fronts, when they run (see node.http.fronts).
         self.fronts: Fronts | None = None
         #: Run inside the transaction of every deal move (see ``node.crm.events``).
@@ -114,8 +116,10 @@ class Node:
         """Load the peers we know, and resume delivery of whatever is due."""
         self.peers.update(await self.db.read(load_peers))
         await self.delivery.start()
+        await self.mail.start()
 
     async def stop(self) -> None:
+        await self.mail.stop()
         await self.delivery.stop()
 
     # -- transactions --------------------------------------------------------------
@@ -148,6 +152,8 @@ class Node:
                 self.fronts.announce("keys", ())
         for node_id in effects.poke:
             self.delivery.poke(node_id)
+        if effects.mail:
+            self.mail.kick()
 
     # -- the inbox -----------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from node.base.errors import HTTP_STATUS, ApiError, api_error_response
 from node.base.inputs import INT64_MAX, json_problem, loads_input, text_problem
 from node.base.ratelimit import retry_after
 from node.base.tokens import hash_token, token_prefix
+from node.crm.access import AccessDenied, Caller, authorize
 from node.crm.errors import CrmError
 from node.crm.fields import Id
 from node.crm.parsing import field_errors
@@ -45,7 +46,6 @@ from node.http.bodies import read_body
 from node.http.clients import client_address
 from node.storage import store
 from protocol.errors import ProtocolError
-from protocol.messages import Person
 
 #: CRM error codes as HTTP statuses.
 CRM_STATUS = {"not_found": 404, "invalid": 400, "conflict": 409, "too_large": 413}
@@ -72,18 +72,6 @@ def whole_number(minimum: int, maximum: int = INT64_MAX) -> Any:
         return value
 
     return Annotated[int, Ge(minimum), Le(maximum), BeforeValidator(digits)]
-
-
-@dataclass(frozen=True)
-class Caller:
-    id: str
-    email: str
-    name: str
-    role: str
-
-    @property
-    def person(self) -> Person:
-        return Person(name=self.name, email=self.email)
 
 
 Handler = Callable[[web.Request, Node, Caller, Any], Awaitable[Any]]
@@ -236,8 +224,7 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         node = request.app[NODE]
         try:
             caller = await _authenticate(request, node)
-            if route.admin_only and caller.role != "admin":
-                raise ApiError(403, "forbidden", "this needs an admin")
+            authorize(caller, admin_only=route.admin_only)
             _check_path(route, request)
             query_model(request, route.query)
             body = None
@@ -247,6 +234,8 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             result = await route.handler(request, node, caller, body)
         except ApiError as exc:
             return api_error_response(exc)
+        except AccessDenied as exc:
+            return api_error_response(ApiError(403, "forbidden", str(exc)))
         except ProtocolError as exc:
             return api_error_response(ApiError(HTTP_STATUS.get(exc.code, 400), exc.code.value, exc.message))
         except CrmError as exc:

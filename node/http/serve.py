@@ -31,9 +31,11 @@ class ServeError(Exception):
         self.code = code
 
 
-def serve(config: Config, *, passphrase: bytes | None, on_listening: Callable[[], None]) -> None:
-    """Serve until stopped; ``on_listening`` runs once the node takes connections."""
-    app = create_app(config, passphrase=passphrase)
+def serve(config: Config, *, passphrase: bytes | None, on_listening: Callable[[], None],
+          make_app: Callable[..., web.Application] = create_app) -> None:
+    """Serve until stopped; ``on_listening`` runs once the node takes connections.
+    ``make_app`` builds the application (``node.web.site.create_site`` adds the console)."""
+    app = make_app(config, passphrase=passphrase)
 
     async def settle(app: web.Application) -> None:
         settle_gc()

@@ -19,6 +19,7 @@ from node.federation.outbox import TxContext
 from node.federation.runtime import Node
 from node.http.api import Caller, In, Route
 from node.http.json_answers import model_json
+from node.mail.links import issue_link
 from node.storage import store
 
 
@@ -26,6 +27,8 @@ class UserIn(In):
     email: Email
     name: Name
     role: Literal["admin", "broker"] = "broker"
+    #: Also e-mail the new user their one-time set-password link.
+    send_email: StrictBool = False
 
 
 class UserPatch(Model):
@@ -43,8 +46,14 @@ class TokenIn(In):
 
 
 async def create_user(request: web.Request, node: Node, caller: Caller, body: UserIn) -> Any:
-    user = await node.transact(lambda conn, ctx: crm_store.create_user(conn, body.email, body.name, body.role, ctx.now))
-    return {"user": model_json(user)}
+    def create(conn: sqlite3.Connection, ctx: TxContext) -> tuple[Any, str]:
+        user = crm_store.create_user(conn, body.email, body.name, body.role, ctx.now)
+        ctx.effects.mail = body.send_email
+        return user, issue_link(conn, node.config, user.id, "set", ctx.now, mail=body.send_email)
+
+    user, link = await node.transact(create)
+    return {"user": model_json(user), "password_link": link,
+            "note": "the link sets the user's password once; it is e-mailed only with send_email"}
 
 
 async def list_users(request: web.Request, node: Node, caller: Caller, body: None) -> Any:

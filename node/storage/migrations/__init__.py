@@ -2,7 +2,7 @@
 
 A migration is a function of a ``sqlite_utils.Database`` that changes the schema; each
 runs once, in its own transaction, and the database's ``user_version`` says which ran.
-Versions: 1-9 federation core, 10-19 the CRM, 20-29 opportunities. Add new ones at the
+Versions: 1-9 federation core, 10-19 the CRM, 20-29 opportunities, 30-39 accounts and mail. Add new ones at the
 end of :data:`MIGRATIONS`, in a module of their own; never change one that has shipped.
 """
 
@@ -20,6 +20,7 @@ from node.storage.migrations import (
     m010_crm,
     m011_stage_outcomes,
     m020_opportunities,
+    m030_accounts,
 )
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -33,4 +34,5 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (10, "crm", m010_crm.up),
     (11, "stage outcomes", m011_stage_outcomes.up),
     (20, "referral opportunities", m020_opportunities.up),
+    (30, "accounts, sessions and mail", m030_accounts.up),
 )

@@ -1,0 +1,47 @@
+"""A mail from its templates: ``templates/<kind>.txt`` and ``<kind>.html``, each
+extending a base, each with a ``subject`` block (the text template's is used).
+
+Autoescaping is on for the HTML part. Templates get the mail's context and ``org`` (our
+organisation's name), ``console`` (the console's address) and ``zone`` (its time zone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from node.base.config import Config
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _when(value: datetime, zone: Any) -> str:
+    return value.astimezone(zone).strftime("%d %b %Y, %H:%M %Z")
+
+
+_ENV.filters["when"] = _when
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def render(kind: str, context: dict[str, Any], config: Config) -> Rendered:
+    values = {"org": config.org_name, "console": config.public_url, "zone": config.zone, **context}
+    text_tpl = _ENV.get_template(f"{kind}.txt")
+    subject = "".join(text_tpl.blocks["subject"](text_tpl.new_context(values))).strip()
+    subject = " ".join(subject.split())[:200]
+    return Rendered(subject, text_tpl.render(values).strip() + "\n", _ENV.get_template(f"{kind}.html").render(values))

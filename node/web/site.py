@@ -1,0 +1,110 @@
+"""The node's web pages, on the same application (and port) as its federation and admin
+API: ``create_site`` is ``node.http.app.create_app`` with the console added.
+
+- templates: Jinja2 (``aiohttp-jinja2``), autoescaped, one per page on ``base.html``;
+- ``/static/``: our CSS and the few scripts, no build step and no CDN;
+- every page is sent with a strict Content-Security-Policy (no inline script or style),
+  ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: same-origin``, and
+  ``Cache-Control: no-store`` (pages show personal data);
+- a path that is neither a page nor the API answers a browser with an HTML 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from node.base.config import Config
+from node.http.app import create_app
+from node.http.appkeys import NODE
+from node.web import auth_pages, home, settings_pages
+from node.web.views import Pages, add_pages
+from protocol.models import parse_ts
+
+HERE = Path(__file__).parent
+
+#: Every page module, in the order their routes are added.
+PAGE_MODULES: list[Pages] = [auth_pages.pages, home.pages, settings_pages.pages]
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+_NOT_PAGES = ("/api/", "/inbox", "/.well-known/")
+
+
+def _is_page(path: str) -> bool:
+    return not path.startswith(_NOT_PAGES)
+
+
+@web.middleware
+async def page_middleware(request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    if not _is_page(request.path):
+        return await handler(request)
+    try:
+        response = await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        if "text/html" not in request.headers.get("Accept", ""):
+            raise
+        response = aiohttp_jinja2.render_template(
+            "error.html", request,
+            {"view": None, "status": exc.status, "code": "not_found" if exc.status == 404 else "method_not_allowed",
+             "message": "There is no page here." if exc.status == 404 else "This page does not take that."},
+            status=exc.status)
+    for name, value in PAGE_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def when(value: str | datetime | None, zone: Any = None, style: str = "datetime") -> str:
+    """A stored timestamp in the organisation's time zone, as people read it."""
+    if value is None or value == "":
+        return ""
+    moment = parse_ts(value) if isinstance(value, str) else value
+    local = moment.astimezone(zone) if zone is not None else moment
+    if style == "date":
+        return local.strftime("%-d %b %Y")
+    return local.strftime("%-d %b %Y, %H:%M")
+
+
+def install(app: web.Application, config: Config) -> None:
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        context_processors=[_globals],
+    )
+    env.filters["when"] = lambda value, style="datetime": when(value, config.zone, style)
+    env.globals["org_name"] = config.org_name
+    app.middlewares.append(page_middleware)
+    app.cleanup_ctx.append(auth_pages.guess_limiter)
+    app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
+    add_pages(app, PAGE_MODULES)
+
+
+async def _globals(request: web.Request) -> dict[str, Any]:
+    return {"path": request.path, "static": lambda name: request.app.router["static"].url_for(filename=name),
+            "node": request.app[NODE] if NODE in request.app else None}
+
+
+def create_site(config: Config, **kwargs: Any) -> web.Application:
+    """The node's application with its console: what ``refnode serve`` runs."""
+    app = create_app(config, **kwargs)
+    install(app, config)
+    return app
