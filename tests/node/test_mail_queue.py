@@ -1,0 +1,91 @@
+"""The mail queue: mail survives a restart, a down SMTP server delays mail without
+failing what caused it, and with no SMTP server mail becomes .eml files."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import stat
+from datetime import UTC, datetime
+
+from aiosmtpd.controller import Controller
+from conftest import free_port, wait_for
+from web_kit import Mailbox
+
+from node.base.clock import FakeClock
+
+
+async def _queue(running) -> list[dict]:
+    return await running.node.db.read(lambda conn: [dict(r) for r in conn.execute(
+        "SELECT kind, to_addr, attempts, last_error, sent_at, sent_as FROM mail_queue ORDER BY id")])
+
+
+async def test_down_smtp_delays_mail_and_a_restart_loses_none(node_factory) -> None:
+    port = free_port()  # nothing listens here yet
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    a = await node_factory("Acme", start=False, smtp_host="127.0.0.1", smtp_port=port, smtp_security="none")
+    await a.start(clock=clock)
+    # the action succeeds although the mail cannot go
+    made = await a.api("POST", "/api/v1/users", {"email": "bo@acme.example", "name": "Bo", "send_email": True})
+    assert made["password_link"].startswith(a.url + "/set-password/rnp_")
+
+    async def tried() -> bool:
+        rows = await _queue(a)
+        return bool(rows) and rows[0]["attempts"] >= 1
+
+    await wait_for(tried)
+    (row,) = await _queue(a)
+    assert row["sent_at"] is None and row["last_error"]  # e.g. "SMTPConnectError: ... refused"
+    await a.stop()  # the node stops with the mail unsent
+
+    box = Mailbox("127.0.0.1", port)
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        await a.start(clock=clock)
+        clock.advance(3600)  # past the retry delay
+        mail = await box.wait_for("bo@acme.example", "Set your password")
+        assert made["password_link"] in mail.get_body(preferencelist=("plain",)).get_content()
+        (row,) = await _queue(a)
+        assert row["sent_at"] is not None and row["sent_as"] == "smtp" and row["attempts"] >= 2
+    finally:
+        controller.stop()
+    assert len(box.messages) == 1  # sent once
+
+
+async def test_without_smtp_mail_is_written_as_eml_files(node_factory) -> None:
+    a = await node_factory("Acme")
+    await a.api("POST", "/api/v1/users", {"email": "bo@acme.example", "name": "Bo", "send_email": True})
+    # no SMTP server: the link is still returned to the admin, and the mail is a file
+    out = a.config.mail_dir
+
+    async def written() -> bool:
+        return out.is_dir() and any(out.glob("*.eml"))
+
+    await wait_for(written)
+    (path,) = list(out.glob("*.eml"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert message["To"] == "Bo <bo@acme.example>" and "Set your password" in message["Subject"]
+    assert message.get_body(preferencelist=("html",)) is not None
+    (row,) = await _queue(a)
+    assert row["sent_as"] == path.name
+
+
+async def test_a_user_who_turned_a_mail_off_does_not_get_it(node_factory) -> None:
+    from node.mail import queue
+
+    a = await node_factory("Acme")
+    users = (await a.api("GET", "/api/v1/users"))["users"]
+    admin = users[0]["id"]
+    config, now = a.config, a.node.clock.now()
+
+    def choose_and_send(conn):
+        queue.set_mail_choices(conn, admin, {"status_update"})
+        return (queue.enqueue_for_user(conn, config, admin, "new_referral", {}, now),
+                queue.mail_choices(conn, admin))
+
+    sent, choices = await a.node.db.write(choose_and_send)
+    assert sent is None
+    assert choices["status_update"] and not choices["new_referral"]
