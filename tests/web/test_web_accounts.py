@@ -142,3 +142,79 @@ async def test_sessions_expire_when_idle_and_after_their_lifetime(node_factory, 
     clock.advance(601)  # idle too long
     await page.goto(a.url + "/settings")
     assert "/login" in page.url
+
+
+def _jar() -> aiohttp.CookieJar:
+    return aiohttp.CookieJar(unsafe=True)
+
+
+async def _set_password(http: aiohttp.ClientSession, link: str) -> None:
+    token = await _csrf(http, link)
+    async with http.post(link, data={"csrf": token, "password": PASSWORD, "password_again": PASSWORD}) as resp:
+        assert resp.status == 200 and "Good to see you" in await resp.text()
+
+
+async def _sign_in(http: aiohttp.ClientSession, url: str, email: str, next_path: str = "/") -> aiohttp.ClientResponse:
+    token = await _csrf(http, url + "/login")
+    async with http.post(url + "/login", data={"csrf": token, "email": email, "password": PASSWORD,
+                                               "next": next_path}, allow_redirects=False) as resp:
+        return resp
+
+
+def _sid(http: aiohttp.ClientSession) -> str:
+    return next(c.value for c in http.cookie_jar if c.key == "rn_session")
+
+
+async def test_signin_renews_the_session_id_and_next_stays_on_this_site(node_factory) -> None:
+    a = await node_factory("Acme")
+    async with aiohttp.ClientSession(cookie_jar=_jar()) as http:
+        await _set_password(http, a.extra["password_link"])
+        first = _sid(http)
+        resp = await _sign_in(http, a.url, a.extra["admin_email"], next_path="//evil.example/x")
+        assert resp.status == 303 and resp.headers["Location"] == "/"  # never off-site
+        second = _sid(http)
+        assert second != first
+    # the session id from before the sign-in no longer works
+    async with aiohttp.ClientSession(cookie_jar=_jar()) as stale:
+        stale.cookie_jar.update_cookies({"rn_session": first}, response_url=aiohttp.client.URL(a.url))
+        async with stale.get(a.url + "/settings", allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"].startswith("/login")
+
+
+async def test_cookies_are_secure_when_the_public_url_is_https(node_factory) -> None:
+    a = await node_factory("Acme", public_url="https://acme.example")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{a.config.port}/login") as resp:
+            assert "Secure" in resp.headers["Set-Cookie"]
+
+
+async def test_changing_the_password_signs_out_other_sessions(node_factory) -> None:
+    a = await node_factory("Acme")
+    async with aiohttp.ClientSession(cookie_jar=_jar()) as one, aiohttp.ClientSession(cookie_jar=_jar()) as two:
+        await _set_password(one, a.extra["password_link"])
+        assert (await _sign_in(two, a.url, a.extra["admin_email"])).status == 303
+        token = await _csrf(one, a.url + "/settings")
+        new = "another long passphrase here"
+        async with one.post(a.url + "/settings/password", data={"csrf": token, "current": PASSWORD,
+                                                                "password": new, "password_again": new}) as resp:
+            assert resp.status == 200 and "Your password is changed" in await resp.text()
+        async with one.get(a.url + "/settings", allow_redirects=False) as resp:
+            assert resp.status == 200  # the session that changed it goes on
+        async with two.get(a.url + "/settings", allow_redirects=False) as resp:
+            assert resp.status == 303  # the other one is signed out
+
+
+async def test_a_weak_password_is_refused_with_the_reason(node_factory) -> None:
+    a = await node_factory("Acme")
+    async with aiohttp.ClientSession(cookie_jar=_jar()) as http:
+        token = await _csrf(http, a.extra["password_link"])
+        for bad, says in (("short", "at least 12"), ("aaaaaaaaaaaaaaa", "too easy"),
+                          (a.extra["admin_email"], "must not be your e-mail")):
+            async with http.post(a.extra["password_link"], data={"csrf": token, "password": bad,
+                                                                 "password_again": bad}) as resp:
+                assert resp.status == 400 and says in await resp.text()
+        hashed = await a.node.db.read(lambda conn: conn.execute("SELECT password_hash FROM users").fetchone()[0])
+        assert hashed is None
+        await _set_password(http, a.extra["password_link"])
+        hashed = await a.node.db.read(lambda conn: conn.execute("SELECT password_hash FROM users").fetchone()[0])
+        assert hashed.startswith("$argon2id$")
