@@ -275,6 +275,8 @@ class Config(BaseModel):
         if self.smtp_password_file:
             path = Path(self.smtp_password_file)
             path = path if path.is_absolute() else self.data_dir / path
+            if path.stat().st_mode & 0o077:
+                raise PermissionError(f"{path} must be readable by its owner only (chmod 600 {path})")
             return path.read_text(encoding="utf-8").strip()
         return (env if env is not None else os.environ).get(self.smtp_password_env, "")
 

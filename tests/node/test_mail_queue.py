@@ -89,3 +89,41 @@ async def test_a_user_who_turned_a_mail_off_does_not_get_it(node_factory) -> Non
     sent, choices = await a.node.db.write(choose_and_send)
     assert sent is None
     assert choices["status_update"] and not choices["new_referral"]
+
+
+async def test_smtp_login_reads_the_password_from_a_0600_file_only(node_factory, tmp_path) -> None:
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    seen: list[tuple[str, str]] = []
+
+    def check(server, session, envelope, mechanism, data):
+        assert isinstance(data, LoginPassword)
+        seen.append((data.login.decode(), data.password.decode()))
+        return AuthResult(success=data.password == b"s3cret-smtp")
+
+    port = free_port()
+    box = Mailbox("127.0.0.1", port)
+    controller = Controller(box, hostname="127.0.0.1", port=port, authenticator=check, auth_require_tls=False)
+    controller.start()
+    secret = tmp_path / "smtp-password"
+    secret.write_text("s3cret-smtp\n")
+    secret.chmod(0o644)
+    try:
+        clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+        a = await node_factory("Acme", start=False, smtp_host="127.0.0.1", smtp_port=port, smtp_security="none",
+                               smtp_user="relay", smtp_password_file=str(secret))
+        await a.start(clock=clock)
+        await a.api("POST", "/api/v1/users", {"email": "bo@acme.example", "name": "Bo", "send_email": True})
+
+        async def refused() -> bool:
+            rows = await _queue(a)
+            return bool(rows) and bool(rows[0]["last_error"])
+
+        await wait_for(refused)
+        assert "chmod 600" in (await _queue(a))[0]["last_error"] and not seen  # never read, never sent
+        secret.chmod(0o600)
+        clock.advance(3600)
+        await box.wait_for("bo@acme.example", "Set your password")
+        assert seen == [("relay", "s3cret-smtp")]
+    finally:
+        controller.stop()
