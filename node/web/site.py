@@ -23,14 +23,33 @@ from aiohttp import web
 from node.base.config import Config
 from node.http.app import create_app
 from node.http.appkeys import NODE
-from node.web import auth_pages, home, settings_pages
+from node.web import (
+    auth_pages,
+    contacts_pages,
+    csv_pages,
+    deal_forms,
+    deals_pages,
+    documents_pages,
+    home,
+    settings_pages,
+)
 from node.web.views import Pages, add_pages
 from protocol.models import parse_ts
 
 HERE = Path(__file__).parent
 
 #: Every page module, in the order their routes are added.
-PAGE_MODULES: list[Pages] = [auth_pages.pages, home.pages, settings_pages.pages]
+PAGE_MODULES: list[Pages] = [
+    auth_pages.pages,
+    home.pages,
+    settings_pages.pages,
+    # the deal pages: static /deals/... paths before /deals/{id}
+    csv_pages.pages,
+    documents_pages.pages,
+    deal_forms.pages,
+    deals_pages.pages,
+    contacts_pages.pages,
+]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
@@ -94,6 +113,8 @@ def install(app: web.Application, config: Config) -> None:
     env.globals["org_name"] = config.org_name
     app.middlewares.append(page_middleware)
     app.cleanup_ctx.append(auth_pages.guess_limiter)
+    app.cleanup_ctx.append(csv_pages.imports)
+    app.cleanup_ctx.append(documents_pages.parts_cleared)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     add_pages(app, PAGE_MODULES)
 
