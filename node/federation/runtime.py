@@ -18,6 +18,7 @@ from node.base.keystore import KeyStore
 from node.base.logs import failure_fields, get_logger
 from node.base.ratelimit import FailureLimiter, retry_after
 from node.crm import events
+from node.crm.store import history
 from node.federation import handshake, referrals, referring
 from node.federation.delivery import Delivery, read_limited
 from node.federation.landing import land_offer
@@ -86,7 +87,7 @@ class Node:
         #: The inbox fronts, when they run (see node.http.fronts).
         self.fronts: Fronts | None = None
         #: Run inside the transaction of every deal move (see ``node.crm.events``).
-        self.on_deal_moved: list[events.DealMovedHook] = [referring.on_deal_moved]
+        self.on_deal_moved: list[events.DealMovedHook] = [history.record_move, referring.on_deal_moved]
         self.refresh_discovery()
 
     # -- identity ------------------------------------------------------------------

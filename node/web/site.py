@@ -23,15 +23,34 @@ from aiohttp import web
 from node.base.config import Config
 from node.http.app import create_app
 from node.http.appkeys import NODE
-from node.web import auth_pages, connecting_pages, connections_pages, home, settings_pages
+from node.web import (
+    auth_pages,
+    connecting_pages,
+    connections_pages,
+    contacts_pages,
+    csv_pages,
+    deals_pages,
+    documents_pages,
+    home,
+    settings_pages,
+)
 from node.web.views import Pages, add_pages
 from protocol.models import parse_ts
 
 HERE = Path(__file__).parent
 
 #: Every page module, in the order their routes are added.
-PAGE_MODULES: list[Pages] = [auth_pages.pages, home.pages, settings_pages.pages,
-                              connecting_pages.pages, connections_pages.pages]
+PAGE_MODULES: list[Pages] = [
+    auth_pages.pages,
+    home.pages,
+    settings_pages.pages,
+    csv_pages.pages,
+    documents_pages.pages,
+    deals_pages.pages,
+    contacts_pages.pages,
+    connecting_pages.pages,
+    connections_pages.pages,
+]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
@@ -95,6 +114,8 @@ def install(app: web.Application, config: Config) -> None:
     env.globals["org_name"] = config.org_name
     app.middlewares.append(page_middleware)
     app.cleanup_ctx.append(auth_pages.guess_limiter)
+    app.cleanup_ctx.append(csv_pages.imports)
+    app.cleanup_ctx.append(documents_pages.parts_cleared)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     add_pages(app, PAGE_MODULES)
 

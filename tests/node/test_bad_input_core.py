@@ -78,7 +78,7 @@ CODES = {
 TABLES = (
     "users", "api_tokens", "peers", "peer_keys", "invitations", "connections", "outbox", "inbox",
     "referrals", "referral_events", "deferred_referrals", "opportunities", "workflows", "stages",
-    "deals", "deal_contacts", "contacts", "notes", "documents", "assignment_cursor",
+    "deals", "deal_contacts", "deal_moves", "contacts", "notes", "documents", "assignment_cursor",
     "web_sessions", "password_links", "signin_failures", "mail_queue", "user_mail_off",
 )  # fmt: skip
 

@@ -2,7 +2,7 @@
 
 A migration is a function of a ``sqlite_utils.Database`` that changes the schema; each
 runs once, in its own transaction, and the database's ``user_version`` says which ran.
-Versions: 1-9 federation core, 10-19 the CRM, 20-29 opportunities, 30-39 accounts and mail. Add new ones at the
+Versions: 1-9 federation core, 10-19 the CRM, 20-29 opportunities, 30-39 accounts, mail and the console. Add new ones at the
 end of :data:`MIGRATIONS`, in a module of their own; never change one that has shipped.
 """
 
@@ -21,6 +21,7 @@ from node.storage.migrations import (
     m011_stage_outcomes,
     m020_opportunities,
     m030_accounts,
+    m031_documents_and_moves,
 )
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -35,4 +36,5 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (11, "stage outcomes", m011_stage_outcomes.up),
     (20, "referral opportunities", m020_opportunities.up),
     (30, "accounts, sessions and mail", m030_accounts.up),
+    (31, "stored documents, deal moves, board indexes", m031_documents_and_moves.up),
 )
