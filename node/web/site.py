@@ -23,14 +23,22 @@ from aiohttp import web
 from node.base.config import Config
 from node.http.app import create_app
 from node.http.appkeys import NODE
-from node.web import auth_pages, home, settings_pages
+from node.web import (
+    auth_pages,
+    home,
+    opportunities_pages,
+    refer_pages,
+    referrals_pages,
+    settings_pages,
+)
 from node.web.views import Pages, add_pages
 from protocol.models import parse_ts
 
 HERE = Path(__file__).parent
 
 #: Every page module, in the order their routes are added.
-PAGE_MODULES: list[Pages] = [auth_pages.pages, home.pages, settings_pages.pages]
+PAGE_MODULES: list[Pages] = [auth_pages.pages, home.pages, settings_pages.pages,
+                              refer_pages.pages, referrals_pages.pages, opportunities_pages.pages]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
