@@ -32,6 +32,9 @@ from node.web import (
     deals_pages,
     documents_pages,
     home,
+    opportunities_pages,
+    refer_pages,
+    referrals_pages,
     settings_pages,
 )
 from node.web.views import Pages, add_pages
@@ -50,6 +53,9 @@ PAGE_MODULES: list[Pages] = [
     contacts_pages.pages,
     connecting_pages.pages,
     connections_pages.pages,
+    refer_pages.pages,
+    referrals_pages.pages,
+    opportunities_pages.pages,
 ]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
