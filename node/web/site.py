@@ -23,14 +23,24 @@ from aiohttp import web
 from node.base.config import Config
 from node.http.app import create_app
 from node.http.appkeys import NODE
-from node.web import auth_pages, home, settings_pages
+from node.web import (
+    admin_mail,
+    admin_outbox,
+    admin_pages,
+    admin_tokens,
+    auth_pages,
+    home,
+    reports_pages,
+    settings_pages,
+)
 from node.web.views import Pages, add_pages
 from protocol.models import parse_ts
 
 HERE = Path(__file__).parent
 
 #: Every page module, in the order their routes are added.
-PAGE_MODULES: list[Pages] = [auth_pages.pages, home.pages, settings_pages.pages]
+PAGE_MODULES: list[Pages] = [auth_pages.pages, home.pages, settings_pages.pages, reports_pages.pages,
+                              admin_pages.pages, admin_tokens.pages, admin_outbox.pages, admin_mail.pages]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")

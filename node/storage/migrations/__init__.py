@@ -21,6 +21,7 @@ from node.storage.migrations import (
     m011_stage_outcomes,
     m020_opportunities,
     m030_accounts,
+    m033_delivery_failing,
 )
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -35,4 +36,5 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (11, "stage outcomes", m011_stage_outcomes.up),
     (20, "referral opportunities", m020_opportunities.up),
     (30, "accounts, sessions and mail", m030_accounts.up),
+    (33, "delivery failing episodes", m033_delivery_failing.up),
 )
