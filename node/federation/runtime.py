@@ -156,6 +156,21 @@ class Node:
         if effects.mail:
             self.mail.kick()
 
+    async def rotate_signing_key(self) -> int:
+        """A new signing key, announced to every connected peer; how many were told."""
+
+        def rotate(conn: sqlite3.Connection, ctx: TxContext) -> int:
+            # Switch keys and queue the announcements in one step of the write batch: writes
+            # before it seal with the old key, writes after it with the new one, so each
+            # peer's in-order queue carries the announcement exactly between the two.
+            previous = self.keys.signing
+            self.keys.rotate_signing()
+            self.refresh_discovery()
+            ctx.effects.own_keys = True
+            return handshake.announce_rotation(conn, ctx, self.discovery, previous)
+
+        return await self.transact(rotate)
+
     # -- the inbox -----------------------------------------------------------------
 
     async def receive(self, body: bytes, *, client: str | None = None) -> InboxResult:

@@ -24,6 +24,10 @@ from node.base.config import Config
 from node.http.app import create_app
 from node.http.appkeys import NODE
 from node.web import (
+    admin_mail,
+    admin_outbox,
+    admin_pages,
+    admin_tokens,
     auth_pages,
     connecting_pages,
     connections_pages,
@@ -35,6 +39,7 @@ from node.web import (
     opportunities_pages,
     refer_pages,
     referrals_pages,
+    reports_pages,
     settings_pages,
 )
 from node.web.views import Pages, add_pages
@@ -56,6 +61,11 @@ PAGE_MODULES: list[Pages] = [
     refer_pages.pages,
     referrals_pages.pages,
     opportunities_pages.pages,
+    reports_pages.pages,
+    admin_pages.pages,
+    admin_tokens.pages,
+    admin_outbox.pages,
+    admin_mail.pages,
 ]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -22,6 +22,7 @@ from node.storage.migrations import (
     m020_opportunities,
     m030_accounts,
     m031_documents_and_moves,
+    m033_delivery_failing,
 )
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -37,4 +38,5 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (20, "referral opportunities", m020_opportunities.up),
     (30, "accounts, sessions and mail", m030_accounts.up),
     (31, "stored documents, deal moves, board indexes", m031_documents_and_moves.up),
+    (33, "delivery failing episodes", m033_delivery_failing.up),
 )
