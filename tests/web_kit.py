@@ -159,7 +159,7 @@ async def check_page(page: Page, name: str, *, phone_too: bool = True) -> None:
     and ``name``-phone (the same URL at phone width, in the same session)."""
     violations = await axe_violations(page)
     assert not violations, f"{name}: {violations}"
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(SHOTS.mkdir, parents=True, exist_ok=True)
     await page.screenshot(path=str(SHOTS / f"{name}-desktop.png"), full_page=True)
     if phone_too:
         size = page.viewport_size
