@@ -53,7 +53,7 @@ async def test_keep_serving_prints_a_sign_in_link_per_console_and_both_work_in_o
         cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert proc.stdout is not None
     try:
-        transcript = await _read_until(proc.stdout, "Press Ctrl-C to stop both nodes.", within_s=120)
+        transcript = await _read_until(proc.stdout, "Press Ctrl-C to stop both nodes.", within_s=180)
         assert "OK: status update arrived." in transcript
         consoles = _consoles(transcript)
         harbour, summit = consoles["Harbour Realty"], consoles["Summit Mortgage Brokers"]
