@@ -24,6 +24,8 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("referral_latency.py", [], ["--referrals", "30", "--warmup", "3"]),
     ("idle_memory.py", [], ["--idle-s", "2", "--rounds", "1"]),
     ("csv_import.py", [], ["--rows", "20000", "--wide-rows", "5000", "--ref-s", "1"]),
+    ("console_pages.py", [], ["--deals", "5000", "--referrals", "500", "--requests", "50",
+                              "--out", str(HERE / "results" / "console_pages-quick.json")]),
 ]
 
 
