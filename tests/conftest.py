@@ -25,6 +25,10 @@ from node.federation.runtime import Node  # noqa: E402
 from node.http.appkeys import NODE  # noqa: E402
 from node.web.site import create_site  # noqa: E402
 
+#: The browser tests' fixtures (``browser``, ``smtp``): one conftest module name for the
+#: whole tree, so that ``from conftest import ...`` always finds this file.
+pytest_plugins = ["web_kit"]
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -25,6 +25,7 @@ from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
+from node.base.files import fsync_dir
 from node.base.key_files import KeyStoreError, hybrid_bytes, pem_bytes, read_hybrid, read_pem
 from protocol.keys import CRV_MLKEM768_X25519, DecryptionKey, SigningKey, VerifyKey, fingerprint_of
 from protocol.suites import PREFERENCE, SuiteId
@@ -303,7 +304,7 @@ class KeyStore:
         tmp.unlink(missing_ok=True)
         _write_private(tmp, data)
         os.replace(tmp, self._dir / INDEX_FILE)
-        _fsync_dir(self._dir)
+        fsync_dir(self._dir)
 
 
 # -- files ----------------------------------------------------------------------------------
@@ -320,15 +321,7 @@ def _write_private(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def _check_private(path: Path) -> None:

@@ -24,6 +24,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.base.files import fsync_dir
 from node.crm.errors import CrmError, CrmErrorCode
 
 _PART = ".part-"
@@ -181,7 +182,7 @@ class Upload:
                 self._path.unlink()
                 return StoredFile(sha256, self.size, self.kind.content_type, created=False)
             os.replace(self._path, target)
-            _sync_dir(self.folder)
+            fsync_dir(self.folder)
             return StoredFile(sha256, self.size, self.kind.content_type, created=True)
         except BaseException:
             self.abort()
@@ -200,14 +201,6 @@ def _has_member(path: Path, member: str) -> bool:
             return member in archive.namelist()
     except (zipfile.BadZipFile, OSError, ValueError):
         return False
-
-
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def too_large(limit: int) -> str:

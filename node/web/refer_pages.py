@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,27 +236,28 @@ async def refer_again(view: View) -> web.StreamResponse:
     return _render(view, form, choices, {})
 
 
-@pages.post("/deals/{id}/refer/preview", multiline=TEXTAREAS)
-async def refer_preview(view: View) -> web.StreamResponse:
+async def _checked_step(view: View, template: str, extra: Callable[[Any, Choices], dict[str, Any]]) -> web.StreamResponse:
+    """A step after the form (preview, confirmation): everything checked again, the form
+    again with its errors, or ``template`` with what will travel."""
     deal_id, choices = view.request.match_info["id"], Choices.from_form(view)
     form, errors, result = await _check(view, deal_id, choices)
     if errors:
         return _render(view, form, choices, errors, status=400)
     checked, shown = result
-    return view.render("refer_preview.html", {"form": form, "choices": choices, "checked": checked,
-                                              "preview": shown})
+    return view.render(template, {"form": form, "choices": choices, "checked": checked, "preview": shown,
+                                  **extra(form, choices)})
+
+
+@pages.post("/deals/{id}/refer/preview", multiline=TEXTAREAS)
+async def refer_preview(view: View) -> web.StreamResponse:
+    return await _checked_step(view, "refer_preview.html", lambda form, choices: {})
 
 
 @pages.post("/deals/{id}/refer/confirm", multiline=TEXTAREAS)
 async def refer_confirm(view: View) -> web.StreamResponse:
-    deal_id, choices = view.request.match_info["id"], Choices.from_form(view)
-    form, errors, result = await _check(view, deal_id, choices)
-    if errors:
-        return _render(view, form, choices, errors, status=400)
-    checked, shown = result
-    return view.render("refer_confirm.html", {"form": form, "choices": choices, "checked": checked,
-                                              "preview": shown, "agent": dict(form.agents)[choices.agent],
-                                              "clients": [n for c, n, _ in form.clients if c in choices.consented]})
+    return await _checked_step(view, "refer_confirm.html", lambda form, choices: {
+        "agent": dict(form.agents)[choices.agent],
+        "clients": [n for c, n, _ in form.clients if c in choices.consented]})
 
 
 @pages.post("/deals/{id}/refer/send", multiline=TEXTAREAS)

@@ -22,7 +22,6 @@ from aiohttp import web
 
 from node.base.config import Config
 from node.http.app import create_app
-from node.http.appkeys import NODE
 from node.web import (
     admin_mail,
     admin_outbox,
@@ -139,8 +138,7 @@ def install(app: web.Application, config: Config) -> None:
 
 
 async def _globals(request: web.Request) -> dict[str, Any]:
-    return {"path": request.path, "static": lambda name: request.app.router["static"].url_for(filename=name),
-            "node": request.app[NODE] if NODE in request.app else None}
+    return {"path": request.path, "static": lambda name: request.app.router["static"].url_for(filename=name)}
 
 
 def create_site(config: Config, **kwargs: Any) -> web.Application:

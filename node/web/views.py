@@ -44,6 +44,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiDict
 
+from node.base.config import Config
 from node.base.errors import HTTP_STATUS, ApiError
 from node.base.inputs import text_problem
 from node.crm import accounts
@@ -93,7 +94,7 @@ class View:
         return self.caller
 
     @property
-    def config(self) -> Any:
+    def config(self) -> Config:
         return self.node.config
 
     def value(self, name: str, default: str = "") -> str:
