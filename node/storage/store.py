@@ -201,6 +201,7 @@ def next_pending(conn: sqlite3.Connection, peer_node_id: str) -> OutboxItem | No
 
 
 def peers_with_pending(conn: sqlite3.Connection) -> list[str]:
+    # on the partial index outbox_pending (migration 40): pending items only
     return [r[0] for r in conn.execute("SELECT DISTINCT peer_node_id FROM outbox WHERE state = 'pending'")]
 
 
@@ -247,13 +248,21 @@ def delivered_after(conn: sqlite3.Connection, peer_node_id: str, seq: int, type_
 DEADLINE_PASSED = " (delivery deadline passed)"
 
 
-def fail_overdue(conn: sqlite3.Connection, now_s: float) -> list[OutboxItem]:
+#: The most pending items :func:`fail_overdue` fails at once: a peer dark for days may
+#: have a hundred thousand, and each sweep's transaction (and memory) stays small.
+OVERDUE_BATCH = 500
+
+
+def fail_overdue(conn: sqlite3.Connection, now_s: float, *, limit: int = OVERDUE_BATCH) -> list[OutboxItem]:
+    """Fail the pending items past their deadline, the earliest first, at most ``limit``
+    (the next sweep takes the rest); return them."""
     overdue = _all(conn, OutboxItem,
-                   f"SELECT {_OUTBOX_COLS} FROM outbox WHERE state = 'pending' AND deadline_at <= ?", (now_s,))
-    conn.execute(
+                   f"SELECT {_OUTBOX_COLS} FROM outbox WHERE state = 'pending' AND deadline_at <= ?"
+                   " ORDER BY deadline_at LIMIT ?", (now_s, limit))
+    conn.executemany(
         "UPDATE outbox SET state = 'failed', last_error = COALESCE(last_error, '') || ?"
-        " WHERE state = 'pending' AND deadline_at <= ?",
-        (DEADLINE_PASSED, now_s),
+        " WHERE seq = ? AND state = 'pending'",
+        [(DEADLINE_PASSED, item.seq) for item in overdue],
     )
     return overdue
 
@@ -304,10 +313,12 @@ def get_referral_local(conn: sqlite3.Connection, local_id: str) -> Referral | No
     return _one(conn, Referral, "SELECT * FROM referrals WHERE local_id = ?", (local_id,))
 
 
-def list_referrals(conn: sqlite3.Connection, side: str | None = None) -> list[Referral]:
-    if side is None:
-        return _all(conn, Referral, "SELECT * FROM referrals ORDER BY created_at, local_id")
-    return _all(conn, Referral, "SELECT * FROM referrals WHERE side = ? ORDER BY created_at, local_id", (side,))
+def list_referrals(conn: sqlite3.Connection, side: str | None = None, *, limit: int | None = None,
+                   offset: int = 0) -> list[Referral]:
+    """Oldest first (of one side when given); a page of ``limit`` from ``offset`` if given."""
+    where, params = ("", ()) if side is None else (" WHERE side = ?", (side,))
+    page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
+    return _all(conn, Referral, f"SELECT * FROM referrals{where} ORDER BY created_at, local_id{page}", params)
 
 
 def referrals_of_deal(conn: sqlite3.Connection, deal_id: str, connection_id: str,

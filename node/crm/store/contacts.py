@@ -17,6 +17,7 @@ from node.base.inputs import STORED
 from node.crm.errors import CrmError
 from node.crm.models import Contact, ContactIn, ContactPatch
 from node.crm.parsing import parse
+from node.crm.store import search
 from node.crm.store.sql import _json, _like, _limit, _missing, _raise_first, _ts
 from node.storage.sqlite import insert_row
 
@@ -46,17 +47,31 @@ def get_contact(conn: sqlite3.Connection, contact_id: str, *, field: str | None 
 
 
 def list_contacts(
-    conn: sqlite3.Connection, *, q: str | None = None, limit: int | None = None, offset: int = 0
+    conn: sqlite3.Connection, *, q: str | None = None, limit: int | None = None, offset: int = 0,
+    after: tuple[str, str] | None = None, custom_only: bool = False,
 ) -> list[Contact]:
-    """Contacts in the order they were created; ``q`` searches names, email and phone."""
-    where, params = "", []
+    """Contacts in the order they were created; ``q`` searches names, email and phone
+    (through the search index when it narrows the search: see ``search``). ``after``
+    (created_at, id) starts after that contact, and ``custom_only`` keeps those with
+    custom fields: for an export read a page at a time."""
+    where, params = "", {}
+    if after is not None:
+        where = "WHERE (created_at, id) > (:after_at, :after_id)"
+        params.update(after_at=after[0], after_id=after[1])
+    if custom_only:  # on the partial index contacts_custom (migration 40)
+        where += (" AND " if where else "WHERE ") + "custom_fields != '{}'"
     if q:
-        where = (
-            "WHERE first_name LIKE ?1 ESCAPE '\\' OR last_name LIKE ?1 ESCAPE '\\' "
-            "OR (coalesce(first_name, '') || ' ' || coalesce(last_name, '')) LIKE ?1 ESCAPE '\\' "
-            "OR email LIKE ?1 ESCAPE '\\' OR phone LIKE ?1 ESCAPE '\\'"
+        like = "LIKE :q ESCAPE '\\'"
+        where += (" AND " if where else "WHERE ") + (
+            f"(first_name {like} OR last_name {like} "
+            f"OR (coalesce(first_name, '') || ' ' || coalesce(last_name, '')) {like} "
+            f"OR email {like} OR phone {like})"
         )
-        params.append(_like(q))
+        params["q"] = _like(q)
+        pattern = search.plan(conn, q, ("contacts_search",))
+        if pattern is not None:
+            where += f" AND rowid IN ({search.CONTACT_ROWIDS})"
+            params["pattern"] = pattern
     rows = conn.execute(
         f"SELECT * FROM contacts {where} ORDER BY created_at, id LIMIT {_limit(limit)} OFFSET {int(offset)}",
         params,

@@ -22,6 +22,7 @@ from node.crm.errors import CrmError
 from node.crm.fields import ContactRole, Origin
 from node.crm.models import Deal, DealContact, DealIn, DealPatch, DealReferral
 from node.crm.parsing import parse
+from node.crm.store import search
 from node.crm.store.contacts import get_contact
 from node.crm.store.sql import _json, _like, _limit, _missing, _raise_first, _ts
 from node.crm.store.users import _check_user
@@ -93,12 +94,22 @@ def list_deals(
     q: str | None = None,
     limit: int | None = None,
     offset: int = 0,
+    after: tuple[str, str] | None = None,
+    custom_only: bool = False,
 ) -> list[Deal]:
     """Deals in the order they were created, filtered by every argument given. ``q``
-    searches title, summary, source and the names and emails of the deal's contacts.
-    A filter naming an unknown workflow, stage, user or contact is ``not_found``."""
+    searches title, summary, source and the names and emails of the deal's contacts
+    (through the search indexes when they narrow the search: see ``search``).
+    A filter naming an unknown workflow, stage, user or contact is ``not_found``.
+    ``after`` (created_at, id) starts after that deal, and ``custom_only`` keeps those
+    with custom fields: for an export read a page at a time."""
     where: list[str] = []
     params: dict[str, Any] = {}
+    if after is not None:
+        where.append("(d.created_at, d.id) > (:after_at, :after_id)")
+        params.update(after_at=after[0], after_id=after[1])
+    if custom_only:  # on the partial index deals_custom (migration 40)
+        where.append("d.custom_fields != '{}'")
     if workflow_id is not None:
         get_workflow(conn, workflow_id, field="workflow_id")
         where.append("d.workflow_id = :workflow_id")
@@ -113,9 +124,8 @@ def list_deals(
         params["owner"] = owner_user_id
     if contact_id is not None:
         get_contact(conn, contact_id, field="contact_id")
-        where.append(
-            "EXISTS (SELECT 1 FROM deal_contacts dc WHERE dc.deal_id = d.id AND dc.contact_id = :contact)"
-        )
+        # driven by the contact's links (deal_contacts_contact), not a walk of every deal
+        where.append("d.id IN (SELECT dc.deal_id FROM deal_contacts dc WHERE dc.contact_id = :contact)")
         params["contact"] = contact_id
     if folder is not None:
         where.append("d.folder = :folder")
@@ -136,6 +146,10 @@ def list_deals(
             f"OR c.email {like})))"
         )
         params["q"] = _like(q)
+        pattern = search.plan(conn, q, ("deals_search", "contacts_search"))
+        if pattern is not None:  # the rows the search indexes offer (see ``search``)
+            where.append(f"(d.rowid IN ({search.DEAL_ROWIDS}) OR d.id IN ({search.DEALS_OF_CONTACTS}))")
+            params["pattern"] = pattern
     sql = "SELECT d.* FROM deals d"
     if where:
         sql += " WHERE " + " AND ".join(where)
