@@ -35,6 +35,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (30, "accounts, sessions and mail", "m030_accounts"),
     (40, "indexes for large nodes", "m040_scale_indexes"),
     (41, "search indexes", "m041_search"),
+    (42, "referral tallies for the report", "m042_referral_tallies"),
 )
 
 #: The version of a database that every migration has run on.

@@ -43,6 +43,7 @@ def many(conn: sqlite3.Connection, org: Brokerage, rows: int, rng: random.Random
     """``rows`` contacts and as many deals (one contact each, a co-applicant on every
     third), with names, emails and phones drawn from small lists, so that most terms
     match many rows and some match few."""
+    previous = ""
     for i in range(rows):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         email = f"{(first or 'x').lower()}.{i}@{rng.choice(['example.com', 'mail.example'])}"
