@@ -23,6 +23,7 @@ from node.storage import store
 from node.storage.records import OutboxItem
 from protocol.encoding import loads_strict
 from protocol.errors import ProtocolError, RemoteProtocolError
+from protocol.models import format_ts
 from protocol.receipts import verify_receipt
 from protocol.wire import MEDIA_TYPE_JOSE_JSON
 
@@ -71,8 +72,9 @@ class Delivery:
         self._workers.clear()
 
     async def tick(self) -> None:
-        """The sweep: expire what is overdue, and wake a worker for every peer
-        the database says has something due."""
+        """The sweep: expire what is overdue, and wake a worker for every peer the database
+        says has something due. A read first: a write transaction (and its sync) only when
+        something is overdue, so an idle node's sweep writes nothing."""
         node = self.node
 
         def sweep(conn):  # type: ignore[no-untyped-def]
@@ -83,7 +85,11 @@ class Delivery:
             handshake.expire_stale(conn, ctx)
             return overdue, store.peers_with_pending(conn)
 
-        overdue, pending = await node.db.write(sweep)
+        now = node.clock.now()
+        if await node.db.read(lambda conn: store.sweep_due(conn, now.timestamp(), format_ts(now))):
+            overdue, pending = await node.db.write(sweep)
+        else:
+            overdue, pending = [], await node.db.read(store.peers_with_pending)
         for item in overdue:
             log.warning("delivery deadline passed", peer=item.peer_node_id, envelope_id=item.envelope_id,
                         type=item.type)

@@ -51,9 +51,9 @@ from multidict import MultiMapping
 
 from node.base.errors import ApiError
 from node.federation import tallies
+from node.federation.tallies import SIDES
 from protocol.states import ReferralState
 
-SIDES = ("sender", "receiver")
 #: Statuses a receiver reports, and so the ones a timeline can show as reached.
 TIMELINE_STATUSES = frozenset({"accepted", "declined", "in-progress", "won", "lost", "withdrawn"})
 ALL_STATES = tuple(s.value for s in ReferralState)

@@ -13,6 +13,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date
 
+#: The sides of a referral, as a report lists them.
+SIDES = ("sender", "receiver")
 #: Below every period; above every period.
 _BEFORE, _AFTER = "", "~"
 

@@ -7,6 +7,7 @@ the ``sqlite3.Connection`` they run on, so callers compose them inside one
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -26,10 +27,13 @@ from node.storage.records import (
 )
 from node.storage.sqlite import insert_row
 
+
 #: Encodes the offer column written on every referral received: pydantic's encoder took
 #: 3.3 µs where ``json.dumps`` with sorted keys took 21.8 (timeit, a 1.9 KB offer). Keys
 #: keep the order of the dict (the offer model's); readers parse the column.
-_JSON_OBJECT = TypeAdapter(dict[str, Any])
+@functools.cache
+def _json_object() -> TypeAdapter[dict[str, Any]]:
+    return TypeAdapter(dict[str, Any])  # made on the first referral stored, not at start
 
 
 # --- store functions -------------------------------------------------------------------
@@ -267,6 +271,17 @@ def fail_overdue(conn: sqlite3.Connection, now_s: float, *, limit: int = OVERDUE
     return overdue
 
 
+def sweep_due(conn: sqlite3.Connection, now_s: float, now_ts: str) -> bool:
+    """Whether the delivery sweep has anything to change: a pending item past its deadline
+    (``outbox_pending_deadline``), or an open invitation past its time. A hint only: the
+    sweep itself decides with the exact rules."""
+    overdue = conn.execute("SELECT 1 FROM outbox WHERE state = 'pending' AND deadline_at <= ? LIMIT 1",
+                           (now_s,)).fetchone()
+    stale = conn.execute("SELECT 1 FROM invitations WHERE state = 'open' AND expires_at <= ? LIMIT 1",
+                         (now_ts,)).fetchone()
+    return overdue is not None or stale is not None
+
+
 def requeue(conn: sqlite3.Connection, seq: int, *, deadline_at: float, body: bytes | None = None,
             envelope_id: str | None = None, sha256: str | None = None) -> None:
     conn.execute(
@@ -299,7 +314,7 @@ def count_inbox(conn: sqlite3.Connection, type: str | None = None) -> int:
 
 def insert_referral(conn: sqlite3.Connection, r: Referral) -> Referral:
     row = dict(r)  # shallow: the offer is encoded, not copied
-    row["offer"] = _JSON_OBJECT.dump_json(r.offer).decode()
+    row["offer"] = _json_object().dump_json(r.offer).decode()
     insert_row(conn, "referrals", row)
     return r
 
