@@ -332,6 +332,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, help="API calls per group (default 150; 300 with --full)")
     parser.add_argument("--api-warmup", type=int, default=20)
     parser.add_argument("--cache", type=Path, help="keep the data folders here and use them again")
+    parser.add_argument("--parts", default="inbox,api,export", help="which measurements (comma-separated)")
     parser.add_argument("--node-log-level", default="info")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--keep", action="store_true")
@@ -348,9 +349,10 @@ def main() -> int:
         nodes = prepare(args, work)
         size = (nodes.full / "node.db").stat().st_size
         print(f"  full node database: {size / 2**30:.2f} GiB", flush=True)
-        rates = inbox_rounds(args, nodes, work)
-        latency = api_latency(args, nodes, work)
-        export = export_run(args, nodes, work)
+        parts = set(args.parts.split(","))
+        rates = inbox_rounds(args, nodes, work) if "inbox" in parts else None
+        latency = api_latency(args, nodes, work) if "api" in parts else None
+        export = export_run(args, nodes, work) if "export" in parts else None
     finally:
         if args.keep:
             print(f"  (kept {work})")
@@ -359,38 +361,42 @@ def main() -> int:
     return report(args, rates, latency, export)
 
 
-def report(args: argparse.Namespace, rates: dict[str, list[float]], latency: dict[str, Any],
-           export: dict[str, Any]) -> int:
+def report(args: argparse.Namespace, rates: dict[str, list[float]] | None, latency: dict[str, Any] | None,
+           export: dict[str, Any] | None) -> int:
     problems = []
-    full, empty = median(rates["full"]), median(rates["empty"])
-    ratio = full / empty
-    print(f"  inbox: full {full:.0f}/s (rounds {[round(r) for r in rates['full']]}), "
-          f"empty {empty:.0f}/s (rounds {[round(r) for r in rates['empty']]})")
-    for which in ("full", "empty"):
-        print(f"  API on the {which} node, one call at a time:")
-        for group in ("list", "search", "report", "reference"):
-            print(latency_line(group, latency[which][group]))
-    p99 = {g: percentile([t * 1000 for _, t in latency["full"][g]], 99) for g in ("list", "search", "report")}
-    p99_empty = {g: percentile([t * 1000 for _, t in latency["empty"][g]], 99) for g in ("list", "search", "report")}
-    ref = percentile([t * 1000 for _, t in latency["full"]["reference"]], 99)
-    growth = (export["peak_kib"] - export["before_kib"]) / 1024
-    rows = export["lines"] - 1
-    print(f"  export: {rows:,} rows ({export['contacts']:,} contacts), {export['bytes'] / 2**20:.0f} MiB in "
-          f"{export['seconds']:.1f} s ({rows / export['seconds']:,.0f} rows/s); node VmRSS before "
-          f"{export['before_kib'] / 1024:.1f} MiB, peak {export['peak_kib'] / 1024:.1f} MiB, after "
-          f"{export['after_kib'] / 1024:.1f} MiB ({export['samples']} samples)")
-    if rows != export["contacts"]:
-        problems.append(f"the export has {rows} rows for {export['contacts']} contacts")
     verdict = lambda ok: "PASS" if ok else "MISS"  # noqa: E731
-    print(f"RESULT scale_data [inbox, N={args.rows:,}]: full/empty = {ratio:.2f} (target >= {INBOX_TARGET}: "
-          f"{verdict(ratio >= INBOX_TARGET)}); full {full:.0f}/s, empty {empty:.0f}/s")
-    print(f"RESULT scale_data [api, N={args.rows:,}]: p99 list {p99['list']:.1f} ms, search {p99['search']:.1f} ms, "
-          f"report {p99['report']:.1f} ms (target <= {LATENCY_TARGET_MS:.0f}: "
-          f"{verdict(max(p99.values()) <= LATENCY_TARGET_MS)}); empty node {p99_empty['list']:.1f} / "
-          f"{p99_empty['search']:.1f} / {p99_empty['report']:.1f} ms; discovery GET p99 {ref:.2f} ms")
-    print(f"RESULT scale_data [export, N={args.rows:,}]: RSS growth {growth:.1f} MiB (target <= "
-          f"{EXPORT_TARGET_MIB:.0f}: {verdict(growth <= EXPORT_TARGET_MIB)}); {rows:,} rows in "
-          f"{export['seconds']:.1f} s")
+    if rates is not None:
+        full, empty = median(rates["full"]), median(rates["empty"])
+        ratio = full / empty
+        print(f"  inbox: full {full:.0f}/s (rounds {[round(r) for r in rates['full']]}), "
+              f"empty {empty:.0f}/s (rounds {[round(r) for r in rates['empty']]})")
+        print(f"RESULT scale_data [inbox, N={args.rows:,}]: full/empty = {ratio:.2f} (target >= {INBOX_TARGET}: "
+              f"{verdict(ratio >= INBOX_TARGET)}); full {full:.0f}/s, empty {empty:.0f}/s")
+    if latency is not None:
+        for which in ("full", "empty"):
+            print(f"  API on the {which} node, one call at a time:")
+            for group in ("list", "search", "report", "reference"):
+                print(latency_line(group, latency[which][group]))
+        groups = ("list", "search", "report")
+        p99 = {g: percentile([t * 1000 for _, t in latency["full"][g]], 99) for g in groups}
+        p99_empty = {g: percentile([t * 1000 for _, t in latency["empty"][g]], 99) for g in groups}
+        ref = percentile([t * 1000 for _, t in latency["full"]["reference"]], 99)
+        print(f"RESULT scale_data [api, N={args.rows:,}]: p99 list {p99['list']:.1f} ms, search "
+              f"{p99['search']:.1f} ms, report {p99['report']:.1f} ms (target <= {LATENCY_TARGET_MS:.0f}: "
+              f"{verdict(max(p99.values()) <= LATENCY_TARGET_MS)}); empty node {p99_empty['list']:.1f} / "
+              f"{p99_empty['search']:.1f} / {p99_empty['report']:.1f} ms; discovery GET p99 {ref:.2f} ms")
+    if export is not None:
+        growth = (export["peak_kib"] - export["before_kib"]) / 1024
+        rows = export["lines"] - 1
+        print(f"  export: {rows:,} rows ({export['contacts']:,} contacts), {export['bytes'] / 2**20:.0f} MiB in "
+              f"{export['seconds']:.1f} s ({rows / export['seconds']:,.0f} rows/s); node VmRSS before "
+              f"{export['before_kib'] / 1024:.1f} MiB, peak {export['peak_kib'] / 1024:.1f} MiB, after "
+              f"{export['after_kib'] / 1024:.1f} MiB ({export['samples']} samples)")
+        if rows != export["contacts"]:
+            problems.append(f"the export has {rows} rows for {export['contacts']} contacts")
+        print(f"RESULT scale_data [export, N={args.rows:,}]: RSS growth {growth:.1f} MiB (target <= "
+              f"{EXPORT_TARGET_MIB:.0f}: {verdict(growth <= EXPORT_TARGET_MIB)}); {rows:,} rows in "
+              f"{export['seconds']:.1f} s")
     for p in problems:
         print(f"  PROBLEM {p}")
     return 1 if problems else 0

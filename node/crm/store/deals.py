@@ -138,17 +138,18 @@ def list_deals(
         params["origin"] = origin
     if q:
         like = "LIKE :q ESCAPE '\\'"
-        where.append(
-            f"(d.title {like} OR d.summary {like} OR d.source {like} OR EXISTS ("
-            "SELECT 1 FROM deal_contacts dc JOIN contacts c ON c.id = dc.contact_id "
-            f"WHERE dc.deal_id = d.id AND (c.first_name {like} OR c.last_name {like} "
-            f"OR (coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '')) {like} "
-            f"OR c.email {like})))"
-        )
+        own = f"(d.title {like} OR d.summary {like} OR d.source {like})"
+        person = (f"(c.first_name {like} OR c.last_name {like} "
+                  f"OR (coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '')) {like} OR c.email {like})")
         params["q"] = _like(q)
         pattern = search.plan(conn, q, ("deals_search", "contacts_search"))
-        if pattern is not None:  # the rows the search indexes offer (see ``search``)
-            where.append(f"(d.rowid IN ({search.DEAL_ROWIDS}) OR d.id IN ({search.DEALS_OF_CONTACTS}))")
+        if pattern is None:  # walk the deals in order, each checked
+            where.append(f"({own} OR EXISTS (SELECT 1 FROM deal_contacts dc JOIN contacts c "
+                         f"ON c.id = dc.contact_id WHERE dc.deal_id = d.id AND {person}))")
+        else:  # the same conditions, on the rows the search indexes offer (see ``search``)
+            where.append(f"((d.rowid IN ({search.DEAL_ROWIDS}) AND {own}) OR d.id IN (SELECT dc.deal_id "
+                         "FROM deal_contacts dc WHERE dc.contact_id IN (SELECT c.id FROM contacts c "
+                         f"WHERE c.rowid IN ({search.CONTACT_ROWIDS}) AND {person})))")
             params["pattern"] = pattern
     sql = "SELECT d.* FROM deals d"
     if where:

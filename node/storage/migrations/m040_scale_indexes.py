@@ -4,7 +4,8 @@ Every list is read in the order its rows were made (``created_at`` then id), a p
 time: with an index in that order, filtered or not, a page costs what it holds, not the
 size of the table (``bench/scale_data.py``). The deals' filters each get one (stage,
 workflow, owner, folder), replacing the indexes on the filter alone. An export first
-finds the custom fields in use (its header's columns) among the few rows that have any. The delivery sweep
+finds the custom fields in use (its header's columns) among the few rows that have any.
+A contact's deals are found from its links alone (the index holds the deal's id). The delivery sweep
 looks only at pending outbox items, by peer and by deadline: partial indexes hold just
 those, so a node with a million delivered items sweeps as fast as an empty one, and the
 items that are not delivered are found by state without reading the others (an outbox row
@@ -33,6 +34,8 @@ def up(db: sqlite_utils.Database) -> None:
         CREATE INDEX deals_owner ON deals(owner_user_id, created_at, id);
         DROP INDEX deals_folder;
         CREATE INDEX deals_folder ON deals(folder, created_at, id);
+        DROP INDEX deal_contacts_contact;
+        CREATE INDEX deal_contacts_contact ON deal_contacts(contact_id, deal_id);
         CREATE INDEX referrals_created ON referrals(created_at, local_id);
         CREATE INDEX referrals_side ON referrals(side, created_at, local_id);
         CREATE INDEX referrals_state ON referrals(side, state, created_at);
