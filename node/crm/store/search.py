@@ -3,8 +3,8 @@
 A search is ``LIKE '%q%'`` on some of a row's fields (ASCII letters in either case). The
 lists keep those conditions as they are, and this module adds a way to the matching rows
 that does not read the whole table: the trigram indexes of migration 41
-(``contacts_search``, ``deals_search``), which give the rowids of the rows that hold
-every three-character piece of ``q`` (case folded: never fewer rows than ``LIKE``), plus
+(``contacts_search``, ``deals_search``), which give the rowids of the rows that hold the
+runs of ``q`` as phrases (case folded: never fewer rows than ``LIKE``), plus
 the rows written since the indexer last ran (``search_pending``, see
 :func:`index_pending`), which are offered too.
 
@@ -13,40 +13,40 @@ Which way a list takes depends on how many rows the index offers (:func:`plan`):
 - *few* (up to :data:`DIRECT_MAX`): read just those rows, keep the ones the ``LIKE``
   conditions accept, and sort them; a rare name among a million contacts costs a few
   milliseconds instead of a second;
-- *many*: walk the table in the list's order and stop once the page is full, as before.
-  The term is then common, so a page of matches comes after a few thousand rows;
-- *no index*: a ``q`` with no three characters in a row between ``%`` or ``_`` (which
-  ``LIKE`` matches as written, escaped) gives the index nothing to look for; the table is
-  walked. Such a search is fast when it matches often, and reads the table when it does
-  not: searches of one or two characters are not indexed.
+- *many*: walk the table in the list's order, checking each row, for at most
+  :data:`WINDOW` rows (:func:`first_matches`): a common term fills a page long before.
+  When its rows come late in the order (a name that appeared last month), the window
+  holds too few and the rows the index offers are read and sorted after all;
+- *no index*: a ``q`` of one or two characters gives the trigram index nothing to look
+  for; the table is walked. Such a search is fast when it matches often, and reads the
+  table when it does not.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
+from dataclasses import dataclass
+from typing import Any
 
 #: Up to this many rows offered by the index, they are read and sorted; beyond, the
 #: table is walked in order. Reading a row by rowid and sorting it costs about what
 #: walking ten rows does, and a page of 100 among N matches of a million rows comes after
 #: about 100 million / N rows: the two meet near sqrt(100 x 1,000,000) = 10,000.
 DIRECT_MAX = 10_000
-_WILDCARDS = re.compile(r"[%_]")
+#: Rows a common term's search walks before it reads the rows the index offers instead.
+WINDOW = 20_000
 
 
-def index_query(q: str) -> str | None:
-    """What to ask the trigram index for ``q``: every three-character piece of its runs
-    between ``%`` and ``_`` (which ``LIKE`` matches as written, escaped, and the index does
-    not see), all of them (an FTS5 query, each piece quoted). None when no run is three
-    characters long: the index can find nothing to look for. A row that matches ``LIKE``
-    holds every piece, so the index never offers fewer rows; it may offer more (pieces
-    apart, or letters whose case only it folds), which the ``LIKE`` conditions then drop.
-    Asking for the pieces rather than ``LIKE`` on the index spares its check of each row's
-    text (ten times faster at a million contacts)."""
-    pieces = sorted({run[i:i + 3] for run in _WILDCARDS.split(q) for i in range(len(run) - 2)})
-    if not pieces:
+def index_query(q: str, column: str | None = None) -> str | None:
+    """What to ask a trigram index for ``q``: ``q`` as a phrase (an FTS5 query), in
+    ``column`` only when given; None when ``q`` is shorter than three characters (the
+    index can find nothing to look for). The lists match ``q`` literally (``%`` and ``_``
+    escaped), ASCII letters in either case; the index folds the case of every letter, so
+    it never offers fewer rows, and may offer more (``É`` for ``é``), which the ``LIKE``
+    conditions then drop."""
+    if len(q) < 3:
         return None
-    return " AND ".join('"' + piece.replace('"', '""') + '"' for piece in pieces)
+    return ("" if column is None else f"{column} : ") + '"' + q.replace('"', '""') + '"'
 
 
 def offered(conn: sqlite3.Connection, index: str, query: str, *, cap: int) -> int:
@@ -60,28 +60,54 @@ def offered(conn: sqlite3.Connection, index: str, query: str, *, cap: int) -> in
     return int(row[0])
 
 
-def plan(conn: sqlite3.Connection, q: str, indexes: tuple[str, ...]) -> str | None:
-    """The query to give ``indexes`` for ``q`` when together they offer at most
-    :data:`DIRECT_MAX` rows; None to walk the table instead."""
-    query = index_query(q)
-    if query is None:
-        return None
+@dataclass(frozen=True)
+class Plan:
+    """How a search goes: ``queries`` for each index (None: ``q`` is too short for them,
+    walk the table), and whether they offer more than :data:`DIRECT_MAX` rows."""
+
+    queries: dict[str, str] | None
+    many: bool = False
+
+
+def plan(conn: sqlite3.Connection, q: str, indexes: dict[str, str | None]) -> Plan:
+    """What to ask each of ``indexes`` (index: the column it is searched in, or None for
+    all) for ``q``, and whether together they offer more than :data:`DIRECT_MAX` rows."""
+    queries: dict[str, str] = {}
     total = 0
-    for index in indexes:
+    for index, column in indexes.items():
+        query = index_query(q, column)
+        if query is None:
+            return Plan(None)
         total += offered(conn, index, query, cap=DIRECT_MAX + 1 - total)
-        if total > DIRECT_MAX:
-            return None
-    return query
+        queries[index] = query
+    return Plan(queries, many=total > DIRECT_MAX)
+
+
+def first_matches(conn: sqlite3.Connection, sql: str, params: dict[str, Any], offset: int,
+                  limit: int) -> list[int] | None:
+    """Walk ``sql`` (it selects each row's rowid and whether it matches, in the list's
+    order, ending in ``LIMIT :window``) for the rowids of matches ``offset`` to
+    ``offset + limit``; None when the first :data:`WINDOW` rows hold fewer."""
+    need = offset + limit
+    found: list[int] = []
+    for rowid, hit in conn.execute(sql, {**params, "window": WINDOW}):
+        if hit:
+            found.append(rowid)
+            if len(found) == need:
+                return found[offset:]
+    return None
 
 
 _TABLES = {"contacts_search": "contacts", "deals_search": "deals"}
 
-#: Rowids of the contacts and deals the trigram indexes offer for ``:pattern``, and of
-#: those written since the indexer last ran.
-CONTACT_ROWIDS = ("SELECT rowid FROM contacts_search WHERE contacts_search MATCH :pattern "
+#: Rowids of the contacts and deals the trigram indexes offer for ``:contacts_search``
+#: and ``:deals_search`` (their queries), and of those written since the indexer last ran.
+CONTACT_ROWIDS = ("SELECT rowid FROM contacts_search WHERE contacts_search MATCH :contacts_search "
                   "UNION ALL SELECT rid FROM search_pending WHERE tbl = 'contacts'")
-DEAL_ROWIDS = ("SELECT rowid FROM deals_search WHERE deals_search MATCH :pattern "
+DEAL_ROWIDS = ("SELECT rowid FROM deals_search WHERE deals_search MATCH :deals_search "
                "UNION ALL SELECT rid FROM search_pending WHERE tbl = 'deals'")
+#: The columns of each index (migration 41).
+_COLUMNS = {"contacts": "person, phone", "deals": "text"}
 
 
 def waiting(conn: sqlite3.Connection, *, cap: int) -> int:
@@ -101,8 +127,9 @@ def index_pending(conn: sqlite3.Connection, limit: int) -> int:
             continue
         marks = ", ".join("?" * len(rids))
         # the text as the index's view (migration 41) computes it
-        conn.execute(f"INSERT INTO {table}_search (rowid, text) SELECT rowid, text FROM {table}_search_text "
-                     f"WHERE rowid IN ({marks})", rids)
+        columns = _COLUMNS[table]
+        conn.execute(f"INSERT INTO {table}_search (rowid, {columns}) SELECT rowid, {columns} "
+                     f"FROM {table}_search_text WHERE rowid IN ({marks})", rids)
         conn.execute(f"DELETE FROM search_pending WHERE tbl = ? AND rid IN ({marks})", (table, *rids))
         done += len(rids)
         if done >= limit:

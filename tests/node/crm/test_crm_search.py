@@ -5,6 +5,7 @@ the indexes follow every insert, update, delete and import."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 from collections.abc import Iterator
@@ -120,29 +121,61 @@ def check_term(conn: sqlite3.Connection, q: str) -> None:
     assert [d.id for d in store.list_deals(conn, q=q, stage_id=stage)] == [d for d in want_deals if d in in_stage]
 
 
-def test_both_ways_are_taken_and_agree(big: Database, db: Database) -> None:
+def test_both_ways_are_taken_and_agree(big: Database, db: Database, org: Brokerage) -> None:
     """A term the index offers few rows for is read through it; one it offers more than
     DIRECT_MAX rows for walks the table; both give the LIKE answer."""
     def plans(conn: sqlite3.Connection) -> None:
-        assert search.plan(conn, "Ōtaki", ("contacts_search",)) == '"aki" AND "tak" AND "Ōta"'
-        assert search.plan(conn, "xu", ("contacts_search",)) is None  # too short to index
-        assert search.plan(conn, "50%", ("contacts_search",)) is None  # '50' then a wildcard
-        assert search.plan(conn, "ann_m", ("contacts_search",)) == '"ann"'  # 'ann', then a wildcard
+        assert search.plan(conn, "Ōtaki", {"contacts_search": None}).queries == {"contacts_search": '"Ōtaki"'}
+        assert search.plan(conn, "xu", {"contacts_search": None}).queries is None  # too short to index
+        assert search.plan(conn, "50%", {"contacts_search": None}).queries == {"contacts_search": '"50%"'}
+        assert search.plan(conn, 'a "b"', {"contacts_search": "person"}).queries == {
+            "contacts_search": 'person : "a ""b"""'}
     big.run(plans)
     db.run(lambda conn: conn.executemany(
         "INSERT INTO contacts (id, first_name, last_name, created_at, updated_at) VALUES (?, 'Walker', ?, ?, ?)",
         [(f"ct_walk{i:06d}", f"W{i}", f"2026-11-23T1{i % 10}:00:00Z", "2026-11-23T10:00:00Z")
          for i in range(search.DIRECT_MAX + 5)]))
+    db.run(lambda conn: conn.executemany(
+        "INSERT INTO deals (id, title, workflow_id, stage_id, origin, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, 'local', ?, ?)",
+        [(f"deal_walk{i:06d}", f"Walkway {i}", org.home.id, org.home.stages[i % 3].id,
+          f"2026-11-23T1{i % 10}:00:00Z", "2026-11-23T10:00:00Z") for i in range(search.DIRECT_MAX + 5)]))
     db.run(index_all)
 
     def walk(conn: sqlite3.Connection) -> None:
-        assert search.plan(conn, "walker", ("contacts_search",)) is None  # more than DIRECT_MAX
-        assert search.plan(conn, "walker w999", ("contacts_search",)) is not None
+        assert search.plan(conn, "walkway", {"deals_search": None, "contacts_search": "person"}).many
+        for q in ("walkway", "walkway 99", "walker"):  # "walker": no deal has such a contact
+            want = expected_deals(conn, q)
+            assert [d.id for d in store.list_deals(conn, q=q, limit=50, offset=5)] == want[5:55]
+            staged = {r[0] for r in conn.execute("SELECT id FROM deals WHERE stage_id = ?", (org.home.stages[1].id,))}
+            in_stage = [d.id for d in store.list_deals(conn, q=q, stage_id=org.home.stages[1].id, limit=20)]
+            assert in_stage == [d for d in want if d in staged][:20]
+        assert search.plan(conn, "walker", {"contacts_search": None}).many  # more than DIRECT_MAX: walk
+        assert not search.plan(conn, "walker w999", {"contacts_search": None}).many
         for q in ("walker", "walker w999", "Walker W1000", "w12"):
             want = expected_contacts(conn, q)
             assert want
             assert [c.id for c in store.list_contacts(conn, q=q, limit=50, offset=5)] == want[5:55]
     db.run(walk)
+    # Many matches that all come after the first WINDOW rows: the walk gives up, and the
+    # rows the index offers are read and sorted instead.
+    db.run(lambda conn: conn.executemany(
+        "INSERT INTO contacts (id, first_name, last_name, created_at, updated_at) VALUES (?, 'Early', 'Bird', ?, ?)",
+        [(f"ct_early{i:06d}", "2026-11-23T20:00:00Z", "2026-11-23T20:00:00Z") for i in range(search.WINDOW)]))
+    db.run(lambda conn: conn.executemany(
+        "INSERT INTO contacts (id, first_name, last_name, created_at, updated_at) VALUES (?, ?, 'Latecomer', ?, ?)",
+        [(f"ct_late{i:06d}", f"L{i}", f"2026-11-24T0{i % 10}:00:00Z", "2026-11-24T10:00:00Z")
+         for i in range(search.DIRECT_MAX + 5)]))
+    db.run(index_all)
+
+    def late(conn: sqlite3.Connection) -> None:
+        walked = conn.execute("SELECT count(*) FROM contacts WHERE created_at < '2026-11-24'").fetchone()[0]
+        assert walked > search.WINDOW
+        assert search.plan(conn, "latecomer", {"contacts_search": None}).many
+        want = expected_contacts(conn, "latecomer")
+        assert len(want) == search.DIRECT_MAX + 5
+        assert [c.id for c in store.list_contacts(conn, q="latecomer", limit=100, offset=7)] == want[7:107]
+    db.run(late)
 
 
 def test_the_indexes_follow_updates_deletes_and_imports(db: Database, org: Brokerage) -> None:
@@ -195,18 +228,25 @@ def test_migration_41_indexes_what_a_node_already_holds(tmp_path) -> None:
 async def test_the_indexer_waits_for_a_quiet_moment_and_searches_stay_exact(node_factory) -> None:
     n = await node_factory("Indexer")
     node = n.node
-    for i in range(30):
+
+    async def waiting() -> int:
+        return await node.db.read(lambda conn: search.waiting(conn, cap=1000))
+
+    # While writes keep coming (one every 0.1 s, the indexer waits for 0.5 s of quiet), the
+    # rows wait; a search finds them all the same.
+    counts = []
+    for i in range(15):
         await n.api("POST", "/api/v1/contacts", {"first_name": "Marama", "last_name": f"Tautahi{i:02d}"})
-    waiting = await node.db.read(lambda conn: search.waiting(conn, cap=100))
-    assert 0 < waiting <= 30
-    # A write just came: the indexer leaves the rows waiting; a search still finds them.
-    assert await node.search.run_once(wait_for_quiet=True) == 0
+        counts.append(await waiting())
+        await asyncio.sleep(0.1)
+    assert counts == sorted(counts) and counts[-1] >= 15, counts  # never indexed meanwhile
     found = (await n.api("GET", "/api/v1/contacts?q=tautahi0"))["contacts"]
     assert [c["last_name"] for c in found] == [f"Tautahi0{i}" for i in range(10)]
+
     async def indexed() -> bool:  # by the node's own indexer, once no write has come for a while
-        return await node.db.read(lambda conn: search.waiting(conn, cap=100)) == 0
+        return await waiting() == 0
 
     await wait_for(indexed, within_s=5)
-    assert node.search.indexed >= waiting
+    assert node.search.indexed >= 15
     found = (await n.api("GET", "/api/v1/contacts?q=tautahi0"))["contacts"]
     assert [c["last_name"] for c in found] == [f"Tautahi0{i}" for i in range(10)]
