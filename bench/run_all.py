@@ -3,7 +3,8 @@
 Each benchmark prints its own detail and one ``RESULT`` line (or several) with its figures
 and its ratio against a reference measured in the same run; this collects those lines.
 
-Two groups: the *core* benchmarks (inbox throughput, referral latency, CSV import) and the
+Two groups: the *core* benchmarks (inbox throughput, referral latency, CSV import, the
+console's pages) and the
 four *scale* ones (a node with a million rows, a federation of nodes, a dark peer, idle
 memory). The scale ones run at quick sizes by default and at the sizes of issue 16 with
 ``--full``: 1,000,000 deals, contacts and referrals; 100 nodes and 10,000 referrals;
@@ -32,6 +33,8 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str], list[str]]] = [
      ["--floor"]),
     ("referral_latency.py", "core", [], ["--referrals", "30", "--warmup", "3"], []),
     ("csv_import.py", "core", [], ["--rows", "20000", "--wide-rows", "5000", "--ref-s", "1"], []),
+    ("console_pages.py", "core", [], ["--deals", "5000", "--referrals", "500", "--requests", "50",
+                                      "--out", str(HERE / "results" / "console_pages-quick.json")], []),
     ("idle_memory.py", "scale", [], ["--idle-s", "2", "--rounds", "1"], ["--rounds", "3"]),
     ("scale_data.py", "scale", [], ["--rows", "5000", "--envelopes", "300", "--samples", "60", "--rounds", "1"],
      ["--full"]),

@@ -1,12 +1,18 @@
 """Two organisations, one referral: refnode end to end, with the real command.
 
-    python examples/two_orgs/run.py [--data-dir DIR]
+    python examples/two_orgs/run.py [--data-dir DIR] [--keep-serving]
 
 An estate agency (Harbour Realty) and a mortgage broker (Summit Mortgage Brokers) each
 get their own node: two data folders, two `refnode serve` processes on two free loopback
 ports. The script then does what their admins would type: invite, connect, compare
 fingerprints, refer a client, check the signed receipt, report progress back. It prints
 each command with its output, and exits 0 only if every step did what it should.
+
+With ``--keep-serving`` both nodes go on serving afterwards, and the script prints each
+organisation's console address and its admin's one-time link to choose a password and
+sign in, until Ctrl-C (or SIGTERM) stops them. The two consoles are on two host names
+(127.0.0.1 and localhost): a browser keeps cookies per host, not per port, so one browser
+can be signed in to both at once.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -47,12 +54,17 @@ class Org:
     folder: str
     admin_email: str
     admin_name: str
+    kind: str
     port: int = 0
+    #: The host name in the node's public URL (it listens on 127.0.0.1 either way).
+    host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = None
+    #: The admin's one-time link to choose a console password, as ``init`` printed it.
+    password_link: str = ""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
 
 class Failure(Exception):
@@ -165,13 +177,35 @@ def field(output: str, label: str) -> str:
     raise Failure(f"no {label!r} in the output:\n{output}")
 
 
-def run(demo: Demo, agency: Org, broker: Org) -> None:
+def password_link(output: str) -> str:
+    """The one-time set-password link ``refnode init`` printed."""
+    found = re.search(r"https?://\S+/set-password/\S+", output)
+    if found is None:
+        raise Failure(f"no set-password link in the output:\n{output}")
+    return found.group(0)
+
+
+def second_referral() -> dict[str, Any]:
+    """Another client of Harbour's, for the console to show a referral waiting at Summit."""
+    body = json.loads((HERE / "referral.json").read_text())
+    body["deal"].update(title="Refinance of 3 Jetty Road, Glenelg", deal_type="refinance", amount="512000.00",
+                        summary="Fixed rate ends next month; wants to compare offers before it reverts.")
+    body["contacts"][0].update(ref="clt_0057", first_name="Tom", last_name="Walsh", email="tom.walsh@example.com",
+                               phone="+61 400 555 019")
+    body["consent"]["contact_refs"] = ["clt_0057"]
+    body["message"] = "Tom is free on weekday mornings."
+    return body
+
+
+def run(demo: Demo, agency: Org, broker: Org, *, keep_serving: bool = False) -> None:
     shutil.copy(HERE / "referral.json", demo.base / "referral.json")
 
-    for org, kind in ((agency, "an estate agency"), (broker, "a mortgage broker")):
-        demo.step(f"{org.name} ({kind}) creates its node: keys, database and a first admin.")
-        demo.refnode(org, "init", "--org-name", org.name, "--admin-email", org.admin_email,
-                     "--admin-name", org.admin_name, "--port", str(org.port))
+    for org in (agency, broker):
+        demo.step(f"{org.name} ({org.kind}) creates its node: keys, database and a first admin.")
+        url = ["--public-url", org.url] if org.host != "127.0.0.1" else []
+        done = demo.refnode(org, "init", "--org-name", org.name, "--admin-email", org.admin_email,
+                            "--admin-name", org.admin_name, "--port", str(org.port), *url)
+        org.password_link = password_link(done)
 
     demo.step("Both organisations start their node; each is a separate process with its own database.")
     for org in (agency, broker):
@@ -227,6 +261,15 @@ def run(demo: Demo, agency: Org, broker: Org) -> None:
     demo.refnode(agency, "referrals", "show", local_id)
     demo.say("OK: status update arrived.")
 
+    if keep_serving:
+        demo.step("The receipts verify offline too, from the database alone (the nodes keep serving).")
+        demo.refnode(agency, "receipts", "verify")
+        demo.step("Harbour refers a second client; it waits at Summit for you to accept it in the console.")
+        (demo.base / "waiting.json").write_text(json.dumps(second_referral(), indent=2))
+        demo.refnode(agency, "refer", "--file", "waiting.json", "--connection-id", connection_id)
+        demo.wait_until("the second referral at Summit", lambda: len(demo.refnode_json(
+            broker, "referrals", "list", "--side", "receiver")["referrals"]) == 2)
+        return
     demo.step("Both nodes stop; the receipts still verify offline, from the database alone.")
     for org in (agency, broker):
         code = demo.stop(org)
@@ -236,19 +279,63 @@ def run(demo: Demo, agency: Org, broker: Org) -> None:
     demo.refnode(agency, "receipts", "verify")
 
 
+class Stopped(Exception):
+    """Ctrl-C (SIGINT) or SIGTERM arrived: stop both nodes."""
+
+
+def serve_consoles(demo: Demo, agency: Org, broker: Org) -> None:
+    """Print where each console is and how to sign in; serve until Ctrl-C or SIGTERM."""
+    print("\nBoth nodes keep serving. Each organisation has its own console; open them in your browser.")
+    print("Each link works once: it opens a page to choose the admin's password, then signs them in.")
+    for org in (agency, broker):
+        print(f"\n  {org.name} ({org.kind})")
+        print(f"    console:  {org.url}/")
+        print(f"    sign in:  {org.admin_name} <{org.admin_email}>, admin")
+        print(f"    link:     {org.password_link}")
+    print(f"\nLater, sign in at <console>/login with the e-mail address and the password you chose."
+          f"\nWithout an SMTP server, mail the nodes send is written as .eml files to"
+          f"\n{demo.base / agency.folder / 'mail-out'} and {demo.base / broker.folder / 'mail-out'}."
+          f"\nLogs: {demo.base / (agency.folder + '.log')} and {demo.base / (broker.folder + '.log')}."
+          f"\nPress Ctrl-C to stop both nodes.", flush=True)
+
+    def stopped(signum: int, frame: Any) -> None:
+        raise Stopped
+
+    signal.signal(signal.SIGTERM, stopped)
+    signal.signal(signal.SIGINT, stopped)  # even when started with SIGINT ignored (in the background)
+    try:
+        # Ctrl-C in the terminal reaches the nodes too: one that stopped cleanly ends the wait.
+        while all(org.process is not None and org.process.poll() is None for org in (agency, broker)):
+            time.sleep(0.5)
+    except Stopped:
+        pass
+    print("\nStopping both nodes.", flush=True)
+    for org in (agency, broker):
+        code = demo.stop(org)
+        if code not in (0, None):
+            raise Failure(f"{org.name}'s node did not stop cleanly (exit {code}):\n{demo.log_tail(org)}")
+        demo.say(f"{org.name}: node stopped.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, help="folder for both nodes (default: a temporary one, removed)")
+    parser.add_argument("--keep-serving", action="store_true",
+                        help="afterwards, keep both nodes serving and print how to sign in to their consoles")
     args = parser.parse_args(argv)
     base = args.data_dir.absolute() if args.data_dir else Path(tempfile.mkdtemp(prefix="refnode-two-orgs-"))
     base.mkdir(parents=True, exist_ok=True)
-    agency = Org("Harbour Realty", "harbour", "ava@harbour-realty.example", "Ava Thompson", port=free_port())
-    broker = Org("Summit Mortgage Brokers", "summit", "sam@summit-mortgages.example", "Sam Okafor",
+    agency = Org("Harbour Realty", "harbour", "ava@harbour-realty.example", "Ava Thompson", "an estate agency",
                  port=free_port())
+    # Another host name for the second console: cookies are per host, not per port.
+    broker = Org("Summit Mortgage Brokers", "summit", "sam@summit-mortgages.example", "Sam Okafor",
+                 "a mortgage broker", port=free_port(), host="localhost" if args.keep_serving else "127.0.0.1")
     demo = Demo(base)
     print(f"Two organisations, one referral. Working folder: {base}")
     try:
-        run(demo, agency, broker)
+        run(demo, agency, broker, keep_serving=args.keep_serving)
+        if args.keep_serving:
+            serve_consoles(demo, agency, broker)
     except Failure as exc:
         print(f"\nFAILED at step {demo.step_no}: {exc}", file=sys.stderr)
         return 1

@@ -325,7 +325,7 @@ class NoteIn(Model):
 
 
 class Document(Model):
-    """Metadata of a file kept with a deal; the bytes live elsewhere."""
+    """A file kept with a deal: its metadata, and whether this node holds its bytes."""
 
     id: str
     deal_id: str
@@ -334,6 +334,10 @@ class Document(Model):
     size_bytes: int
     sha256: str
     created_at: str
+    #: The file's checked type, when this node holds its bytes (uploaded in the console).
+    content_type: str | None = None
+    #: This node holds the bytes (``<data_dir>/documents/<sha256>``); else metadata only.
+    stored: bool = False
 
 
 class DocumentIn(Model):

@@ -7,14 +7,16 @@
 - a user who owns a workflow cannot be deactivated: inbound referrals may fall back to
   the workflow owner, so give the workflow another owner first (``conflict``);
 - a deactivated user keeps their records but can no longer sign in: their API tokens
-  stop working at once (``node.storage.store.token_user`` only accepts active users).
+  stop working at once (``node.storage.store.token_user`` only accepts active users),
+  and their sessions end (so reactivating them does not bring old sessions back).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 
-from node.crm import store
+from node.crm import accounts, store
 from node.crm.errors import CrmError
 from node.crm.fields import Name, Role
 from node.crm.models import Model as _Model
@@ -35,8 +37,10 @@ def update_user(
     name: str | None = None,
     role: Role | None = None,
     active: bool | None = None,
+    now: datetime,
 ) -> User:
-    """Change the fields given (``None`` leaves a field as it is)."""
+    """Change the fields given (``None`` leaves a field as it is). ``now`` stamps the end
+    of the user's sessions when they are deactivated."""
     change = parse(_Change, {"name": name, "role": role, "active": active})
     current = store.get_user(conn, user_id)
     new_role = change.role or current.role
@@ -68,4 +72,6 @@ def update_user(
         "UPDATE users SET name = ?, role = ?, active = ? WHERE id = ?",
         (change.name or current.name, new_role, int(new_active), user_id),
     )
+    if current.active and not new_active:
+        accounts.end_user_sessions(conn, user_id, now)
     return store.get_user(conn, user_id)

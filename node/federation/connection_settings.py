@@ -17,8 +17,11 @@ from node.base.inputs import STORED
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.fields import Id, ShortText
+from node.storage import store
+from protocol.errors import LocalProtocolError
 from protocol.models import Token
 from protocol.offers import REQUIRED_FIELDS, SHAREABLE_FIELDS
+from protocol.wire import ErrorCode
 
 __all__ = ["REQUIRED_FIELDS", "SHAREABLE_FIELDS", "ConnectionSettings"]
 
@@ -122,3 +125,17 @@ def check_settings(conn: sqlite3.Connection, settings: ConnectionSettings) -> No
             crm.get_user(conn, uid)
     for wid in settings.outbound.workflow_ids:
         crm.get_workflow(conn, wid, field="outbound.workflow_ids")
+
+
+def update_settings(conn: sqlite3.Connection, connection_id: str, change: ConnectionSettings, *,
+                    now: str) -> ConnectionSettings:
+    """Apply ``change`` to a connection's settings (:func:`merge_settings`), check them
+    and store them; the settings now in force. The admin API's PATCH and the console's
+    settings forms both come here."""
+    connection = store.get_connection(conn, connection_id)
+    if connection is None:
+        raise LocalProtocolError(ErrorCode.UNKNOWN_SUBJECT, f"no connection {connection_id}")
+    settings = merge_settings(parse_settings(connection.settings), change)
+    check_settings(conn, settings)
+    store.update_connection(conn, connection_id, now=now, settings=settings.model_dump(mode="json"))
+    return settings

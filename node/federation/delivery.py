@@ -18,7 +18,7 @@ import aiohttp
 from node.base.backoff import retry_delay_s
 from node.base.errors import is_retryable
 from node.base.logs import failure_fields, get_logger
-from node.federation import handshake, referrals
+from node.federation import delivery_health, handshake, referrals
 from node.storage import store
 from node.storage.records import OutboxItem
 from protocol.encoding import loads_strict
@@ -83,13 +83,21 @@ class Delivery:
             for item in overdue:
                 _on_failed(conn, ctx, item)
             handshake.expire_stale(conn, ctx)
-            return overdue, store.peers_with_pending(conn)
+            told = delivery_health.tell_overdue(conn, node.config, ctx.now)
+            return overdue, store.peers_with_pending(conn), told
 
         now = node.clock.now()
-        if await node.db.read(lambda conn: store.sweep_due(conn, now.timestamp(), format_ts(now))):
-            overdue, pending = await node.db.write(sweep)
+
+        def due(conn):  # type: ignore[no-untyped-def]
+            return (store.sweep_due(conn, now.timestamp(), format_ts(now))
+                    or delivery_health.episode_to_tell(conn, now))
+
+        if await node.db.read(due):
+            overdue, pending, told = await node.db.write(sweep)
         else:
-            overdue, pending = [], await node.db.read(store.peers_with_pending)
+            overdue, pending, told = [], await node.db.read(store.peers_with_pending), False
+        if told:
+            node.mail.kick()
         for item in overdue:
             log.warning("delivery deadline passed", peer=item.peer_node_id, envelope_id=item.envelope_id,
                         type=item.type)
@@ -158,6 +166,7 @@ class Delivery:
             def delivered(conn):  # type: ignore[no-untyped-def]
                 ctx = node.context()
                 store.set_peer_retry(conn, item.peer_node_id, 0, 0.0)
+                delivery_health.note_delivered(conn, item.peer_node_id)
                 if store.mark_delivered(conn, item, receipt=payload, now=ctx.ts):
                     referrals.on_delivered(conn, ctx, item)
 
@@ -187,8 +196,11 @@ class Delivery:
         def record(conn):  # type: ignore[no-untyped-def]
             store.mark_attempt_failed(conn, item, error=error, final=False)
             store.set_peer_retry(conn, item.peer_node_id, attempt, not_before)
+            # failing for over an hour: the admins are told, once per episode
+            return delivery_health.note_failed_attempt(conn, node.config, item.peer_node_id, node.clock.now())
 
-        await node.db.write(record)
+        if await node.db.write(record):
+            node.mail.kick()
         log.info("delivery will retry", peer=item.peer_node_id, envelope_id=item.envelope_id, type=item.type,
                  error=error, attempt=attempt, delay_s=round(delay, 1))
 

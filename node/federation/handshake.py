@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from node.base.ids import new_id
+from node.federation.connection_mail import mail_connection_request
 from node.federation.outbox import TxContext, enqueue
 from node.storage import store
 from node.storage.records import Connection, Invitation
@@ -220,6 +221,8 @@ def on_request(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope)
                                    used_at=ctx.ts, connection_id=connection.id)
         # A valid invitation is the inviting admin's consent in advance: accept now.
         accept_request(conn, ctx, connection.id, accepted_by=None, reply_to=opened.parsed.envelope_id)
+    else:  # the user it names (and admins) learn it waits for an answer: a mail, queued here
+        mail_connection_request(conn, ctx, connection, request.requested_by)
     return Disposition.ACCEPTED
 
 

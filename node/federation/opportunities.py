@@ -144,6 +144,29 @@ def list_opportunities(
     return [Opportunity(**dict(r)) for r in conn.execute(sql, params)]
 
 
+def follow_up_rows(conn: sqlite3.Connection, state: State | None = "open", limit: int = 500) -> list[dict[str, Any]]:
+    """The follow-up list as people read it, in :func:`list_opportunities`' order: each
+    opportunity with its deal's title, its client's name, who recorded it, and for one
+    converted into a deferred referral, that referral's state (and what it was sent as)."""
+    rows = conn.execute(
+        """SELECT o.*, d.title AS deal, u.name AS recorded_by, c.first_name, c.last_name, c.email AS contact_email,
+                  f.state AS deferred_state, f.referral_local_id AS deferred_sent_as
+           FROM opportunities o JOIN deals d ON d.id = o.deal_id LEFT JOIN users u ON u.id = o.created_by
+           LEFT JOIN contacts c ON c.id = o.contact_id LEFT JOIN deferred_referrals f ON f.id = o.deferred_referral_id
+           WHERE (:state IS NULL OR o.state = :state)
+           ORDER BY o.follow_up_on IS NULL, o.follow_up_on, o.created_at, o.id LIMIT :limit""",
+        {"state": state, "limit": limit},
+    ).fetchall()
+    out = []
+    for row in rows:
+        item = dict(row)
+        name = " ".join(p for p in (item.pop("first_name"), item.pop("last_name")) if p)
+        item["client"] = name or item.pop("contact_email") or ""
+        item.pop("contact_email", None)
+        out.append(item)
+    return out
+
+
 def record_opportunity(
     conn: sqlite3.Connection, data: OpportunityIn, *, actor_id: str, now: datetime
 ) -> Opportunity:

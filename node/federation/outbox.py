@@ -21,9 +21,9 @@ from protocol.envelope import digest, parse_envelope, seal_envelope
 from protocol.errors import LocalProtocolError
 from protocol.keys import SigningKey
 from protocol.messages import MESSAGE_MODELS
-from protocol.models import WireModel, format_ts
+from protocol.models import WireModel, format_ts, parse_ts
 from protocol.suites import SuiteId, choose_suite
-from protocol.wire import ErrorCode, MessageType, versioned
+from protocol.wire import MAX_ENVELOPE_AGE_S, ErrorCode, MessageType, versioned
 
 
 @dataclass
@@ -133,6 +133,29 @@ def check_retry(conn: sqlite3.Connection, ctx: TxContext, item: OutboxItem, *, r
                        f"outbox item {item.seq} ({what}) is signed with key {kid}, which this node retired when "
                        "it rotated its keys, and the peer has learnt of the rotation: it would refuse the item. "
                        "Send a new one if it still matters", field="seq")
+
+
+def retry_failed(conn: sqlite3.Connection, ctx: TxContext, seq: int) -> OutboxItem:
+    """Queue a failed item again (an admin's retry, from the API or the console): with a
+    fresh deadline, re-sealed as a new envelope when the stored one would be too old to
+    be accepted before the deadline; the peer's backoff ends and its queue is woken."""
+    item = store.get_outbox(conn, seq)
+    if item is None:
+        raise LocalProtocolError(ErrorCode.UNKNOWN_SUBJECT, f"no outbox item {seq}")
+    if item.state != "failed":
+        raise LocalProtocolError(ErrorCode.INVALID_TRANSITION, f"item {seq} is {item.state}, not failed")
+    deadline = ctx.now.timestamp() + ctx.config.delivery_deadline_s
+    age = ctx.now.timestamp() - parse_ts(item.created_at).timestamp()
+    resealed = age > MAX_ENVELOPE_AGE_S - ctx.config.delivery_deadline_s
+    check_retry(conn, ctx, item, resealed=resealed)
+    if resealed:
+        body, envelope_id = reseal(conn, ctx, item, ctx.peer(conn, item.peer_node_id))
+        store.requeue(conn, seq, deadline_at=deadline, body=body, envelope_id=envelope_id, sha256=digest(body))
+    else:
+        store.requeue(conn, seq, deadline_at=deadline)
+    store.set_peer_retry(conn, item.peer_node_id, 0, 0.0)
+    ctx.effects.poke.add(item.peer_node_id)
+    return store.get_outbox(conn, seq)  # type: ignore[return-value]
 
 
 def _seal(ctx: TxContext, peer: PeerKeys, message_type: MessageType, message: WireModel,

@@ -10,6 +10,7 @@ import sqlite3
 from typing import Any
 
 from node.base.ids import new_id
+from node.federation import referral_mail
 from node.federation.outbox import TxContext, enqueue
 from node.storage import store
 from node.storage.records import OutboxItem, Referral, ReferralEvent
@@ -80,7 +81,7 @@ def on_offer(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope, l
     if store.get_referral(conn, "receiver", sender, offer.referral_id) is not None:
         return Disposition.DUPLICATE  # the same referral in a re-sealed envelope
     deal_id = lander(conn, ctx, connection, offer) if lander is not None else None
-    store.insert_referral(
+    referral = store.insert_referral(
         conn,
         Referral.model_construct(  # every field is ours or an already validated offer's
             local_id=new_id("ref"),
@@ -98,6 +99,7 @@ def on_offer(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope, l
             updated_at=ctx.ts,
         ),
     )
+    referral_mail.new_referral(conn, ctx, referral)
     return Disposition.ACCEPTED
 
 
@@ -143,6 +145,7 @@ def on_status(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) 
     if not store.insert_event(conn, event):
         return Disposition.DUPLICATE
     state, last = ReferralState(referral.state), referral.last_seq
+    applied: list[ReferralEvent] = []
     for held in store.held_events(conn, "sender", sender, update.referral_id):
         if held.seq != last + 1:
             break
@@ -152,9 +155,11 @@ def on_status(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope) 
             break
         store.mark_event_applied(conn, "sender", sender, update.referral_id, held.seq)
         last = held.seq
+        applied.append(held)
         if referral.deal_id is not None:
             _note_status(conn, ctx, referral, held)
     store.update_referral(conn, referral.local_id, now=ctx.ts, state=state.value, last_seq=last)
+    referral_mail.status_update(conn, ctx, referral, applied)
     return Disposition.ACCEPTED
 
 

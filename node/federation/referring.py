@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -22,7 +23,7 @@ from node.base.inputs import STORED, NotNull, PlainText, required_in_document
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.fields import Id, LongText, Name
-from node.crm.models import Deal, NoteIn, User, note_text
+from node.crm.models import Deal, NoteIn, Stage, User, note_text
 from node.federation import referrals
 from node.federation.connection_settings import (
     REQUIRED_FIELDS,
@@ -84,12 +85,23 @@ def _fail(code: str, message: str, field: str, status: int = 400) -> ApiError:
     return ApiError(status, code, message, field=field)
 
 
-def refer_deal(conn: sqlite3.Connection, ctx: TxContext, deal_id: str, body: ReferDealIn, actor: User) -> dict[str, Any]:
-    """Refer a deal now, or (with ``when_stage_id``) once it reaches that stage. The
-    referring agent is chosen on purpose (only a broker may leave it out, to be it), and
-    a deal already live at the connection is not referred there again unless ``again``."""
+@dataclass(frozen=True)
+class Checked:
+    """A referral that passed every rule: the offer exactly as it would travel, and the
+    stage it waits for when deferred."""
+
+    deal: Deal
+    offer: ReferralOffer
+    connection_name: str
+    stage: Stage | None
+
+
+def check_referral(conn: sqlite3.Connection, ctx: TxContext, deal_id: str, body: ReferDealIn,
+                   actor: User) -> Checked:
+    """Every rule of :func:`refer_deal`, writing nothing: the console's preview shows what
+    this returns, and the final send checks it all again."""
     deal = crm.get_deal(conn, deal_id)
-    offer = build_offer(conn, ctx, deal, body, actor)  # validates everything, even when deferred
+    offer, name = build_offer(conn, ctx, deal, body, actor)  # validates everything, even when deferred
     stage = None
     if body.when_stage_id is not None:
         stage = crm.get_stage(conn, body.when_stage_id, field="when_stage_id")
@@ -103,7 +115,16 @@ def refer_deal(conn: sqlite3.Connection, ctx: TxContext, deal_id: str, body: Ref
                     " referring_agent_user_id (only a broker referring is the agent by default)",
                     "referring_agent_user_id")
     if not body.again:
-        _refuse_second_referral(conn, deal, body.connection_id, offer[1])
+        _refuse_second_referral(conn, deal, body.connection_id, name)
+    return Checked(deal, offer, name, stage)
+
+
+def refer_deal(conn: sqlite3.Connection, ctx: TxContext, deal_id: str, body: ReferDealIn, actor: User) -> dict[str, Any]:
+    """Refer a deal now, or (with ``when_stage_id``) once it reaches that stage. The
+    referring agent is chosen on purpose (only a broker may leave it out, to be it), and
+    a deal already live at the connection is not referred there again unless ``again``."""
+    checked = check_referral(conn, ctx, deal_id, body, actor)
+    deal, stage = checked.deal, checked.stage
     if stage is not None:
         deferred_id = new_id("dfr")
         conn.execute(
@@ -111,11 +132,12 @@ def refer_deal(conn: sqlite3.Connection, ctx: TxContext, deal_id: str, body: Ref
             " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?)",
             (deferred_id, deal.id, stage.id, body.connection_id, body.model_dump_json(), actor.id, ctx.ts, ctx.ts),
         )
-        crm.add_note(conn, NoteIn(deal_id=deal.id, body=note_text(f"Referral to {offer[1]} will be sent when the"
-                                                                 f" deal reaches stage {stage.name!r}.")),
+        crm.add_note(conn, NoteIn(deal_id=deal.id, body=note_text(f"Referral to {checked.connection_name} will be"
+                                                                 f" sent when the deal reaches stage"
+                                                                 f" {stage.name!r}.")),
                      now=ctx.now, kind="system")
         return {"deferred": deferred_view(conn, deferred_id)}
-    return {"referral": _send(conn, ctx, deal, offer[0], offer[1], actor).model_dump(mode="json")}
+    return {"referral": _send(conn, ctx, deal, checked.offer, checked.connection_name, actor).model_dump(mode="json")}
 
 
 #: A sent referral in one of these states still stands at the receiver.

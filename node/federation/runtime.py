@@ -19,6 +19,7 @@ from node.base.logs import failure_fields, get_logger
 from node.base.ratelimit import FailureLimiter, retry_after
 from node.crm import events
 from node.crm.indexing import SearchIndexer
+from node.crm.store import history
 from node.federation import handshake, referrals, referring
 from node.federation.delivery import Delivery, read_limited
 from node.federation.landing import land_offer
@@ -89,7 +90,7 @@ class Node:
         #: The inbox fronts, when they run (see node.http.fronts).
         self.fronts: Fronts | None = None
         #: Run inside the transaction of every deal move (see ``node.crm.events``).
-        self.on_deal_moved: list[events.DealMovedHook] = [referring.on_deal_moved]
+        self.on_deal_moved: list[events.DealMovedHook] = [history.record_move, referring.on_deal_moved]
         self.refresh_discovery()
 
     # -- identity ------------------------------------------------------------------
@@ -159,6 +160,21 @@ class Node:
             self.delivery.poke(node_id)
         if effects.mail:
             self.mail.kick()
+
+    async def rotate_signing_key(self) -> int:
+        """A new signing key, announced to every connected peer; how many were told."""
+
+        def rotate(conn: sqlite3.Connection, ctx: TxContext) -> int:
+            # Switch keys and queue the announcements in one step of the write batch: writes
+            # before it seal with the old key, writes after it with the new one, so each
+            # peer's in-order queue carries the announcement exactly between the two.
+            previous = self.keys.signing
+            self.keys.rotate_signing()
+            self.refresh_discovery()
+            ctx.effects.own_keys = True
+            return handshake.announce_rotation(conn, ctx, self.discovery, previous)
+
+        return await self.transact(rotate)
 
     # -- the inbox -----------------------------------------------------------------
 

@@ -34,7 +34,7 @@ def worklist(conn: sqlite3.Connection, caller: Caller, today: date) -> Worklist:
                    d.title AS deal, u.name AS owner
             FROM referrals r JOIN connections c ON c.id = r.connection_id
             LEFT JOIN deals d ON d.id = r.deal_id LEFT JOIN users u ON u.id = d.owner_user_id
-            WHERE r.side = 'received' AND r.state = 'received' {mine}
+            WHERE r.side = 'receiver' AND r.state = 'received' {mine}
             ORDER BY r.created_at LIMIT {LIMIT}""",
         {"me": caller.id},
     ).fetchall()

@@ -36,6 +36,7 @@ from node.base.errors import HTTP_STATUS, ApiError, api_error_response
 from node.base.inputs import INT64_MAX, json_problem, loads_input, text_problem
 from node.base.ratelimit import retry_after
 from node.base.tokens import hash_token, token_prefix
+from node.crm import api_tokens
 from node.crm.access import AccessDenied, Caller, authorize
 from node.crm.errors import CrmError
 from node.crm.fields import Id
@@ -217,6 +218,9 @@ async def _authenticate(request: web.Request, node: Node) -> Caller:
     if user is None:
         raise ApiError(401, "unauthenticated", "that token is unknown or revoked")
     guesses.refund(**guesser)
+    token_id, last_used_at, now = user.pop("token_id"), user.pop("last_used_at"), node.clock.now()
+    if api_tokens.is_stale(last_used_at, now):
+        await node.db.write(lambda conn: api_tokens.touch_token(conn, token_id, now))
     return Caller(**user)
 
 

@@ -19,8 +19,11 @@ from node.federation.runtime import Node
 from node.http.api import Caller, In, Route
 from node.http.json_answers import record_json
 from node.storage import store
+from node.storage.records import Connection, Invitation
 from protocol import invitations as inv
+from protocol.discovery import PeerKeys
 from protocol.keys import fingerprint_of
+from protocol.messages import Person
 
 
 class InvitationIn(In):
@@ -54,15 +57,21 @@ class DisconnectIn(In):
 # --- invitations -------------------------------------------------------------------------
 
 
-async def create_invitation(request: web.Request, node: Node, caller: Caller, body: InvitationIn) -> Any:
-    def create(conn: sqlite3.Connection, ctx: TxContext) -> Any:
+async def make_invitation(node: Node, caller: Caller, body: InvitationIn) -> tuple[Invitation, str, str]:
+    """Check the inbound settings and make the invitation: the record, the referral URL
+    and the referral key (shown once: only its hash is kept)."""
+    def create(conn: sqlite3.Connection, ctx: TxContext) -> tuple[Invitation, str, str]:
         settings = ConnectionSettings(inbound=body.inbound)
         check_settings(conn, settings)
         return handshake.create_invitation(
             conn, ctx, name=body.name, base_url=node.base_url, direction=body.direction,
             settings=settings.model_dump(mode="json"), ttl_s=body.ttl_s, created_by=caller.email)
 
-    record, url, key = await node.transact(create)
+    return await node.transact(create)
+
+
+async def create_invitation(request: web.Request, node: Node, caller: Caller, body: InvitationIn) -> Any:
+    record, url, key = await make_invitation(node, caller, body)
     return {"invitation": record_json(record), "referral_url": url, "referral_key": key,
             "fingerprint": fingerprint_of(node.me)}
 
@@ -80,21 +89,36 @@ async def revoke_invitation(request: web.Request, node: Node, caller: Caller, bo
 # --- connections -------------------------------------------------------------------------
 
 
-async def connect(request: web.Request, node: Node, caller: Caller, body: ConnectIn) -> Any:
+async def discover(node: Node, body: ConnectIn, *,
+                   expected_node_id: str | None = None) -> tuple[bytes, PeerKeys, inv.Invitation | None]:
+    """The other node's verified discovery document (raw, and its keys) for a connect
+    request, and the invitation it redeems, if any. A referral URL pins the node id (so
+    the fingerprint); a plain address is pinned to ``expected_node_id`` when given (the
+    console's confirm step: the node a person compared the fingerprint of)."""
     if body.referral_url and body.referral_key:
         invitation = inv.parse_referral(body.referral_url, body.referral_key)
         raw, keys = await node.fetch_discovery(invitation.base_url, expected_node_id=invitation.node_id)
-        target = {"invitation": invitation}
-    elif body.url and body.email:
-        invitation = None
-        raw, keys = await node.fetch_discovery(body.url, expected_node_id=None)
-        target = {"target_email": body.email}
-    else:
-        raise ApiError(400, "invalid", "give referral_url and referral_key, or url and email", field="referral_url")
+        return raw, keys, invitation
+    if body.url and body.email:
+        raw, keys = await node.fetch_discovery(body.url, expected_node_id=expected_node_id)
+        return raw, keys, None
+    raise ApiError(400, "invalid", "give referral_url and referral_key, or url and email", field="referral_url")
+
+
+async def start_connecting(node: Node, person: Person, body: ConnectIn, *,
+                           expected_node_id: str | None = None) -> tuple[Connection, PeerKeys]:
+    """Fetch the other node's keys and send it a connection request (see :func:`discover`)."""
+    raw, keys, invitation = await discover(node, body, expected_node_id=expected_node_id)
+    target: dict[str, Any] = {"invitation": invitation} if invitation else {"target_email": body.email}
     connection = await node.transact(lambda conn, ctx: handshake.start_connection(
-        conn, ctx, peer=keys, peer_discovery=raw, our_discovery=node.discovery, requested_by=caller.person,
+        conn, ctx, peer=keys, peer_discovery=raw, our_discovery=node.discovery, requested_by=person,
         direction=body.direction if invitation is None else "send", message=body.message, name=body.name,
         **target))
+    return connection, keys
+
+
+async def connect(request: web.Request, node: Node, caller: Caller, body: ConnectIn) -> Any:
+    connection, keys = await start_connecting(node, caller.person, body)
     return {"connection": record_json(connection), "peer_fingerprint": fingerprint_of(keys.node_id),
             "peer_name": keys.name}
 

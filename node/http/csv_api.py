@@ -54,8 +54,15 @@ Page = Callable[[tuple[str, str] | None, int, bool], Callable[[Any], list[Any]]]
 
 
 async def export_deals(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query = query_model(request, DealFilter)
+    return await stream_deals(request, node, query_model(request, DealFilter))
 
+
+async def export_contacts(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
+    return await stream_contacts(request, node, query_model(request, ContactFilter))
+
+
+async def stream_deals(request: web.Request, node: Node, query: DealFilter) -> web.StreamResponse:
+    """The deals ``query`` selects as a CSV file, streamed (the console's export too)."""
     def page(after: tuple[str, str] | None, size: int, custom_only: bool = False) -> Any:
         return lambda conn: find_deals(conn, query, after=after, limit=size, custom_only=custom_only)
 
@@ -65,9 +72,8 @@ async def export_deals(request: web.Request, node: Node, caller: Caller, body: N
                          page, lambda deals: csv_io.deal_rows(deals, custom, names))
 
 
-async def export_contacts(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query = query_model(request, ContactFilter)
-
+async def stream_contacts(request: web.Request, node: Node, query: ContactFilter) -> web.StreamResponse:
+    """The contacts ``query`` selects as a CSV file, streamed (the console's export too)."""
     def page(after: tuple[str, str] | None, size: int, custom_only: bool = False) -> Any:
         return lambda conn: crm.list_contacts(conn, q=query.q, after=after, limit=size, custom_only=custom_only)
 
@@ -107,8 +113,8 @@ async def _stream(request: web.Request, node: Node, filename: str, header: list[
     connection to take it). A failure once the answer has started cuts the connection, so
     that a cut-short file is never taken for a whole one."""
     response = web.StreamResponse(
-        headers={"Content-Type": "text/csv; charset=utf-8",
-                 "Content-Disposition": f'attachment; filename="{filename}"'})
+        headers={"Content-Type": "text/csv; charset=utf-8", "Content-Disposition": f'attachment; filename="{filename}"',
+                 "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
     await response.prepare(request)
     sent = 0
     try:
@@ -154,6 +160,47 @@ async def _check(node: Node, job: CsvImport) -> None:
         await asyncio.sleep(0)
 
 
+async def run_import(node: Node, job: CsvImport, pieces: AsyncIterator[bytes],
+                     progress: Callable[[int], None] | None = None) -> int:
+    """Feed ``job`` the file a piece at a time, checking its rows as they come (reads
+    only; ``progress`` is told each piece's size once its rows are checked), then write
+    them all in one transaction; close the job. Returns how many records were written;
+    raises CsvImportError (nothing written) for a file with a wrong row."""
+    write: asyncio.Future[int] | None = None
+    try:
+        async for piece in pieces:
+            job.feed(piece)
+            await _check(node, job)
+            if progress is not None:
+                progress(len(piece))
+        job.end()
+        await _check(node, job)
+        job.outcome()
+        # Once queued, the write runs even if this task is cancelled: shielded, with
+        # the stage closed only when it is done.
+        write = asyncio.ensure_future(node.db.write_alone(job.move, attach=job.attach))
+        return await asyncio.shield(write)
+    finally:
+        if write is None or write.done():
+            job.close()
+        else:
+            write.add_done_callback(lambda _: job.close())
+
+
+async def _body(request: web.Request, timeout_s: float) -> AsyncIterator[bytes]:
+    pieces = request.content.iter_chunked(PIECE_BYTES)
+    while True:
+        # However long the file, each piece must come within body_timeout_s.
+        try:
+            async with asyncio.timeout(timeout_s):
+                piece = await anext(pieces, None)
+        except TimeoutError:
+            raise BodyTimeout(request, timeout_s) from None
+        if piece is None:
+            return
+        yield piece
+
+
 async def _import(request: web.Request, node: Node, kind: Kind) -> dict[str, Any]:
     """Read the file as it arrives, check its rows as they come (reads only), then write
     them all in one transaction (see the module's docstring)."""
@@ -161,37 +208,13 @@ async def _import(request: web.Request, node: Node, kind: Kind) -> dict[str, Any
     config = node.config
     job = CsvImport(kind, data_dir=config.data_dir, now=node.clock.now(),
                     max_rows=config.csv_import_max_rows, max_bytes=config.csv_import_max_bytes)  # fmt: skip
-    write: asyncio.Future[int] | None = None
     started = time.perf_counter()
     try:
-        pieces = request.content.iter_chunked(PIECE_BYTES)
-        while True:
-            # However long the file, each piece must come within body_timeout_s.
-            try:
-                async with asyncio.timeout(config.body_timeout_s):
-                    piece = await anext(pieces, None)
-            except TimeoutError:
-                raise BodyTimeout(request, config.body_timeout_s) from None
-            if piece is None:
-                break
-            job.feed(piece)
-            await _check(node, job)
-        job.end()
-        await _check(node, job)
-        job.outcome()
-        # Once queued, the write runs even if this request is cancelled: shielded, with
-        # the stage closed only when it is done.
-        write = asyncio.ensure_future(node.db.write_alone(job.move, attach=job.attach))
-        imported = await asyncio.shield(write)
-        log.info("csv import written", kind=kind, rows=imported, took_s=round(time.perf_counter() - started, 3),
-                 move_s=round(job.move_s, 3))  # fmt: skip
+        imported = await run_import(node, job, _body(request, config.body_timeout_s))
     except CsvImportError as exc:
         raise _refused(exc) from None
-    finally:
-        if write is None or write.done():
-            job.close()
-        else:
-            write.add_done_callback(lambda _: job.close())
+    log.info("csv import written", kind=kind, rows=imported, took_s=round(time.perf_counter() - started, 3),
+             move_s=round(job.move_s, 3))  # fmt: skip
     return {"imported": imported, "ids": job.ids}
 
 

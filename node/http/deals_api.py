@@ -85,10 +85,11 @@ async def update_deal(request: web.Request, node: Node, caller: Caller, body: De
     return {"deal": model_json(deal)}
 
 
-async def move_deal(request: web.Request, node: Node, caller: Caller, body: DealMove) -> Any:
-    deal_id = request.match_info["id"]
+async def move(node: Node, deal_id: str, body: DealMove) -> Deal:
+    """Move a deal and run the node's deal-moved hooks, in one transaction: the one way a
+    deal changes stage, for the API and the console alike."""
 
-    def move(conn: sqlite3.Connection, ctx: TxContext) -> Deal:
+    def moving(conn: sqlite3.Connection, ctx: TxContext) -> Deal:
         before = crm.get_deal(conn, deal_id)
         after = crm.move_deal(
             conn, deal_id, body.stage_id, now=ctx.now, workflow_id=body.workflow_id
@@ -96,7 +97,11 @@ async def move_deal(request: web.Request, node: Node, caller: Caller, body: Deal
         events.fire_deal_moved(conn, ctx, before, after, node.on_deal_moved)
         return crm.get_deal(conn, deal_id)  # as the hooks left it
 
-    return {"deal": model_json(await node.transact(move))}
+    return await node.transact(moving)
+
+
+async def move_deal(request: web.Request, node: Node, caller: Caller, body: DealMove) -> Any:
+    return {"deal": model_json(await move(node, request.match_info["id"], body))}
 
 
 async def attach_contact(

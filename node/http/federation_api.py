@@ -15,19 +15,16 @@ from node.base.errors import ApiError
 from node.base.ids import new_id
 from node.base.inputs import NotNull, required_in_document
 from node.crm.fields import Id, LongText, ShortText
-from node.federation import evidence, handshake, referrals
-from node.federation.outbox import TxContext, check_retry, reseal
+from node.federation import evidence, referrals
+from node.federation.outbox import TxContext, retry_failed
 from node.federation.runtime import Node
 from node.http.api import Caller, In, Route, path_params, query_model, whole_number
 from node.http.crm_queries import DEFAULT_LIMIT, Limit, Offset
 from node.http.json_answers import record_json
 from node.storage import store
-from protocol.envelope import digest
-from protocol.errors import LocalProtocolError
 from protocol.keys import fingerprint_of
 from protocol.messages import Consent, ContactProfile, DealSummary, Person, ReferralOffer
-from protocol.models import Ident, Token, parse_ts
-from protocol.wire import MAX_ENVELOPE_AGE_S, ErrorCode
+from protocol.models import Ident, Token
 
 
 class ReferralIn(In):
@@ -80,17 +77,7 @@ async def get_node(request: web.Request, node: Node, caller: Caller, body: None)
 
 
 async def rotate_keys(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    def rotate(conn: sqlite3.Connection, ctx: TxContext) -> int:
-        # Switch keys and queue the announcements in one step of the write batch: writes
-        # before it seal with the old key, writes after it with the new one, so each
-        # peer's in-order queue carries the announcement exactly between the two.
-        previous = node.keys.signing
-        node.keys.rotate_signing()
-        node.refresh_discovery()
-        ctx.effects.own_keys = True
-        return handshake.announce_rotation(conn, ctx, node.discovery, previous)
-
-    count = await node.transact(rotate)
+    count = await node.rotate_signing_key()
     return {"signing_kid": node.keys.signing.kid, "peers_notified": count}
 
 
@@ -165,27 +152,7 @@ async def list_outbox(request: web.Request, node: Node, caller: Caller, body: No
 
 async def retry_outbox(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
     seq = path_params(request)["seq"]
-
-    def retry(conn: sqlite3.Connection, ctx: TxContext) -> Any:
-        item = store.get_outbox(conn, seq)
-        if item is None:
-            raise LocalProtocolError(ErrorCode.UNKNOWN_SUBJECT, f"no outbox item {seq}")
-        if item.state != "failed":
-            raise LocalProtocolError(ErrorCode.INVALID_TRANSITION, f"item {seq} is {item.state}, not failed")
-        deadline = ctx.now.timestamp() + ctx.config.delivery_deadline_s
-        age = ctx.now.timestamp() - parse_ts(item.created_at).timestamp()
-        resealed = age > MAX_ENVELOPE_AGE_S - ctx.config.delivery_deadline_s
-        check_retry(conn, ctx, item, resealed=resealed)
-        if resealed:
-            body, envelope_id = reseal(conn, ctx, item, ctx.peer(conn, item.peer_node_id))
-            store.requeue(conn, seq, deadline_at=deadline, body=body, envelope_id=envelope_id, sha256=digest(body))
-        else:
-            store.requeue(conn, seq, deadline_at=deadline)
-        store.set_peer_retry(conn, item.peer_node_id, 0, 0.0)
-        ctx.effects.poke.add(item.peer_node_id)
-        return store.get_outbox(conn, seq)
-
-    item = await node.transact(retry)
+    item = await node.transact(lambda conn, ctx: retry_failed(conn, ctx, seq))
     return {"outbox": record_json(item)}
 
 

@@ -12,12 +12,7 @@ from node.base.errors import ApiError
 from node.crm import store as crm
 from node.crm.fields import Id
 from node.federation import referring
-from node.federation.connection_settings import (
-    ConnectionSettings,
-    check_settings,
-    merge_settings,
-    parse_settings,
-)
+from node.federation.connection_settings import ConnectionSettings, parse_settings, update_settings
 from node.federation.outbox import TxContext
 from node.federation.runtime import Node
 from node.http.api import Caller, In, Route, query_model
@@ -71,17 +66,8 @@ async def get_settings(request: web.Request, node: Node, caller: Caller, body: N
 
 async def put_settings(request: web.Request, node: Node, caller: Caller, body: ConnectionSettings) -> Any:
     cid = request.match_info["id"]
-
-    def update(conn: sqlite3.Connection, ctx: TxContext) -> Any:
-        connection = store.get_connection(conn, cid)
-        if connection is None:
-            raise ApiError(404, "unknown_subject", f"no connection {cid}")
-        settings = merge_settings(parse_settings(connection.settings), body)
-        check_settings(conn, settings)
-        store.update_connection(conn, cid, now=ctx.ts, settings=settings.model_dump(mode="json"))
-        return settings.model_dump(mode="json")
-
-    return {"settings": await node.transact(update)}
+    settings = await node.transact(lambda conn, ctx: update_settings(conn, cid, body, now=ctx.ts))
+    return {"settings": settings.model_dump(mode="json")}
 
 
 ROUTES: list[Route] = [

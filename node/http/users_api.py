@@ -63,7 +63,7 @@ async def list_users(request: web.Request, node: Node, caller: Caller, body: Non
 async def update_user(request: web.Request, node: Node, caller: Caller, body: UserPatch) -> Any:
     user_id = request.match_info["id"]
     changes = body.model_dump(exclude_unset=True)
-    user = await node.transact(lambda conn, ctx: users.update_user(conn, user_id, **changes))
+    user = await node.transact(lambda conn, ctx: users.update_user(conn, user_id, now=ctx.now, **changes))
     return {"user": model_json(user)}
 
 

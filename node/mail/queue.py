@@ -3,7 +3,9 @@
 Mail is queued inside the transaction that causes it, so it is sent exactly when that
 change is committed, and a restart loses none. ``node.mail.sender`` takes what is due.
 A mail to a user honours the kinds they turned off (table ``user_mail_off``) and is never
-sent to a deactivated user.
+sent to a deactivated user. A mail that carries a secret (``kinds.SECRET_KINDS``: a
+one-time link, an invitation's referral key) must wait in the queue in clear, as the
+SMTP server needs it so; once sent, or given up, its text is wiped.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from node.base.config import Config
 from node.base.ids import new_id
-from node.mail.kinds import CHOICES, KINDS
+from node.mail.kinds import CHOICES, KINDS, SECRET_KINDS
 from node.mail.render import render
 from protocol.models import format_ts
 
@@ -96,6 +98,7 @@ def due(conn: sqlite3.Connection, now: datetime, limit: int = 20) -> list[Queued
 def mark_sent(conn: sqlite3.Connection, mail_id: str, now: datetime, sent_as: str) -> None:
     conn.execute("UPDATE mail_queue SET sent_at = ?, sent_as = ?, attempts = attempts + 1, last_error = NULL "
                  "WHERE id = ?", (format_ts(now), sent_as, mail_id))
+    _forget_secret(conn, mail_id)
 
 
 def mark_failed(conn: sqlite3.Connection, mail_id: str, now: datetime, error: str, retry_at: datetime | None) -> None:
@@ -104,6 +107,18 @@ def mark_failed(conn: sqlite3.Connection, mail_id: str, now: datetime, error: st
         "UPDATE mail_queue SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
         (error[:300], format_ts(retry_at) if retry_at else "9999-12-31T00:00:00Z", mail_id),
     )
+    if retry_at is None:
+        _forget_secret(conn, mail_id)
+
+
+#: What a mail that carried a secret keeps of its text once it is sent or given up.
+WIPED = "(wiped: this mail carried a secret, kept only until it was sent)"
+
+
+def _forget_secret(conn: sqlite3.Connection, mail_id: str) -> None:
+    marks = ", ".join("?" * len(SECRET_KINDS))
+    conn.execute(f"UPDATE mail_queue SET text_body = ?, html_body = ? WHERE id = ? AND kind IN ({marks})",  # noqa: S608
+                 (WIPED, WIPED, mail_id, *SECRET_KINDS))
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,11 @@ class MailSender:
                     pass
             except Exception as exc:  # the database is failing: try again next round
                 log.error("mail round failed", **failure_fields(exc))
+            # Not asyncio.wait_for: on 3.11 it swallows a cancel that comes as a kick sets
+            # the event, and stop() then waits for a loop that never ends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.outbox_poll_interval_s * 5)
+                async with asyncio.timeout(self.config.outbox_poll_interval_s * 5):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def send_due(self) -> int:

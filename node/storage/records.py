@@ -22,6 +22,10 @@ class Peer(Record):
     updated_at: str
     retry_attempts: int
     retry_not_before: float
+    #: When deliveries to it started failing (epoch seconds), and when the admins were
+    #: told (migration 33); None while deliveries go through.
+    failing_since: float | None = None
+    failing_told_at: str | None = None
 
 
 class Invitation(Record):

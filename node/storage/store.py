@@ -400,9 +400,10 @@ def list_events(conn: sqlite3.Connection, side: str, peer: str, referral_id: str
 
 
 def token_user(conn: sqlite3.Connection, token_hash: str) -> dict[str, Any] | None:
+    """The active user of a live token, with the token's id and last use."""
     row = conn.execute(
-        """SELECT u.id, u.email, u.name, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id
-           WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.active = 1""",
+        """SELECT u.id, u.email, u.name, u.role, t.id AS token_id, t.last_used_at FROM api_tokens t
+           JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.active = 1""",
         (token_hash,),
     ).fetchone()
     return None if row is None else dict(row)

@@ -21,14 +21,51 @@ from aiohttp import web
 
 from node.base.config import Config
 from node.http.app import create_app
-from node.web import auth_pages, home, settings_pages, templating
+from node.web import (
+    admin_mail,
+    admin_outbox,
+    admin_pages,
+    admin_tokens,
+    auth_pages,
+    connecting_pages,
+    connections_pages,
+    contacts_pages,
+    csv_pages,
+    deals_pages,
+    documents_pages,
+    home,
+    opportunities_pages,
+    refer_pages,
+    referrals_pages,
+    reports_pages,
+    settings_pages,
+    templating,
+)
 from node.web.views import Pages, add_pages
 from protocol.models import parse_ts
 
 HERE = Path(__file__).parent
 
 #: Every page module, in the order their routes are added.
-PAGE_MODULES: list[Pages] = [auth_pages.pages, home.pages, settings_pages.pages]
+PAGE_MODULES: list[Pages] = [
+    auth_pages.pages,
+    home.pages,
+    settings_pages.pages,
+    csv_pages.pages,
+    documents_pages.pages,
+    deals_pages.pages,
+    contacts_pages.pages,
+    connecting_pages.pages,
+    connections_pages.pages,
+    refer_pages.pages,
+    referrals_pages.pages,
+    opportunities_pages.pages,
+    reports_pages.pages,
+    admin_pages.pages,
+    admin_tokens.pages,
+    admin_outbox.pages,
+    admin_mail.pages,
+]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
@@ -83,6 +120,8 @@ def install(app: web.Application, config: Config) -> None:
         config.org_name, lambda value, style="datetime": when(value, config.zone, style))
     app.middlewares.append(page_middleware)
     app.cleanup_ctx.append(auth_pages.guess_limiter)
+    app.cleanup_ctx.append(csv_pages.imports)
+    app.cleanup_ctx.append(documents_pages.parts_cleared)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     add_pages(app, PAGE_MODULES)
 

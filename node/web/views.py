@@ -27,7 +27,7 @@ A page module declares its routes on a :class:`Pages` table::
   limits and timeout (``node.http.bodies``), one line of text per field unless the field
   is a textarea (``multiline``); multipart bodies (uploads) are left to the handler;
 - **errors**: the CRM's and the protocol's errors, and ``AccessDenied``, become an error
-  page with the stable code and the right status, never a 500 with details.
+  page with the stable code and the status the API gives it, never a 500 with details.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDict
 
-from node.base.errors import ApiError
+from node.base.errors import HTTP_STATUS, ApiError
 from node.base.inputs import text_problem
 from node.crm import accounts
 from node.crm.access import AccessDenied, Caller, authorize
@@ -257,7 +257,7 @@ def _serve(route: PageRoute) -> Callable[[web.Request], Awaitable[web.StreamResp
         except ApiError as exc:
             return _error(view, exc.status, exc.code, exc.message)
         except ProtocolError as exc:
-            return _error(view, 400, exc.code.value, exc.message)
+            return _error(view, HTTP_STATUS.get(exc.code, 400), exc.code.value, exc.message)
         if isinstance(result, web.StreamResponse):
             view._cookies(result)
             return result

@@ -3,8 +3,8 @@
 A migration is a function ``up`` of a ``sqlite_utils.Database`` that changes the schema,
 in a module of its own; each runs once, in its own transaction, and the database's
 ``user_version`` says which ran. Versions: 1-9 federation core, 10-19 the CRM, 20-29
-opportunities, 30-39 accounts and mail, 40-49 indexes for scale. Add new ones at the end
-of :data:`MIGRATIONS`; never change one that has shipped.
+opportunities, 30-39 accounts, mail and the console, 40-49 indexes for scale. Add new
+ones at the end of :data:`MIGRATIONS`; never change one that has shipped.
 
 The table names each migration's module rather than importing it: a node whose database
 is current (every start but the first after an upgrade) then loads neither the
@@ -33,6 +33,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (11, "stage outcomes", "m011_stage_outcomes"),
     (20, "referral opportunities", "m020_opportunities"),
     (30, "accounts, sessions and mail", "m030_accounts"),
+    (31, "stored documents, deal moves, board indexes", "m031_documents_and_moves"),
+    (33, "delivery failing episodes", "m033_delivery_failing"),
     (40, "indexes for large nodes", "m040_scale_indexes"),
     (41, "search indexes", "m041_search"),
     (42, "referral tallies for the report", "m042_referral_tallies"),

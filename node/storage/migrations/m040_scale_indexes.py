@@ -39,7 +39,6 @@ def up(db: sqlite_utils.Database) -> None:
         CREATE INDEX referrals_created ON referrals(created_at, local_id);
         CREATE INDEX referrals_side ON referrals(side, created_at, local_id);
         CREATE INDEX referrals_state ON referrals(side, state, created_at);
-        CREATE INDEX referrals_deal ON referrals(deal_id) WHERE deal_id IS NOT NULL;
         CREATE INDEX outbox_pending ON outbox(peer_node_id, seq) WHERE state = 'pending';
         CREATE INDEX outbox_pending_deadline ON outbox(deadline_at) WHERE state = 'pending';
         CREATE INDEX outbox_state ON outbox(state, peer_node_id, attempts);
