@@ -19,7 +19,7 @@ from node.base.backoff import retry_delay_s
 from node.base.errors import is_retryable
 from node.base.logs import failure_fields, get_logger
 from node.federation import delivery_health, handshake, referrals
-from node.storage import store
+from node.storage import due, store
 from node.storage.records import OutboxItem
 from protocol.encoding import loads_strict
 from protocol.errors import ProtocolError, RemoteProtocolError
@@ -79,23 +79,23 @@ class Delivery:
 
         def sweep(conn):  # type: ignore[no-untyped-def]
             ctx = node.context()
-            overdue = store.fail_overdue(conn, ctx.now.timestamp())
+            overdue = due.fail_overdue(conn, ctx.now.timestamp())
             for item in overdue:
                 _on_failed(conn, ctx, item)
             handshake.expire_stale(conn, ctx)
             told = delivery_health.tell_overdue(conn, node.config, ctx.now)
-            return overdue, store.peers_with_pending(conn), told
+            return overdue, due.peers_with_pending(conn), told
 
         now = node.clock.now()
 
-        def due(conn):  # type: ignore[no-untyped-def]
-            return (store.sweep_due(conn, now.timestamp(), format_ts(now))
+        def anything_due(conn):  # type: ignore[no-untyped-def]
+            return (due.sweep_due(conn, now.timestamp(), format_ts(now))
                     or delivery_health.episode_to_tell(conn, now))
 
-        if await node.db.read(due):
+        if await node.db.read(anything_due):
             overdue, pending, told = await node.db.write(sweep)
         else:
-            overdue, pending, told = [], await node.db.read(store.peers_with_pending), False
+            overdue, pending, told = [], await node.db.read(due.peers_with_pending), False
         if told:
             node.mail.kick()
         for item in overdue:
@@ -119,7 +119,7 @@ class Delivery:
         event = self._wake.setdefault(peer, asyncio.Event())
         while not self._stopping:
             event.clear()
-            item = await node.db.read(lambda conn: store.next_pending(conn, peer))
+            item = await node.db.read(lambda conn: due.next_pending(conn, peer))
             if item is None:
                 # Nothing due. Wait briefly for more before this worker ends.
                 try:

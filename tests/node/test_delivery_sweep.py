@@ -11,7 +11,7 @@ from test_two_nodes import connect_by_invitation, referral_body
 
 from node.base.clock import FakeClock
 from node.federation import referrals
-from node.storage import store
+from node.storage import due
 from protocol.messages import ReferralOffer
 
 
@@ -22,7 +22,7 @@ async def test_a_dark_peers_queue_fails_at_its_deadline_a_batch_at_a_time(node_f
         await n.start(clock=clock)
     cid, _ = await connect_by_invitation(agency, broker)
     await broker.stop()  # dark from now on
-    count = store.OVERDUE_BATCH * 2 + 37
+    count = due.OVERDUE_BATCH * 2 + 37
     body = referral_body(cid)
     node = agency.node
 
@@ -43,7 +43,7 @@ async def test_a_dark_peers_queue_fails_at_its_deadline_a_batch_at_a_time(node_f
     clock.advance(3 * 24 * 3600 + 10)  # past every item's deadline
     # One sweep fails at most OVERDUE_BATCH of them (a small transaction, a bounded read).
     await node.delivery.tick()
-    assert await pending() == count - store.OVERDUE_BATCH
+    assert await pending() == count - due.OVERDUE_BATCH
     await wait_for(lambda: _none_pending(pending))
     failed = await node.db.read(lambda c: c.execute(
         "SELECT count(*) FROM referrals WHERE side = 'sender' AND state = 'failed'").fetchone()[0])
