@@ -397,7 +397,7 @@ async def test_outbox_retry_receipts_and_key_rotation(node_factory, browser) -> 
     await wait_for(delivered)
     # retrying it again is refused with a clear error, not a 500
     response = await page.request.post(a.url + "/admin/outbox/1/retry", form={"csrf": await csrf_of(page)})
-    assert response.status == 400 and "invalid_transition" in await response.text()
+    assert response.status == 409 and "invalid_transition" in await response.text()
 
     await page.goto(a.url + "/admin/outbox")
     await page.get_by_role("button", name="Re-verify every receipt").click()
