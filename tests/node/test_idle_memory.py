@@ -1,6 +1,6 @@
 """An idle serving node holds only what serving needs: what only some commands, pages or
-a first start after an upgrade use (migrations, templates, password hashing, SMTP, the
-report's module) is loaded when first used. A real ``refnode serve`` process is asked,
+a first start after an upgrade use (migrations, templates, password hashing, SMTP) is
+loaded when first used. A real ``refnode serve`` process is asked,
 from inside, which modules it has loaded once idle, and its resident memory is compared
 with a bare ``import aiohttp, cryptography, pydantic`` measured alongside
 (bench/idle_memory.py measures the budget itself)."""
@@ -47,7 +47,6 @@ NOT_WHEN_IDLE = (
     "rich",  # what structlog would load for tracebacks that print local variables
     "apscheduler",
     "node.storage.migrations.m001_federation_core",
-    "node.federation.reporting",  # the first report
 )
 #: Above the bare imports, an idle node holds about 26 MiB (bench/idle_memory.py); this
 #: catches a library that only some requests need coming back at start (sqlite_utils
