@@ -113,10 +113,16 @@ class Run:
         return self.cpu_s / self.count * 1e6
 
 
-def make_sender(i: int, now: datetime) -> tuple[Sender, dict[str, object]]:
-    identity = SigningKey.from_seed(os.urandom(32))
-    signing = SigningKey.from_seed(os.urandom(32))
-    encryption = DecryptionKey.x25519(os.urandom(32))
+def make_sender(i: int, now: datetime, seed: bytes | None = None) -> tuple[Sender, dict[str, object]]:
+    """Synthetic peer ``i``; with ``seed``, its keys and connection id are the same each
+    time (a cached data folder's peers can be sealed for again)."""
+
+    def secret(what: str) -> bytes:
+        return hashlib.sha256(seed + f"{i}/{what}".encode()).digest() if seed else os.urandom(32)
+
+    identity = SigningKey.from_seed(secret("identity"))
+    signing = SigningKey.from_seed(secret("signing"))
+    encryption = DecryptionKey.x25519(secret("encryption"))
     # An inbox nobody listens on: if the node ever tried to send there, it would back off.
     inbox = f"http://127.0.0.1:{free_port()}{INBOX_PATH}"
     doc = build_discovery(
@@ -129,7 +135,7 @@ def make_sender(i: int, now: datetime) -> tuple[Sender, dict[str, object]]:
     )
     raw = sign_discovery(doc, identity)
     _, keys = verify_discovery(raw, expected_node_id=identity.kid)
-    sender = Sender(signing, keys, raw, new_id("con"))
+    sender = Sender(signing, keys, raw, f"con_bench{secret('connection').hex()[:16]}" if seed else new_id("con"))
     return sender, {
         "name": keys.name,
         "base_url": inbox.split("/refnode/", 1)[0],

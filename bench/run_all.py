@@ -1,10 +1,19 @@
 """Run every benchmark, one after the other, and print a summary block.
 
-Each benchmark prints its own detail and one ``RESULT`` line with its figures and its
-ratio against a reference measured in the same run; this collects those lines.
+Each benchmark prints its own detail and one ``RESULT`` line (or several) with its figures
+and its ratio against a reference measured in the same run; this collects those lines.
 
-    python bench/run_all.py            # default sizes, a few minutes in all
-    python bench/run_all.py --quick    # smaller sizes, a smoke test of the benchmarks
+Two groups: the *core* benchmarks (inbox throughput, referral latency, CSV import, the
+console's pages) and the
+four *scale* ones (a node with a million rows, a federation of nodes, a dark peer, idle
+memory). The scale ones run at quick sizes by default and at the sizes of issue 16 with
+``--full``: 1,000,000 deals, contacts and referrals; 100 nodes and 10,000 referrals;
+100,000 envelopes queued for the dark peer. A full run takes hours on 2 cores, most of it
+making the million rows: ``--cache DIR`` keeps them for the next run.
+
+    python bench/run_all.py                    # core at their sizes, scale at quick sizes
+    python bench/run_all.py --full --cache /var/tmp/refnode-bench
+    python bench/run_all.py --only scale       # or core; --quick: smallest sizes, a smoke test
 """
 
 from __future__ import annotations
@@ -18,28 +27,41 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
-    # (script, default arguments, --quick arguments)
-    ("inbox_throughput.py", ["--floor"], ["--floor", "--envelopes", "400", "--warmup", "50", "--rounds", "1"]),
-    ("referral_latency.py", [], ["--referrals", "30", "--warmup", "3"]),
-    ("idle_memory.py", [], ["--idle-s", "2", "--rounds", "1"]),
-    ("csv_import.py", [], ["--rows", "20000", "--wide-rows", "5000", "--ref-s", "1"]),
-    ("console_pages.py", [], ["--deals", "5000", "--referrals", "500", "--requests", "50",
-                              "--out", str(HERE / "results" / "console_pages-quick.json")]),
+#: (script, group, default arguments, --quick arguments, --full arguments)
+BENCHMARKS: list[tuple[str, str, list[str], list[str], list[str]]] = [
+    ("inbox_throughput.py", "core", ["--floor"], ["--floor", "--envelopes", "400", "--warmup", "50", "--rounds", "1"],
+     ["--floor"]),
+    ("referral_latency.py", "core", [], ["--referrals", "30", "--warmup", "3"], []),
+    ("csv_import.py", "core", [], ["--rows", "20000", "--wide-rows", "5000", "--ref-s", "1"], []),
+    ("console_pages.py", "core", [], ["--deals", "5000", "--referrals", "500", "--requests", "50",
+                                      "--out", str(HERE / "results" / "console_pages-quick.json")], []),
+    ("idle_memory.py", "scale", [], ["--idle-s", "2", "--rounds", "1"], ["--rounds", "3"]),
+    ("scale_data.py", "scale", [], ["--rows", "5000", "--envelopes", "300", "--samples", "60", "--rounds", "1"],
+     ["--full"]),
+    ("scale_dark_peer.py", "scale", [], ["--queued", "1000", "--referrals", "40", "--rounds", "1", "--idle-s", "2"],
+     ["--full"]),
+    ("scale_federation.py", "scale", [], ["--nodes", "5", "--referrals", "100"], ["--full"]),
 ]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run all benchmarks and summarise them.")
-    parser.add_argument(
-        "--quick", action="store_true", help="small sizes (a smoke test, not a measurement)"
-    )
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="small sizes (a smoke test, not a measurement)")
+    sizes.add_argument("--full", action="store_true", help="the scale benchmarks at the sizes of issue 16")
+    parser.add_argument("--only", choices=("core", "scale"), help="run one group")
+    parser.add_argument("--cache", type=Path, help="bench/scale_data.py keeps its data folders here")
     args = parser.parse_args()
 
     summary: list[str] = []
     failed: list[str] = []
-    for script, normal, quick in BENCHMARKS:
-        cmd = [sys.executable, str(HERE / script), *(quick if args.quick else normal)]
+    for script, group, normal, quick, full in BENCHMARKS:
+        if args.only and group != args.only:
+            continue
+        extra = quick if args.quick else full if args.full else normal
+        if script == "scale_data.py" and args.cache:
+            extra = [*extra, "--cache", str(args.cache)]
+        cmd = [sys.executable, str(HERE / script), *extra]
         print(f"$ {' '.join(cmd[1:])}", flush=True)
         started = time.perf_counter()
         proc = subprocess.Popen(

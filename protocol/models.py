@@ -29,7 +29,9 @@ LENIENT = "newer_minor"
 
 
 class WireModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # defer_build: a model's validator is built on its first use, not at import; an idle
+    # node then holds none of those it has not needed (see bench/idle_memory.py).
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod

@@ -4,14 +4,27 @@ characters, no composition rules; not the e-mail address, not one of the commone
 
 Hashing takes about a tenth of a second and 64 MiB on purpose: callers on the event loop
 run :func:`hash_password` and :func:`verify_password` in a thread.
+
+argon2 is loaded, and the dummy hash made, on the first password checked or set, not at
+start: a serving node that nobody signs in to holds neither (0.7 MiB), and a process
+that never checks a password (the CLI, a bench's hundred nodes) does not spend that
+tenth of a second and those 64 MiB making the dummy hash.
 """
 
 from __future__ import annotations
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
+import functools
+from typing import TYPE_CHECKING
 
-_HASHER = PasswordHasher()
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
+
+@functools.cache
+def _hasher() -> PasswordHasher:
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
 
 MIN_LENGTH = 12
 MAX_LENGTH = 128
@@ -23,9 +36,11 @@ _COMMON = frozenset({
     "abcdefghijkl", "abc123abc123", "qwertyqwerty", "letmeinletmein", "adminadmin12",
 })
 
-#: A hash to verify against when the user is unknown, so that an unknown e-mail takes as
-#: long to refuse as a wrong password.
-_DUMMY = _HASHER.hash("not a password anyone has")
+@functools.cache
+def _dummy() -> str:
+    """A hash to verify against when the user is unknown, so that an unknown e-mail takes
+    as long to refuse as a wrong password."""
+    return _hasher().hash("not a password anyone has")
 
 
 def password_problem(password: str, email: str = "") -> str | None:
@@ -42,16 +57,19 @@ def password_problem(password: str, email: str = "") -> str | None:
 
 
 def hash_password(password: str) -> str:
-    return _HASHER.hash(password)
+    return _hasher().hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True if ``password`` matches; takes as long when there is no hash to match."""
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    dummy = _dummy()  # made on the first check, whichever it is: no path pays for it alone
     try:
-        return _HASHER.verify(password_hash or _DUMMY, password) and password_hash is not None
+        return _hasher().verify(password_hash or dummy, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
 
 def needs_rehash(password_hash: str) -> bool:
-    return _HASHER.check_needs_rehash(password_hash)
+    return _hasher().check_needs_rehash(password_hash)

@@ -32,7 +32,6 @@ when the reader of the output went away (``refnode workflows list | head -1``).
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import sys
@@ -76,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, suppress=True)
     parser = argparse.ArgumentParser(prog="refnode", description="Run and administer a referral node.")
-    parser.add_argument("--version", action="version", version=f"refnode {package_version()}")
+    parser.add_argument("--version", action=_Version, help="show program's version number and exit")
     _global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -117,8 +116,21 @@ def command_names(parser: argparse.ArgumentParser | None = None) -> list[str]:
     return names
 
 
+class _Version(argparse.Action):
+    """``--version``: the version is looked up when asked for, not each time a command runs."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(f"refnode {package_version()}")
+        parser.exit()
+
+
 def package_version() -> str:
     """The installed package's version (``pip install -e .`` counts)."""
+    import importlib.metadata  # for --version only: not loaded by every command
+
     try:
         return importlib.metadata.version("referral-node")
     except importlib.metadata.PackageNotFoundError:

@@ -38,7 +38,8 @@ def cmd_refer(ctx: Context) -> int:
 
 
 def cmd_referrals_list(ctx: Context) -> int:
-    data = ctx.call("GET", "/api/v1/referrals", side=ctx.args.side)
+    page = {k: None if v is None else str(v) for k, v in (("limit", ctx.args.limit), ("offset", ctx.args.offset))}
+    data = ctx.call("GET", "/api/v1/referrals", side=ctx.args.side, **page)
     ctx.emit(data, lambda: print_table(
         ["LOCAL ID", "SIDE", "STATE", "TYPE", "DEAL", "CONNECTION", "UPDATED"],
         [[r["local_id"], r["side"], r["state"], r["referral_type"], r["offer"]["deal"]["title"],
@@ -90,8 +91,10 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
     p.add_argument("--connection-id", help="set or override the file's connection_id (a connection's name or id)")
 
     g = group("referrals", "referrals sent and received")
-    p = command(g, "list", cmd_referrals_list, "list referrals")
+    p = command(g, "list", cmd_referrals_list, "list referrals, oldest first, a page at a time")
     p.add_argument("--side", choices=choices(Referral, "side"))
+    p.add_argument("--limit", type=int, help="how many (default 100, at most 1000)")
+    p.add_argument("--offset", type=int, help="how many to skip")
     command(g, "show", cmd_referrals_show, "show a referral and its status timeline").add_argument("local_id")
     p = command(g, "status", cmd_referrals_status, "report progress on a received referral")
     p.add_argument("local_id")

@@ -8,7 +8,7 @@ from typing import Any
 
 from node.cli.files import save_csv
 from node.cli.output import Command, Context, Group, print_table
-from node.federation import reporting
+from node.federation.tallies import SIDES
 
 _OUTCOMES = ["sent", "won", "lost", "declined", "withdrawn", "in_progress", "awaiting", "conversion"]
 
@@ -54,5 +54,5 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
     p = command(g, "referrals", cmd_reports_referrals, "referrals sent and received, with conversion")
     p.add_argument("--from", dest="from_date", metavar="YYYY-MM-DD", help="first day (UTC) included")
     p.add_argument("--to", dest="to_date", metavar="YYYY-MM-DD", help="first day (UTC) not included")
-    p.add_argument("--side", choices=reporting.SIDES)
+    p.add_argument("--side", choices=SIDES)
     p.add_argument("--csv", metavar="FILE", help="write the report as CSV to FILE ('-' for stdout)")

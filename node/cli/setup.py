@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +20,17 @@ from node.storage import store
 from node.storage.db import Database
 
 TOKEN_FILE = "admin-token"  # noqa: S105 (a file name)
-_EMAIL: TypeAdapter[str] = TypeAdapter(Email)
+
+
+@functools.cache
+def _email() -> TypeAdapter[str]:
+    return TypeAdapter(Email)  # made when first needed: every command imports this module
 
 
 def check_email(value: str) -> str:
     """``value`` if it is an email address as the users API takes one, else ValueError."""
     try:
-        return _EMAIL.validate_python(value)
+        return _email().validate_python(value)
     except ValidationError:
         raise ValueError(f"{value!r} is not an email address (name@example.org)") from None
 

@@ -49,7 +49,8 @@ from node.crm.fields import (
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    # Built on first use (``defer_build``): an idle node holds none it has not needed.
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 # -- users (the core ``users`` table) ---------------------------------------------------

@@ -33,7 +33,8 @@ ShareableField = Literal[
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use (``defer_build``): an idle node holds none it has not needed.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Assignment(Settings):

@@ -2,8 +2,9 @@
 
 The database is the truth: an envelope is due when its outbox row is ``pending`` and the
 peer's ``retry_not_before`` has passed. Workers are asyncio tasks, one per peer with
-pending items; the scheduler tick (and every enqueue) only wakes them, so a restart
-loses nothing. A retry re-sends the identical stored bytes.
+pending items; the sweep (every ``outbox_poll_interval_s``, a task of its own) and every
+enqueue only wake them, so a restart loses nothing. A retry re-sends the identical stored
+bytes.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ import random
 from typing import TYPE_CHECKING
 
 import aiohttp
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from node.base.backoff import retry_delay_s
 from node.base.errors import is_retryable
-from node.base.logs import get_logger
+from node.base.logs import failure_fields, get_logger
 from node.federation import delivery_health, handshake, referrals
-from node.storage import store
+from node.storage import due, store
 from node.storage.records import OutboxItem
 from protocol.encoding import loads_strict
 from protocol.errors import ProtocolError, RemoteProtocolError
+from protocol.models import format_ts
 from protocol.receipts import verify_receipt
 from protocol.wire import MEDIA_TYPE_JOSE_JSON
 
@@ -37,24 +38,31 @@ class Delivery:
         self.node = node
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
-        self._scheduler: AsyncIOScheduler | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
         self._random = random.SystemRandom()
 
     async def start(self) -> None:
         self._stopping = False
-        self._scheduler = AsyncIOScheduler()
-        self._scheduler.add_job(
-            self.tick, "interval", seconds=self.node.config.outbox_poll_interval_s, max_instances=1, coalesce=True
-        )
-        self._scheduler.start()
         await self.tick()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        """:meth:`tick` every ``outbox_poll_interval_s``, one at a time; one that fails is
+        logged and the next runs as usual."""
+        while not self._stopping:
+            await asyncio.sleep(self.node.config.outbox_poll_interval_s)
+            try:
+                await self.tick()
+            except Exception as exc:
+                log.error("delivery sweep failed", **failure_fields(exc))
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-            self._scheduler = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         for event in self._wake.values():
             event.set()
         workers = list(self._workers.values())
@@ -64,20 +72,30 @@ class Delivery:
         self._workers.clear()
 
     async def tick(self) -> None:
-        """The scheduler's job: expire what is overdue, and wake a worker for every peer
-        the database says has something due."""
+        """The sweep: expire what is overdue, and wake a worker for every peer the database
+        says has something due. A read first: a write transaction (and its sync) only when
+        something is overdue, so an idle node's sweep writes nothing."""
         node = self.node
 
         def sweep(conn):  # type: ignore[no-untyped-def]
             ctx = node.context()
-            overdue = store.fail_overdue(conn, ctx.now.timestamp())
+            overdue = due.fail_overdue(conn, ctx.now.timestamp())
             for item in overdue:
                 _on_failed(conn, ctx, item)
             handshake.expire_stale(conn, ctx)
             told = delivery_health.tell_overdue(conn, node.config, ctx.now)
-            return overdue, store.peers_with_pending(conn), told
+            return overdue, due.peers_with_pending(conn), told
 
-        overdue, pending, told = await node.db.write(sweep)
+        now = node.clock.now()
+
+        def anything_due(conn):  # type: ignore[no-untyped-def]
+            return (due.sweep_due(conn, now.timestamp(), format_ts(now))
+                    or delivery_health.episode_to_tell(conn, now))
+
+        if await node.db.read(anything_due):
+            overdue, pending, told = await node.db.write(sweep)
+        else:
+            overdue, pending, told = [], await node.db.read(due.peers_with_pending), False
         if told:
             node.mail.kick()
         for item in overdue:
@@ -101,7 +119,7 @@ class Delivery:
         event = self._wake.setdefault(peer, asyncio.Event())
         while not self._stopping:
             event.clear()
-            item = await node.db.read(lambda conn: store.next_pending(conn, peer))
+            item = await node.db.read(lambda conn: due.next_pending(conn, peer))
             if item is None:
                 # Nothing due. Wait briefly for more before this worker ends.
                 try:

@@ -85,6 +85,13 @@ def tell_overdue(conn: sqlite3.Connection, config: Config, now: datetime) -> boo
     return _tell(conn, config, now, None)
 
 
+def episode_to_tell(conn: sqlite3.Connection, now: datetime) -> bool:
+    """Whether :func:`tell_overdue` has an episode to tell of (a read: the sweep writes
+    only when something is due)."""
+    return conn.execute("SELECT 1 FROM peers WHERE failing_since <= ? AND failing_told_at IS NULL LIMIT 1",
+                        (now.timestamp() - FAILING_MAIL_AFTER_S,)).fetchone() is not None
+
+
 def _tell(conn: sqlite3.Connection, config: Config, now: datetime, peer_node_id: str | None) -> bool:
     rows = conn.execute(
         """SELECT node_id, name, failing_since FROM peers

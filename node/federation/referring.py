@@ -41,7 +41,8 @@ from protocol.states import ReferralState
 
 
 class In(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use (``defer_build``): an idle node holds none it has not needed.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 #: The privacy disclosure's exact text: only its SHA-256 is kept and sent.

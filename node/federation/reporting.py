@@ -31,7 +31,8 @@ connection id, the agent's email or the status; ``metric`` names the number (for
 connections, ``state.<state>`` for the per-state counts). Text cells that a spreadsheet
 would read as a formula (leading ``= + - @`` or a tab/CR) are prefixed with ``'``.
 
-SQL lives only in the functions that take ``conn``; every value is a bound parameter.
+The counts come from the tallies the database keeps (``node.federation.tallies``,
+migration 42), not from the referrals themselves: a report costs the same at a million.
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ from typing import Any
 from multidict import MultiMapping
 
 from node.base.errors import ApiError
+from node.federation import tallies
+from node.federation.tallies import SIDES
 from protocol.states import ReferralState
 
-SIDES = ("sender", "receiver")
 #: Statuses a receiver reports, and so the ones a timeline can show as reached.
 TIMELINE_STATUSES = frozenset({"accepted", "declined", "in-progress", "won", "lost", "withdrawn"})
 ALL_STATES = tuple(s.value for s in ReferralState)
@@ -195,9 +197,8 @@ def conversion(won: int, sent: int) -> str:
     return str((Decimal(won) / Decimal(sent)).quantize(_PLACES, rounding=ROUND_HALF_UP))
 
 
-# --- SQL -------------------------------------------------------------------------------
-
-#: The referrals in scope; every query starts from it. Named parameters :from, :to, :side.
+#: The referrals in scope, for SQL that counts them directly (the console's trends,
+#: ``node.federation.report_trends``). Named parameters :from, :to, :side.
 _SCOPED = """
 WITH scoped AS (
     SELECT * FROM referrals
@@ -207,81 +208,76 @@ WITH scoped AS (
 )
 """
 
-#: Outcome counts of a group; the terminal states are our own constants, never input.
-_OUTCOME_COLUMNS = f"""
-    count(*) AS sent,
-    sum(state = 'won') AS won,
-    sum(state = 'lost') AS lost,
-    sum(state = 'declined') AS declined,
-    sum(state = 'withdrawn') AS withdrawn,
-    sum(state IN ({", ".join(f"'{s}'" for s in _WORKED)})) AS in_progress,
-    sum(state IN ({", ".join(f"'{s}'" for s in _AWAITING)})) AS awaiting
-"""
+
+# --- the sections, from the tallies (node.federation.tallies) -------------------------
 
 
-def _outcomes(row: sqlite3.Row) -> Outcomes:
+def _outcomes(states: dict[str, int]) -> Outcomes:
+    """The outcome counts of a group from its count per current state."""
     return Outcomes(
-        sent=int(row["sent"]),
-        won=int(row["won"] or 0),
-        lost=int(row["lost"] or 0),
-        declined=int(row["declined"] or 0),
-        withdrawn=int(row["withdrawn"] or 0),
-        in_progress=int(row["in_progress"] or 0),
-        awaiting=int(row["awaiting"] or 0),
+        sent=sum(states.values()),
+        won=states.get("won", 0),
+        lost=states.get("lost", 0),
+        declined=states.get("declined", 0),
+        withdrawn=states.get("withdrawn", 0),
+        in_progress=sum(states.get(s, 0) for s in _WORKED),
+        awaiting=sum(states.get(s, 0) for s in _AWAITING),
     )
 
 
-def side_totals(conn: sqlite3.Connection, q: ReportQuery) -> list[SideTotals]:
+class _Counts:
+    """The tallies of one report, each read once: per (side, key) of a dimension, the
+    count per current state (``reached``: per status reached)."""
+
+    def __init__(self, conn: sqlite3.Connection, q: ReportQuery) -> None:
+        self.conn, self.q = conn, q
+        self._read: dict[str, dict[tuple[str, str], dict[str, int]]] = {}
+
+    def __call__(self, dim: str) -> dict[tuple[str, str], dict[str, int]]:
+        if dim not in self._read:
+            out: dict[tuple[str, str], dict[str, int]] = {}
+            for side, key, state, n in tallies.counts(self.conn, dim, self.q.from_date, self.q.to_date, self.q.side):
+                out.setdefault((side, key), {})[state] = n
+            self._read[dim] = out
+        return self._read[dim]
+
+
+def _by(conn: sqlite3.Connection, q: ReportQuery, dim: str, counts: _Counts | None
+        ) -> dict[tuple[str, str], dict[str, int]]:
+    return (counts or _Counts(conn, q))(dim)
+
+
+def side_totals(conn: sqlite3.Connection, q: ReportQuery, counts: _Counts | None = None) -> list[SideTotals]:
     """One row per side (only ``q.side`` when given), zeros included."""
-    found = {
-        row["side"]: _outcomes(row)
-        for row in conn.execute(
-            _SCOPED + f"SELECT side, {_OUTCOME_COLUMNS} FROM scoped GROUP BY side", q.params()
-        )
-    }
-    return [
-        SideTotals(side, found.get(side, Outcomes())) for side in SIDES if q.side in (None, side)
-    ]
+    states: dict[str, dict[str, int]] = {}
+    for (side, _), by_state in _by(conn, q, "connection", counts).items():
+        mine = states.setdefault(side, {})
+        for state, n in by_state.items():
+            mine[state] = mine.get(state, 0) + n
+    return [SideTotals(side, _outcomes(states.get(side, {}))) for side in SIDES if q.side in (None, side)]
 
 
-def per_connection(conn: sqlite3.Connection, q: ReportQuery) -> list[ConnectionRow]:
+def per_connection(conn: sqlite3.Connection, q: ReportQuery, counts: _Counts | None = None) -> list[ConnectionRow]:
     """Connections with referrals in scope, plus active connections; by name, then id."""
+    known = {r["id"]: r for r in conn.execute("SELECT id, name, peer_node_id, state FROM connections")}
     rows: dict[str, dict[str, Any]] = {}
-    for row in conn.execute(
-        _SCOPED
-        + """
-        SELECT s.connection_id, s.peer_node_id, s.side, s.state, count(*) AS n,
-               c.name AS connection_name, c.peer_node_id AS connection_peer
-        FROM scoped s LEFT JOIN connections c ON c.id = s.connection_id
-        GROUP BY s.connection_id, s.side, s.state
-        """,
-        q.params(),
-    ):
-        entry = rows.setdefault(
-            row["connection_id"],
-            {
-                "name": row["connection_name"] or "",
-                "peer": row["connection_peer"] or row["peer_node_id"],
-                "sent": 0,
-                "received": 0,
-                "states": dict.fromkeys(ALL_STATES, 0),
-            },
-        )
-        entry["sent" if row["side"] == "sender" else "received"] += int(row["n"])
-        entry["states"][row["state"]] = entry["states"].get(row["state"], 0) + int(row["n"])
-    for row in conn.execute(
-        "SELECT id, name, peer_node_id FROM connections WHERE state = 'active'"
-    ):
-        rows.setdefault(
-            row["id"],
-            {
-                "name": row["name"],
-                "peer": row["peer_node_id"],
-                "sent": 0,
-                "received": 0,
-                "states": dict.fromkeys(ALL_STATES, 0),
-            },
-        )
+
+    def entry(cid: str) -> dict[str, Any]:
+        c = known.get(cid)
+        return rows.setdefault(cid, {
+            "name": c["name"] if c else "",
+            "peer": c["peer_node_id"] if c else tallies.peer_of_connection(conn, cid),
+            "sent": 0, "received": 0, "states": dict.fromkeys(ALL_STATES, 0),
+        })  # fmt: skip
+
+    for (side, cid), by_state in _by(conn, q, "connection", counts).items():
+        e = entry(cid)
+        for state, n in by_state.items():
+            e["sent" if side == "sender" else "received"] += n
+            e["states"][state] = e["states"].get(state, 0) + n
+    for cid, c in known.items():
+        if c["state"] == "active":
+            entry(cid)
     result = [
         ConnectionRow(cid, e["name"], e["peer"], e["sent"], e["received"], e["states"])
         for cid, e in rows.items()
@@ -289,53 +285,26 @@ def per_connection(conn: sqlite3.Connection, q: ReportQuery) -> list[ConnectionR
     return sorted(result, key=lambda r: (r.connection_name.lower(), r.connection_id))
 
 
-def per_agent(conn: sqlite3.Connection, q: ReportQuery) -> list[AgentRow]:
-    """Referring agents (from each offer), per side; by side, then email."""
-    # SQLite: with max(), the bare column ``name`` comes from the row holding the max, so
-    # it is the name on the agent's latest referral.
-    rows = conn.execute(
-        _SCOPED
-        + f"""
-        SELECT side,
-               lower(coalesce(json_extract(offer, '$.referring_agent.email'), '')) AS email,
-               coalesce(json_extract(offer, '$.referring_agent.name'), '') AS name,
-               max(created_at || local_id) AS latest,
-               {_OUTCOME_COLUMNS}
-        FROM scoped
-        GROUP BY side, lower(coalesce(json_extract(offer, '$.referring_agent.email'), ''))
-        ORDER BY side = 'receiver', email
-        """,
-        q.params(),
-    )
-    return [AgentRow(row["side"], row["email"], row["name"], _outcomes(row)) for row in rows]
+def per_agent(conn: sqlite3.Connection, q: ReportQuery, counts: _Counts | None = None) -> list[AgentRow]:
+    """Referring agents (from each offer), per side; by side, then email. The name shown is
+    the one on the agent's latest referral in scope."""
+    groups = sorted(_by(conn, q, "agent", counts).items(), key=lambda g: (g[0][0] == "receiver", g[0][1]))
+    return [
+        AgentRow(side, email, tallies.agent_name(conn, side, email, q.from_date, q.to_date), _outcomes(by_state))
+        for (side, email), by_state in groups
+        if sum(by_state.values()) > 0
+    ]
 
 
-def per_status(conn: sqlite3.Connection, q: ReportQuery) -> list[StatusRow]:
+def per_status(conn: sqlite3.Connection, q: ReportQuery, counts: _Counts | None = None) -> list[StatusRow]:
     """Every state, per side (only ``q.side`` when given): current and reached counts."""
-    params = q.params()
-    current = {
-        (r["side"], r["state"]): int(r["n"])
-        for r in conn.execute(
-            _SCOPED + "SELECT side, state, count(*) AS n FROM scoped GROUP BY side, state", params
-        )
-    }
-    reached = {
-        (r["side"], r["status"]): int(r["n"])
-        for r in conn.execute(
-            _SCOPED
-            + """,
-        marks AS (
-            SELECT side, local_id, state AS status FROM scoped
-            UNION
-            SELECT s.side, s.local_id, e.status FROM scoped s
-            JOIN referral_events e ON e.side = s.side AND e.peer_node_id = s.peer_node_id
-                 AND e.referral_id = s.id AND e.applied = 1
-        )
-        SELECT side, status, count(*) AS n FROM marks GROUP BY side, status
-        """,
-            params,
-        )
-    }
+    current: dict[tuple[str, str], int] = {}
+    for (side, _), by_state in _by(conn, q, "connection", counts).items():
+        for state, n in by_state.items():
+            current[(side, state)] = current.get((side, state), 0) + n
+    current = {k: n for k, n in current.items() if n}
+    reached = {(side, state): n for (side, _), by_state in _by(conn, q, "reached", counts).items()
+               for state, n in by_state.items()}
     states = ALL_STATES + tuple(sorted({s for _, s in current} - set(ALL_STATES)))
     return [
         StatusRow(
@@ -351,9 +320,9 @@ def per_status(conn: sqlite3.Connection, q: ReportQuery) -> list[StatusRow]:
 
 
 def build_report(conn: sqlite3.Connection, q: ReportQuery) -> Report:
-    return Report(
-        q, side_totals(conn, q), per_connection(conn, q), per_agent(conn, q), per_status(conn, q)
-    )
+    counts = _Counts(conn, q)
+    return Report(q, side_totals(conn, q, counts), per_connection(conn, q, counts), per_agent(conn, q, counts),
+                  per_status(conn, q, counts))
 
 
 # --- shapes ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from node.base.keystore import KeyStore
 from node.base.logs import failure_fields, get_logger
 from node.base.ratelimit import FailureLimiter, retry_after
 from node.crm import events
+from node.crm.indexing import SearchIndexer
 from node.crm.store import history
 from node.federation import handshake, referrals, referring
 from node.federation.delivery import Delivery, read_limited
@@ -84,6 +85,8 @@ class Node:
         self.http: aiohttp.ClientSession | None = None
         self.delivery = Delivery(self)
         self.mail = MailSender(config, db, self.clock)
+        #: Indexes for search the contacts and deals written meanwhile (node.crm.indexing).
+        self.search = SearchIndexer(db, config.outbox_poll_interval_s)
         #: The inbox fronts, when they run (see node.http.fronts).
         self.fronts: Fronts | None = None
         #: Run inside the transaction of every deal move (see ``node.crm.events``).
@@ -118,8 +121,10 @@ class Node:
         self.peers.update(await self.db.read(load_peers))
         await self.delivery.start()
         await self.mail.start()
+        await self.search.start()
 
     async def stop(self) -> None:
+        await self.search.stop()
         await self.mail.stop()
         await self.delivery.stop()
 

@@ -53,7 +53,8 @@ CRM_STATUS = {"not_found": 404, "invalid": 400, "conflict": 409, "too_large": 41
 
 
 class In(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use (``defer_build``): an idle node holds none it has not needed.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class NoQuery(In):

@@ -1,6 +1,6 @@
 """``create_app(config)``: the aiohttp application of one node.
 
-The database, the keys, the HTTP client session and the delivery scheduler are opened
+The database, the keys, the HTTP client session and the delivery sweep are opened
 and closed in ``app.cleanup_ctx``; one error middleware turns anything unexpected into
 a 500 with a stable code, without leaking details.
 """

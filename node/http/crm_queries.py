@@ -9,6 +9,7 @@ parameter by name.
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from node.crm import store as crm
 from node.crm.errors import CrmError
@@ -51,9 +52,9 @@ class DocumentQuery(Model):
     label: ShortText | None = None
 
 
-def find_deals(conn: sqlite3.Connection, query: DealFilter) -> list[Deal]:
-    """``list_deals`` with the query's filters; a stage outside the workflow asked for is
-    refused rather than answered with nothing."""
+def find_deals(conn: sqlite3.Connection, query: DealFilter, **page: Any) -> list[Deal]:
+    """``list_deals`` with the query's filters (and ``page``: limit, after, custom_only);
+    a stage outside the workflow asked for is refused rather than answered with nothing."""
     if query.workflow_id is not None and query.stage_id is not None:
         workflow = crm.get_workflow(conn, query.workflow_id, field="workflow_id")
         stage = crm.get_stage(conn, query.stage_id, field="stage_id")
@@ -64,4 +65,4 @@ def find_deals(conn: sqlite3.Connection, query: DealFilter) -> list[Deal]:
                 "give a stage of that workflow or leave out workflow_id",
                 "stage_id",
             )
-    return crm.list_deals(conn, **query.model_dump())
+    return crm.list_deals(conn, **query.model_dump(), **page)

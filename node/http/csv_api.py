@@ -1,6 +1,11 @@
 """Admin-API routes for CSV files of the CRM: deals and contacts exported (filtered as
 their lists are) and imported. All are for admins.
 
+An export is streamed: read and sent a page at a time (``EXPORT_PAGE`` records per read,
+then other requests' turn), so a million contacts take no more of the node's memory than
+a hundred (``bench/scale_data.py``). Its header names the custom fields in use, found
+first among the records that have any.
+
 An import is all or nothing, and streamed: the file is read as it arrives, a piece at a
 time (``PIECE_BYTES``), and its rows are checked as they come, a slice at a time
 (``CHECK_SLICE_S`` of work, on the read connection, then a turn for other requests), and
@@ -19,13 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
 
 from node.base.errors import ApiError
-from node.base.logs import get_logger
+from node.base.logs import failure_fields, get_logger
 from node.crm import csv_io
 from node.crm import store as crm
 from node.crm.csv_import import CsvImport, Kind
@@ -41,29 +46,90 @@ log = get_logger("node.csv_api")
 PIECE_BYTES = 64 * 1024
 #: Work done checking rows before other requests get a turn.
 CHECK_SLICE_S = 0.005
+#: Records an export reads at a time (one read, then other requests' turn).
+EXPORT_PAGE = 500
 
-
-def _csv(text: str, filename: str) -> web.Response:
-    return web.Response(
-        text=text,
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+#: ``page(after, size, custom_only)``: a read of the next records of an export.
+Page = Callable[[tuple[str, str] | None, int, bool], Callable[[Any], list[Any]]]
 
 
 async def export_deals(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query = query_model(request, DealFilter)
-    text = await node.db.read(lambda conn: csv_io.export_deals_csv(conn, find_deals(conn, query)))
-    return _csv(text, f"deals-{node.clock.now():%Y-%m-%d}.csv")
+    return await stream_deals(request, node, query_model(request, DealFilter))
 
 
 async def export_contacts(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    query = query_model(request, ContactFilter)
-    text = await node.db.read(
-        lambda conn: csv_io.export_contacts_csv(conn, crm.list_contacts(conn, q=query.q))
-    )
-    return _csv(text, f"contacts-{node.clock.now():%Y-%m-%d}.csv")
+    return await stream_contacts(request, node, query_model(request, ContactFilter))
+
+
+async def stream_deals(request: web.Request, node: Node, query: DealFilter) -> web.StreamResponse:
+    """The deals ``query`` selects as a CSV file, streamed (the console's export too)."""
+    def page(after: tuple[str, str] | None, size: int, custom_only: bool = False) -> Any:
+        return lambda conn: find_deals(conn, query, after=after, limit=size, custom_only=custom_only)
+
+    custom = await _custom_fields(node, page)
+    names = await node.db.read(csv_io.DealNames.read)
+    return await _stream(request, node, f"deals-{node.clock.now():%Y-%m-%d}.csv", csv_io.deals_header(custom),
+                         page, lambda deals: csv_io.deal_rows(deals, custom, names))
+
+
+async def stream_contacts(request: web.Request, node: Node, query: ContactFilter) -> web.StreamResponse:
+    """The contacts ``query`` selects as a CSV file, streamed (the console's export too)."""
+    def page(after: tuple[str, str] | None, size: int, custom_only: bool = False) -> Any:
+        return lambda conn: crm.list_contacts(conn, q=query.q, after=after, limit=size, custom_only=custom_only)
+
+    custom = await _custom_fields(node, page)
+    return await _stream(request, node, f"contacts-{node.clock.now():%Y-%m-%d}.csv",
+                         csv_io.contacts_header(custom), page, lambda contacts: csv_io.contact_rows(contacts, custom))
+
+
+async def _pages(node: Node, page: Page, *, custom_only: bool = False) -> AsyncIterator[list[Any]]:
+    """The records of an export, a page at a time, each read on its own (a keyset on
+    created_at and id: a record made meanwhile may come or not, none comes twice)."""
+    after = None
+    while True:
+        records = await node.db.read(page(after, EXPORT_PAGE, custom_only))
+        if records:
+            yield records
+        if len(records) < EXPORT_PAGE:
+            return
+        after = (records[-1].created_at, records[-1].id)
+        await asyncio.sleep(0)  # other requests' turn
+
+
+async def _custom_fields(node: Node, page: Page) -> list[str]:
+    """The custom fields the export's records use (its header's last columns), from those
+    records that have any; a filter that names something unknown is refused here, before
+    anything is sent."""
+    names: set[str] = set()
+    async for records in _pages(node, page, custom_only=True):
+        names.update(name for r in records for name in r.custom_fields)
+    return sorted(names)
+
+
+async def _stream(request: web.Request, node: Node, filename: str, header: list[str], page: Page,
+                  rows: Callable[[list[Any]], Iterable[list[str]]]) -> web.StreamResponse:
+    """Send the export as it is read, a page at a time: the node holds one page, whatever
+    the number of records, and a slow reader slows the reading (each write waits for the
+    connection to take it). A failure once the answer has started cuts the connection, so
+    that a cut-short file is never taken for a whole one."""
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/csv; charset=utf-8", "Content-Disposition": f'attachment; filename="{filename}"',
+                 "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+    await response.prepare(request)
+    sent = 0
+    try:
+        await response.write(csv_io.csv_text([header], escape=False).encode("utf-8"))
+        async for records in _pages(node, page):
+            await response.write(csv_io.csv_text(rows(records)).encode("utf-8"))
+            sent += len(records)
+        await response.write_eof()
+    except (ConnectionError, asyncio.CancelledError):
+        raise  # the client went away: nothing to tell it
+    except Exception as exc:
+        log.error("csv export cut short", rows=sent, **failure_fields(exc))
+        if request.transport is not None:
+            request.transport.close()
+    return response
 
 
 def _check_content_type(request: web.Request) -> None:

@@ -19,6 +19,7 @@ from node.federation import evidence, referrals
 from node.federation.outbox import TxContext, retry_failed
 from node.federation.runtime import Node
 from node.http.api import Caller, In, Route, path_params, query_model, whole_number
+from node.http.crm_queries import DEFAULT_LIMIT, Limit, Offset
 from node.http.json_answers import record_json
 from node.storage import store
 from protocol.keys import fingerprint_of
@@ -44,6 +45,8 @@ class ReferralIn(In):
 
 class SideQuery(In):
     side: Literal["sender", "receiver"] | None = None
+    limit: Limit = DEFAULT_LIMIT
+    offset: Offset = 0
 
 
 class OutboxQuery(In):
@@ -113,8 +116,9 @@ async def send_referral(request: web.Request, node: Node, caller: Caller, body: 
 
 
 async def list_referrals(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
-    side = query_model(request, SideQuery).side
-    return {"referrals": [record_json(r) for r in await node.db.read(lambda conn: store.list_referrals(conn, side))]}
+    q = query_model(request, SideQuery)
+    found = await node.db.read(lambda conn: store.list_referrals(conn, q.side, limit=q.limit, offset=q.offset))
+    return {"referrals": [record_json(r) for r in found], "limit": q.limit, "offset": q.offset}
 
 
 async def get_referral(request: web.Request, node: Node, caller: Caller, body: None) -> Any:
@@ -162,8 +166,8 @@ ROUTES: list[Route] = [
     Route("GET", "/api/v1/node", get_node, "This node's id, fingerprint, name and URL"),
     Route("POST", "/api/v1/referrals", send_referral, "Refer a client to a connected organisation",
           ReferralIn, status=202),
-    Route("GET", "/api/v1/referrals", list_referrals, "List referrals sent and received (?side)",
-          query=SideQuery),
+    Route("GET", "/api/v1/referrals", list_referrals,
+          "List referrals sent and received, oldest first: ?side, limit (default 100), offset", query=SideQuery),
     Route("GET", "/api/v1/referrals/{id}", get_referral, "One referral with its status timeline"),
     Route("POST", "/api/v1/referrals/{id}/status", referral_status,
           "Report progress on a received referral (sent back to the referrer)", StatusIn),

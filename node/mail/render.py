@@ -7,29 +7,37 @@ organisation's name), ``console`` (the console's address) and ``zone`` (its time
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from node.base.config import Config
 
-_ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+if TYPE_CHECKING:
+    import jinja2
+
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    """The templates' environment, made on the first mail rendered: a node that sends
+    none does not load Jinja2 for it."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _when
+    return env
 
 
 def _when(value: datetime, zone: Any) -> str:
     return value.astimezone(zone).strftime("%d %b %Y, %H:%M %Z")
-
-
-_ENV.filters["when"] = _when
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,8 @@ class Rendered:
 
 def render(kind: str, context: dict[str, Any], config: Config) -> Rendered:
     values = {"org": config.org_name, "console": config.public_url, "zone": config.zone, **context}
-    text_tpl = _ENV.get_template(f"{kind}.txt")
+    env = _env()
+    text_tpl = env.get_template(f"{kind}.txt")
     subject = "".join(text_tpl.blocks["subject"](text_tpl.new_context(values))).strip()
     subject = " ".join(subject.split())[:200]
-    return Rendered(subject, text_tpl.render(values).strip() + "\n", _ENV.get_template(f"{kind}.html").render(values))
+    return Rendered(subject, text_tpl.render(values).strip() + "\n", env.get_template(f"{kind}.html").render(values))

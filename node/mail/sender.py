@@ -18,8 +18,6 @@ from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 
-import aiosmtplib
-
 from node.base.backoff import retry_delay_s
 from node.base.clock import Clock
 from node.base.config import Config
@@ -57,6 +55,8 @@ async def deliver(config: Config, msg: EmailMessage, mail_id: str) -> str:
         with os.fdopen(fd, "wb") as fh:
             fh.write(bytes(msg))
         return name
+    import aiosmtplib  # when there is an SMTP server to send to, not at start
+
     password = config.smtp_password()
     await aiosmtplib.send(
         msg,

@@ -147,6 +147,9 @@ class Database:
         self._turn_batch: list[tuple[Any, asyncio.Future[Any]]] = []
         #: Called with the error when the disk refuses a sync (see :meth:`_fail`).
         self.on_failure: list[Callable[[OSError], None]] = []
+        #: The event loop's time of the latest write asked of this process: background
+        #: work that can wait (``node.crm.indexing``) waits for a quiet moment.
+        self.last_write_at = 0.0
 
     # -- synchronous use (CLI, tests, start-up) --------------------------------------
 
@@ -221,13 +224,16 @@ class Database:
         failure.__cause__ = self._failure
         return failure
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *, background: bool = False) -> T:
         """Run ``fn`` in a transaction shared with other concurrent writes; return once
-        that transaction is committed."""
+        that transaction is committed. A ``background`` write does not count as activity
+        (:attr:`last_write_at`)."""
         loop = asyncio.get_running_loop()
         if self._closed:
             raise RuntimeError("database is closed")
         self._check_usable()
+        if not background:
+            self.last_write_at = loop.time()
         future: asyncio.Future[T] = loop.create_future()
         self._pending.append((fn, future))
         if self._writer is None:
@@ -238,12 +244,13 @@ class Database:
         return await future
 
     async def write_alone(
-        self, fn: Callable[[sqlite3.Connection], T], *, attach: dict[str, Path] | None = None
+        self, fn: Callable[[sqlite3.Connection], T], *, attach: dict[str, Path] | None = None,
+        background: bool = False,
     ) -> T:
         """Like :meth:`write`, but ``fn`` has its transaction to itself and runs on the
         worker thread, with ``attach`` (schema name: database file) attached: for one long
         statement (see the module's docstring). Writes that arrive meanwhile wait for it."""
-        return await self.write(_Alone(fn, dict(attach or {})))
+        return await self.write(_Alone(fn, dict(attach or {})), background=background)
 
     def _next_batch(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> list[tuple[Any, asyncio.Future[Any]]]:
         """The writes of ``batch`` to run now: those before the first write that goes

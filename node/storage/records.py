@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # Built on first use (``defer_build``): an idle node holds none it has not needed.
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class Peer(Record):

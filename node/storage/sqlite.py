@@ -17,9 +17,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
-from node.storage.migrations import MIGRATIONS
+from node.storage.migrations import LATEST, MIGRATIONS, load
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
@@ -52,14 +50,19 @@ def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
 def migrate(conn: sqlite3.Connection) -> int:
     """Run every migration newer than the database (see :mod:`node.storage.migrations`);
     return the new version."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if current >= LATEST:
+        return current
+    import sqlite_utils  # only when there is something to migrate: see node.storage.migrations
+
     db = sqlite_utils.Database(conn)
-    for version, _, fn in MIGRATIONS:
+    for version, _, module in MIGRATIONS:
         if version <= current:
             continue
+        up = load(module)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            fn(db)
+            up(db)
             conn.execute(f"PRAGMA user_version={int(version)}")
             conn.execute("COMMIT")
         except BaseException:

@@ -7,6 +7,7 @@ the ``sqlite3.Connection`` they run on, so callers compose them inside one
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -26,10 +27,13 @@ from node.storage.records import (
 )
 from node.storage.sqlite import insert_row
 
+
 #: Encodes the offer column written on every referral received: pydantic's encoder took
 #: 3.3 µs where ``json.dumps`` with sorted keys took 21.8 (timeit, a 1.9 KB offer). Keys
 #: keep the order of the dict (the offer model's); readers parse the column.
-_JSON_OBJECT = TypeAdapter(dict[str, Any])
+@functools.cache
+def _json_object() -> TypeAdapter[dict[str, Any]]:
+    return TypeAdapter(dict[str, Any])  # made on the first referral stored, not at start
 
 
 # --- store functions -------------------------------------------------------------------
@@ -194,16 +198,6 @@ def outbox_message(conn: sqlite3.Connection, seq: int) -> tuple[str, str | None]
     return str(row[0]), row[1]
 
 
-def next_pending(conn: sqlite3.Connection, peer_node_id: str) -> OutboxItem | None:
-    return _one(conn, OutboxItem,
-                f"SELECT {_OUTBOX_COLS} FROM outbox WHERE peer_node_id = ? AND state = 'pending' ORDER BY seq LIMIT 1",
-                (peer_node_id,))
-
-
-def peers_with_pending(conn: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT DISTINCT peer_node_id FROM outbox WHERE state = 'pending'")]
-
-
 def list_outbox(conn: sqlite3.Connection, *, state: str | None = None, subject_id: str | None = None,
                 limit: int = 200) -> list[OutboxItem]:
     """Newest first; only those in ``state`` and about ``subject_id`` when given."""
@@ -247,17 +241,6 @@ def delivered_after(conn: sqlite3.Connection, peer_node_id: str, seq: int, type_
 DEADLINE_PASSED = " (delivery deadline passed)"
 
 
-def fail_overdue(conn: sqlite3.Connection, now_s: float) -> list[OutboxItem]:
-    overdue = _all(conn, OutboxItem,
-                   f"SELECT {_OUTBOX_COLS} FROM outbox WHERE state = 'pending' AND deadline_at <= ?", (now_s,))
-    conn.execute(
-        "UPDATE outbox SET state = 'failed', last_error = COALESCE(last_error, '') || ?"
-        " WHERE state = 'pending' AND deadline_at <= ?",
-        (DEADLINE_PASSED, now_s),
-    )
-    return overdue
-
-
 def requeue(conn: sqlite3.Connection, seq: int, *, deadline_at: float, body: bytes | None = None,
             envelope_id: str | None = None, sha256: str | None = None) -> None:
     conn.execute(
@@ -290,7 +273,7 @@ def count_inbox(conn: sqlite3.Connection, type: str | None = None) -> int:
 
 def insert_referral(conn: sqlite3.Connection, r: Referral) -> Referral:
     row = dict(r)  # shallow: the offer is encoded, not copied
-    row["offer"] = _JSON_OBJECT.dump_json(r.offer).decode()
+    row["offer"] = _json_object().dump_json(r.offer).decode()
     insert_row(conn, "referrals", row)
     return r
 
@@ -304,10 +287,12 @@ def get_referral_local(conn: sqlite3.Connection, local_id: str) -> Referral | No
     return _one(conn, Referral, "SELECT * FROM referrals WHERE local_id = ?", (local_id,))
 
 
-def list_referrals(conn: sqlite3.Connection, side: str | None = None) -> list[Referral]:
-    if side is None:
-        return _all(conn, Referral, "SELECT * FROM referrals ORDER BY created_at, local_id")
-    return _all(conn, Referral, "SELECT * FROM referrals WHERE side = ? ORDER BY created_at, local_id", (side,))
+def list_referrals(conn: sqlite3.Connection, side: str | None = None, *, limit: int | None = None,
+                   offset: int = 0) -> list[Referral]:
+    """Oldest first (of one side when given); a page of ``limit`` from ``offset`` if given."""
+    where, params = ("", ()) if side is None else (" WHERE side = ?", (side,))
+    page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
+    return _all(conn, Referral, f"SELECT * FROM referrals{where} ORDER BY created_at, local_id{page}", params)
 
 
 def referrals_of_deal(conn: sqlite3.Connection, deal_id: str, connection_id: str,

@@ -29,14 +29,14 @@ from typing import Any
 from aiohttp import web
 
 from node.base.logs import get_logger
-from node.crm import csv_io
 from node.crm import store as crm
 from node.crm.csv_import import CsvImport, Kind
 from node.crm.csv_stage import FOLDER
 from node.crm.errors import CrmError, CsvImportError, RowError
 from node.federation.runtime import Node
+from node.http import csv_api
 from node.http.appkeys import NODE
-from node.http.crm_queries import DealFilter, find_deals
+from node.http.crm_queries import ContactFilter, DealFilter
 from node.http.csv_api import run_import
 from node.web import uploads
 from node.web.views import Pages, View
@@ -247,29 +247,19 @@ async def export_page(view: View) -> dict[str, Any]:
     return {"workflows": await view.node.db.read(crm.list_workflows)}
 
 
-def _csv(text: str, name: str) -> web.Response:
-    return web.Response(text=text, content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
 @pages.get("/deals/export/contacts.csv", admin_only=True)
 async def export_contacts(view: View) -> web.StreamResponse:
-    text = await view.node.db.read(lambda conn: csv_io.export_contacts_csv(conn, crm.list_contacts(conn)))
-    return _csv(text, f"contacts-{view.node.clock.now():%Y-%m-%d}.csv")
+    # streamed a page at a time, as the API's export (node.http.csv_api)
+    return await csv_api.stream_contacts(view.request, view.node, ContactFilter())
 
 
 @pages.get("/deals/export/deals.csv", admin_only=True)
 async def export_deals(view: View) -> web.StreamResponse:
     name = view.request.query.get("workflow", "")
-
-    def read(conn: Any) -> str:
-        query = DealFilter()
-        if name:
-            workflow = crm.find_workflow_by_name(conn, name)
-            if workflow is None:
-                raise CrmError("not_found", f"There is no workflow named “{name[:200]}”.")
-            query = DealFilter(workflow_id=workflow.id)
-        return csv_io.export_deals_csv(conn, find_deals(conn, query))
-
-    text = await view.node.db.read(read)
-    return _csv(text, f"deals-{view.node.clock.now():%Y-%m-%d}.csv")
+    query = DealFilter()
+    if name:
+        workflow = await view.node.db.read(lambda conn: crm.find_workflow_by_name(conn, name))
+        if workflow is None:
+            raise CrmError("not_found", f"There is no workflow named “{name[:200]}”.")
+        query = DealFilter(workflow_id=workflow.id)
+    return await csv_api.stream_deals(view.request, view.node, query)

@@ -1,7 +1,8 @@
 """The node's web pages, on the same application (and port) as its federation and admin
 API: ``create_site`` is ``node.http.app.create_app`` with the console added.
 
-- templates: Jinja2 (``aiohttp-jinja2``), autoescaped, one per page on ``base.html``;
+- templates: Jinja2, autoescaped, one per page on ``base.html``, loaded with the first page
+  (:mod:`node.web.templating`);
 - ``/static/``: our CSS and the few scripts, no build step and no CDN;
 - every page is sent with a strict Content-Security-Policy (no inline script or style),
   ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: same-origin``, and
@@ -16,8 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 
 from node.base.config import Config
@@ -41,6 +40,7 @@ from node.web import (
     referrals_pages,
     reports_pages,
     settings_pages,
+    templating,
 )
 from node.web.views import Pages, add_pages
 from protocol.models import parse_ts
@@ -94,7 +94,7 @@ async def page_middleware(request: web.Request,
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
         if "text/html" not in request.headers.get("Accept", ""):
             raise
-        response = aiohttp_jinja2.render_template(
+        response = templating.render(
             "error.html", request,
             {"view": None, "status": exc.status, "code": "not_found" if exc.status == 404 else "method_not_allowed",
              "message": "There is no page here." if exc.status == 404 else "This page does not take that."},
@@ -118,27 +118,14 @@ def when(value: str | datetime | None, zone: Any = None, style: str = "datetime"
 
 
 def install(app: web.Application, config: Config) -> None:
-    env = aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.FileSystemLoader(HERE / "templates"),
-        autoescape=jinja2.select_autoescape(default=True),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        context_processors=[_globals],
-    )
-    env.filters["when"] = lambda value, style="datetime": when(value, config.zone, style)
-    env.globals["org_name"] = config.org_name
+    app[templating.TEMPLATES] = templating.Templates(
+        config.org_name, lambda value, style="datetime": when(value, config.zone, style))
     app.middlewares.append(page_middleware)
     app.cleanup_ctx.append(auth_pages.guess_limiter)
     app.cleanup_ctx.append(csv_pages.imports)
     app.cleanup_ctx.append(documents_pages.parts_cleared)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     add_pages(app, PAGE_MODULES)
-
-
-async def _globals(request: web.Request) -> dict[str, Any]:
-    return {"path": request.path, "static": lambda name: request.app.router["static"].url_for(filename=name)}
 
 
 def create_site(config: Config, **kwargs: Any) -> web.Application:

@@ -40,7 +40,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiDict
 
@@ -53,6 +52,7 @@ from node.crm.errors import CrmError
 from node.federation.runtime import Node
 from node.http.appkeys import NODE
 from node.http.bodies import read_body
+from node.web import templating
 from protocol.encoding import b64u_encode
 from protocol.errors import ProtocolError
 
@@ -104,8 +104,7 @@ class View:
         return [v.strip() for v in self.form.getall(name, [])]
 
     def render(self, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
-        response = aiohttp_jinja2.render_template(template, self.request, {"view": self, **context},
-                                                  status=status)
+        response = templating.render(template, self.request, {"view": self, **context}, status=status)
         self._cookies(response)
         return response
 

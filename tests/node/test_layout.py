@@ -18,7 +18,6 @@ NODE = ROOT / "node"
 LONGER: dict[str, str] = {
     "node/base/config.py": "one frozen model: each setting with its description, which is what refnode.toml's "
                            "documentation is generated from; splitting it would scatter the settings",
-    "node/federation/reporting.py": "one report: its query, its SQL per section and its two renderings (about 430 lines)",
     "node/storage/db.py": "Database alone is about 390 lines: group commit, writes that go alone, the shared"
                           " writer's turns, syncs for reads and disk failures, which only make sense read together",
 }

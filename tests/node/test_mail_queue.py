@@ -59,8 +59,8 @@ async def test_without_smtp_mail_is_written_as_eml_files(node_factory) -> None:
     # no SMTP server: the link is still returned to the admin, and the mail is a file
     out = a.config.mail_dir
 
-    async def written() -> bool:
-        return out.is_dir() and any(out.glob("*.eml"))
+    async def written() -> bool:  # the file, and the queue's record of it (committed just after)
+        return out.is_dir() and any(out.glob("*.eml")) and (await _queue(a))[0]["sent_as"] is not None
 
     await wait_for(written)
     (path,) = list(out.glob("*.eml"))

@@ -17,12 +17,14 @@ from node.base.inputs import STORED
 from node.crm.errors import CrmError
 from node.crm.models import Contact, ContactIn, ContactPatch
 from node.crm.parsing import parse
-from node.crm.store.sql import _json, _like, _limit, _missing, _raise_first, _ts
+from node.crm.store import search
+from node.crm.store.sql import _json, _like, _limit, _missing, _raise_first, _ts, _where
 from node.storage.sqlite import insert_row
 
 
 def _contact(row: sqlite3.Row) -> Contact:
     data = dict(row)
+    data.pop("rowid", None)  # selected by a search's walk (list_contacts)
     data["address"] = json.loads(data["address"])
     data["custom_fields"] = json.loads(data["custom_fields"])
     return Contact.model_validate(data, context=STORED)
@@ -46,19 +48,41 @@ def get_contact(conn: sqlite3.Connection, contact_id: str, *, field: str | None 
 
 
 def list_contacts(
-    conn: sqlite3.Connection, *, q: str | None = None, limit: int | None = None, offset: int = 0
+    conn: sqlite3.Connection, *, q: str | None = None, limit: int | None = None, offset: int = 0,
+    after: tuple[str, str] | None = None, custom_only: bool = False,
 ) -> list[Contact]:
-    """Contacts in the order they were created; ``q`` searches names, email and phone."""
-    where, params = "", []
+    """Contacts in the order they were created; ``q`` searches names, email and phone
+    (through the search index when it narrows the search: see ``search``). ``after``
+    (created_at, id) starts after that contact, and ``custom_only`` keeps those with
+    custom fields: for an export read a page at a time."""
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if after is not None:
+        where.append("(created_at, id) > (:after_at, :after_id)")
+        params.update(after_at=after[0], after_id=after[1])
+    if custom_only:  # on the partial index contacts_custom (migration 40)
+        where.append("custom_fields != '{}'")
     if q:
-        where = (
-            "WHERE first_name LIKE ?1 ESCAPE '\\' OR last_name LIKE ?1 ESCAPE '\\' "
-            "OR (coalesce(first_name, '') || ' ' || coalesce(last_name, '')) LIKE ?1 ESCAPE '\\' "
-            "OR email LIKE ?1 ESCAPE '\\' OR phone LIKE ?1 ESCAPE '\\'"
-        )
-        params.append(_like(q))
+        like = "LIKE :q ESCAPE '\\'"
+        match = (f"(first_name {like} OR last_name {like} OR (coalesce(first_name, '') || ' ' || "
+                 f"coalesce(last_name, '')) {like} OR email {like} OR phone {like})")
+        params["q"] = _like(q)
+        plan = search.plan(conn, q, {"contacts_search": None})
+        if plan.many and limit is not None:  # a common term: its first page comes early, most often
+            rowids = search.first_matches(
+                conn, f"SELECT rowid, {match} FROM contacts {_where(where)} ORDER BY created_at, id LIMIT :window",
+                params, offset, _limit(limit))
+            if rowids is not None:
+                found = {r["rowid"]: r for r in conn.execute(
+                    "SELECT rowid, * FROM contacts WHERE rowid IN (SELECT value FROM json_each(?))",
+                    (json.dumps(rowids),))}
+                return [_contact(found[rowid]) for rowid in rowids]
+        where.append(match)
+        if plan.queries is not None:  # the rows the index offers (see ``search``)
+            where.append(f"rowid IN ({search.CONTACT_ROWIDS})")
+            params.update(plan.queries)
     rows = conn.execute(
-        f"SELECT * FROM contacts {where} ORDER BY created_at, id LIMIT {_limit(limit)} OFFSET {int(offset)}",
+        f"SELECT * FROM contacts {_where(where)} ORDER BY created_at, id LIMIT {_limit(limit)} OFFSET {int(offset)}",
         params,
     )
     return [_contact(r) for r in rows]

@@ -22,8 +22,9 @@ from node.crm.errors import CrmError
 from node.crm.fields import ContactRole, Origin
 from node.crm.models import Deal, DealContact, DealIn, DealPatch, DealReferral
 from node.crm.parsing import parse
+from node.crm.store import search
 from node.crm.store.contacts import get_contact
-from node.crm.store.sql import _json, _like, _limit, _missing, _raise_first, _ts
+from node.crm.store.sql import _json, _like, _limit, _missing, _raise_first, _ts, _where
 from node.crm.store.users import _check_user
 from node.crm.store.workflows import _check_stage_in, get_stage, get_workflow
 from node.storage.sqlite import insert_row
@@ -93,12 +94,22 @@ def list_deals(
     q: str | None = None,
     limit: int | None = None,
     offset: int = 0,
+    after: tuple[str, str] | None = None,
+    custom_only: bool = False,
 ) -> list[Deal]:
     """Deals in the order they were created, filtered by every argument given. ``q``
-    searches title, summary, source and the names and emails of the deal's contacts.
-    A filter naming an unknown workflow, stage, user or contact is ``not_found``."""
+    searches title, summary, source and the names and emails of the deal's contacts
+    (through the search indexes when they narrow the search: see ``search``).
+    A filter naming an unknown workflow, stage, user or contact is ``not_found``.
+    ``after`` (created_at, id) starts after that deal, and ``custom_only`` keeps those
+    with custom fields: for an export read a page at a time."""
     where: list[str] = []
     params: dict[str, Any] = {}
+    if after is not None:
+        where.append("(d.created_at, d.id) > (:after_at, :after_id)")
+        params.update(after_at=after[0], after_id=after[1])
+    if custom_only:  # on the partial index deals_custom (migration 40)
+        where.append("d.custom_fields != '{}'")
     if workflow_id is not None:
         get_workflow(conn, workflow_id, field="workflow_id")
         where.append("d.workflow_id = :workflow_id")
@@ -113,9 +124,8 @@ def list_deals(
         params["owner"] = owner_user_id
     if contact_id is not None:
         get_contact(conn, contact_id, field="contact_id")
-        where.append(
-            "EXISTS (SELECT 1 FROM deal_contacts dc WHERE dc.deal_id = d.id AND dc.contact_id = :contact)"
-        )
+        # driven by the contact's links (deal_contacts_contact), not a walk of every deal
+        where.append("d.id IN (SELECT dc.deal_id FROM deal_contacts dc WHERE dc.contact_id = :contact)")
         params["contact"] = contact_id
     if folder is not None:
         where.append("d.folder = :folder")
@@ -128,18 +138,32 @@ def list_deals(
         params["origin"] = origin
     if q:
         like = "LIKE :q ESCAPE '\\'"
-        where.append(
-            f"(d.title {like} OR d.summary {like} OR d.source {like} OR EXISTS ("
-            "SELECT 1 FROM deal_contacts dc JOIN contacts c ON c.id = dc.contact_id "
-            f"WHERE dc.deal_id = d.id AND (c.first_name {like} OR c.last_name {like} "
-            f"OR (coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '')) {like} "
-            f"OR c.email {like})))"
-        )
+        own = f"(d.title {like} OR d.summary {like} OR d.source {like})"
+        person = (f"(c.first_name {like} OR c.last_name {like} "
+                  f"OR (coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '')) {like} OR c.email {like})")
+        match = (f"({own} OR EXISTS (SELECT 1 FROM deal_contacts dc JOIN contacts c "
+                 f"ON c.id = dc.contact_id WHERE dc.deal_id = d.id AND {person}))")
         params["q"] = _like(q)
-    sql = "SELECT d.* FROM deals d"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY d.created_at, d.id LIMIT {_limit(limit)} OFFSET {int(offset)}"
+        # a deal's search looks at its contacts' names and emails, not their phones
+        plan = search.plan(conn, q, {"deals_search": None, "contacts_search": "person"})
+        if plan.many and limit is not None:  # a common term: its first page comes early, most often
+            rowids = search.first_matches(
+                conn, f"SELECT d.rowid, {match} FROM deals d {_where(where)} ORDER BY d.created_at, d.id "
+                "LIMIT :window", params, offset, _limit(limit))
+            if rowids is not None:
+                found = {r["rowid"]: r for r in conn.execute(
+                    "SELECT rowid, * FROM deals WHERE rowid IN (SELECT value FROM json_each(?))",
+                    (json.dumps(rowids),))}
+                return _deals(conn, [found[rowid] for rowid in rowids])
+        if plan.queries is None:  # walk the deals in order, each checked
+            where.append(match)
+        else:  # the same conditions, on the rows the search indexes offer (see ``search``)
+            where.append(f"((d.rowid IN ({search.DEAL_ROWIDS}) AND {own}) OR d.id IN (SELECT dc.deal_id "
+                         "FROM deal_contacts dc WHERE dc.contact_id IN (SELECT c.id FROM contacts c "
+                         f"WHERE c.rowid IN ({search.CONTACT_ROWIDS}) AND {person})))")
+            params.update(plan.queries)
+    sql = f"SELECT d.* FROM deals d {_where(where)} ORDER BY d.created_at, d.id"
+    sql += f" LIMIT {_limit(limit)} OFFSET {int(offset)}"
     return _deals(conn, conn.execute(sql, params).fetchall())
 
 

@@ -41,3 +41,8 @@ def _like(text: str) -> str:
 
 def _limit(limit: int | None) -> int:
     return -1 if limit is None else max(0, int(limit))
+
+
+def _where(conditions: list[str]) -> str:
+    """A WHERE clause of every condition, or nothing."""
+    return "WHERE " + " AND ".join(conditions) if conditions else ""
