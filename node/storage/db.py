@@ -100,7 +100,13 @@ def _detach(conn: sqlite3.Connection, attach: dict[str, Path]) -> None:
 
 
 def _fail_writes(writes: list[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:
-    """Fail every write of ``writes`` (function, future) still waiting."""
+    """Fail every write of ``writes`` (function, future) still waiting.
+
+    The error goes without its traceback, which holds the writer task's own frame: a caller
+    that clears the frames of an error it got (apscheduler does, for a job that raised, so
+    a failed ``Delivery.tick`` would) finalizes that coroutine, and then no write ever
+    runs again. A write refused while another program held the database's lock did that."""
+    exc = exc.with_traceback(None)
     for _, future in writes:
         if not future.done():
             future.set_exception(exc)
