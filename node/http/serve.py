@@ -19,8 +19,11 @@ from aiohttp import web
 
 from node.base.config import Config
 from node.base.repeats import quiet_loop_errors
+from node.base.tokens import metrics_token
 from node.http.app import create_app
 from node.http.connections import NodeRunner, connection_cap, listening_sockets, serve_socket
+from node.storage.integrity import DatabaseDamaged, check_database
+from node.storage.sqlite import SchemaTooNew
 
 
 class ServeError(Exception):
@@ -34,7 +37,19 @@ class ServeError(Exception):
 def serve(config: Config, *, passphrase: bytes | None, on_listening: Callable[[], None],
           make_app: Callable[..., web.Application] = create_app) -> None:
     """Serve until stopped; ``on_listening`` runs once the node takes connections.
-    ``make_app`` builds the application (``node.web.site.create_site`` adds the console)."""
+    ``make_app`` builds the application (``node.web.site.create_site`` adds the console).
+    A damaged database, or one newer than this release, is refused before anything
+    starts (:func:`node.storage.integrity.check_database`)."""
+    try:
+        check_database(config.database_path)
+    except DatabaseDamaged as exc:
+        raise ServeError(str(exc), code="database_damaged") from None
+    except SchemaTooNew as exc:
+        raise ServeError(str(exc), code="schema_too_new") from None
+    try:
+        metrics_token(config.data_dir)  # written now if missing; an unsafe one stops us here
+    except (OSError, ValueError) as exc:
+        raise ServeError(f"the metrics token: {exc}", code="metrics_token") from None
     app = make_app(config, passphrase=passphrase)
 
     async def settle(app: web.Application) -> None:

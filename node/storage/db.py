@@ -125,7 +125,16 @@ class Database:
         self._read_syncer = Worker("sqlite-read-sync") if shared else None
         self._executor = Worker("sqlite")
         self._conn = self._executor.run(lambda: connect(self.path))
-        self._executor.run(lambda: migrate(self._conn))
+        try:
+            self._executor.run(lambda: migrate(self._conn))
+        except BaseException:  # e.g. a schema newer than ours: let go of everything
+            self._executor.run(self._conn.close)
+            for worker in (self._executor, self._lock_waiter, self._read_syncer):
+                if worker is not None:
+                    worker.stop()
+            if self._lock is not None:
+                self._lock.close()
+            raise
         self._wal = WalSyncer(self._conn)
         self._reader = connect(self.path)
         self._reader.execute("PRAGMA query_only=ON")

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
-from node.storage.migrations import MIGRATIONS
+from node.storage.migrations import LATEST, MIGRATIONS
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
@@ -49,10 +49,21 @@ def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
+class SchemaTooNew(RuntimeError):
+    """The database was brought to a schema this release does not know, by a newer one."""
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Run every migration newer than the database (see :mod:`node.storage.migrations`);
-    return the new version."""
+    return the new version. A database newer than this release raises
+    :class:`SchemaTooNew` and is left as it is: an older release cannot know what a newer
+    one's tables mean, so it must not read or write them."""
     current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > LATEST:
+        raise SchemaTooNew(
+            f"the database is at schema version {current}, newer than this release of refnode knows "
+            f"({LATEST}): a newer release used it. Run that release again, or restore a backup taken "
+            "before the upgrade ('refnode restore')")
     db = sqlite_utils.Database(conn)
     for version, _, fn in MIGRATIONS:
         if version <= current:

@@ -79,7 +79,7 @@ TABLES = (
     "users", "api_tokens", "peers", "peer_keys", "invitations", "connections", "outbox", "inbox",
     "referrals", "referral_events", "deferred_referrals", "opportunities", "workflows", "stages",
     "deals", "deal_contacts", "contacts", "notes", "documents", "assignment_cursor",
-    "web_sessions", "password_links", "signin_failures", "mail_queue", "user_mail_off",
+    "web_sessions", "password_links", "signin_failures", "mail_queue", "user_mail_off", "health_probe",
 )  # fmt: skip
 
 NOT_JSON = object()  # a body that is not JSON

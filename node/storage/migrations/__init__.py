@@ -2,8 +2,10 @@
 
 A migration is a function of a ``sqlite_utils.Database`` that changes the schema; each
 runs once, in its own transaction, and the database's ``user_version`` says which ran.
-Versions: 1-9 federation core, 10-19 the CRM, 20-29 opportunities, 30-39 accounts and mail. Add new ones at the
-end of :data:`MIGRATIONS`, in a module of their own; never change one that has shipped.
+Versions: 1-9 federation core, 10-19 the CRM, 20-29 opportunities, 30-39 accounts and mail,
+40-49 operations. Add new ones at the end of :data:`MIGRATIONS`, in a module of their own;
+never change one that has shipped. A database newer than :data:`LATEST` (written by a newer
+release) is refused, never used (``node.storage.sqlite.migrate``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from node.storage.migrations import (
     m011_stage_outcomes,
     m020_opportunities,
     m030_accounts,
+    m040_health_probe,
 )
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -35,4 +38,9 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (11, "stage outcomes", m011_stage_outcomes.up),
     (20, "referral opportunities", m020_opportunities.up),
     (30, "accounts, sessions and mail", m030_accounts.up),
+    (40, "health probe", m040_health_probe.up),
 )
+
+
+#: The schema version this code brings a database to.
+LATEST: int = MIGRATIONS[-1][0]
