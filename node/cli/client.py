@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -120,12 +120,15 @@ class ApiClient:
 
     async def request(self, method: str, path: str, body: Any = None,
                       query: Mapping[str, str | None] | None = None, *,
-                      csv_file: BinaryIO | None = None, text: bool = False) -> Any:
+                      csv_file: BinaryIO | None = None, text: bool = False,
+                      received: Callable[[int, int | None], None] | None = None) -> Any:
         """One request; the decoded JSON answer, or :class:`CliError` with the API's error.
 
         ``csv_file`` is sent as the body with ``Content-Type: text/csv`` (instead of ``body``
         as JSON), read and sent a piece at a time, never whole; with ``text`` a successful
-        answer is returned as text (a CSV export). Errors are JSON either way."""
+        answer is returned as text (a CSV export). Errors are JSON either way.
+        ``received(n, length)`` is told of each piece of the answer as it arrives (and
+        the answer's Content-Length, if it has one)."""
         assert self._session is not None, "use 'async with ApiClient(...)'"
         params = {k: v for k, v in (query or {}).items() if v is not None}
         url = self.base_url + path
@@ -136,7 +139,14 @@ class ApiClient:
             send = {"json": body}
         try:
             async with self._session.request(method, url, params=params, **send) as resp:
-                raw = await resp.read()
+                if received is None:
+                    raw = await resp.read()
+                else:
+                    pieces = bytearray()
+                    async for piece in resp.content.iter_chunked(PIECE_BYTES):
+                        pieces += piece
+                        received(len(piece), resp.content_length)
+                    raw = bytes(pieces)
                 status = resp.status
                 content_type = resp.content_type
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -200,11 +210,13 @@ class ApiClient:
 
     def call(self, method: str, path: str, body: Any = None,
              query: Mapping[str, str | None] | None = None, *,
-             csv_file: BinaryIO | None = None, text: bool = False) -> Any:
+             csv_file: BinaryIO | None = None, text: bool = False,
+             received: Callable[[int, int | None], None] | None = None) -> Any:
         """:meth:`request` from synchronous code (a fresh event loop per call)."""
 
         async def once() -> Any:
             async with self:
-                return await self.request(method, path, body, query, csv_file=csv_file, text=text)
+                return await self.request(method, path, body, query, csv_file=csv_file, text=text,
+                                          received=received)
 
         return asyncio.run(once())

@@ -6,16 +6,28 @@ more there are).
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import stat
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 from node.cli.client import CliError
 from node.cli.files import open_upload, save_csv
 from node.cli.output import Command, Context, Group
+from node.cli.progress import progress
 
 
 def cmd_export(ctx: Context) -> int:
     a = ctx.args
-    text = ctx.client().call("GET", f"/api/v1/export/{a.what}.csv", None, {"q": a.q}, text=True)
+    with progress(f"Exporting {a.what}", None, as_json=ctx.as_json, in_bytes=True) as bar:
+        done = [0]
+
+        def received(n: int, length: int | None) -> None:
+            done[0] += n
+            bar.update(done[0], length)
+
+        text = ctx.client().call("GET", f"/api/v1/export/{a.what}.csv", None, {"q": a.q}, text=True,
+                                 received=received)
     save_csv(ctx, a.file, text, lambda rows: f"Exported {rows} {a.what} to {a.file}.")
     return 0
 
@@ -23,8 +35,9 @@ def cmd_export(ctx: Context) -> int:
 def cmd_import(ctx: Context) -> int:
     a = ctx.args
     try:
-        with open_upload(a.file) as file:
-            data = ctx.client().call("POST", f"/api/v1/import/{a.what}", csv_file=file)
+        with open_upload(a.file) as file, progress(f"Sending {a.file}", _size(file), as_json=ctx.as_json,
+                                                   in_bytes=True) as bar:
+            data = ctx.client().call("POST", f"/api/v1/import/{a.what}", csv_file=_Sent(file, bar.advance))
     except CliError as exc:
         problems = exc.detail.get("errors") if isinstance(exc.detail.get("errors"), list) else []
         if problems:  # every row at fault the node lists, not just the first
@@ -35,6 +48,27 @@ def cmd_import(ctx: Context) -> int:
         raise
     ctx.emit(data, lambda: print(f"Imported {data['imported']} {a.what} from {a.file}."))
     return 0
+
+
+def _size(file: BinaryIO) -> int | None:
+    """The file's size, when it is one (not a pipe)."""
+    try:
+        info = os.fstat(file.fileno())
+    except (OSError, ValueError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+class _Sent:
+    """The file to upload, telling the progress bar of each piece read to be sent."""
+
+    def __init__(self, file: BinaryIO, tell: Callable[[float], None]) -> None:
+        self._file, self._tell = file, tell
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        self._tell(len(data))
+        return data
 
 
 # --- the parser ------------------------------------------------------------------------

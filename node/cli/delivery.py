@@ -11,6 +11,7 @@ from typing import Any
 
 from node.cli.client import CliError
 from node.cli.output import Command, Context, Group, choices, print_table
+from node.cli.progress import progress
 from node.storage.records import OutboxItem
 from protocol.keys import fingerprint_of
 
@@ -38,6 +39,7 @@ def cmd_receipts_verify(ctx: Context) -> int:
     from node.http.app import passphrase_from_env
     from node.storage import store
     from node.storage.db import Database
+    from node.storage.sqlite import SchemaTooNew
 
     config = ctx.config()
     if not config.database_path.is_file():
@@ -46,11 +48,15 @@ def cmd_receipts_verify(ctx: Context) -> int:
         node_id = KeyStore.load(config.keys_dir, passphrase_from_env(config, ctx.env)).node_id
     except KeyStoreError as exc:
         raise CliError(str(exc), code="keys") from None
-    db = Database(config.database_path)
     try:
-        checks, types = db.run(lambda conn: (
-            evidence.verify_receipts(conn, node_id),
-            {i.seq: i.type for i in store.list_outbox(conn, state="delivered", limit=10**9)}))
+        db = Database(config.database_path)
+    except SchemaTooNew as exc:
+        raise CliError(str(exc), code="schema_too_new") from None
+    try:
+        with progress("Verifying receipts", None, as_json=ctx.as_json) as bar:
+            checks, types = db.run(lambda conn: (
+                evidence.verify_receipts(conn, node_id, checked=bar.update),
+                {i.seq: i.type for i in store.list_outbox(conn, state="delivered", limit=10**9)}))
     finally:
         db.close_sync()
     checks = sorted(checks, key=lambda c: c.seq)

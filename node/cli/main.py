@@ -14,12 +14,14 @@ module each per subject, and each module's ``add_commands`` adds its own to the 
 - :mod:`node.cli.referring`: ``deals refer``, ``deferred``, ``opportunities``
 - :mod:`node.cli.reports`: ``reports``
 - :mod:`node.cli.csv_files`: ``export``, ``import``
+- :mod:`node.cli.backup`: ``backup``, ``restore``
 
-Every command except ``init``, ``serve`` and ``receipts verify`` is a client of the
-node's admin API (see :mod:`node.cli.client`): it sends the request the API documents and
-shows the answer, so the CLI can never do something the API would refuse. ``init`` creates
-a node, ``serve`` runs it, and ``receipts verify`` reads the database directly so that the
-evidence can be checked with the server stopped.
+Every command except ``init``, ``serve``, ``receipts verify``, ``backup`` and ``restore``
+is a client of the node's admin API (see :mod:`node.cli.client`): it sends the request the
+API documents and shows the answer, so the CLI can never do something the API would refuse.
+``init`` creates a node, ``serve`` runs it, ``receipts verify`` reads the database directly
+so that the evidence can be checked with the server stopped, and ``backup`` and ``restore``
+work on the data folder itself.
 
 Global options (before or after the command): ``--config PATH``, ``--data-dir DIR``,
 ``--json``; ``refnode --version``. The admin token comes from ``REFNODE_TOKEN`` or
@@ -40,6 +42,7 @@ from typing import Any
 
 from node.cli import (
     admin,
+    backup,
     connections,
     contacts,
     csv_files,
@@ -56,7 +59,7 @@ from node.cli.output import Context
 
 #: In the order ``refnode --help`` lists their commands.
 COMMAND_MODULES = (running, connections, referrals, delivery, admin,
-                   workflows, contacts, deals, referring, reports, csv_files)
+                   workflows, contacts, deals, referring, reports, csv_files, backup)
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:

@@ -13,7 +13,7 @@ from node.base.clock import Clock, SystemClock, ts
 from node.base.config import Config, derived_public_url, write_default_config
 from node.base.ids import new_id
 from node.base.keystore import KeyStore
-from node.base.tokens import hash_token, new_token
+from node.base.tokens import hash_token, metrics_token, new_token
 from node.crm.fields import Email
 from node.mail.links import issue_link
 from node.storage import store
@@ -77,6 +77,7 @@ def init_node(config: Config, *, admin_email: str, admin_name: str, passphrase: 
     finally:
         db.close_sync()
     os.chmod(config.database_path, 0o600)
+    metrics_token(config.data_dir)  # for Prometheus, before the node first starts
     token_path = config.data_dir / TOKEN_FILE
     fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

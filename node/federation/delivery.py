@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -20,17 +21,19 @@ from node.base.errors import is_retryable
 from node.base.logs import failure_fields, get_logger
 from node.federation import delivery_health, handshake, referrals
 from node.storage import due, store
+from node.storage.disk import unavailable_storage
 from node.storage.records import OutboxItem
 from protocol.encoding import loads_strict
 from protocol.errors import ProtocolError, RemoteProtocolError
 from protocol.models import format_ts
 from protocol.receipts import verify_receipt
-from protocol.wire import MEDIA_TYPE_JOSE_JSON
+from protocol.wire import MEDIA_TYPE_JOSE_JSON, ErrorCode
 
 if TYPE_CHECKING:
     from node.federation.runtime import Node
 
 log = get_logger("node.delivery")
+KNOWN_CODES = frozenset(code.value for code in ErrorCode)
 
 
 class Delivery:
@@ -92,10 +95,16 @@ class Delivery:
             return (due.sweep_due(conn, now.timestamp(), format_ts(now))
                     or delivery_health.episode_to_tell(conn, now))
 
-        if await node.db.read(anything_due):
-            overdue, pending, told = await node.db.write(sweep)
-        else:
-            overdue, pending, told = [], await node.db.read(due.peers_with_pending), False
+        try:
+            if await node.db.read(anything_due):
+                overdue, pending, told = await node.db.write(sweep)
+            else:
+                overdue, pending, told = [], await node.db.read(due.peers_with_pending), False
+        except Exception as exc:
+            if (why := unavailable_storage(exc)) is None:
+                raise
+            log.warning("delivery sweep skipped: storage unavailable", reason=why)  # the next tick tries again
+            return
         if told:
             node.mail.kick()
         for item in overdue:
@@ -144,6 +153,14 @@ class Delivery:
         assert node.http is not None
         timeout = aiohttp.ClientTimeout(total=node.config.request_timeout_s)
         retry_after: float | None = None
+        metrics = node.metrics
+        metrics.delivery_attempts.labels(item.peer_node_id).inc()
+        started = time.perf_counter()
+
+        def failed_because(reason: str, outcome: str = "retry") -> None:
+            metrics.delivery_failures.labels(item.peer_node_id, reason).inc()
+            metrics.delivery_seconds.labels(outcome).observe(time.perf_counter() - started)
+
         try:
             async with node.http.post(
                 item.inbox_url, data=item.body, headers={"Content-Type": MEDIA_TYPE_JOSE_JSON}, timeout=timeout
@@ -152,6 +169,7 @@ class Delivery:
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            failed_because("network")
             await self._retry_later(item, peer_attempts, f"network: {type(exc).__name__}", None)
             return
         if status == 200:
@@ -160,8 +178,10 @@ class Delivery:
                 verify_receipt(payload, keys=keys, envelope_id=item.envelope_id, envelope_sha256=item.sha256,
                                sender=node.me)
             except (ProtocolError, KeyError) as exc:
+                failed_because("bad_receipt")
                 await self._retry_later(item, peer_attempts, f"bad receipt: {exc}", None)
                 return
+            metrics.delivery_seconds.labels("delivered").observe(time.perf_counter() - started)
 
             def delivered(conn):  # type: ignore[no-untyped-def]
                 ctx = node.context()
@@ -174,9 +194,12 @@ class Delivery:
             bound.info("delivered")
             return
         if is_retryable(status):
+            failed_because(f"http_{status}")
             await self._retry_later(item, peer_attempts, f"HTTP {status}", retry_after)
             return
         code = _error_code(payload) or f"HTTP {status}"
+        # A code we know, never whatever a peer makes up: labels stay few.
+        failed_because(code if code in KNOWN_CODES else f"http_{status}", "refused")
 
         def failed(conn):  # type: ignore[no-untyped-def]
             ctx = node.context()

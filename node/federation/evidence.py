@@ -4,6 +4,7 @@ peer's signing keys as we pinned them, and name the exact bytes we sent."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from node.storage import store
@@ -36,10 +37,15 @@ def _peer_keys(conn: sqlite3.Connection, peer_node_id: str) -> PeerKeys | None:
     return keys.with_history(VerifyKey.from_jwk(j) for j in history)
 
 
-def verify_receipts(conn: sqlite3.Connection, me: str) -> list[ReceiptCheck]:
+def verify_receipts(conn: sqlite3.Connection, me: str,
+                    checked: Callable[[int, int], None] | None = None) -> list[ReceiptCheck]:
+    """Every stored receipt, checked; ``checked(done, total)`` is told as they go."""
     results: list[ReceiptCheck] = []
+    total = conn.execute("SELECT count(*) FROM outbox WHERE state = 'delivered'").fetchone()[0] if checked else 0
     keys_by_peer: dict[str, PeerKeys] = {}
-    for item in store.list_outbox(conn, state="delivered", limit=10**9):
+    for done, item in enumerate(store.list_outbox(conn, state="delivered", limit=10**9)):
+        if checked is not None and done % 100 == 0:
+            checked(done, total)
         keys = keys_by_peer.get(item.peer_node_id)
         if keys is None:
             keys = _peer_keys(conn, item.peer_node_id)

@@ -16,6 +16,7 @@ from node.base.clock import Clock, SystemClock
 from node.base.config import Config
 from node.base.keystore import KeyStore
 from node.base.logs import failure_fields, get_logger
+from node.base.metrics import NodeMetrics
 from node.base.ratelimit import FailureLimiter, retry_after
 from node.crm import events
 from node.crm.indexing import SearchIndexer
@@ -27,6 +28,7 @@ from node.federation.outbox import Effects, TxContext
 from node.mail.sender import MailSender
 from node.storage import store
 from node.storage.db import Database
+from node.storage.disk import unavailable_storage
 from node.storage.records import InboxItem
 from protocol import replay
 from protocol.discovery import PeerKeys, build_discovery, sign_discovery, verify_discovery
@@ -65,10 +67,17 @@ HANDLERS: dict[MessageType, Handler] = {
 
 @dataclass(frozen=True)
 class InboxResult:
-    """What the inbox answers: a receipt (accepted or duplicate), or an error."""
+    """What the inbox answers: a receipt (accepted or duplicate), or an error; or, when
+    the node cannot store anything now (its disk is full), nothing decided: come back in
+    ``unavailable_s`` seconds."""
 
     receipt: bytes | None
     error: ProtocolError | None = None
+    unavailable_s: float | None = None
+
+
+#: When the disk is full, senders are asked to come back after this long.
+STORAGE_RETRY_AFTER_S = 30.0
 
 
 class Node:
@@ -76,6 +85,7 @@ class Node:
         self.config = config
         self.db = db
         self.clock: Clock = clock or SystemClock()
+        self.metrics = NodeMetrics()
         #: Wrong invitation keys, by client address, requesting node and invitation id.
         self.invitation_guesses = FailureLimiter("invitation keys", limit=config.invitation_failures_per_hour,
                                                  window_s=3600.0, clock=self.clock)
@@ -186,6 +196,7 @@ class Node:
             parsed = parse_envelope(body, max_bytes=self.config.max_envelope_bytes)
         except ProtocolError as exc:
             log.info("envelope refused", code=exc.code.value)
+            self.metrics.inbox("unknown", exc.code.value, receipt=False)
             return InboxResult(None, exc)
         try:
             opened = open_envelope(
@@ -197,11 +208,13 @@ class Node:
             # be older than the window by now.
             seen = await self.db.read(lambda conn: store.get_inbox(conn, parsed.sender, parsed.envelope_id))
             if seen is not None and seen.sha256 == parsed.sha256:
+                self.metrics.inbox(parsed.message_type.value, None, receipt=True, duplicate=True)
                 return InboxResult(seen.receipt)
             receipt = None
             if exc.sender_verified:
                 receipt = self._receipt(parsed, Disposition.REJECTED, exc)
             log.info("envelope refused", code=exc.code.value, verified=exc.sender_verified)
+            self.metrics.inbox(parsed.message_type.value, exc.code.value, receipt=receipt is not None)
             return InboxResult(receipt, exc)
         return await self.accept(opened, client=client)
 
@@ -210,12 +223,14 @@ class Node:
         (here, or by an inbox front process, see ``node.http.fronts``): de-duplicate, apply,
         commit, then answer with the receipt."""
         parsed = opened.parsed
-        bound = log.bind(peer=parsed.sender, envelope_id=parsed.envelope_id, type=parsed.message_type.value)
+        message_type = parsed.message_type.value
+        bound = log.bind(peer=parsed.sender, envelope_id=parsed.envelope_id, type=message_type)
         guesser = _redeeming(opened, client)
         if guesser is not None and (wait_s := self.invitation_guesses.charge(**guesser)):
             # Before the invitation is looked at, so that past the limit nothing is learnt;
             # no receipt, as nothing was decided about the envelope.
             bound.info("envelope refused", code=ErrorCode.RATE_LIMITED.value)
+            self.metrics.inbox(message_type, ErrorCode.RATE_LIMITED.value, receipt=False)
             return InboxResult(None, RemoteProtocolError(
                 ErrorCode.RATE_LIMITED, f"too many wrong invitation keys; try again in {retry_after(wait_s)} s",
                 retry_after_s=wait_s))
@@ -250,7 +265,7 @@ class Node:
                     received_at=ctx.ts,
                 ),
             )
-            return receipt, False, backoff_reset
+            return receipt, disposition is Disposition.DUPLICATE, backoff_reset
 
         wrong_key = False
         try:
@@ -258,9 +273,17 @@ class Node:
         except ProtocolError as exc:
             wrong_key = exc.code is ErrorCode.INVITATION_INVALID
             bound.info("envelope rejected", code=exc.code.value)
+            self.metrics.inbox(message_type, exc.code.value, receipt=True)
             return InboxResult(self._receipt(parsed, Disposition.REJECTED, exc), exc)
         except Exception as exc:
+            if (why := unavailable_storage(exc)) is not None:
+                # Nothing was stored and nothing is decided: the sender keeps the envelope
+                # and comes back, and we take it then (a full disk, or one that refused a sync).
+                bound.warning("envelope not stored: storage unavailable", reason=why)
+                self.metrics.inbox(message_type, "unavailable", receipt=False)
+                return InboxResult(None, None, unavailable_s=STORAGE_RETRY_AFTER_S)
             bound.error("envelope failed", **failure_fields(exc))
+            self.metrics.inbox(message_type, ErrorCode.INTERNAL.value, receipt=False)
             return InboxResult(None, RemoteProtocolError(ErrorCode.INTERNAL, "the node could not store this"))
         finally:
             if guesser is not None and not wrong_key:
@@ -269,6 +292,7 @@ class Node:
             ctx.effects.poke.add(parsed.sender)  # its queue here may hold what it missed
         self.apply_effects(ctx.effects)
         bound.info("envelope duplicate" if duplicate else "envelope accepted")
+        self.metrics.inbox(message_type, None, receipt=True, duplicate=duplicate)
         return InboxResult(receipt)
 
     def _receipt(self, parsed: Any, disposition: Disposition, error: ProtocolError | None, *,

@@ -19,12 +19,14 @@ from node.base.errors import HTTP_ERROR_CODES, error_body
 from node.base.keystore import KeyStore
 from node.base.logs import failure_fields, get_logger
 from node.base.ratelimit import FailureLimiter
+from node.base.tokens import hash_token, metrics_token
 from node.crm.csv_stage import clear_stages
 from node.federation.runtime import Node
-from node.http import api, openapi, routes
+from node.http import api, health, metrics_api, openapi, routes
 from node.http import inbox as federation
-from node.http.appkeys import NODE, TOKEN_GUESSES
+from node.http.appkeys import METRICS_TOKEN_HASH, NODE, TOKEN_GUESSES
 from node.storage.db import Database
+from node.storage.disk import unavailable_storage
 
 log = get_logger("node.app")
 
@@ -47,6 +49,10 @@ async def error_middleware(
             # The client went away before its request was whole (a body cut short): no one
             # to answer, and nothing went wrong here. aiohttp drops this answer unsent.
             return web.Response(status=400)
+        if (why := unavailable_storage(exc)) is not None:  # a full disk: nothing was written
+            log.warning("request not served: storage unavailable", path=request.path, reason=why)
+            return web.json_response(error_body("unavailable", "the node cannot store anything now; try again later"),
+                                     status=503, headers={"Retry-After": "30"})
         log.error("unhandled error", path=request.path, **failure_fields(exc))
         return web.json_response(error_body("internal", "the node hit an internal error"), status=500)
 
@@ -64,7 +70,8 @@ def client_max_size(config: Config) -> int:
 
 def create_app(config: Config, *, clock: Clock | None = None, passphrase: bytes | None = None,
                extra_routes: list[api.Route] | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size(config))
+    app = web.Application(middlewares=[metrics_api.timing_middleware, error_middleware],
+                          client_max_size=client_max_size(config))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         keys = KeyStore.load(config.keys_dir, passphrase if passphrase is not None else passphrase_from_env(config))
@@ -73,6 +80,7 @@ def create_app(config: Config, *, clock: Clock | None = None, passphrase: bytes 
         node = Node(config, keys, db, clock=clock)
         node.http = aiohttp.ClientSession(headers={"User-Agent": "refnode/0.1"})
         app[NODE] = node
+        app[METRICS_TOKEN_HASH] = hash_token(metrics_token(config.data_dir))
         app[TOKEN_GUESSES] = FailureLimiter("admin-api tokens", limit=config.auth_failures_per_min, window_s=60.0,
                                             clock=node.clock, unlogged=frozenset({"prefix"}))
         await node.start()
@@ -87,6 +95,8 @@ def create_app(config: Config, *, clock: Clock | None = None, passphrase: bytes 
 
     app.cleanup_ctx.append(lifecycle)
     app.add_routes(federation.routes)
+    app.add_routes(health.routes)
+    app.add_routes(metrics_api.routes)
     admin_routes = routes.ALL + (extra_routes or [])
     api.add_routes(app, admin_routes)
     openapi.add_openapi_route(app, admin_routes)

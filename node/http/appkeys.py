@@ -13,3 +13,5 @@ if TYPE_CHECKING:
 NODE: web.AppKey[Node] = web.AppKey("node")
 #: Wrong admin-API tokens, by client address and token prefix.
 TOKEN_GUESSES: web.AppKey[FailureLimiter] = web.AppKey("token_guesses")
+#: The SHA-256 (hex) of the token that opens ``/metrics`` (see ``node.http.metrics_api``).
+METRICS_TOKEN_HASH: web.AppKey[str] = web.AppKey("metrics_token_hash")

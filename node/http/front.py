@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from node.base.config import Config, load_config
 from node.base.errors import protocol_error_response
 from node.base.keystore import KeyStore
 from node.base.logs import configure_logging, failure_fields, get_logger
+from node.base.metrics import status_class
 from node.base.repeats import quiet_loop_errors
 from node.federation.outbox import Effects
 from node.federation.runtime import Node, load_peers
@@ -127,7 +129,8 @@ class Front:
     # -- HTTP ---------------------------------------------------------------------------------
 
     async def inbox(self, request: web.BaseRequest) -> web.StreamResponse:
-        body = await read_envelope(request, self.config.max_envelope_bytes, self.config.body_timeout_s)
+        body = await read_envelope(request, self.config.max_envelope_bytes, self.config.body_timeout_s,
+                                   self.node.metrics)
         if isinstance(body, web.Response):
             return body
         try:
@@ -135,6 +138,7 @@ class Front:
         except ProtocolError as exc:
             # Not an envelope at all: the answer depends on nothing the node process holds,
             # so junk stops here.
+            self.node.metrics.inbox("unknown", exc.code.value, receipt=False)
             return protocol_error_response(exc)
         try:
             node = self.node
@@ -180,7 +184,13 @@ class Front:
             await self.expect(request)
         # The router matches the path with encoded slashes left encoded: so do we.
         ours = request.method == "POST" and request.rel_url.path_safe == INBOX_PATH
-        return await error_middleware(request, self.inbox if ours else self.forward)  # type: ignore[arg-type]
+        if not ours:  # timed by the node process, which answers it
+            return await error_middleware(request, self.forward)  # type: ignore[arg-type]
+        started = time.perf_counter()
+        response = await error_middleware(request, self.inbox)  # type: ignore[arg-type]
+        self.node.metrics.http_seconds.labels("inbox", status_class(response.status)).observe(
+            time.perf_counter() - started)
+        return response
 
     @staticmethod
     async def expect(request: web.BaseRequest) -> None:

@@ -36,6 +36,7 @@ import contextlib
 import errno
 import os
 import pickle
+import shutil
 import signal
 import socket
 import struct
@@ -51,6 +52,7 @@ from aiohttp import web
 
 from node.base.config import Config
 from node.base.logs import failure_fields, get_logger
+from node.base.metrics import share_between_processes
 from node.base.repeats import quiet_loop_errors
 from node.federation.outbox import Effects
 from node.federation.runtime import Node, load_peers
@@ -207,6 +209,7 @@ class Fronts:
                 return
             try:
                 await self._spawn(index)
+                self.node.metrics.front_restarts.inc()
                 return
             except OSError as exc:  # e.g. out of processes: try again, less often
                 log.error("cannot start an inbox front", **failure_fields(exc))
@@ -317,6 +320,8 @@ def serve_with_fronts(app: web.Application, config: Config, on_listening: Callab
     # One more than the fronts: the node process takes in envelopes too.
     sockets = listening_sockets(config.host, config.port, config.inbox_workers + 1)
     paths = RunPaths.make(config)
+    # Every process counts in files there, which /metrics adds up (see node.base.metrics).
+    share_between_processes(paths.folder / "metrics")
 
     async def run() -> None:
         from node.http.serve import stop_on_signals
@@ -350,5 +355,6 @@ def serve_with_fronts(app: web.Application, config: Config, on_listening: Callab
             sock.close()
         for path in (paths.http, paths.link):
             path.unlink(missing_ok=True)
+        shutil.rmtree(paths.folder / "metrics", ignore_errors=True)
         with contextlib.suppress(OSError):
             paths.folder.rmdir()  # only if empty

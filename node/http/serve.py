@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,8 +21,11 @@ from aiohttp import web
 
 from node.base.config import Config
 from node.base.repeats import quiet_loop_errors
+from node.base.tokens import metrics_token
 from node.http.app import create_app
 from node.http.connections import NodeRunner, connection_cap, listening_sockets, serve_socket
+from node.storage.integrity import DatabaseDamaged, check_database
+from node.storage.sqlite import SchemaTooNew
 
 
 class ServeError(Exception):
@@ -34,8 +39,24 @@ class ServeError(Exception):
 def serve(config: Config, *, passphrase: bytes | None, on_listening: Callable[[], None],
           make_app: Callable[..., web.Application] = create_app) -> None:
     """Serve until stopped; ``on_listening`` runs once the node takes connections.
-    ``make_app`` builds the application (``node.web.site.create_site`` adds the console)."""
+    ``make_app`` builds the application (``node.web.site.create_site`` adds the console).
+    A damaged database, or one newer than this release, is refused before anything
+    starts (:func:`node.storage.integrity.check_database`)."""
+    try:
+        check_database(config.database_path)
+    except DatabaseDamaged as exc:
+        raise ServeError(str(exc), code="database_damaged") from None
+    except SchemaTooNew as exc:
+        raise ServeError(str(exc), code="schema_too_new") from None
+    try:
+        metrics_token(config.data_dir)  # written now if missing; an unsafe one stops us here
+    except (OSError, ValueError) as exc:
+        raise ServeError(f"the metrics token: {exc}", code="metrics_token") from None
     app = make_app(config, passphrase=passphrase)
+
+    def listening() -> None:
+        on_listening()
+        notify_service_manager("READY=1")  # systemd's Type=notify: it takes connections now
 
     async def settle(app: web.Application) -> None:
         settle_gc()
@@ -46,9 +67,9 @@ def serve(config: Config, *, passphrase: bytes | None, on_listening: Callable[[]
             if config.inbox_workers:
                 from node.http.fronts import serve_with_fronts
 
-                serve_with_fronts(app, config, on_listening)
+                serve_with_fronts(app, config, listening)
             else:
-                asyncio.run(serve_alone(app, config, on_listening))
+                asyncio.run(serve_alone(app, config, listening))
         except OSError as exc:  # e.g. the port is taken
             raise ServeError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
                              code="listen") from None
@@ -84,6 +105,25 @@ def settle_gc() -> None:
     envelope before, about 1 µs after."""
     gc.freeze()
     gc.set_threshold(10_000, 20, 50)
+
+
+def notify_service_manager(state: str) -> bool:
+    """Send ``state`` to the service manager that started us, if it asked (systemd's
+    ``NOTIFY_SOCKET``, for ``Type=notify``: see deploy/refnode.service); whether it was sent.
+    The protocol is one datagram on a Unix socket, stable and documented by systemd
+    (sd_notify(3)), so no library is needed for it."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address.startswith(("/", "@")):
+        return False
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode("utf-8"))
+    except OSError:
+        return False
+    return True
 
 
 @contextlib.contextmanager

@@ -100,7 +100,13 @@ def _detach(conn: sqlite3.Connection, attach: dict[str, Path]) -> None:
 
 
 def _fail_writes(writes: list[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:
-    """Fail every write of ``writes`` (function, future) still waiting."""
+    """Fail every write of ``writes`` (function, future) still waiting.
+
+    The error goes without its traceback, which holds the writer task's own frame: a caller
+    that clears the frames of an error it got (apscheduler does, for a job that raised, so
+    a failed ``Delivery.tick`` would) finalizes that coroutine, and then no write ever
+    runs again. A write refused while another program held the database's lock did that."""
+    exc = exc.with_traceback(None)
     for _, future in writes:
         if not future.done():
             future.set_exception(exc)
@@ -119,7 +125,16 @@ class Database:
         self._read_syncer = Worker("sqlite-read-sync") if shared else None
         self._executor = Worker("sqlite")
         self._conn = self._executor.run(lambda: connect(self.path))
-        self._executor.run(lambda: migrate(self._conn))
+        try:
+            self._executor.run(lambda: migrate(self._conn))
+        except BaseException:  # e.g. a schema newer than ours: let go of everything
+            self._executor.run(self._conn.close)
+            for worker in (self._executor, self._lock_waiter, self._read_syncer):
+                if worker is not None:
+                    worker.stop()
+            if self._lock is not None:
+                self._lock.close()
+            raise
         self._wal = WalSyncer(self._conn)
         self._reader = connect(self.path)
         self._reader.execute("PRAGMA query_only=ON")

@@ -10,6 +10,7 @@ write with :class:`DiskFailure`.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 from pathlib import Path
@@ -52,3 +53,18 @@ class WalSyncer:
             os.close(self._fd)
             self._fd = None
 
+
+
+def unavailable_storage(exc: BaseException) -> str | None:
+    """Why nothing can be stored now, if ``exc`` says so: ``"full"`` when the disk (or the
+    database's size limit) has no room, ``"failed"`` when it refused a sync (see
+    :class:`DiskFailure`); else None. A full disk is not final: SQLite rolled the write
+    back, and the next one succeeds once there is room again."""
+    if isinstance(exc, DiskFailure):
+        return "failed"
+    code = getattr(exc, "sqlite_errorcode", None) if isinstance(exc, sqlite3.Error) else None
+    if code is not None and code & 0xFF == sqlite3.SQLITE_FULL:
+        return "full"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "full"
+    return None

@@ -47,6 +47,10 @@ def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
+class SchemaTooNew(RuntimeError):
+    """The database was brought to a schema this release does not know, by a newer one."""
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Run every migration newer than the database (see :mod:`node.storage.migrations`);
     return the new version."""

@@ -79,7 +79,7 @@ TABLES = (
     "users", "api_tokens", "peers", "peer_keys", "invitations", "connections", "outbox", "inbox",
     "referrals", "referral_events", "deferred_referrals", "opportunities", "workflows", "stages",
     "deals", "deal_contacts", "deal_moves", "contacts", "notes", "documents", "assignment_cursor",
-    "web_sessions", "password_links", "signin_failures", "mail_queue", "user_mail_off",
+    "web_sessions", "password_links", "signin_failures", "mail_queue", "user_mail_off", "health_probe",
     # kept by triggers (migrations 41 and 42): the search indexes, and the report's counts
     "search_pending", "referral_tally", "referral_reached",
     *(f"{t}_search{part}" for t in ("contacts", "deals") for part in ("", "_data", "_idx", "_docsize", "_config")),

@@ -259,6 +259,33 @@ def test_a_write_whose_loop_ended_does_not_stop_the_worker(
     finishes(db.close_sync)
 
 
+async def test_a_caller_that_clears_the_frames_of_a_failed_commit_does_not_stop_the_writer(
+    tmp_path: Path,
+) -> None:
+    """A batch whose COMMIT fails (here a deferred foreign key; also a lock another program
+    holds, or a full disk) fails its writes. A caller that clears the frames of the error
+    it got, as apscheduler does for a job that raised (the delivery tick), must not take
+    the writer down with it: the next write still runs."""
+    import traceback
+
+    db = make_db(tmp_path)
+    try:
+        await db.write(lambda conn: conn.execute("CREATE TABLE p (id INTEGER PRIMARY KEY)"))
+        await db.write(lambda conn: conn.execute("CREATE TABLE c (pid INTEGER REFERENCES p(id))"))
+
+        def orphan(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA defer_foreign_keys = ON")
+            conn.execute("INSERT INTO c (pid) VALUES (999)")
+
+        with pytest.raises(sqlite3.IntegrityError) as failed:
+            await db.write(orphan)
+        traceback.clear_frames(failed.value.__traceback__)
+        await asyncio.wait_for(db.write(lambda conn: conn.execute("INSERT INTO p (id) VALUES (1)")), 5)
+        assert await db.read(lambda conn: conn.execute("SELECT count(*) FROM p").fetchone()[0]) == 1
+    finally:
+        await asyncio.wait_for(db.close(), 10)  # a dead writer would never let it finish
+
+
 # -- one database, several writing processes (inbox fronts) --------------------------------
 
 

@@ -3,8 +3,10 @@
 A migration is a function ``up`` of a ``sqlite_utils.Database`` that changes the schema,
 in a module of its own; each runs once, in its own transaction, and the database's
 ``user_version`` says which ran. Versions: 1-9 federation core, 10-19 the CRM, 20-29
-opportunities, 30-39 accounts, mail and the console, 40-49 indexes for scale. Add new
-ones at the end of :data:`MIGRATIONS`; never change one that has shipped.
+opportunities, 30-39 accounts, mail and the console, 40-49 scale and operations. Add new
+ones at the end of :data:`MIGRATIONS`; never change one that has shipped. A database newer than
+:data:`LATEST` (written by a newer release) is refused, never used
+(``node.storage.sqlite.migrate``).
 
 The table names each migration's module rather than importing it: a node whose database
 is current (every start but the first after an upgrade) then loads neither the
@@ -38,6 +40,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (40, "indexes for large nodes", "m040_scale_indexes"),
     (41, "search indexes", "m041_search"),
     (42, "referral tallies for the report", "m042_referral_tallies"),
+    (43, "health probe", "m043_health_probe"),
 )
 
 #: The version of a database that every migration has run on.
