@@ -119,7 +119,7 @@ async def test_a_full_disk_refuses_envelopes_retryably_and_resumes_alone(node_fa
     rows = await broker.node.db.read(stored)
     assert all(row is not None and row.receipt == receipts[i] for i, row in rows.items())
     assert await broker.node.db.read(store.count_inbox) >= len(bodies)
-    referrals = (await broker.api("GET", "/api/v1/referrals?side=receiver"))["referrals"]
+    referrals = (await broker.api("GET", "/api/v1/referrals?side=receiver&limit=1000"))["referrals"]
     assert sorted(r["id"] for r in referrals if r["id"].startswith("rfl_full")) == sorted(
         f"rfl_full{i:03d}" for i in range(300))
     # Acknowledged means on disk: after a restart, every one is still there.
