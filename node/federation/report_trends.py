@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from node.federation.reporting import _AWAITING, _SCOPED, _WORKED, SIDES, ReportQuery
+from node.federation import tallies
+from node.federation.reporting import _AWAITING, _WORKED, SIDES, ReportQuery
 
 Period = Literal["week", "month"]
 #: Past this many weeks a range is shown by month.
@@ -74,39 +75,51 @@ def periods_between(earlier: date, later: date, period: Period) -> int:
     return (later.year - earlier.year) * 12 + later.month - earlier.month
 
 
+def _earliest(conn: sqlite3.Connection, side: str | None) -> str | None:
+    """The first referral's ``created_at`` (of ``side``), from an index's first entry."""
+    if side is None:
+        return conn.execute("SELECT min(created_at) FROM referrals").fetchone()[0]  # type: ignore[no-any-return]
+    return conn.execute("SELECT min(created_at) FROM referrals WHERE side = ?",  # type: ignore[no-any-return]
+                        (side,)).fetchone()[0]
+
+
 def over_time(conn: sqlite3.Connection, q: ReportQuery, today: date, period: Period | None = None) -> Trend:
     """Counts per period from the range's first day (or the first referral) to its last
-    day (or today); by week for up to MAX_WEEKS weeks, else by month, unless ``period``."""
-    params = q.params()
+    day (or today); by week for up to MAX_WEEKS weeks, else by month, unless ``period``.
+    Read from the running tallies (:mod:`node.federation.tallies`): months whole from a
+    row per month, weeks and the range's ends from a row per day, and only for the
+    periods shown."""
     first = q.from_date
     if first is None:
-        earliest = conn.execute(_SCOPED + "SELECT min(created_at) FROM scoped", params).fetchone()[0]
+        earliest = _earliest(conn, q.side)
         first = date.fromisoformat(earliest[:10]) if earliest else today
     last = q.to_date - timedelta(days=1) if q.to_date else today
     last = max(last, first)
     if period is None:
         period = "week" if (last - first).days < MAX_WEEKS * 7 else "month"
-    key = ("date(created_at, '-6 days', 'weekday 1')" if period == "week"
-           else "substr(created_at, 1, 7) || '-01'")
-    found = {
-        date.fromisoformat(r["start"]): PeriodCount(
-            date.fromisoformat(r["start"]), int(r["won"] or 0), int(r["in_progress"] or 0),
-            int(r["awaiting"] or 0), int(r["closed"] or 0), int(r["total"]))
-        for r in conn.execute(
-            _SCOPED + f"""SELECT {key} AS start, sum(state = 'won') AS won,
-                   sum(state IN ({_quoted(_WORKED)})) AS in_progress,
-                   sum(state IN ({_quoted(_AWAITING)})) AS awaiting,
-                   sum(state IN ('lost', 'declined', 'withdrawn')) AS closed, count(*) AS total
-            FROM scoped GROUP BY start""", params)
-    }
     # the latest periods first, back to the first one or to MAX_PERIODS
-    counts: list[PeriodCount] = []
+    starts: list[date] = []
     first_start, start = period_start(first, period), period_start(last, period)
-    while start >= first_start and len(counts) < MAX_PERIODS:
-        counts.append(found.get(start, PeriodCount(start)))
+    while start >= first_start and len(starts) < MAX_PERIODS:
+        starts.append(start)
         start = previous_start(start, period)
-    counts.reverse()
-    return Trend(period, counts, periods_between(first_start, counts[0].start, period))
+    starts.reverse()
+    by_state: dict[date, dict[str, int]] = {}
+    read_to = last + timedelta(days=1) if q.to_date is None else min(last + timedelta(days=1), q.to_date)
+    rows = tallies.per_period(conn, max(first, starts[0]), read_to, q.side, whole_months=period == "month")
+    for when, _side, state, n in rows:
+        day = date.fromisoformat(when if len(when) == 10 else when + "-01")
+        group = by_state.setdefault(period_start(day, period), {})
+        group[state] = group.get(state, 0) + n
+    counts = [_period_count(s, by_state.get(s, {})) for s in starts]
+    return Trend(period, counts, periods_between(first_start, starts[0], period))
+
+
+def _period_count(start: date, states: dict[str, int]) -> PeriodCount:
+    return PeriodCount(
+        start, won=states.get("won", 0), in_progress=sum(states.get(s, 0) for s in _WORKED),
+        awaiting=sum(states.get(s, 0) for s in _AWAITING),
+        closed=sum(states.get(s, 0) for s in ("lost", "declined", "withdrawn")), total=sum(states.values()))
 
 
 @dataclass(frozen=True)
@@ -118,14 +131,25 @@ class Funnel:
 
 
 def funnels(conn: sqlite3.Connection, q: ReportQuery) -> list[Funnel]:
-    """One funnel per side in scope (zeros included)."""
-    found = {
-        r["side"]: Funnel(r["side"], int(r["sent"]), int(r["accepted"] or 0), int(r["won"] or 0))
-        for r in conn.execute(
-            _SCOPED + f"""SELECT s.side, count(*) AS sent, sum(state = 'won') AS won,
-                   sum(state IN ({_quoted(_ACCEPTED)}) OR state = 'withdrawn' AND EXISTS (
-                       SELECT 1 FROM referral_events e WHERE e.side = s.side AND e.peer_node_id = s.peer_node_id
-                       AND e.referral_id = s.id AND e.applied = 1 AND e.status IN ({_quoted(_ACCEPTED)}))) AS accepted
-            FROM scoped s GROUP BY s.side""", q.params())
-    }
-    return [found.get(side, Funnel(side, 0, 0, 0)) for side in SIDES if q.side in (None, side)]
+    """One funnel per side in scope (zeros included): sent and won, and the accepted ones
+    that are still in an accepted state, from the tallies; plus, read through the index of
+    states, the withdrawn ones that an applied status update had taken past acceptance."""
+    states: dict[str, dict[str, int]] = {}
+    for side, _key, state, n in tallies.counts(conn, "connection", q.from_date, q.to_date, q.side):
+        mine = states.setdefault(side, {})
+        mine[state] = mine.get(state, 0) + n
+    out = []
+    for side in SIDES:
+        if q.side not in (None, side):
+            continue
+        mine = states.get(side, {})
+        withdrawn_after = conn.execute(
+            f"""SELECT count(*) FROM referrals s INDEXED BY referrals_state
+            WHERE s.side = :side AND s.state = 'withdrawn'
+              AND (:from IS NULL OR s.created_at >= :from) AND (:to IS NULL OR s.created_at < :to)
+              AND EXISTS (SELECT 1 FROM referral_events e WHERE e.side = s.side AND e.peer_node_id = s.peer_node_id
+                          AND e.referral_id = s.id AND e.applied = 1 AND e.status IN ({_quoted(_ACCEPTED)}))""",
+            {**q.params(), "side": side}).fetchone()[0] if mine.get("withdrawn") else 0
+        accepted = sum(mine.get(s, 0) for s in _ACCEPTED) + int(withdrawn_after)
+        out.append(Funnel(side, sum(mine.values()), accepted, mine.get("won", 0)))
+    return out

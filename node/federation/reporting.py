@@ -197,18 +197,6 @@ def conversion(won: int, sent: int) -> str:
     return str((Decimal(won) / Decimal(sent)).quantize(_PLACES, rounding=ROUND_HALF_UP))
 
 
-#: The referrals in scope, for SQL that counts them directly (the console's trends,
-#: ``node.federation.report_trends``). Named parameters :from, :to, :side.
-_SCOPED = """
-WITH scoped AS (
-    SELECT * FROM referrals
-    WHERE (:from IS NULL OR created_at >= :from)
-      AND (:to IS NULL OR created_at < :to)
-      AND (:side IS NULL OR side = :side)
-)
-"""
-
-
 # --- the sections, from the tallies (node.federation.tallies) -------------------------
 
 

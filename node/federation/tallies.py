@@ -76,6 +76,29 @@ def counts(conn: sqlite3.Connection, dim: str, from_date: date | None, to_date: 
     return [(r["side"], r["key"], r["state"], int(r["n"])) for r in rows]
 
 
+def per_period(conn: sqlite3.Connection, from_date: date, to_date: date, side: str | None, *,
+               whole_months: bool) -> list[tuple[str, str, str, int]]:
+    """``(period, side, state, n)`` of the referrals created in ``[from, to)``, by current
+    state, where ``n`` is not 0. ``period`` is a day (``YYYY-MM-DD``), or with
+    ``whole_months`` a month (``YYYY-MM``) for the months the range covers whole and a day
+    at its ends: a chart by month reads a row per month, not per day."""
+    grain_part = ("SELECT period, side, state, n FROM referral_tally WHERE dim = 'connection' AND grain = '{grain}'"
+                  " AND period >= :{start} AND period < :{end}" + (" AND side = :side" if side is not None else ""))
+    if whole_months:
+        parts = [("m", "p_month_from", "p_month_to"), ("d", "p_day_from", "p_day_to"), ("d", "p_tail_from", "p_tail_to")]
+        params: dict[str, str | None] = {**periods(from_date, to_date).params()}
+    else:
+        parts = [("d", "p_from", "p_to")]
+        params = {"p_from": from_date.isoformat(), "p_to": to_date.isoformat()}
+    rows = conn.execute(
+        "SELECT period, side, state, sum(n) AS n FROM ("
+        + " UNION ALL ".join(grain_part.format(grain=g, start=a, end=b) for g, a, b in parts)
+        + ") GROUP BY period, side, state HAVING sum(n) != 0",
+        {**params, "side": side},
+    )
+    return [(r["period"], r["side"], r["state"], int(r["n"])) for r in rows]
+
+
 #: The referring agent's email as migration 42 keys the tally and indexes referrals.
 AGENT = "lower(coalesce(json_extract(offer, '$.referring_agent.email'), ''))"
 
