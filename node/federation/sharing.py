@@ -14,6 +14,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from node.base.money import money
 from node.crm import store as crm
 from node.crm.models import Deal
 from node.federation.connection_settings import REQUIRED_FIELDS, SHAREABLE_FIELDS, parse_settings
@@ -99,8 +100,7 @@ def _deal_value(name: str, deal: dict[str, Any], owner: dict[str, Any] | None) -
     if name == "owner":
         return f"{owner['name']} <{owner['email']}>" if owner else ""
     if name == "deal.amount":
-        amount = deal.get("amount")
-        return f"{amount} {deal.get('currency') or ''}".strip() if amount not in (None, "") else ""
+        return money(deal.get("amount"), deal.get("currency"))
     return str(deal.get(name.split(".", 1)[1]) or "")
 
 

@@ -18,13 +18,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from node.base.money import money
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.models import Contact, ContactIn, ContactPatch, NoteIn
 from node.crm.parsing import parse
 from node.crm.store import board as boards
 from node.http.notes_api import ContactNoteIn
-from node.web.deals_pages import contact_of, deal_of, money
+from node.web.deals_pages import contact_of, deal_of
 from node.web.form_errors import crm_errors, in_order, validation_errors
 from node.web.views import Pages, View
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import sqlite3
 import urllib.parse
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
 
+from node.base.money import money
 from node.crm import store as crm
 from node.crm.document_files import ACCEPT, ALLOWED_NAMES, megabytes
 from node.crm.errors import CrmError
@@ -64,18 +64,6 @@ def contact_of(conn: sqlite3.Connection, contact_id: str) -> Contact:
     except CrmError:
         raise CrmError("not_found", "There is no such contact here: the link may be wrong, or the contact may "
                                     "be another organisation's.") from None
-
-
-def money(amount: str | None, currency: str | None) -> str:
-    """``250000.5``, ``AUD`` as ``AUD 250,000.50``."""
-    if amount is None:
-        return ""
-    try:
-        value = Decimal(amount)
-    except InvalidOperation:
-        return amount
-    text = f"{value:,.2f}" if value != value.to_integral_value() else f"{value:,.0f}"
-    return f"{currency} {text}" if currency else text
 
 
 def board_url(workflow: str, stage: str | None = None, after: str | None = None) -> str:
