@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from node.base.config import Config
+from node.base.when import when
 
 if TYPE_CHECKING:
     import jinja2
@@ -32,12 +32,8 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["when"] = _when
+    env.filters["when"] = lambda value, zone: when(value, zone, "datetime_zone")
     return env
-
-
-def _when(value: datetime, zone: Any) -> str:
-    return value.astimezone(zone).strftime("%d %b %Y, %H:%M %Z")
 
 
 @dataclass(frozen=True)
