@@ -130,17 +130,26 @@ def _runner(s: Session, case: Case) -> Callable[[], Awaitable[None]]:
     return run_case
 
 
+def _fresh(s: Session, **kw: object) -> tuple[forge.Sent, str]:
+    """An envelope a node applies once, with the disposition of its first delivery: a
+    new referral offer (applied again, it would be a duplicate), or where we may not
+    refer, the carrier."""
+    if s.direction in ("send", "both"):
+        return s.envelope(m.offer(s.connection_id or "", new_id("rfl"), s.now()), m.OFFER, **kw), "accepted"  # type: ignore[arg-type]
+    return confirm(s, **kw), "duplicate"
+
+
 async def _replay(s: Session) -> None:
-    sent = confirm(s)
+    sent, disposition = _fresh(s)
     first = await s.target.post(sent.raw)
-    s.target.receipt(first, sent, disposition="duplicate")
+    s.target.receipt(first, sent, disposition=disposition)
     again = await s.target.post(sent.raw)
     if again.status != 200 or again.body != first.body:
         raise Mismatch(f"the repeat got {again.describe()}, not the original receipt")
 
 
 async def _same_id(s: Session) -> None:
-    sent = confirm(s)
-    s.target.receipt(await s.target.post(sent.raw), sent, disposition="duplicate")
-    other = confirm(s, envelope_id=sent.envelope_id)  # sealed afresh: other bytes
+    sent, disposition = _fresh(s)
+    s.target.receipt(await s.target.post(sent.raw), sent, disposition=disposition)
+    other = confirm(s, envelope_id=sent.envelope_id)  # other bytes under the same id
     await s.refused(other, "replayed", signed=True)

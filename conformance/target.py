@@ -12,6 +12,7 @@ import aiohttp
 
 from conformance.forge import Sent
 from protocol.discovery import PeerKeys, verify_discovery
+from protocol.encoding import b64u_decode
 from protocol.errors import ProtocolError
 from protocol.messages import Discovery, Receipt
 from protocol.receipts import verify_receipt
@@ -59,6 +60,12 @@ class Answer:
         code = self.code()
         if code is not None:
             return f"HTTP {self.status} {code}: {self.json()['error'].get('message', '')}"
+        if self.status == 200:
+            try:
+                payload = json.loads(b64u_decode(json.loads(self.body)["payload"]))
+                return f"HTTP 200 and a receipt with disposition {payload['disposition']}"
+            except (ValueError, KeyError, TypeError, ProtocolError):
+                pass
         return f"HTTP {self.status} {self.content_type} {self.body[:120]!r}"
 
 
