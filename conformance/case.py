@@ -27,3 +27,6 @@ class Case:
     content_type: str = "application/jose+json"
     #: True when it is a referral offer, which needs a direction that lets us refer.
     offer: bool = False
+    #: False for the cases refused before the sender is authenticated (steps 1 to 5),
+    #: which run with or without a connection.
+    connected: bool = True

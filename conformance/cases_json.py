@@ -52,7 +52,7 @@ def _message(payload: Callable[[], bytes]) -> Callable[[Session], Sent]:
 
 def _body(change: Callable[[bytes], bytes]) -> Callable[[Session], Sent]:
     def build(s: Session) -> Sent:
-        sent = s.envelope({"connection_id": s.connection_id}, m.CONFIRM)
+        sent = s.envelope({"connection_id": s.connection_id or new_id("con")}, m.CONFIRM)
         return Sent(change(sent.raw), sent.envelope_id, sent.sha256, sent.message_type)
     return build
 
@@ -60,8 +60,8 @@ def _body(change: Callable[[bytes], bytes]) -> Callable[[Session], Sent]:
 JSON_CASES: list[Case] = [
     *(Case(f"strict JSON in a message: {name}", "3.2, 8.5 step 13a", "malformed", True, _message(payload))
       for name, payload in MESSAGES),
-    *(Case(f"strict JSON in the body: {name}", "3.2, 8.5 step 2a", "malformed", False, _body(change))
-      for name, change in BODIES),
+    *(Case(f"strict JSON in the body: {name}", "3.2, 8.5 step 2a", "malformed", False, _body(change),
+           connected=False) for name, change in BODIES),
     Case("strict JSON in the protected header: a float", "3.2, 8.5 step 2c", "malformed", False,
-         lambda s: s.envelope({"connection_id": s.connection_id}, m.CONFIRM, outer={"rn_v": 1.0})),
+         lambda s: s.envelope({"connection_id": "con_x"}, m.CONFIRM, outer={"rn_v": 1.0}), connected=False),
 ]

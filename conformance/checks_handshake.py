@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from conformance import forge
 from conformance import messages as m
 from conformance.listener import Arrival
 from conformance.peer import Peer, new_id
@@ -65,16 +66,30 @@ def _stranger(s: Session) -> Peer:
     return other
 
 
+def _stranger_request(s: Session, **target: object) -> tuple[Peer, forge.Sent]:
+    assert s.target.keys is not None
+    stranger = _stranger(s)
+    message = m.request(stranger, new_id("con"), **target)  # type: ignore[arg-type]
+    return stranger, forge.envelope(stranger, s.target.keys, message, m.REQUEST, now=s.now())
+
+
 async def _refused_request(s: Session, code: str, **target: object) -> None:
     """A connection request from a stranger, refused with ``code`` and a signed receipt
     (the requester is authenticated by then: section 8.6, I6)."""
-    assert s.target.keys is not None
-    from conformance import forge
-
-    stranger = _stranger(s)
-    sent = forge.envelope(stranger, s.target.keys, m.request(stranger, new_id("con"), **target),  # type: ignore[arg-type]
-                          m.REQUEST, now=s.now())
+    stranger, sent = _stranger_request(s, **target)
     await s.refused(sent, code, signed=True, me=stranger.node_id)
+
+
+async def _alike(s: Session, wrong: tuple[str, str], unknown: tuple[str, str]) -> None:
+    """Checks 1 and 2 of section 11.4 fail alike: same status, code and message."""
+    answers = []
+    for proof in (wrong, unknown):
+        stranger, sent = _stranger_request(s, invitation=proof)
+        answer = await s.target.post(sent.raw)
+        s.target.refusal(answer, "invitation_invalid", sent=sent, signed=True, me=stranger.node_id)
+        answers.append((answer.status, answer.code(), answer.json()["error"]["message"]))
+    if answers[0] != answers[1]:
+        raise Mismatch(f"a wrong key got {answers[0]}, an unknown id {answers[1]}")
 
 
 async def _by_invitation(s: Session, invitation: Invitation) -> None:
@@ -82,6 +97,8 @@ async def _by_invitation(s: Session, invitation: Invitation) -> None:
     wrong = (invitation.invitation_id, "A" * 42 + "E")
     await s.check("invitation with a wrong key is refused", "11.4",
                   lambda: _refused_request(s, "invitation_invalid", invitation=wrong))
+    await s.check("an unknown invitation id is answered as a wrong key is", "11.4",
+                  lambda: _alike(s, wrong, (new_id("inv"), wrong[1])))
 
     async def expired() -> None:
         old = _invitation(s.options.expired_url or "", s.options.expired_key)
@@ -129,7 +146,8 @@ async def _handshake(s: Session, *, invitation: tuple[str, str] | None = None, e
     else:
         arrival = await s.inbox.wait_for(is_accept, s.options.wait_s)
         if arrival is None:
-            raise Mismatch(f"no connection-accept arrived within {s.options.wait_s:.0f} s")
+            raise Mismatch(f"no connection-accept arrived within {s.options.wait_s:.0f} s "
+                           f"(can the target reach {s.peer.base_url}? see --public-url)")
     accept: ConnectionAccept = arrival.opened.message  # type: ignore[assignment]
     s.direction = accept.direction
     if arrival.opened.parsed.header.rn_reply_to not in (None, request.envelope_id):

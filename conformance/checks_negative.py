@@ -24,7 +24,7 @@ from protocol.wire import MAX_CLOCK_SKEW_S, MAX_ENVELOPE_AGE_S
 def confirm(s: Session, **kw: object) -> forge.Sent:
     """The carrier: a connection-confirm on the active connection, which the target
     answers ``duplicate``; each case breaks one thing in it."""
-    return s.envelope({"connection_id": s.connection_id}, m.CONFIRM, **kw)  # type: ignore[arg-type]
+    return s.envelope({"connection_id": s.connection_id or new_id("con")}, m.CONFIRM, **kw)  # type: ignore[arg-type]
 
 
 def _stranger(s: Session) -> forge.Sent:
@@ -78,9 +78,9 @@ CASES: list[Case] = [
          lambda s: confirm(s, iat=s.now() - timedelta(seconds=MAX_ENVELOPE_AGE_S + 3600))),
     Case("not yet valid", "8.5 step 7b, 10", "not_yet_valid", True,
          lambda s: confirm(s, iat=s.now() + timedelta(seconds=MAX_CLOCK_SKEW_S + 3600))),
-    Case("wrong content type", "7.3", "malformed", False, confirm, content_type="text/plain"),
-    Case("too large", "7.3, 8.5 step 1", "too_large", False, _too_large),
-    Case("unknown sender", "8.5 step 5", "unknown_sender", False, _stranger),
+    Case("wrong content type", "7.3", "malformed", False, confirm, content_type="text/plain", connected=False),
+    Case("too large", "7.3, 8.5 step 1", "too_large", False, _too_large, connected=False),
+    Case("unknown sender", "8.5 step 5", "unknown_sender", False, _stranger, connected=False),
     Case("unknown key", "8.5 step 6a", "unknown_key", False,
          lambda s: confirm(s, key=SigningKey.from_seed(os.urandom(32)))),
     Case("identity key signing an envelope", "8.5 step 6a", "unknown_key", False,
@@ -94,18 +94,18 @@ CASES: list[Case] = [
     Case("unknown subject (confirm of an unknown connection)", "12.5", "unknown_subject", True,
          lambda s: s.envelope({"connection_id": new_id("con")}, m.CONFIRM)),
     Case("unsupported version (rn_v)", "8.5 step 3b", "unsupported_version", False,
-         lambda s: confirm(s, outer={"rn_v": 2})),
+         lambda s: confirm(s, outer={"rn_v": 2}), connected=False),
     Case("unsupported version (rn_type major)", "8.5 step 4b", "unsupported_version", False,
-         lambda s: confirm(s, outer={"rn_type": "connection-confirm/2.0"}, inner={"rn_type": "connection-confirm/2.0"})),
+         lambda s: confirm(s, outer={"rn_type": "connection-confirm/2.0"}, inner={"rn_type": "connection-confirm/2.0"}), connected=False),
     Case("unsupported type", "8.5 step 4c", "unsupported_type", False,
-         lambda s: confirm(s, outer={"rn_type": "referral-gossip/1.0"}, inner={"rn_type": "referral-gossip/1.0"})),
+         lambda s: confirm(s, outer={"rn_type": "referral-gossip/1.0"}, inner={"rn_type": "referral-gossip/1.0"}), connected=False),
     Case("unsupported suite", "8.5 step 8a", "unsupported_suite", True,
          lambda s: confirm(s, outer={"rn_suite": "X448-HKDF-SHA512-AES256GCM"})),
     Case("unknown encryption key", "8.5 step 8b", "unknown_key", True,
          lambda s: confirm(s, outer={"rn_enc_kid": b64u_encode(os.urandom(32))})),
-    Case("alg EdDSA", "5.1", "malformed", False, lambda s: confirm(s, outer={"alg": "EdDSA"})),
-    Case("crit header", "5.3", "malformed", False, lambda s: confirm(s, outer={"crit": ["rn_v"]})),
-    Case("unknown outer header member", "8.2", "malformed", False, lambda s: confirm(s, outer={"rn_extra": 1})),
+    Case("alg EdDSA", "5.1", "malformed", False, lambda s: confirm(s, outer={"alg": "EdDSA"}), connected=False),
+    Case("crit header", "5.3", "malformed", False, lambda s: confirm(s, outer={"crit": ["rn_v"]}), connected=False),
+    Case("unknown outer header member", "8.2", "malformed", False, lambda s: confirm(s, outer={"rn_extra": 1}), connected=False),
     Case("unknown inner header member", "8.3", "malformed", True, lambda s: confirm(s, inner={"rn_v": 1})),
     *JSON_CASES,
 ]
@@ -113,7 +113,7 @@ CASES: list[Case] = [
 
 async def run(s: Session) -> None:
     for case in CASES:
-        why = None if s.active else "no active connection"
+        why = None if s.active or not case.connected else "no active connection"
         if case.offer and why is None and s.direction not in ("send", "both"):
             why = f"the connection's direction ({s.direction}) does not let us refer"
         await s.check(case.name, case.section, _runner(s, case), needs=why)

@@ -11,6 +11,7 @@ from conformance.target import Mismatch
 from protocol.errors import ProtocolError
 from protocol.messages import ReferralOffer, ReferralStatus
 from protocol.offers import check_offer
+from protocol.suites import SuiteId
 
 
 def can_send(s: Session) -> str | None:
@@ -32,6 +33,12 @@ def can_receive(s: Session) -> str | None:
 
 
 async def run(s: Session) -> None:
+    hybrid = SuiteId.MLKEM768X25519_CHACHA
+    offered = s.target.keys is not None and any(suite is hybrid for suite, _ in s.target.keys.encryption)
+    await s.check("an envelope sealed with the hybrid suite opens", "6.1, 6.3",
+                  lambda: s.deliver({"connection_id": s.connection_id}, m.CONFIRM, disposition="duplicate",
+                                    suite=hybrid),
+                  needs=("no active connection" if not s.active else None if offered else "the target offers only the mandatory suite"))
     await s.check("referral offer accepted, receipt verified", "13.6, 9.4", lambda: _offer(s),
                   needs=can_send(s))
     await s.check("the same referral in a new envelope is a duplicate", "9.2, 14.3",

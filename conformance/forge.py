@@ -22,7 +22,7 @@ from protocol.encoding import b64u_encode, dumps_canonical
 from protocol.envelope import digest
 from protocol.keys import SigningKey
 from protocol.models import WireModel, format_ts
-from protocol.suites import MANDATORY_SUITE, hpke_info, seal
+from protocol.suites import MANDATORY_SUITE, SuiteId, hpke_info, seal
 from protocol.wire import MAJOR, TYP_ENVELOPE, TYP_INNER
 
 #: Remove a member from a header (``outer={"rn_reply_to": DROP}``).
@@ -73,11 +73,13 @@ def envelope(
     outer: dict[str, Any] | None = None,
     inner: dict[str, Any] | None = None,
     sealed: Callable[[bytes], bytes] | None = None,
+    suite: SuiteId = MANDATORY_SUITE,
 ) -> Sent:
     """An envelope from ``peer`` to ``target``; ``message_type`` is the wire ``rn_type``
     (``"referral-offer/1.0"``). ``message`` is a model, a JSON object, or exact bytes.
     ``outer`` and ``inner`` change header members (:data:`DROP` removes one), ``key``
-    and ``inner_key`` sign with another key, ``sealed`` rewrites the sealed payload."""
+    and ``inner_key`` sign with another key, ``sealed`` rewrites the sealed payload,
+    ``suite`` seals with another suite the target offers."""
     envelope_id = envelope_id or new_id("env")
     key = key or peer.signing
     routing: dict[str, Any] = {
@@ -98,12 +100,12 @@ def envelope(
     signer = inner_key or key
     inner_header = _apply({"typ": TYP_INNER, "alg": "Ed25519", "kid": signer.kid, **routing}, inner or {})
     inner_jws = ".".join(sign(inner_header, payload, signer)).encode("ascii")
-    enc_key = next(k for suite, k in target.encryption if suite is MANDATORY_SUITE)
-    box = seal(MANDATORY_SUITE, enc_key, inner_jws, hpke_info(peer.node_id, routing["rn_to"], envelope_id))
+    enc_key = next(k for offered, k in target.encryption if offered is suite)
+    box = seal(suite, enc_key, inner_jws, hpke_info(peer.node_id, routing["rn_to"], envelope_id))
     if sealed is not None:
         box = sealed(box)
     outer_header = _apply({"typ": TYP_ENVELOPE, "alg": "Ed25519", "kid": key.kid, "rn_v": MAJOR,
-                           "rn_suite": MANDATORY_SUITE.value, "rn_enc_kid": enc_key.kid, **routing}, outer or {})
+                           "rn_suite": suite.value, "rn_enc_kid": enc_key.kid, **routing}, outer or {})
     protected, body, signature = sign(outer_header, box, key)
     raw = dumps_canonical({"payload": body, "protected": protected, "signature": signature})
     return Sent(raw, envelope_id, digest(raw), message_type)

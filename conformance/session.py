@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from conformance import forge
 from conformance.listener import Arrival, Inbox
 from conformance.peer import Peer
@@ -84,8 +86,10 @@ class Session:
             outcome, detail = "skip", str(exc)
         except Mismatch as exc:
             outcome, detail = "fail", str(exc)
-        except (TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
             outcome, detail = "fail", f"no answer from the target: {type(exc).__name__} {exc}"
+        except Exception as exc:  # an answer so far off that the check could not go on
+            outcome, detail = "fail", f"the check could not finish: {type(exc).__name__}: {exc}"
         result = Result(name, section, outcome, detail, time.monotonic() - start)  # type: ignore[arg-type]
         self.results.append(result)
         self.out(line(result))

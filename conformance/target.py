@@ -34,6 +34,15 @@ STATUS: dict[str, int] = {
 }
 
 
+#: For these codes ``error.detail.supported`` lists what the receiver knows (section 7.4):
+#: at least this much.
+SUPPORTED: dict[str, object] = {
+    "unsupported_version": 1,
+    "unsupported_type": "referral-offer",
+    "unsupported_suite": "X25519-HKDF-SHA256-CHACHA20POLY1305",
+}
+
+
 class Mismatch(Exception):
     """The target answered otherwise than the spec says; the text says how."""
 
@@ -133,6 +142,11 @@ class Target:
         receipt = data.get("receipt")
         if receipt is not None and not isinstance(receipt, str):
             raise Mismatch("receipt in an error body is a JSON string")
+        wanted = SUPPORTED.get(code)
+        if wanted is not None:
+            supported = (data["error"].get("detail") or {}).get("supported")
+            if not isinstance(supported, list) or wanted not in supported:
+                raise Mismatch(f"{code} needs detail.supported, a list with {wanted!r} in it; got {supported!r}")
         if signed is False and receipt is not None:
             raise Mismatch("a receipt came with a refusal made before the sender was authenticated")
         if signed is True and receipt is None:

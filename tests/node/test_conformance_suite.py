@@ -95,6 +95,27 @@ def test_the_suite_catches_a_node_without_a_check(tmp_path: Path, broken: str, c
     assert failures == caught
 
 
+def test_by_request_every_check_passes_but_the_invitations(tmp_path: Path) -> None:
+    """``--request EMAIL``: the hook accepts the request as the target's admin would."""
+    node = make_proc_node(tmp_path, "Target")
+    node.start(timeout_s=60.0)
+    try:
+        env = dict(os.environ, REFNODE_HOOK_URL=node.url, REFNODE_HOOK_TOKEN=node.token)
+        run = subprocess.run(
+            [sys.executable, "-m", "node.cli", "conformance", node.url, "--request", "admin@target.example",
+             "--hook", str(HOOK), "--no-input", "--wait", "30"],
+            capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    finally:
+        node.stop()
+    lines = run.stdout.splitlines()
+    skipped = {line.split("  [§")[0].removeprefix("SKIP  ") for line in lines if line.startswith("SKIP")}
+    assert run.returncode == 0 and not failed(lines), "\n".join(lines)
+    assert skipped == {"invitation with a wrong key is refused", "expired invitation is refused",
+                       "reused invitation is refused"}
+    assert any(line.startswith("PASS  handshake by request") for line in lines)
+    assert any(line.startswith("PASS  request to an unknown user is refused") for line in lines)
+
+
 def test_the_break_switch_needs_the_test_flag() -> None:
     assert inbox_breaks({"REFNODE_TEST_BREAK": "replay,expiry"}) == frozenset()
     assert inbox_breaks({"REFNODE_TEST_MODE": "1", "REFNODE_TEST_BREAK": "replay,expiry,signature"}) == {"replay", "expiry"}
