@@ -34,6 +34,7 @@ MESSAGES: list[tuple[str, Callable[[], bytes]]] = [
     ("a byte order mark", lambda: b"\xef\xbb\xbf" + _status()),
     ("invalid UTF-8", lambda: _status(stage=b'"\xc3\x28"')),
     ("an array, not an object", lambda: b"[" + _status() + b"]"),
+    ("nested 10000 deep", lambda: _status(stage=b"[" * 10000 + b"]" * 10000)),
 ]
 
 #: Whole bodies, changed from a good envelope, that strict JSON refuses.

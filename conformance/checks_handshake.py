@@ -144,10 +144,11 @@ async def _handshake(s: Session, *, invitation: tuple[str, str] | None = None, e
                               f"'{s.peer.name}' (node {s.peer.node_id})", is_accept,
                               {"connection_id": cid, "node_id": s.peer.node_id})
     else:
-        arrival = await s.inbox.wait_for(is_accept, s.options.wait_s)
-        if arrival is None:
+        waited = await s.inbox.wait_for(is_accept, s.options.wait_s)
+        if waited is None:
             raise Mismatch(f"no connection-accept arrived within {s.options.wait_s:.0f} s "
                            f"(can the target reach {s.peer.base_url}? see --public-url)")
+        arrival = waited
     accept: ConnectionAccept = arrival.opened.message  # type: ignore[assignment]
     s.direction = accept.direction
     if arrival.opened.parsed.header.rn_reply_to not in (None, request.envelope_id):

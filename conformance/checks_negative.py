@@ -24,7 +24,7 @@ from protocol.wire import MAX_CLOCK_SKEW_S, MAX_ENVELOPE_AGE_S
 def confirm(s: Session, **kw: object) -> forge.Sent:
     """The carrier: a connection-confirm on the active connection, which the target
     answers ``duplicate``; each case breaks one thing in it."""
-    return s.envelope({"connection_id": s.connection_id or new_id("con")}, m.CONFIRM, **kw)  # type: ignore[arg-type]
+    return s.envelope({"connection_id": s.connection_id or new_id("con")}, m.CONFIRM, **kw)
 
 
 def _stranger(s: Session) -> forge.Sent:
@@ -135,7 +135,7 @@ def _fresh(s: Session, **kw: object) -> tuple[forge.Sent, str]:
     new referral offer (applied again, it would be a duplicate), or where we may not
     refer, the carrier."""
     if s.direction in ("send", "both"):
-        return s.envelope(m.offer(s.connection_id or "", new_id("rfl"), s.now()), m.OFFER, **kw), "accepted"  # type: ignore[arg-type]
+        return s.envelope(m.offer(s.connection_id or "", new_id("rfl"), s.now()), m.OFFER, **kw), "accepted"
     return confirm(s, **kw), "duplicate"
 
 

@@ -106,7 +106,7 @@ async def _status_from_target(s: Session) -> None:
 
     await s.ask("update-referral", f"move the referral {s.sent_referral} it received from '{s.peer.name}' "
                 "on (accept it)", is_status, {"referral_id": s.sent_referral or "", "node_id": s.peer.node_id})
-    seqs = sorted(a.opened.message.seq for a in s.inbox.arrivals if is_status(a)  # type: ignore[attr-defined]
-                  and isinstance(a.opened.message, ReferralStatus))
+    seqs = sorted(a.opened.message.seq for a in s.inbox.arrivals
+                  if is_status(a) and isinstance(a.opened.message, ReferralStatus))
     if seqs != list(range(1, len(seqs) + 1)):
         raise Mismatch(f"the target's updates have seq {seqs}, not 1, 2, ...")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ def write_junit(results: list[Result], seconds: float, path: Path, *, target: st
     })
     for result in results:
         case = ET.SubElement(suite, "testcase", {
-            "classname": f"refnode.conformance.section_{result.section.split()[0]}",
+            "classname": "refnode.conformance.section_" + re.sub(r"\W+", "_", result.section.split(",")[0]),
             "name": f"{result.name} [§{result.section}]",
             "time": f"{result.seconds:.3f}",
         })
@@ -58,7 +59,8 @@ def write_junit(results: list[Result], seconds: float, path: Path, *, target: st
             ET.SubElement(case, "failure", {"message": result.detail}).text = result.detail
         elif result.outcome == "skip":
             ET.SubElement(case, "skipped", {"message": result.detail})
-    tree = ET.ElementTree(ET.Element("testsuites"))
-    tree.getroot().append(suite)
+    root = ET.Element("testsuites")
+    root.append(suite)
+    tree = ET.ElementTree(root)
     ET.indent(tree)
     tree.write(path, encoding="utf-8", xml_declaration=True)

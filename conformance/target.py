@@ -62,7 +62,8 @@ class Answer:
     def code(self) -> str | None:
         data = self.json()
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
-            return data["error"].get("code")
+            code = data["error"].get("code")
+            return code if isinstance(code, str) else None
         return None
 
     def describe(self) -> str:
