@@ -27,6 +27,10 @@ from protocol.wire import MEDIA_TYPE_JOSE_JSON
 
 #: A hook that exits with this status cannot do what was asked: the check is skipped.
 HOOK_SKIP = 77
+#: A person asked at the terminal gets at least this long.
+PERSON_WAIT_S = 300.0
+#: The referral key may come from this variable; a hook never sees it.
+KEY_ENV = "REFNODE_CONFORMANCE_KEY"
 
 
 class Skip(Exception):
@@ -120,6 +124,7 @@ class Session:
                   env: dict[str, str]) -> Arrival:
         """Have the target's admin do ``action`` (a hook, or a person told ``what``), then
         wait for the envelope it makes the target send."""
+        wait_s = self.options.wait_s
         already = self.inbox.arrivals_matching(wanted)
         if already is not None:
             return already
@@ -130,18 +135,19 @@ class Session:
             if status != 0:
                 raise Mismatch(f"the hook failed for {action} (exit {status}): {output[-300:]}")
         elif self.options.interactive:
+            wait_s = max(wait_s, PERSON_WAIT_S)
             self.say(f"\n>>> Please ask the target's admin to {what}.\n"
-                     f"    Waiting up to {self.options.wait_s:.0f} s...\n")
+                     f"    Waiting up to {wait_s:.0f} s...\n")
         else:
             raise Skip(f"needs the target's admin to {what}: give --hook SCRIPT, or run at a terminal")
-        arrival = await self.inbox.wait_for(wanted, self.options.wait_s)
+        arrival = await self.inbox.wait_for(wanted, wait_s)
         if arrival is None:
-            raise Mismatch(f"nothing arrived within {self.options.wait_s:.0f} s after asking to {what}")
+            raise Mismatch(f"nothing arrived within {wait_s:.0f} s after asking to {what}")
         return arrival
 
 
 async def _run_hook(hook: str, action: str, env: dict[str, str]) -> tuple[int, str]:
-    variables = {**os.environ, "REFNODE_CONFORMANCE_ACTION": action,
+    variables = {**{k: v for k, v in os.environ.items() if k != KEY_ENV}, "REFNODE_CONFORMANCE_ACTION": action,
                  **{f"REFNODE_CONFORMANCE_{k.upper()}": v for k, v in env.items()}}
     proc = await asyncio.create_subprocess_exec(
         *_split(hook), action, env=variables,

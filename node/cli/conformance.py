@@ -15,7 +15,7 @@ from typing import Any
 from node.cli.client import CliError
 from node.cli.output import Command, Context, Group
 
-KEY_ENV = "REFNODE_CONFORMANCE_KEY"
+KEY_ENV = "REFNODE_CONFORMANCE_KEY"  # conformance.session.KEY_ENV, which hooks never see
 
 
 def cmd_conformance(ctx: Context) -> int:
@@ -65,6 +65,7 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
                         "exit 77 to skip")
     p.add_argument("--no-input", action="store_true", help="never ask at the terminal; skip what needs the admin")
     p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
-                   help="how long to wait for the target to send something (default 60)")
+                   help="how long to wait for the target to send something (default 60; "
+                        "a person asked at the terminal gets 300 at least)")
     p.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS", help="per HTTP request (default 15)")
     p.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")

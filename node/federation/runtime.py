@@ -88,7 +88,8 @@ TEST_BREAKS = frozenset({"recipient", "replay", "expiry"})
 
 def inbox_breaks(env: dict[str, str] | os._Environ[str]) -> frozenset[str]:
     """TEST ONLY. The checks named in REFNODE_TEST_BREAK (comma-separated), honoured only
-    when REFNODE_TEST_MODE is 1; otherwise, as always in production, none."""
+    when REFNODE_TEST_MODE is 1; otherwise, as always in production, none. Only this
+    process's inbox honours them (inbox fronts, with inbox_workers > 0, do not)."""
     if env.get("REFNODE_TEST_MODE") != "1":
         return frozenset()
     return frozenset(env.get("REFNODE_TEST_BREAK", "").split(",")) & TEST_BREAKS

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 from procs import ProcNode, make_proc_node
 
+from conformance import session
 from conformance.target import STATUS
 from node.base.errors import HTTP_STATUS
+from node.cli import conformance as cli_conformance
 from node.federation.runtime import inbox_breaks
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +43,7 @@ def conformance(node: ProcNode, tmp_path: Path, *extra: str) -> tuple[int, list[
          "--wait", "30", *extra],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     seconds = time.monotonic() - started
+    assert invitation["referral_key"] not in run.stdout + run.stderr  # the secret is never shown
     return run.returncode, run.stdout.splitlines(), ET.parse(junit).getroot(), seconds
 
 
@@ -120,6 +123,10 @@ def test_the_break_switch_needs_the_test_flag() -> None:
     assert inbox_breaks({"REFNODE_TEST_BREAK": "replay,expiry"}) == frozenset()
     assert inbox_breaks({"REFNODE_TEST_MODE": "1", "REFNODE_TEST_BREAK": "replay,expiry,signature"}) == {"replay", "expiry"}
     assert inbox_breaks(dict(os.environ)) == frozenset()  # nothing in the test run's own environment
+
+
+def test_the_key_variable_is_one_name() -> None:
+    assert cli_conformance.KEY_ENV == session.KEY_ENV
 
 
 def test_the_suites_status_table_is_the_nodes() -> None:
