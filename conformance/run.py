@@ -28,7 +28,8 @@ async def run(options: Options, *, junit: Path | None = None, out: TextIO = sys.
         target = Target(http, options.url, peer.node_id, timeout_s=options.timeout_s)
         inbox = Inbox(peer, target)
         port = await inbox.start(options.listen_host, options.listen_port)
-        peer.base_url = options.public_url or f"http://{options.listen_host}:{port}"
+        host = "127.0.0.1" if options.listen_host in ("0.0.0.0", "::", "") else options.listen_host  # noqa: S104
+        peer.base_url = options.public_url or f"http://{host}:{port}"
         session = Session(options, target, peer, inbox, out=lambda text: print(text, file=out, flush=True))
         session.out(f"refnode conformance: target {options.url}\n"
                     f"the suite's peer: node {peer.node_id} at {peer.base_url}\n")

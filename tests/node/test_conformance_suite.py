@@ -119,6 +119,23 @@ def test_by_request_every_check_passes_but_the_invitations(tmp_path: Path) -> No
     assert any(line.startswith("PASS  request to an unknown user is refused") for line in lines)
 
 
+def test_a_node_that_is_not_the_one_pinned_fails_discovery_and_nothing_else_runs(tmp_path: Path) -> None:
+    node = make_proc_node(tmp_path, "Target")
+    node.start(timeout_s=60.0)
+    try:
+        _, invitation = node.api("POST", "/api/v1/invitations", {"name": "Conformance", "direction": "both"})
+        url = invitation["referral_url"].split("?node=")[0] + "?node=" + "A" * 43  # another node id
+        run = subprocess.run([sys.executable, "-m", "node.cli", "conformance", url, "--key",
+                              invitation["referral_key"], "--no-input"],
+                             capture_output=True, text=True, cwd=REPO, timeout=120)
+    finally:
+        node.stop()
+    checks = [line for line in run.stdout.splitlines() if line[:4] in ("PASS", "FAIL", "SKIP")]
+    assert run.returncode == 1
+    assert checks[0].startswith("FAIL  discovery document verifies") and "fingerprint_mismatch" in checks[0]
+    assert len(checks) == 2 and checks[1].startswith("SKIP  every envelope from the target"), checks
+
+
 def test_the_break_switch_needs_the_test_flag() -> None:
     assert inbox_breaks({"REFNODE_TEST_BREAK": "replay,expiry"}) == frozenset()
     assert inbox_breaks({"REFNODE_TEST_MODE": "1", "REFNODE_TEST_BREAK": "replay,expiry,signature"}) == {"replay", "expiry"}
