@@ -51,11 +51,14 @@ def main(action: str) -> int:
             "consent": {"contact_refs": ["hook_1"], "consented_at": "2026-01-01T00:00:00Z", "method": "verbal",
                         "disclosure_version": "test", "disclosure_sha256": "A" * 43, "recorded_by": PERSON}})
     elif action == "update-referral":
-        wanted = variable("REFERRAL_ID")
-        found = [r for r in api("GET", "/api/v1/referrals?side=receiver&limit=200")["referrals"] if r["id"] == wanted]
-        if not found:
-            sys.exit(f"no received referral {wanted}")
-        api("POST", f"/api/v1/referrals/{found[0]['local_id']}/status", {"status": "accepted"})
+        wanted, offset = variable("REFERRAL_ID"), 0
+        while page := api("GET", f"/api/v1/referrals?side=receiver&limit=100&offset={offset}")["referrals"]:
+            found = [r for r in page if r["id"] == wanted]
+            if found:
+                api("POST", f"/api/v1/referrals/{found[0]['local_id']}/status", {"status": "accepted"})
+                return 0
+            offset += len(page)
+        sys.exit(f"no received referral {wanted}")
     elif action == "rotate-keys":
         api("POST", "/api/v1/keys/rotate")
     else:
