@@ -34,6 +34,17 @@ def _stranger(s: Session) -> forge.Sent:
     return forge.envelope(stranger, s.target.keys, {"connection_id": new_id("con")}, m.CONFIRM, now=s.now())
 
 
+def _introduction(s: Session, *, discovery_of: Peer | None = None, **kw: object) -> forge.Sent:
+    """A connection request from a stranger to a user that does not exist (so that, were
+    it let through, it would be refused as ``unknown_user``), carrying the discovery
+    document of ``discovery_of`` (by default the stranger's own)."""
+    stranger = Peer(name="Conformance Stranger", base_url=s.peer.base_url)
+    stranger.publish(s.now())
+    assert s.target.keys is not None
+    request = m.request(discovery_of or stranger, new_id("con"), target_email="nobody@conformance.invalid")
+    return forge.envelope(stranger, s.target.keys, request, m.REQUEST, now=s.now(), **kw)  # type: ignore[arg-type]
+
+
 def _too_large(s: Session) -> forge.Sent:
     assert s.target.keys is not None
     body = b'{"payload":"' + b"A" * s.target.keys.max_envelope_bytes + b'","protected":"","signature":""}'
@@ -81,6 +92,10 @@ CASES: list[Case] = [
     Case("wrong content type", "7.3", "malformed", False, confirm, content_type="text/plain", connected=False),
     Case("too large", "7.3, 8.5 step 1", "too_large", False, _too_large, connected=False),
     Case("unknown sender", "8.5 step 5", "unknown_sender", False, _stranger, connected=False),
+    Case("introduction to another node", "8.6 I1", "wrong_recipient", False,
+         lambda s: _introduction(s, to=OTHER_NODE), connected=False),
+    Case("introduction with another node's discovery document", "8.6 I4", "fingerprint_mismatch", False,
+         lambda s: _introduction(s, discovery_of=s.peer), connected=False),
     Case("unknown key", "8.5 step 6a", "unknown_key", False,
          lambda s: confirm(s, key=SigningKey.from_seed(os.urandom(32)))),
     Case("identity key signing an envelope", "8.5 step 6a", "unknown_key", False,

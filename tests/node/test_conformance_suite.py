@@ -77,7 +77,7 @@ def test_every_check_passes_against_our_node(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("broken", "caught"), [
-    ("recipient", {"wrong recipient"}),
+    ("recipient", {"wrong recipient", "introduction to another node"}),
     ("replay", {"replay: the same bytes get the original receipt", "replay: the same id with other bytes is refused"}),
     ("expiry", {"expired"}),
 ])
