@@ -15,6 +15,7 @@ module each per subject, and each module's ``add_commands`` adds its own to the 
 - :mod:`node.cli.reports`: ``reports``
 - :mod:`node.cli.csv_files`: ``export``, ``import``
 - :mod:`node.cli.backup`: ``backup``, ``restore``
+- :mod:`node.cli.conformance`: ``conformance`` (the protocol suite, :mod:`conformance`)
 
 Every command except ``init``, ``serve``, ``receipts verify``, ``backup`` and ``restore``
 is a client of the node's admin API (see :mod:`node.cli.client`): it sends the request the
@@ -43,6 +44,7 @@ from typing import Any
 from node.cli import (
     admin,
     backup,
+    conformance,
     connections,
     contacts,
     csv_files,
@@ -59,7 +61,7 @@ from node.cli.output import Context
 
 #: In the order ``refnode --help`` lists their commands.
 COMMAND_MODULES = (running, connections, referrals, delivery, admin,
-                   workflows, contacts, deals, referring, reports, csv_files, backup)
+                   workflows, contacts, deals, referring, reports, csv_files, backup, conformance)
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:

@@ -5,6 +5,7 @@ delivery queues. ``node.http.app`` wires it to HTTP; the CLI and tests call it d
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from protocol.discovery import PeerKeys, build_discovery, sign_discovery, verify
 from protocol.envelope import OpenedEnvelope, open_envelope, parse_envelope
 from protocol.errors import ProtocolError, RemoteProtocolError
 from protocol.keys import VerifyKey
+from protocol.models import parse_ts
 from protocol.receipts import make_receipt
 from protocol.suites import SuiteId
 from protocol.wire import INBOX_PATH, Disposition, ErrorCode, MessageType
@@ -79,6 +81,19 @@ class InboxResult:
 #: When the disk is full, senders are asked to come back after this long.
 STORAGE_RETRY_AFTER_S = 30.0
 
+#: TEST ONLY: inbox checks a test may turn off, to show that the conformance suite
+#: catches a node without them (tests/node/test_conformance_suite.py).
+TEST_BREAKS = frozenset({"recipient", "replay", "expiry"})
+
+
+def inbox_breaks(env: dict[str, str] | os._Environ[str]) -> frozenset[str]:
+    """TEST ONLY. The checks named in REFNODE_TEST_BREAK (comma-separated), honoured only
+    when REFNODE_TEST_MODE is 1; otherwise, as always in production, none. Only this
+    process's inbox honours them (inbox fronts, with inbox_workers > 0, do not)."""
+    if env.get("REFNODE_TEST_MODE") != "1":
+        return frozenset()
+    return frozenset(env.get("REFNODE_TEST_BREAK", "").split(",")) & TEST_BREAKS
+
 
 class Node:
     def __init__(self, config: Config, keys: KeyStore, db: Database, *, clock: Clock | None = None) -> None:
@@ -90,6 +105,10 @@ class Node:
         self.invitation_guesses = FailureLimiter("invitation keys", limit=config.invitation_failures_per_hour,
                                                  window_s=3600.0, clock=self.clock)
         self.use_keys(keys)
+        #: TEST ONLY (see inbox_breaks): empty unless a test turned inbox checks off.
+        self.breaks = inbox_breaks(os.environ)
+        if self.breaks:
+            log.warning("TEST MODE: inbox checks turned off", checks=sorted(self.breaks))
         self.peers: dict[str, PeerKeys] = {}
         self.discovery = b""
         self.http: aiohttp.ClientSession | None = None
@@ -198,9 +217,13 @@ class Node:
             log.info("envelope refused", code=exc.code.value)
             self.metrics.inbox("unknown", exc.code.value, receipt=False)
             return InboxResult(None, exc)
+        me = self.me
+        if self.breaks:  # TEST ONLY: a node that skips the recipient or expiry check
+            me = parsed.header.rn_to if "recipient" in self.breaks else me
+            now = min(now, parse_ts(parsed.header.rn_iat)) if "expiry" in self.breaks else now
         try:
             opened = open_envelope(
-                parsed, me=self.me, now=now, peer_keys=self.peers.get, decryption_keys=self.keys.decryption_keys
+                parsed, me=me, now=now, peer_keys=self.peers.get, decryption_keys=self.keys.decryption_keys
             )
         except ProtocolError as exc:
             # The very bytes we already accepted get the stored receipt: they were fully
@@ -244,6 +267,8 @@ class Node:
             # The sender is up: whatever backoff we keep for it ends now.
             backoff_reset = store.clear_peer_retry(conn, parsed.sender)
             existing = store.get_inbox(conn, parsed.sender, parsed.envelope_id)
+            broken = existing is not None and "replay" in self.breaks  # TEST ONLY: a replay taken as new
+            existing = None if broken else existing
             seen = replay.classify(existing.sha256 if existing else None, parsed.sha256)
             if existing is not None and seen is replay.Seen.DUPLICATE:
                 return existing.receipt, True, backoff_reset
@@ -252,19 +277,20 @@ class Node:
                 receipt = accepted_receipt
             else:
                 receipt = self._receipt(parsed, disposition, None, now=ctx.now)
-            store.insert_inbox(
-                conn,
-                InboxItem.model_construct(  # from the verified envelope and our receipt
-                    sender=parsed.sender,
-                    envelope_id=parsed.envelope_id,
-                    sha256=parsed.sha256,
-                    type=parsed.header.rn_type,
-                    body=parsed.raw,
-                    inner=opened.inner_jws,
-                    receipt=receipt,
-                    received_at=ctx.ts,
-                ),
-            )
+            if not broken:
+                store.insert_inbox(
+                    conn,
+                    InboxItem.model_construct(  # from the verified envelope and our receipt
+                        sender=parsed.sender,
+                        envelope_id=parsed.envelope_id,
+                        sha256=parsed.sha256,
+                        type=parsed.header.rn_type,
+                        body=parsed.raw,
+                        inner=opened.inner_jws,
+                        receipt=receipt,
+                        received_at=ctx.ts,
+                    ),
+                )
             return receipt, disposition is Disposition.DUPLICATE, backoff_reset
 
         wrong_key = False
