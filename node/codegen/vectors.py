@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from node.codegen import xwing_vector
 from node.codegen.envelope_vectors import envelope_signing_file, envelopes_reject_file
 from node.codegen.vector_inputs import (
     NOW,
@@ -32,7 +33,7 @@ from protocol.invitations import (
     referral_url,
     secret_hash,
 )
-from protocol.keys import DecryptionKey, SigningKey, fingerprint_of, jwk_thumbprint
+from protocol.keys import DecryptionKey, SigningKey, fingerprint_of, jwk_thumbprint, xwing_expand
 from protocol.models import format_ts
 from protocol.receipts import make_receipt
 from protocol.suites import SuiteId
@@ -98,8 +99,8 @@ def _keys_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
             "Test keys of nodes A, B and C. node_id = RFC 7638 thumbprint of the identity key; "
             "fingerprint = base32 of the first 15 bytes of SHA-256(node_id), in groups of four. "
             "Derived keys: SHAKE256('refnode test vector' || 0x00 || derived_from). "
-            "The private 'd' of an MLKEM768-X25519 key is the 64-byte ML-KEM-768 seed followed "
-            "by the 32-byte X25519 scalar. " + _TEST_ONLY
+            "The private 'd' of an MLKEM768-X25519 key is its 32-byte X-Wing decapsulation "
+            "key (seed), expanded as 'xwing' shows. " + _TEST_ONLY
         ),
         "derivation": {
             "example_label": "B/identity",
@@ -107,6 +108,40 @@ def _keys_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
         },
         "nodes": out,
         "thumbprints": thumbprints,
+        "xwing": _xwing_section(nodes["B"].hybrid),
+    }
+
+
+def _xwing_section(key: DecryptionKey) -> dict[str, Any]:
+    """The hybrid key's private form (the X-Wing seed), its expansion, and the X-Wing
+    draft's own test vector, which our expansion reproduces (tests/protocol)."""
+    ml_seed, scalar = xwing_expand(key.secret)
+    return {
+        "description": (
+            "MLKEM768-X25519 is X-Wing (draft-connolly-cfrg-xwing-kem; HPKE KEM 0x647A of "
+            "draft-ietf-hpke-pq). Private key = 32-byte seed sk. expanded = SHAKE256(sk, 96 "
+            "bytes); ML-KEM-768 key pair = KeyGen_internal(d = expanded[0:32], z = "
+            "expanded[32:64]) (FIPS 203); X25519 scalar = expanded[64:96]; public key = "
+            "ML-KEM-768 encapsulation key (1184 bytes) || X25519 public key (32 bytes). "
+            "Shared secret = SHA3-256(ss_M || ss_X || ct_X || pk_X || 5c2e2f2f5e5c), "
+            "ciphertext (HPKE enc) = ct_M (1088 bytes) || ct_X (32 bytes)."
+        ),
+        "expansion": {
+            "key": "B mlkem768x25519",
+            "sk_hex": key.secret.hex(),
+            "shake256_96_hex": (ml_seed + scalar).hex(),
+            "mlkem768_d_hex": ml_seed[:32].hex(),
+            "mlkem768_z_hex": ml_seed[32:].hex(),
+            "x25519_scalar_hex": scalar.hex(),
+            "public_hex": key.public.raw.hex(),
+        },
+        "draft_test_vector": {
+            "source": xwing_vector.SOURCE,
+            "sk_hex": xwing_vector.SK_HEX,
+            "pk_hex": xwing_vector.PK_HEX,
+            "ct_hex": xwing_vector.CT_HEX,
+            "ss_hex": xwing_vector.SS_HEX,
+        },
     }
 
 
