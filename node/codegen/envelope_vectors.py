@@ -72,7 +72,8 @@ def envelope_signing_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
         "description": (
             "Sign, encrypt, sign. The inner compact JWS is deterministic (Ed25519) and is what "
             "the decrypt-only envelopes open to. The outer JWS is shown over a placeholder "
-            "payload, since the real payload (HPKE) is randomised."
+            "payload, since the real payload (HPKE) is randomised. The message is a valid "
+            "referral-offer: it passes its schema and the checks of offers.json."
         ),
         "now": format_ts(NOW),
         "sender": "A",
@@ -270,7 +271,12 @@ def _sealed_skeleton(nodes: dict[str, VectorNode]) -> dict[str, Any]:
             "DECRYPT-ONLY vectors: whole envelopes from A to B, one per cipher suite. HPKE "
             "sealing is randomised, so these bytes cannot be regenerated; they were sealed "
             "once. Open each as B (knowing A's discovery document) at each 'opens_at' time: "
-            "it must give 'result' ('ok': the message and the inner JWS shown here)."
+            "it must give 'result'. 'ok' means: every check of spec 8.5 passes and the "
+            "envelope opens to the message and inner JWS shown here; the message is valid "
+            "against its schema and passes the sharing and consent checks of 14.5 (see "
+            "offers.json). The checks against the receiver's own state that follow (14.3: a "
+            "connection with this id exists and allows A to send to B; the referral id is "
+            "new) depend on that state and are not part of 'ok'."
         ),
         "sender": "A",
         "recipient": "B",

@@ -128,6 +128,10 @@ def referral_offer() -> ReferralOffer:
             )
         ],
         shared_fields=[
+            "deal.title",
+            "deal.deal_type",
+            "deal.amount",
+            "deal.summary",
             "contacts.first_name",
             "contacts.last_name",
             "contacts.email",

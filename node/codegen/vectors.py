@@ -8,6 +8,7 @@ sealed envelopes) in :mod:`node.codegen.envelope_vectors`.
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from node.codegen.vector_inputs import (
     derive,
     flip_member,
     placeholder_envelope,
+    referral_offer,
     vector_nodes,
 )
 from protocol import jws
@@ -347,6 +349,60 @@ def _invitations_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
     }
 
 
+# --- referral offers: the sharing and consent checks --------------------------------------
+
+
+def _offers_file() -> dict[str, Any]:
+    good = referral_offer().wire()
+
+    def variant(**changes: Any) -> dict[str, Any]:
+        return copy.deepcopy(good) | changes
+
+    listed = good["shared_fields"]
+    extra_contact = dict(good["contacts"][0], ref="contact-18", first_name="Sam")
+    return {
+        "description": (
+            "The sharing and consent checks a receiver applies to a referral-offer (spec "
+            "14.5), in order: every name in shared_fields is a shareable field (else "
+            "malformed); every member present is covered by a listed name or is deal.title "
+            "(else field_not_allowed); every contact's ref is in consent.contact_refs (else "
+            "consent_required). Each message here is valid against referral-offer.schema.json. "
+            "'accept' passes all three; the first is the message of every envelope vector."
+        ),
+        "accept": [
+            {"name": "the envelope vectors' offer", "message": good},
+            {
+                "name": "deal.title need not be listed; a listed name may be absent",
+                "message": variant(
+                    shared_fields=[n for n in listed if n != "deal.title"] + ["contacts.address"]
+                ),
+            },
+        ],
+        "must_reject": [
+            {
+                "name": "an unknown name in shared_fields",
+                "message": variant(shared_fields=[*listed, "contacts.notes"]),
+                "error": ErrorCode.MALFORMED.value,
+            },
+            {
+                "name": "deal.amount and deal.currency carried, deal.amount not listed",
+                "message": variant(shared_fields=[n for n in listed if n != "deal.amount"]),
+                "error": ErrorCode.FIELD_NOT_ALLOWED.value,
+            },
+            {
+                "name": "a contact's phone carried, contacts.phone not listed",
+                "message": variant(shared_fields=[n for n in listed if n != "contacts.phone"]),
+                "error": ErrorCode.FIELD_NOT_ALLOWED.value,
+            },
+            {
+                "name": "a second contact who did not consent",
+                "message": variant(contacts=[*good["contacts"], extra_contact]),
+                "error": ErrorCode.CONSENT_REQUIRED.value,
+            },
+        ],
+    }
+
+
 # --- strict encodings ------------------------------------------------------------------
 
 
@@ -413,4 +469,5 @@ def build_vectors() -> dict[str, dict[str, Any]]:
         "receipts.json": _receipts_file(nodes),
         "invitations.json": _invitations_file(nodes),
         "encoding.json": _encoding_file(),
+        "offers.json": _offers_file(),
     }

@@ -32,7 +32,9 @@ from protocol.invitations import (
     secret_hash,
 )
 from protocol.keys import DecryptionKey, SigningKey, fingerprint_of, jwk_thumbprint
-from protocol.models import parse_ts
+from protocol.messages import ReferralOffer
+from protocol.models import parse_ts, validate
+from protocol.offers import check_offer, present_fields
 from protocol.receipts import make_receipt, verify_receipt
 from protocol.replay import Seen, classify
 from protocol.suites import SuiteId, hpke_info
@@ -67,6 +69,7 @@ def test_every_vector_file_is_checked_here() -> None:
     checked = {
         "keys.json", "discovery.json", "envelope-signing.json", "envelopes-reject.json",
         "receipts.json", "invitations.json", "encoding.json", "envelopes-decrypt-only.json",
+        "offers.json",
     }  # fmt: skip
     assert {p.name for p in VECTORS.glob("*.json")} == checked
 
@@ -293,6 +296,43 @@ def test_decrypt_only_envelopes_open_to_the_message(vector: dict[str, Any]) -> N
             assert not opened.introduction
         else:
             assert code_of(open_it).value == case["result"]
+
+
+OFFERS = load_vector("offers.json")
+
+
+def _check_offer_json(message: dict[str, Any]) -> None:
+    check_offer(validate(ReferralOffer, message, what="referral-offer"))
+
+
+def test_the_envelope_vectors_carry_a_valid_offer() -> None:
+    """An "ok" vector's message passes the sharing and consent checks, which a receiver
+    applies after opening: a strict receiver would otherwise refuse it (issue 15, gap 2)."""
+    message = load_vector("envelope-signing.json")["message"]
+    assert OFFERS["accept"][0]["message"] == message
+    for vector in SEALED["vectors"]:
+        assert vector["message"] == message
+    _check_offer_json(message)
+    present = present_fields(validate(ReferralOffer, message))
+    assert present - {"deal.title"} <= set(message["shared_fields"])
+    assert {"deal.amount", "deal.deal_type", "deal.summary", "contacts.phone"} <= present
+
+
+@pytest.mark.parametrize("case", OFFERS["accept"], ids=lambda c: c["name"])
+def test_offers_accept(case: dict[str, Any]) -> None:
+    _check_offer_json(case["message"])
+
+
+@pytest.mark.parametrize("case", OFFERS["must_reject"], ids=lambda c: c["name"])
+def test_offers_must_reject(case: dict[str, Any]) -> None:
+    validate(ReferralOffer, case["message"])  # valid as a message: the rule is 14.5's
+    assert code_of(lambda: _check_offer_json(case["message"])).value == case["error"]
+
+
+def test_offers_must_reject_covers_each_check() -> None:
+    assert {c["error"] for c in OFFERS["must_reject"]} == {
+        "malformed", "field_not_allowed", "consent_required",
+    }  # fmt: skip
 
 
 def test_decrypt_only_envelopes_cover_every_suite() -> None:
