@@ -36,7 +36,7 @@ from protocol.messages import ReferralOffer
 from protocol.models import parse_ts, validate
 from protocol.offers import check_offer, present_fields
 from protocol.receipts import make_receipt, verify_receipt
-from protocol.replay import Seen, classify
+from protocol.replay import classify
 from protocol.suites import SuiteId, hpke_info
 from protocol.wire import Disposition, ErrorCode, MessageType
 
@@ -247,26 +247,6 @@ def test_envelope_must_reject_covers_the_issue_list() -> None:
     }  # fmt: skip
 
 
-def test_replay_vectors() -> None:
-    replay = REJECTS["replay"]
-    assert digest(replay["first"].encode()) == replay["first_sha256"]
-    assert classify(None, replay["first_sha256"]) is Seen.NEW
-    for case in replay["cases"]:
-        received = digest(case["received"].encode())
-        if case["result"] == "duplicate":
-            assert classify(replay["first_sha256"], received) is Seen.DUPLICATE
-        else:
-            assert (
-                code_of(lambda r=received: classify(replay["first_sha256"], r)).value
-                == case["result"]
-            )
-    results = [c["result"] for c in replay["cases"]]
-    assert sorted(results) == ["duplicate", "replayed"]
-    first_id = json.loads(unb64u(json.loads(replay["first"])["protected"]))["rn_id"]
-    for case in replay["cases"]:
-        assert json.loads(unb64u(json.loads(case["received"])["protected"]))["rn_id"] == first_id
-
-
 SEALED = load_vector("envelopes-decrypt-only.json")
 
 
@@ -333,6 +313,66 @@ def test_offers_must_reject_covers_each_check() -> None:
     assert {c["error"] for c in OFFERS["must_reject"]} == {
         "malformed", "field_not_allowed", "consent_required",
     }  # fmt: skip
+
+
+def _receive(
+    raw: bytes, now: Any, accepted: dict[tuple[str, str], tuple[str, bytes]]
+) -> bytes | str:
+    """A receiver B as the spec orders it: parse, step R, open (8.5), then 8.7's
+    de-duplication. Returns the receipt it answers with, or the error code."""
+    b = NODES["B"]
+    header = json.loads(unb64u(json.loads(raw)["protected"]))
+    key = (header["rn_from"], header["rn_id"])
+    sha = digest(raw)
+    if key in accepted and accepted[key][0] == sha:  # step R
+        return accepted[key][1]
+    try:
+        opened = open_envelope(
+            raw, me=b.node_id, now=now, peer_keys={NODES["A"].node_id: PEERS["A"]}.get,
+            decryption_keys=b.decryption_keys(),
+        )  # fmt: skip
+        classify(accepted.get(key, (None,))[0], sha)  # 8.7 step 1: raises replayed
+    except RemoteProtocolError as exc:
+        return exc.code.value
+    receipt = make_receipt(
+        disposition=Disposition.ACCEPTED, envelope_id=header["rn_id"], envelope_sha256=sha,
+        recipient=b.node_id, sender=opened.parsed.header.rn_from, now=now,
+        signing_key=b.signing,
+    )  # fmt: skip
+    accepted[key] = (sha, receipt)
+    return receipt
+
+
+def test_replay_sequence_with_real_sealed_envelopes() -> None:
+    """Issue 15, gap 3: replayed is decided after opening, so both envelopes must open."""
+    replay = SEALED["replay"]
+    envelopes = {name: replay[name].encode() for name in ("first", "second")}
+    for name, raw in envelopes.items():
+        assert digest(raw) == replay[f"{name}_sha256"]
+        opened = open_envelope(
+            raw, me=NODES["B"].node_id, now=parse_ts(replay["sequence"][0]["now"]),
+            peer_keys={NODES["A"].node_id: PEERS["A"]}.get,
+            decryption_keys=NODES["B"].decryption_keys(),
+        )  # fmt: skip
+        assert opened.message.wire() == replay["message"]
+        assert opened.parsed.header.rn_id == replay["envelope_id"]
+    assert envelopes["first"] != envelopes["second"]
+    accepted: dict[tuple[str, str], tuple[str, bytes]] = {}
+    answers: dict[int, bytes | str] = {}
+    for step in replay["sequence"]:
+        raw = envelopes[step["deliver"]]
+        got = _receive(raw, parse_ts(step["now"]), accepted)
+        answers[step["step"]] = got
+        if step["result"] == "accepted":
+            assert isinstance(got, bytes)
+            receipt = verify_receipt(got, keys=PEERS["B"])
+            assert receipt.disposition is Disposition.ACCEPTED
+            assert receipt.envelope_sha256 == digest(raw)
+        elif step["result"] == "original_receipt":
+            assert got == answers[step["receipt_of"]], f"step {step['step']}"
+        else:
+            assert got == step["result"], f"step {step['step']}"
+    assert [s["result"] for s in replay["sequence"]].count("replayed") == 1
 
 
 def test_decrypt_only_envelopes_cover_every_suite() -> None:
