@@ -209,6 +209,11 @@ def envelopes_reject_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
                 ErrorCode.MALFORMED,
             ),
             _reject(
+                "rn_reply_to is null (no member is ever null; omit it)",
+                _sign_raw_header(dict(base, rn_reply_to=None), PLACEHOLDER_PAYLOAD, a.signing),
+                ErrorCode.MALFORMED,
+            ),
+            _reject(
                 "unknown header parameter in the same minor",
                 _sign_raw_header(dict(base, rn_extra="x"), PLACEHOLDER_PAYLOAD, a.signing),
                 ErrorCode.MALFORMED,

@@ -366,7 +366,8 @@ def _offers_file() -> dict[str, Any]:
             "14.5), in order: every name in shared_fields is a shareable field (else "
             "malformed); every member present is covered by a listed name or is deal.title "
             "(else field_not_allowed); every contact's ref is in consent.contact_refs (else "
-            "consent_required). Each message here is valid against referral-offer.schema.json. "
+            "consent_required). Each message here is valid against referral-offer.schema.json, "
+            "except the one with a null member, which the schema and the model refuse. "
             "'accept' passes all three; the first is the message of every envelope vector."
         ),
         "accept": [
@@ -393,6 +394,11 @@ def _offers_file() -> dict[str, Any]:
                 "name": "a contact's phone carried, contacts.phone not listed",
                 "message": variant(shared_fields=[n for n in listed if n != "contacts.phone"]),
                 "error": ErrorCode.FIELD_NOT_ALLOWED.value,
+            },
+            {
+                "name": "owner is null (no member is ever null; omit it)",
+                "message": variant(owner=None),
+                "error": ErrorCode.MALFORMED.value,
             },
             {
                 "name": "a second contact who did not consent",

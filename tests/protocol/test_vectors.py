@@ -305,7 +305,8 @@ def test_offers_accept(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", OFFERS["must_reject"], ids=lambda c: c["name"])
 def test_offers_must_reject(case: dict[str, Any]) -> None:
-    validate(ReferralOffer, case["message"])  # valid as a message: the rule is 14.5's
+    if case["error"] != "malformed":
+        validate(ReferralOffer, case["message"])  # valid as a message: the rule is 14.5's
     assert code_of(lambda: _check_offer_json(case["message"])).value == case["error"]
 
 
