@@ -39,7 +39,14 @@ from protocol.keys import DecryptionKey, SigningKey, fingerprint_of, jwk_thumbpr
 from protocol.models import format_ts
 from protocol.receipts import make_receipt
 from protocol.suites import SuiteId
-from protocol.wire import TYP_DISCOVERY, TYP_RECEIPT, Disposition, ErrorCode
+from protocol.wire import (
+    MAX_JSON_DEPTH,
+    MAX_JSON_INTEGER,
+    TYP_DISCOVERY,
+    TYP_RECEIPT,
+    Disposition,
+    ErrorCode,
+)
 
 _TEST_ONLY = "Test keys, published: never use them for anything but tests."
 
@@ -412,6 +419,18 @@ def _offers_file() -> dict[str, Any]:
 # --- strict encodings ------------------------------------------------------------------
 
 
+def _nested(depth: int) -> str:
+    """``depth`` arrays nested in each other around the integer 1: ``[[1]]`` is depth 2."""
+    return "[" * depth + "1" + "]" * depth
+
+
+def _nested_value(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def _encoding_file() -> dict[str, Any]:
     def text(source: str, error: ErrorCode | None = None, **extra: Any) -> dict[str, Any]:
         out: dict[str, Any] = {"hex": source.encode("utf-8").hex(), "text": source, **extra}
@@ -424,7 +443,9 @@ def _encoding_file() -> dict[str, Any]:
         "description": (
             "Strict encodings. base64url: no padding, URL alphabet only, canonical (unused "
             "low bits zero). JSON: UTF-8, no duplicate member names, no floats, no NaN or "
-            "Infinity, no lone surrogates. Inputs are given as hex of the exact bytes."
+            "Infinity, no lone surrogates, integers within +-(2^53 - 1), objects and arrays "
+            "nested at most 32 deep (the outermost is level 1). Inputs are given as hex of "
+            "the exact bytes."
         ),
         "base64url": {
             "accept": [
@@ -449,6 +470,10 @@ def _encoding_file() -> dict[str, Any]:
                 text('{"amount":"425000.00","n":1}', value={"amount": "425000.00", "n": 1}),
                 text('{"a":"\\ud83d\\ude00"}', value={"a": "\U0001f600"}),
                 text(' {"a" : [true,false,null]} ', value={"a": [True, False, None]}),
+                text('{"n":9007199254740991}', value={"n": MAX_JSON_INTEGER}),
+                text('{"n":-9007199254740991}', value={"n": -MAX_JSON_INTEGER}),
+                text('{"n":-0}', value={"n": 0}),
+                text(_nested(MAX_JSON_DEPTH), value=_nested_value(MAX_JSON_DEPTH)),
             ],
             "reject": [
                 text('{"a":1,"a":2}', malformed),
@@ -458,6 +483,11 @@ def _encoding_file() -> dict[str, Any]:
                 text('{"n":Infinity}', malformed),
                 text('{"a":"\\ud800"}', malformed),
                 text('{"a":1', malformed),
+                text('{"n":9007199254740992}', malformed),
+                text('{"n":-9007199254740992}', malformed),
+                text('{"n":100000000000000000000000000000}', malformed),
+                text(_nested(MAX_JSON_DEPTH + 1), malformed),
+                text('{"a":' + _nested(MAX_JSON_DEPTH) + "}", malformed),
                 {"hex": "7b2261223a22ff227d", "text": None, "error": malformed.value},
             ],
         },
