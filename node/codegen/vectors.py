@@ -40,6 +40,7 @@ from protocol.models import format_ts
 from protocol.receipts import make_receipt
 from protocol.suites import SuiteId
 from protocol.wire import (
+    INVITATION_PATH,
     MAX_JSON_DEPTH,
     MAX_JSON_INTEGER,
     TYP_DISCOVERY,
@@ -311,10 +312,12 @@ def _invitations_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
         "description": (
             "An invitation of node A. The referral URL pins A's node id; the referral key is "
             "'rnk1_' + base64url(secret); A stores only secret_hash = base64url(SHA-256("
-            "'refnode invitation' || 0x00 || secret))."
+            "'refnode invitation' || 0x00 || secret)). A base_url never ends with '/': a "
+            "receiver refuses one that does (the referral URL as invitation_invalid, the "
+            "document as malformed); it does not normalise it."
         ),
         "input": {
-            "base_url": "https://a.refnode.example/",
+            "base_url": "https://a.refnode.example",
             "node_id": a.node_id,
             "invitation_id": "inv-0001",
             "secret_hex": secret.hex(),
@@ -351,6 +354,19 @@ def _invitations_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
                 "url": url.replace(a.node_id, a.node_id[:-1]),
                 "key": referral_key(inv),
                 "error": ErrorCode.INVITATION_INVALID.value,
+            },
+            {
+                "name": "base_url with a trailing '/' (refused, not normalised)",
+                "url": url.replace(INVITATION_PATH, "/" + INVITATION_PATH),
+                "key": referral_key(inv),
+                "error": ErrorCode.INVITATION_INVALID.value,
+            },
+        ],
+        "document_must_reject": [
+            {
+                "name": "base_url with a trailing '/'",
+                "invitation": dict(inv.wire(), base_url=inv.base_url + "/"),
+                "error": ErrorCode.MALFORMED.value,
             },
         ],
     }

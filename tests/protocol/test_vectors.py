@@ -32,7 +32,7 @@ from protocol.invitations import (
     secret_hash,
 )
 from protocol.keys import DecryptionKey, SigningKey, fingerprint_of, jwk_thumbprint
-from protocol.messages import ReferralOffer
+from protocol.messages import Invitation, ReferralOffer
 from protocol.models import parse_ts, validate
 from protocol.offers import check_offer, present_fields
 from protocol.receipts import make_receipt, verify_receipt
@@ -482,6 +482,23 @@ def test_invitation_parse_must_reject() -> None:
     assert cases
     for case in cases:
         assert code_of(lambda c=case: parse_referral(c["url"], c["key"])).value == case["error"]
+
+
+def test_a_trailing_slash_is_refused_not_normalised() -> None:
+    """Issue 15, gap 7: the input had base_url 'https://a.refnode.example/' (which 11.1
+    forbids) and the output silently dropped the '/'."""
+    vector = load_vector("invitations.json")
+    assert not vector["input"]["base_url"].endswith("/")
+    assert vector["invitation"]["base_url"] == vector["input"]["base_url"]
+    (slashed,) = [c for c in vector["parse_must_reject"] if "trailing" in c.get("name", "")]
+    assert "//refnode/v1/invitations/" in slashed["url"]
+    for case in vector["document_must_reject"]:
+        assert code_of(lambda c=case: validate(Invitation, c["invitation"])).value == case["error"]
+    with pytest.raises(ValueError):
+        make_invitation(
+            base_url=vector["input"]["base_url"] + "/", node_id=vector["input"]["node_id"],
+            invitation_id="inv-0001", secret=bytes(32),
+        )  # fmt: skip
 
 
 # --- strict encodings ------------------------------------------------------------------
