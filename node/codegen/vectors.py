@@ -41,6 +41,7 @@ from protocol.receipts import make_receipt
 from protocol.suites import SuiteId
 from protocol.wire import (
     INVITATION_PATH,
+    MAX_ENVELOPE_AGE_S,
     MAX_JSON_DEPTH,
     MAX_JSON_INTEGER,
     TYP_DISCOVERY,
@@ -230,12 +231,16 @@ def _receipts_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
     }
     accepted = make_receipt(disposition=Disposition.ACCEPTED, **common)
     duplicate = make_receipt(disposition=Disposition.DUPLICATE, **common)
+    # The rejected receipt names an envelope that is expired at the receipt's time: made
+    # an hour more than MAX_ENVELOPE_AGE_S before NOW (it is given whole below).
+    made = NOW - timedelta(seconds=MAX_ENVELOPE_AGE_S + 3600)
+    stale = placeholder_envelope(nodes, "env-0005", now=made)
     rejected = make_receipt(
         disposition=Disposition.REJECTED,
         error=RemoteProtocolError(
-            ErrorCode.EXPIRED, "created 2026-11-15T12:00:00Z, older than 604800s"
+            ErrorCode.EXPIRED, f"created {format_ts(made)}, older than {MAX_ENVELOPE_AGE_S}s"
         ),
-        **common,
+        **dict(common, envelope_id="env-0005", envelope_sha256=digest(stale)),
     )
     by_c = make_receipt(
         disposition=Disposition.ACCEPTED, **dict(common, signing_key=nodes["C"].signing)
@@ -249,8 +254,11 @@ def _receipts_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
 
     return {
         "description": (
-            "Receipts B signs for the envelope of envelope-signing.json (exact bytes). Verify "
-            "with B's signing keys; envelope_sha256 is the SHA-256 of the envelope's exact bytes."
+            "Receipts B signs at 'now'. 'accepted' and 'duplicate' are for the envelope of "
+            "envelope-signing.json (exact bytes); 'rejected' is for the envelope given with "
+            "it, whose rn_iat is more than MAX_ENVELOPE_AGE_S before 'now', so B refuses it "
+            "as expired (spec 8.5 step 7c). Verify with B's signing keys; envelope_sha256 is "
+            "the SHA-256 of the envelope's exact bytes."
         ),
         "now": format_ts(NOW),
         "signer": "B",
@@ -258,7 +266,7 @@ def _receipts_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
         "receipts": {
             "accepted": entry(accepted),
             "duplicate": entry(duplicate),
-            "rejected": entry(rejected),
+            "rejected": entry(rejected) | {"envelope": stale.decode("ascii")},
         },
         "must_reject": [
             {

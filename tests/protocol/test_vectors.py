@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -38,7 +39,7 @@ from protocol.offers import check_offer, present_fields
 from protocol.receipts import make_receipt, verify_receipt
 from protocol.replay import classify
 from protocol.suites import SuiteId, hpke_info
-from protocol.wire import Disposition, ErrorCode, MessageType
+from protocol.wire import MAX_ENVELOPE_AGE_S, Disposition, ErrorCode, MessageType
 
 RFC8037_D = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
 RFC8037_X = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
@@ -389,11 +390,12 @@ def test_receipts() -> None:
     a, b = NODES["A"], NODES[vector["signer"]]
     for disposition, case in vector["receipts"].items():
         payload = case["payload"]
+        named = case["envelope"].encode() if "envelope" in case else envelope["envelope"].encode()
         receipt = verify_receipt(
             case["receipt"].encode(),
             keys=PEERS["B"],
-            envelope_id="env-0001",
-            envelope_sha256=envelope["envelope_sha256"],
+            envelope_id=json.loads(unb64u(json.loads(named)["protected"]))["rn_id"],
+            envelope_sha256=digest(named),
             sender=a.node_id,
         )
         assert receipt.wire() == payload
@@ -413,6 +415,34 @@ def test_receipts() -> None:
         )
         assert again.decode() == case["receipt"]  # exact bytes
     assert vector["receipts"]["rejected"]["payload"]["error"]["code"] == "expired"
+
+
+def test_the_rejected_receipt_is_true() -> None:
+    """Issue 15, gap 8: it said expired for an envelope that was not. The envelope it
+    names must be refused as expired by B at the receipt's time, and not a second earlier
+    than its rn_iat + MAX_ENVELOPE_AGE_S."""
+    case = load_vector("receipts.json")["receipts"]["rejected"]
+    raw = case["envelope"].encode()
+    assert digest(raw) == case["payload"]["envelope_sha256"]
+    received_at = parse_ts(case["payload"]["received_at"])
+
+    def open_at(now: Any) -> Any:
+        return open_envelope(
+            raw, me=NODES["B"].node_id, now=now, peer_keys={NODES["A"].node_id: PEERS["A"]}.get,
+            decryption_keys=NODES["B"].decryption_keys(),
+        )  # fmt: skip
+
+    assert code_of(lambda: open_at(received_at)) == ErrorCode.EXPIRED
+    iat = parse_ts(json.loads(unb64u(json.loads(raw)["protected"]))["rn_iat"])
+    assert case["payload"]["error"]["message"].startswith(f"created {case_ts(iat)}")
+    # At its last valid moment it passes the time checks (then fails only on its placeholder).
+    assert code_of(lambda: open_at(iat + timedelta(seconds=MAX_ENVELOPE_AGE_S))) == (
+        ErrorCode.DECRYPT_FAILED
+    )
+
+
+def case_ts(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_receipts_must_reject() -> None:
