@@ -24,9 +24,7 @@ def b64u_encode(data: bytes) -> str:
 
 _URL_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 #: The value of each base64url character, to check the last one's unused low bits.
-_B64U_VALUE = {
-    c: i for i, c in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-}
+_B64U_VALUE = {c: i for i, c in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
 #: By length modulo 4: the bits of the last character that must be zero.
 _UNUSED_BITS = {0: 0, 2: 0x0F, 3: 0x03}
 
@@ -44,9 +42,7 @@ def b64u_decode(text: str | bytes, *, what: str = "value") -> bytes:
         raise RemoteProtocolError(ErrorCode.MALFORMED, f"{what} is not unpadded base64url")
     try:
         # strict_mode: any character outside the alphabet is an error, not skipped.
-        decoded = binascii.a2b_base64(
-            raw.translate(_URL_TO_STANDARD) + b"=" * (-len(raw) % 4), strict_mode=True
-        )
+        decoded = binascii.a2b_base64(raw.translate(_URL_TO_STANDARD) + b"=" * (-len(raw) % 4), strict_mode=True)
     except (binascii.Error, ValueError):
         raise RemoteProtocolError(ErrorCode.MALFORMED, f"{what} is not base64url") from None
     # Reject non-canonical encodings (stray low bits in the last character), so that
@@ -57,9 +53,7 @@ def b64u_decode(text: str | bytes, *, what: str = "value") -> bytes:
 
 
 def _reject_float(text: str) -> Any:
-    raise RemoteProtocolError(
-        ErrorCode.MALFORMED, "floats are not allowed; send decimals as strings"
-    )
+    raise RemoteProtocolError(ErrorCode.MALFORMED, "floats are not allowed; send decimals as strings")
 
 
 def _reject_constant(text: str) -> Any:

@@ -70,9 +70,7 @@ def validate(model: type[M], data: Any, *, lenient: bool = False, what: str | No
         raise RemoteProtocolError(
             ErrorCode.MALFORMED,
             f"{what or model.__name__}: {where}: {first['msg'].removeprefix('Value error, ')}",
-            errors=[
-                {"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()[:10]
-            ],
+            errors=[{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()[:10]],
         ) from None
 
 

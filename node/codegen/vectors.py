@@ -25,7 +25,7 @@ from node.codegen.vector_inputs import (
     vector_nodes,
 )
 from protocol import jws
-from protocol.encoding import b64u_encode, loads_object
+from protocol.encoding import b64u_encode, dumps_canonical, loads_object
 from protocol.envelope import digest
 from protocol.errors import RemoteProtocolError
 from protocol.invitations import (
@@ -210,8 +210,35 @@ def _discovery_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
                 "expected_node_id": a.node_id,
                 "error": ErrorCode.BAD_SIGNATURE.value,
             },
+            *(
+                {
+                    "name": f"suites {why} (it must list the active keys' suites in key order)",
+                    "signed": _with_suites(a, suites).decode("ascii"),
+                    "expected_node_id": a.node_id,
+                    "error": ErrorCode.MALFORMED.value,
+                }
+                for why, suites in (
+                    ("in the other order", [SuiteId.X25519_CHACHA, SuiteId.MLKEM768X25519_CHACHA]),
+                    ("leaves out the hybrid suite", [SuiteId.X25519_CHACHA]),
+                    (
+                        "repeats a suite",
+                        [
+                            SuiteId.MLKEM768X25519_CHACHA,
+                            SuiteId.X25519_CHACHA,
+                            SuiteId.X25519_CHACHA,
+                        ],
+                    ),
+                )
+            ),
         ],
     }
+
+
+def _with_suites(node: VectorNode, suites: list[SuiteId]) -> bytes:
+    """The node's discovery document with another ``suites`` list, signed as it is."""
+    payload = loads_object(jws.parse_flattened(node.discovery(), typ=TYP_DISCOVERY).payload)
+    payload["suites"] = [s.value for s in suites]
+    return jws.sign_flattened({"typ": TYP_DISCOVERY}, dumps_canonical(payload), node.identity)
 
 
 # --- receipts --------------------------------------------------------------------------
