@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from node.codegen.replay_vectors import replay_problems, replay_skeleton, seal_replay, unsealed
 from node.codegen.vector_inputs import (
     NOW,
     PLACEHOLDER_PAYLOAD,
@@ -260,56 +261,6 @@ def _sealed_skeleton(nodes: dict[str, VectorNode]) -> dict[str, Any]:
         }
         for suite in SuiteId
     ]
-    late = NOW + timedelta(seconds=MAX_ENVELOPE_AGE_S + 1)
-    replay = {
-        "description": (
-            "De-duplication (spec 8.5 step R, 8.7, 10). 'first' and 'second' are real "
-            "envelopes from A to B with the same envelope id and different bytes; both open "
-            "(as B, knowing A's discovery document) to the message here, 'second' one "
-            "second later. B has an active connection 'conn-ab' with A in which A may refer "
-            "to B. Deliver them in the order of 'sequence', each at its 'now', to one "
-            "receiver that remembers what it accepted. 'accepted': a new receipt, "
-            "disposition accepted, naming the SHA-256 of what was sent. 'original_receipt': "
-            "200 with the receipt of step 'receipt_of', byte for byte, and nothing applied "
-            "(also after the time window: step R comes before the time checks). Otherwise "
-            "the error code: 'replayed' (409, with a signed rejected receipt) for other "
-            "bytes under an id already accepted, decided after the envelope opens; "
-            "'expired' when the time window refuses it first."
-        ),
-        "envelope_id": "env-0009",
-        "suite": SuiteId.X25519_CHACHA.value,
-        "message_type": MessageType.REFERRAL_OFFER.value,
-        "message": referral_offer().wire(),
-        "sequence": [
-            {"step": 1, "deliver": "first", "now": format_ts(NOW), "result": "accepted"},
-            {
-                "step": 2,
-                "deliver": "first",
-                "now": format_ts(NOW + timedelta(seconds=5)),
-                "result": "original_receipt",
-                "receipt_of": 1,
-            },
-            {
-                "step": 3,
-                "deliver": "second",
-                "now": format_ts(NOW + timedelta(seconds=10)),
-                "result": ErrorCode.REPLAYED.value,
-            },
-            {
-                "step": 4,
-                "deliver": "first",
-                "now": format_ts(late),
-                "result": "original_receipt",
-                "receipt_of": 1,
-            },
-            {
-                "step": 5,
-                "deliver": "second",
-                "now": format_ts(late + timedelta(seconds=1)),
-                "result": ErrorCode.EXPIRED.value,
-            },
-        ],
-    }
     return {
         "description": (
             "DECRYPT-ONLY vectors: whole envelopes from A to B, one per cipher suite. HPKE "
@@ -325,12 +276,8 @@ def _sealed_skeleton(nodes: dict[str, VectorNode]) -> dict[str, Any]:
         "sender": "A",
         "recipient": "B",
         "vectors": vectors,
-        "replay": replay,
+        "replay": replay_skeleton(),
     }
-
-
-#: The two envelopes of the replay sequence: the same id, made one second apart.
-REPLAY_TIMES = {"first": NOW, "second": NOW + timedelta(seconds=1)}
 
 
 def build_sealed_vectors() -> dict[str, Any]:
@@ -353,21 +300,7 @@ def build_sealed_vectors() -> dict[str, Any]:
         )
         vector["envelope"] = raw.decode("ascii")
         vector["envelope_sha256"] = digest(raw)
-    replay = doc["replay"]
-    for name, made in REPLAY_TIMES.items():
-        raw = seal_envelope(
-            referral_offer(),
-            message_type=MessageType.REFERRAL_OFFER,
-            envelope_id=replay["envelope_id"],
-            sender=a.node_id,
-            recipient=b.node_id,
-            now=made,
-            signing_key=a.signing,
-            suite=SuiteId(replay["suite"]),
-            recipient_key=b.x25519.public,
-        )
-        replay[name] = raw.decode("ascii")
-        replay[f"{name}_sha256"] = digest(raw)
+    seal_replay(doc["replay"], nodes)
     return doc
 
 
@@ -391,10 +324,7 @@ def check_sealed_vectors(doc: dict[str, Any]) -> list[str]:
         {k: v for k, v in vector.items() if k not in ("envelope", "envelope_sha256")}
         for vector in doc.get("vectors", [])
     ]
-    replay = dict(doc.get("replay", {}))
-    sealed_replay = {name: replay.pop(name, "") for name in REPLAY_TIMES}
-    for name in REPLAY_TIMES:
-        replay.pop(f"{name}_sha256", None)
+    replay = unsealed(doc.get("replay", {}))
     problems: list[str] = []
     if dict(doc, vectors=stored, replay=replay) != _sealed_skeleton(nodes):
         problems.append("the message, keys or expectations changed since the envelopes were sealed")
@@ -427,38 +357,5 @@ def check_sealed_vectors(doc: dict[str, Any]) -> list[str]:
                 problems.append(
                     f"{vector.get('suite')} at {case['now']}: {got}, expected {case['result']}"
                 )
-    problems += _replay_problems(doc.get("replay", {}), sealed_replay, nodes)
-    return problems
-
-
-def _replay_problems(
-    replay: dict[str, Any], sealed: dict[str, str], nodes: dict[str, VectorNode]
-) -> list[str]:
-    """Both replay envelopes open to the message, with their id, time and digest."""
-    a, b = nodes["A"], nodes["B"]
-    problems = []
-    for name, made in REPLAY_TIMES.items():
-        raw = str(sealed.get(name, "")).encode("ascii")
-        if digest(raw) != replay.get(f"{name}_sha256"):
-            problems.append(f"replay {name}: sha256 does not match")
-
-        def open_it(raw: bytes = raw, made: datetime = made) -> None:
-            opened = open_envelope(
-                raw,
-                me=b.node_id,
-                now=NOW,
-                peer_keys={a.node_id: a.peer_keys()}.get,
-                decryption_keys=b.decryption_keys(),
-            )
-            header = opened.parsed.header
-            if (
-                opened.message.wire() != replay["message"]
-                or header.rn_id != replay["envelope_id"]
-                or header.rn_iat != format_ts(made)
-            ):
-                raise RemoteProtocolError(ErrorCode.MALFORMED, "opened to another envelope")
-
-        got = _outcome(open_it)
-        if got != "ok":
-            problems.append(f"replay {name}: {got}")
+    problems += replay_problems(doc.get("replay", {}), nodes)
     return problems

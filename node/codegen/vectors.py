@@ -3,17 +3,20 @@
 ``python -m node.codegen`` writes :func:`build_vectors` to ``docs/vectors/`` and our own
 tests read those files back, so the published vectors cannot drift from the code. The
 inputs are in :mod:`node.codegen.vector_inputs`, the envelope vectors (and the decrypt-only
-sealed envelopes) in :mod:`node.codegen.envelope_vectors`.
+sealed envelopes) in :mod:`node.codegen.envelope_vectors` and its replay sequence in
+:mod:`node.codegen.replay_vectors`, the offers and encodings in
+:mod:`node.codegen.text_vectors`, and the X-Wing section of the keys in
+:mod:`node.codegen.xwing_vector`.
 """
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime, timedelta
 from typing import Any
 
 from node.codegen import xwing_vector
 from node.codegen.envelope_vectors import envelope_signing_file, envelopes_reject_file
+from node.codegen.text_vectors import encoding_file, offers_file
 from node.codegen.vector_inputs import (
     NOW,
     RFC8037_X,
@@ -21,7 +24,6 @@ from node.codegen.vector_inputs import (
     derive,
     flip_member,
     placeholder_envelope,
-    referral_offer,
     vector_nodes,
 )
 from protocol import jws
@@ -35,15 +37,13 @@ from protocol.invitations import (
     referral_url,
     secret_hash,
 )
-from protocol.keys import DecryptionKey, SigningKey, fingerprint_of, jwk_thumbprint, xwing_expand
+from protocol.keys import DecryptionKey, SigningKey, fingerprint_of, jwk_thumbprint
 from protocol.models import format_ts
 from protocol.receipts import make_receipt
 from protocol.suites import SuiteId
 from protocol.wire import (
     INVITATION_PATH,
     MAX_ENVELOPE_AGE_S,
-    MAX_JSON_DEPTH,
-    MAX_JSON_INTEGER,
     TYP_DISCOVERY,
     TYP_RECEIPT,
     Disposition,
@@ -119,40 +119,7 @@ def _keys_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
         },
         "nodes": out,
         "thumbprints": thumbprints,
-        "xwing": _xwing_section(nodes["B"].hybrid),
-    }
-
-
-def _xwing_section(key: DecryptionKey) -> dict[str, Any]:
-    """The hybrid key's private form (the X-Wing seed), its expansion, and the X-Wing
-    draft's own test vector, which our expansion reproduces (tests/protocol)."""
-    ml_seed, scalar = xwing_expand(key.secret)
-    return {
-        "description": (
-            "MLKEM768-X25519 is X-Wing (draft-connolly-cfrg-xwing-kem; HPKE KEM 0x647A of "
-            "draft-ietf-hpke-pq). Private key = 32-byte seed sk. expanded = SHAKE256(sk, 96 "
-            "bytes); ML-KEM-768 key pair = KeyGen_internal(d = expanded[0:32], z = "
-            "expanded[32:64]) (FIPS 203); X25519 scalar = expanded[64:96]; public key = "
-            "ML-KEM-768 encapsulation key (1184 bytes) || X25519 public key (32 bytes). "
-            "Shared secret = SHA3-256(ss_M || ss_X || ct_X || pk_X || 5c2e2f2f5e5c), "
-            "ciphertext (HPKE enc) = ct_M (1088 bytes) || ct_X (32 bytes)."
-        ),
-        "expansion": {
-            "key": "B mlkem768x25519",
-            "sk_hex": key.secret.hex(),
-            "shake256_96_hex": (ml_seed + scalar).hex(),
-            "mlkem768_d_hex": ml_seed[:32].hex(),
-            "mlkem768_z_hex": ml_seed[32:].hex(),
-            "x25519_scalar_hex": scalar.hex(),
-            "public_hex": key.public.raw.hex(),
-        },
-        "draft_test_vector": {
-            "source": xwing_vector.SOURCE,
-            "sk_hex": xwing_vector.SK_HEX,
-            "pk_hex": xwing_vector.PK_HEX,
-            "ct_hex": xwing_vector.CT_HEX,
-            "ss_hex": xwing_vector.SS_HEX,
-        },
+        "xwing": xwing_vector.section(nodes["B"].hybrid),
     }
 
 
@@ -407,144 +374,6 @@ def _invitations_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
     }
 
 
-# --- referral offers: the sharing and consent checks --------------------------------------
-
-
-def _offers_file() -> dict[str, Any]:
-    good = referral_offer().wire()
-
-    def variant(**changes: Any) -> dict[str, Any]:
-        return copy.deepcopy(good) | changes
-
-    listed = good["shared_fields"]
-    extra_contact = dict(good["contacts"][0], ref="contact-18", first_name="Sam")
-    return {
-        "description": (
-            "The sharing and consent checks a receiver applies to a referral-offer (spec "
-            "14.5), in order: every name in shared_fields is a shareable field (else "
-            "malformed); every member present is covered by a listed name or is deal.title "
-            "(else field_not_allowed); every contact's ref is in consent.contact_refs (else "
-            "consent_required). Each message here is valid against referral-offer.schema.json, "
-            "except the one with a null member, which the schema and the model refuse. "
-            "'accept' passes all three; the first is the message of every envelope vector."
-        ),
-        "accept": [
-            {"name": "the envelope vectors' offer", "message": good},
-            {
-                "name": "deal.title need not be listed; a listed name may be absent",
-                "message": variant(
-                    shared_fields=[n for n in listed if n != "deal.title"] + ["contacts.address"]
-                ),
-            },
-        ],
-        "must_reject": [
-            {
-                "name": "an unknown name in shared_fields",
-                "message": variant(shared_fields=[*listed, "contacts.notes"]),
-                "error": ErrorCode.MALFORMED.value,
-            },
-            {
-                "name": "deal.amount and deal.currency carried, deal.amount not listed",
-                "message": variant(shared_fields=[n for n in listed if n != "deal.amount"]),
-                "error": ErrorCode.FIELD_NOT_ALLOWED.value,
-            },
-            {
-                "name": "a contact's phone carried, contacts.phone not listed",
-                "message": variant(shared_fields=[n for n in listed if n != "contacts.phone"]),
-                "error": ErrorCode.FIELD_NOT_ALLOWED.value,
-            },
-            {
-                "name": "owner is null (no member is ever null; omit it)",
-                "message": variant(owner=None),
-                "error": ErrorCode.MALFORMED.value,
-            },
-            {
-                "name": "a second contact who did not consent",
-                "message": variant(contacts=[*good["contacts"], extra_contact]),
-                "error": ErrorCode.CONSENT_REQUIRED.value,
-            },
-        ],
-    }
-
-
-# --- strict encodings ------------------------------------------------------------------
-
-
-def _nested(depth: int) -> str:
-    """``depth`` arrays nested in each other around the integer 1: ``[[1]]`` is depth 2."""
-    return "[" * depth + "1" + "]" * depth
-
-
-def _nested_value(depth: int) -> Any:
-    value: Any = 1
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
-def _encoding_file() -> dict[str, Any]:
-    def text(source: str, error: ErrorCode | None = None, **extra: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {"hex": source.encode("utf-8").hex(), "text": source, **extra}
-        if error is not None:
-            out["error"] = error.value
-        return out
-
-    malformed = ErrorCode.MALFORMED
-    return {
-        "description": (
-            "Strict encodings. base64url: no padding, URL alphabet only, canonical (unused "
-            "low bits zero). JSON: UTF-8, no duplicate member names, no floats, no NaN or "
-            "Infinity, no lone surrogates, integers within +-(2^53 - 1), objects and arrays "
-            "nested at most 32 deep (the outermost is level 1). Inputs are given as hex of "
-            "the exact bytes."
-        ),
-        "base64url": {
-            "accept": [
-                text("", decoded_hex=""),
-                text("AA", decoded_hex="00"),
-                text("_-8", decoded_hex="ffef"),
-                text("_-_v", decoded_hex="ffefef"),
-                text("Zm9vYg", decoded_hex="666f6f62"),
-            ],
-            "reject": [
-                text("AA==", malformed),
-                text("+/8", malformed),
-                text("AB", malformed),
-                text("A", malformed),
-                text("Zm9v Yg", malformed),
-                text("Zm9vYg\n", malformed),
-                text("é", malformed),
-            ],
-        },
-        "json": {
-            "accept": [
-                text('{"amount":"425000.00","n":1}', value={"amount": "425000.00", "n": 1}),
-                text('{"a":"\\ud83d\\ude00"}', value={"a": "\U0001f600"}),
-                text(' {"a" : [true,false,null]} ', value={"a": [True, False, None]}),
-                text('{"n":9007199254740991}', value={"n": MAX_JSON_INTEGER}),
-                text('{"n":-9007199254740991}', value={"n": -MAX_JSON_INTEGER}),
-                text('{"n":-0}', value={"n": 0}),
-                text(_nested(MAX_JSON_DEPTH), value=_nested_value(MAX_JSON_DEPTH)),
-            ],
-            "reject": [
-                text('{"a":1,"a":2}', malformed),
-                text('{"amount":425000.5}', malformed),
-                text('{"n":1e3}', malformed),
-                text('{"n":NaN}', malformed),
-                text('{"n":Infinity}', malformed),
-                text('{"a":"\\ud800"}', malformed),
-                text('{"a":1', malformed),
-                text('{"n":9007199254740992}', malformed),
-                text('{"n":-9007199254740992}', malformed),
-                text('{"n":100000000000000000000000000000}', malformed),
-                text(_nested(MAX_JSON_DEPTH + 1), malformed),
-                text('{"a":' + _nested(MAX_JSON_DEPTH) + "}", malformed),
-                {"hex": "7b2261223a22ff227d", "text": None, "error": malformed.value},
-            ],
-        },
-    }
-
-
 def build_vectors() -> dict[str, dict[str, Any]]:
     """File name -> contents of every deterministic vector file."""
     nodes = vector_nodes()
@@ -555,6 +384,6 @@ def build_vectors() -> dict[str, dict[str, Any]]:
         "envelopes-reject.json": envelopes_reject_file(nodes),
         "receipts.json": _receipts_file(nodes),
         "invitations.json": _invitations_file(nodes),
-        "encoding.json": _encoding_file(),
-        "offers.json": _offers_file(),
+        "encoding.json": encoding_file(),
+        "offers.json": offers_file(),
     }

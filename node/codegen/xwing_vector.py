@@ -1,10 +1,15 @@
-"""The first test vector of draft-connolly-cfrg-xwing-kem (its spec/test-vectors.json),
-republished in ``keys.json`` so that an implementer can check, with the same file as our
+"""The ``xwing`` section of ``keys.json``: the expansion of one hybrid key step by step,
+and the first test vector of draft-connolly-cfrg-xwing-kem (its spec/test-vectors.json),
+republished so that an implementer can check, with the same file as our
 own keys, that their X-Wing library and ours agree: ``sk`` expands to ``pk``, and
 decapsulating ``ct`` with ``sk`` gives ``ss``.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from protocol.keys import DecryptionKey, xwing_expand
 
 SOURCE = "draft-connolly-cfrg-xwing-kem, Appendix C (spec/test-vectors.json), first vector"
 
@@ -68,3 +73,36 @@ CT_HEX = (
     "030145cfb97e63e0e41d354274a079d3e6fb2e15"
 )
 SS_HEX = "d2df0522128f09dd8e2c92b1e905c793d8f57a54c3da25861f10bf4ca613e384"
+
+
+def section(key: DecryptionKey) -> dict[str, Any]:
+    """The hybrid key's private form (the X-Wing seed), its expansion, and the X-Wing
+    draft's own test vector, which our expansion reproduces (tests/protocol)."""
+    ml_seed, scalar = xwing_expand(key.secret)
+    return {
+        "description": (
+            "MLKEM768-X25519 is X-Wing (draft-connolly-cfrg-xwing-kem; HPKE KEM 0x647A of "
+            "draft-ietf-hpke-pq). Private key = 32-byte seed sk. expanded = SHAKE256(sk, 96 "
+            "bytes); ML-KEM-768 key pair = KeyGen_internal(d = expanded[0:32], z = "
+            "expanded[32:64]) (FIPS 203); X25519 scalar = expanded[64:96]; public key = "
+            "ML-KEM-768 encapsulation key (1184 bytes) || X25519 public key (32 bytes). "
+            "Shared secret = SHA3-256(ss_M || ss_X || ct_X || pk_X || 5c2e2f2f5e5c), "
+            "ciphertext (HPKE enc) = ct_M (1088 bytes) || ct_X (32 bytes)."
+        ),
+        "expansion": {
+            "key": "B mlkem768x25519",
+            "sk_hex": key.secret.hex(),
+            "shake256_96_hex": (ml_seed + scalar).hex(),
+            "mlkem768_d_hex": ml_seed[:32].hex(),
+            "mlkem768_z_hex": ml_seed[32:].hex(),
+            "x25519_scalar_hex": scalar.hex(),
+            "public_hex": key.public.raw.hex(),
+        },
+        "draft_test_vector": {
+            "source": SOURCE,
+            "sk_hex": SK_HEX,
+            "pk_hex": PK_HEX,
+            "ct_hex": CT_HEX,
+            "ss_hex": SS_HEX,
+        },
+    }
