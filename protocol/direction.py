@@ -22,7 +22,11 @@ _FLOWS: Final[dict[str, frozenset[str]]] = {
     "receive": frozenset({"receive"}),
     "both": frozenset({"send", "receive"}),
 }
-_BY_FLOWS: Final = {flows: name for name, flows in _FLOWS.items()}
+_BY_FLOWS: Final[dict[frozenset[str], Direction]] = {
+    frozenset({"send"}): "send",
+    frozenset({"receive"}): "receive",
+    frozenset({"send", "receive"}): "both",
+}
 
 
 def grant_for_invitation(invitation: str, asked: str) -> Direction:
