@@ -153,6 +153,14 @@ def peer_keys_of(doc: Discovery, identity: VerifyKey) -> PeerKeys:
         raise RemoteProtocolError(
             ErrorCode.UNSUPPORTED_SUITE, f"discovery offers no active key for the mandatory suite {MANDATORY_SUITE}"
         )
+    offered = list(dict.fromkeys(suite for suite, _ in encryption))  # each once, first-seen order
+    if list(doc.suites) != offered:
+        raise RemoteProtocolError(
+            ErrorCode.MALFORMED,
+            "suites must list the suites of the active encryption keys, each once, in the order of the keys",
+            suites=[s.value for s in doc.suites],
+            expected=[s.value for s in offered],
+        )
     return PeerKeys(
         node_id=doc.node_id,
         name=doc.name,

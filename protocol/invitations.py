@@ -39,9 +39,11 @@ class InvitationState(StrEnum):
 def make_invitation(*, base_url: str, node_id: str, invitation_id: str, secret: bytes) -> Invitation:
     if len(secret) != 32:
         raise ValueError("an invitation secret is 32 random bytes")
+    if base_url.endswith("/"):  # nothing is silently changed: the URL is what a peer pins
+        raise ValueError("an invitation's base_url has no trailing '/'")
     return Invitation(
         type=versioned(DocumentType.INVITATION),
-        base_url=base_url.rstrip("/"),
+        base_url=base_url,
         invitation_id=invitation_id,
         node_id=node_id,
         secret=b64u_encode(secret),

@@ -32,10 +32,24 @@ from protocol.encoding import b64u_decode, b64u_encode, dumps_canonical
 from protocol.errors import RemoteProtocolError
 from protocol.wire import ErrorCode
 
-#: JWK "crv" of the post-quantum hybrid HPKE key: ML-KEM-768 public key (1184 bytes)
-#: followed by the X25519 public key (32 bytes), as in draft-ietf-hpke-pq.
+#: JWK "crv" of the post-quantum hybrid HPKE key (X-Wing): ML-KEM-768 public key (1184
+#: bytes) followed by the X25519 public key (32 bytes), as in draft-ietf-hpke-pq.
 CRV_MLKEM768_X25519: Final = "MLKEM768-X25519"
 _MLKEM768_PUB_LEN = 1184
+#: An X-Wing private key (decapsulation key) is a 32-byte seed, draft-connolly-cfrg-xwing-kem.
+XWING_SEED_LEN: Final = 32
+#: The expanded form, ML-KEM-768 seed (d || z) then X25519 scalar. Nodes created before the
+#: seed became the key's form stored this; it never travels and is not in any vector.
+_XWING_EXPANDED_LEN = 96
+
+
+def xwing_expand(seed: bytes) -> tuple[bytes, bytes]:
+    """X-Wing's ``expandDecapsulationKey``: SHAKE256(seed, 96 bytes) split into the 64-byte
+    ML-KEM-768 seed ``d || z`` (FIPS 203 ``KeyGen_internal(d, z)``) and the X25519 scalar."""
+    if len(seed) != XWING_SEED_LEN:
+        raise ValueError("an X-Wing decapsulation key is a 32-byte seed")
+    expanded = hashlib.shake_256(seed).digest(_XWING_EXPANDED_LEN)
+    return expanded[:64], expanded[64:]
 
 Jwk = dict[str, str]
 
@@ -145,7 +159,9 @@ class EncryptionPublicKey:
 @dataclass(frozen=True)
 class DecryptionKey:
     """Our own HPKE private key. ``secret`` is the X25519 scalar (32 bytes), or for the
-    hybrid the ML-KEM-768 seed (64 bytes) followed by the X25519 scalar."""
+    hybrid the 32-byte X-Wing seed (draft-connolly-cfrg-xwing-kem), the form every X-Wing
+    library loads. A hybrid key a node stored before that holds the 96 expanded bytes
+    instead (ML-KEM-768 seed, then X25519 scalar); it works, but is never published."""
 
     crv: KemName
     secret: bytes
@@ -155,8 +171,28 @@ class DecryptionKey:
         return cls("X25519", secret)
 
     @classmethod
-    def mlkem768_x25519(cls, secret: bytes) -> DecryptionKey:
+    def mlkem768_x25519(cls, seed: bytes) -> DecryptionKey:
+        """The hybrid key of a 32-byte X-Wing seed."""
+        if len(seed) != XWING_SEED_LEN:
+            raise ValueError("an MLKEM768-X25519 private key is a 32-byte X-Wing seed")
+        return cls(CRV_MLKEM768_X25519, seed)
+
+    @classmethod
+    def mlkem768_x25519_expanded(cls, secret: bytes) -> DecryptionKey:
+        """A hybrid key stored in the expanded form of older nodes (96 bytes)."""
+        if len(secret) != _XWING_EXPANDED_LEN:
+            raise ValueError("an expanded MLKEM768-X25519 key is 96 bytes")
         return cls(CRV_MLKEM768_X25519, secret)
+
+    def _hybrid_parts(self) -> tuple[mlkem.MLKEM768PrivateKey, X25519PrivateKey]:
+        if len(self.secret) == XWING_SEED_LEN:
+            ml_seed, scalar = xwing_expand(self.secret)
+        else:
+            ml_seed, scalar = self.secret[:64], self.secret[64:]
+        return (
+            mlkem.MLKEM768PrivateKey.from_seed_bytes(ml_seed),
+            x25519.X25519PrivateKey.from_private_bytes(scalar),
+        )
 
     def private_key(self) -> X25519PrivateKey | MLKEM768X25519PrivateKey:
         return self._private_key
@@ -166,19 +202,15 @@ class DecryptionKey:
         # Built once: rebuilding the key object costs as much as a third of a decryption.
         if self.crv == "X25519":
             return x25519.X25519PrivateKey.from_private_bytes(self.secret)
-        return MLKEM768X25519PrivateKey(
-            mlkem.MLKEM768PrivateKey.from_seed_bytes(self.secret[:64]),
-            x25519.X25519PrivateKey.from_private_bytes(self.secret[64:]),
-        )
+        return MLKEM768X25519PrivateKey(*self._hybrid_parts())
 
     @cached_property
     def public(self) -> EncryptionPublicKey:
         if self.crv == "X25519":
             raw = x25519.X25519PrivateKey.from_private_bytes(self.secret).public_key().public_bytes_raw()
         else:
-            ml = mlkem.MLKEM768PrivateKey.from_seed_bytes(self.secret[:64]).public_key()
-            xk = x25519.X25519PrivateKey.from_private_bytes(self.secret[64:]).public_key()
-            raw = ml.public_bytes_raw() + xk.public_bytes_raw()
+            ml, xk = self._hybrid_parts()
+            raw = ml.public_key().public_bytes_raw() + xk.public_key().public_bytes_raw()
         return EncryptionPublicKey.from_jwk({"kty": "OKP", "crv": self.crv, "x": b64u_encode(raw)})
 
     @cached_property

@@ -275,7 +275,8 @@ class Invitation(WireModel):
     URL and a referral key (see protocol.invitations)."""
 
     type: Annotated[str, StringConstraints(pattern=r"^invitation/1\.[0-9]+$")]
-    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^?#]+$", max_length=2000)]
+    #: No trailing "/": the referral URL appends "/refnode/v1/..." to it (spec 11.1).
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^?#]*[^/?#]$", max_length=2000)]
     invitation_id: Ident
     node_id: NodeId
     secret: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]

@@ -54,6 +54,14 @@ def validate(model: type[M], data: Any, *, lenient: bool = False, what: str | No
 
     Only wire names are accepted (``from``, never the Python name ``from_``).
     """
+    null_at = _null_member(data)
+    if null_at is not None:
+        where = ".".join(null_at) or "(root)"
+        raise RemoteProtocolError(
+            ErrorCode.MALFORMED,
+            f"{what or model.__name__}: {where}: null is not a value; omit the member instead",
+            errors=[{"loc": null_at, "msg": "null is not allowed"}],
+        )
     try:
         return model.model_validate(data, context={LENIENT: lenient}, by_alias=True, by_name=False)
     except ValidationError as exc:
@@ -64,6 +72,25 @@ def validate(model: type[M], data: Any, *, lenient: bool = False, what: str | No
             f"{what or model.__name__}: {where}: {first['msg'].removeprefix('Value error, ')}",
             errors=[{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()[:10]],
         ) from None
+
+
+def _null_member(data: Any, path: tuple[str, ...] = ()) -> list[str] | None:
+    """The path of the first ``null`` anywhere in ``data``, or None. The spec has no null:
+    an optional member without a value is omitted, and a null is ``malformed`` wherever it
+    stands (optional, required or unknown member, or array element)."""
+    if data is None:
+        return list(path)
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    else:
+        return None
+    for key, value in items:
+        found = _null_member(value, (*path, str(key)))
+        if found is not None:
+            return found
+    return None
 
 
 _TS_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
@@ -87,9 +114,7 @@ Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 #: A decimal number as a string (money): up to 15 integer and 4 fraction digits.
 Decimal = Annotated[str, StringConstraints(pattern=r"^-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,4})?$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Email = Annotated[
-    str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,253}$", max_length=254)
-]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,253}$", max_length=254)]
 #: A lowercase token: ``mortgage``, ``asset-finance``.
 Token = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 #: Base64url of a SHA-256 digest.
@@ -114,6 +139,8 @@ def parse_ts(text: str) -> datetime:
     if not _TS.match(text):
         raise RemoteProtocolError(ErrorCode.MALFORMED, f"bad timestamp {text!r}")
     try:
-        return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)  # the pattern checked the shape
+        return datetime.fromisoformat(text[:-1]).replace(
+            tzinfo=UTC
+        )  # the pattern checked the shape
     except ValueError:
         raise RemoteProtocolError(ErrorCode.MALFORMED, f"bad timestamp {text!r}") from None

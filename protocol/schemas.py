@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+
 from protocol.envelope import EnvelopeHeader, InnerHeader
 from protocol.jws import FlattenedJws
 from protocol.messages import DOCUMENT_MODELS, MESSAGE_MODELS
@@ -22,8 +25,21 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ID_BASE = f"https://refnode.example/schemas/v{MAJOR}/"
 
 
+class _NoNull(GenerateJsonSchema):
+    """No ``null`` on the wire: an optional member is omitted, never null (spec 3.2). So an
+    optional field's schema is its type alone, and the member is simply not required."""
+
+    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
+        return self.generate_inner(schema["schema"])
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        if schema.get("default", ...) is None:
+            return self.generate_inner(schema["schema"])
+        return super().default_schema(schema)
+
+
 def _schema(model: type[WireModel], file_name: str, title: str) -> dict[str, Any]:
-    schema = model.model_json_schema(by_alias=True, mode="validation")
+    schema = model.model_json_schema(by_alias=True, mode="validation", schema_generator=_NoNull)
     return {"$schema": DIALECT, "$id": ID_BASE + file_name, **schema, "title": title}
 
 

@@ -38,6 +38,11 @@ MAX_ENVELOPE_BYTES = 1_048_576
 MAX_ENVELOPE_AGE_S = 7 * 24 * 3600
 #: How far into the future an envelope's "iat" may be, in seconds (clock skew).
 MAX_CLOCK_SKEW_S = 300
+#: Strict JSON (spec 3.2): containers (objects and arrays) nest at most this deep; the
+#: outermost object is at depth 1.
+MAX_JSON_DEPTH = 32
+#: Strict JSON: integers are within what an IEEE 754 double holds exactly (I-JSON).
+MAX_JSON_INTEGER = 2**53 - 1
 
 
 class MessageType(StrEnum):

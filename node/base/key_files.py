@@ -2,8 +2,9 @@
 
 - Ed25519 signing keys (the identity key and the operational keys) and X25519 HPKE keys:
   PKCS#8 PEM; with a passphrase, that PEM sealed in a small JSON file (below).
-- ML-KEM-768 + X25519 hybrid HPKE keys have no PKCS#8 form, so their secret (64-byte
-  ML-KEM seed || 32-byte X25519 scalar) goes in a small JSON file: plain base64url, or
+- ML-KEM-768 + X25519 hybrid (X-Wing) HPKE keys have no PKCS#8 form, so their secret
+  (the 32-byte X-Wing seed; nodes made before it was the key's form hold the 96 expanded
+  bytes, ML-KEM seed || X25519 scalar) goes in a small JSON file: plain base64url, or
   sealed with ChaCha20-Poly1305 under a key derived from the passphrase with scrypt
   (salt, cost parameters and nonce stored next to the ciphertext).
 
@@ -146,9 +147,14 @@ def read_hybrid(path: Path, passphrase: bytes | None, kid: str) -> DecryptionKey
             if passphrase is not None:
                 raise KeyStoreError(f"{path}: encryption does not match the key index")
             secret = _unb64(body["secret"])
-        if len(secret) != 96:
-            raise ValueError("the secret must be 96 bytes")
-        key = DecryptionKey.mlkem768_x25519(secret)
+        # 32 bytes: the X-Wing seed (every key made today). 96: the expanded form that
+        # nodes made before the seed became the key's form; still loaded, never written.
+        if len(secret) == 32:
+            key = DecryptionKey.mlkem768_x25519(secret)
+        elif len(secret) == 96:
+            key = DecryptionKey.mlkem768_x25519_expanded(secret)
+        else:
+            raise ValueError("the secret must be a 32-byte X-Wing seed (or 96 expanded bytes)")
     except (ValueError, KeyError, TypeError) as exc:
         raise KeyStoreError(f"{path} is not a usable hybrid key: {exc}") from None
     if key.kid != kid or body.get("kid") != kid:

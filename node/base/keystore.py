@@ -278,13 +278,13 @@ class KeyStore:
         return key
 
     def _add_decryption_key(self, crv: str, when: str) -> DecryptionKey:
-        xkey = x25519.X25519PrivateKey.generate()
         if crv == "X25519":
+            xkey = x25519.X25519PrivateKey.generate()
             key = DecryptionKey.x25519(xkey.private_bytes_raw())
             filename = f"x25519-{key.kid}.pem"
             data = pem_bytes(xkey, self._passphrase)
         else:
-            key = DecryptionKey.mlkem768_x25519(os.urandom(64) + xkey.private_bytes_raw())
+            key = DecryptionKey.mlkem768_x25519(os.urandom(32))  # the X-Wing seed
             filename = f"mlkem768x25519-{key.kid}.json"
             data = hybrid_bytes(key, self._passphrase)
         _write_private(self._dir / filename, data)

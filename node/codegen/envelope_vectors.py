@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from node.codegen.replay_vectors import replay_problems, replay_skeleton, seal_replay, unsealed
 from node.codegen.vector_inputs import (
     NOW,
     PLACEHOLDER_PAYLOAD,
@@ -72,7 +73,8 @@ def envelope_signing_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
         "description": (
             "Sign, encrypt, sign. The inner compact JWS is deterministic (Ed25519) and is what "
             "the decrypt-only envelopes open to. The outer JWS is shown over a placeholder "
-            "payload, since the real payload (HPKE) is randomised."
+            "payload, since the real payload (HPKE) is randomised. The message is a valid "
+            "referral-offer: it passes its schema and the checks of offers.json."
         ),
         "now": format_ts(NOW),
         "sender": "A",
@@ -133,8 +135,6 @@ def envelopes_reject_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
     base = _outer_header(
         routing_a_to_b("env-0003", nodes), SuiteId.X25519_CHACHA, b.x25519.kid, a.signing
     )
-    replay_first = placeholder_envelope(nodes, "env-0009")
-    replay_second = placeholder_envelope(nodes, "env-0009", now=NOW + timedelta(seconds=1))
     return {
         "description": (
             "Envelopes a receiver must refuse, with the error code. Open each as 'receiver' "
@@ -210,24 +210,20 @@ def envelopes_reject_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
                 ErrorCode.MALFORMED,
             ),
             _reject(
+                "rn_reply_to is null (no member is ever null; omit it)",
+                _sign_raw_header(dict(base, rn_reply_to=None), PLACEHOLDER_PAYLOAD, a.signing),
+                ErrorCode.MALFORMED,
+            ),
+            _reject(
                 "unknown header parameter in the same minor",
                 _sign_raw_header(dict(base, rn_extra="x"), PLACEHOLDER_PAYLOAD, a.signing),
                 ErrorCode.MALFORMED,
             ),
         ],
-        "replay": {
-            "description": (
-                "De-duplication on (sender, envelope id): the receiver stored the SHA-256 of "
-                "'first'. The same bytes again are a duplicate (answer with the stored "
-                "receipt); other bytes under the same id are refused as replayed."
-            ),
-            "first": replay_first.decode("ascii"),
-            "first_sha256": digest(replay_first),
-            "cases": [
-                {"received": replay_first.decode("ascii"), "result": "duplicate"},
-                {"received": replay_second.decode("ascii"), "result": ErrorCode.REPLAYED.value},
-            ],
-        },
+        "replay": (
+            "The replay sequence needs envelopes that open (replayed is decided after "
+            "decryption), so it is in envelopes-decrypt-only.json, under 'replay'."
+        ),
     }
 
 
@@ -270,11 +266,17 @@ def _sealed_skeleton(nodes: dict[str, VectorNode]) -> dict[str, Any]:
             "DECRYPT-ONLY vectors: whole envelopes from A to B, one per cipher suite. HPKE "
             "sealing is randomised, so these bytes cannot be regenerated; they were sealed "
             "once. Open each as B (knowing A's discovery document) at each 'opens_at' time: "
-            "it must give 'result' ('ok': the message and the inner JWS shown here)."
+            "it must give 'result'. 'ok' means: every check of spec 8.5 passes and the "
+            "envelope opens to the message and inner JWS shown here; the message is valid "
+            "against its schema and passes the sharing and consent checks of 14.5 (see "
+            "offers.json). The checks against the receiver's own state that follow (14.3: a "
+            "connection with this id exists and allows A to send to B; the referral id is "
+            "new) depend on that state and are not part of 'ok'."
         ),
         "sender": "A",
         "recipient": "B",
         "vectors": vectors,
+        "replay": replay_skeleton(),
     }
 
 
@@ -298,6 +300,7 @@ def build_sealed_vectors() -> dict[str, Any]:
         )
         vector["envelope"] = raw.decode("ascii")
         vector["envelope_sha256"] = digest(raw)
+    seal_replay(doc["replay"], nodes)
     return doc
 
 
@@ -321,8 +324,9 @@ def check_sealed_vectors(doc: dict[str, Any]) -> list[str]:
         {k: v for k, v in vector.items() if k not in ("envelope", "envelope_sha256")}
         for vector in doc.get("vectors", [])
     ]
+    replay = unsealed(doc.get("replay", {}))
     problems: list[str] = []
-    if dict(doc, vectors=stored) != _sealed_skeleton(nodes):
+    if dict(doc, vectors=stored, replay=replay) != _sealed_skeleton(nodes):
         problems.append("the message, keys or expectations changed since the envelopes were sealed")
     a_keys = a.peer_keys()
     for vector in doc.get("vectors", []):
@@ -353,4 +357,5 @@ def check_sealed_vectors(doc: dict[str, Any]) -> list[str]:
                 problems.append(
                     f"{vector.get('suite')} at {case['now']}: {got}, expected {case['result']}"
                 )
+    problems += replay_problems(doc.get("replay", {}), nodes)
     return problems

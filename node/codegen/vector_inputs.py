@@ -91,7 +91,7 @@ def vector_node(label: str, name: str) -> VectorNode:
         identity=identity,
         signing=SigningKey.from_seed(derive(f"{label}/signing", 32)),
         x25519=DecryptionKey.x25519(derive(f"{label}/x25519", 32)),
-        hybrid=DecryptionKey.mlkem768_x25519(derive(f"{label}/mlkem768x25519", 96)),
+        hybrid=DecryptionKey.mlkem768_x25519(derive(f"{label}/mlkem768x25519", 32)),
     )
 
 
@@ -128,6 +128,10 @@ def referral_offer() -> ReferralOffer:
             )
         ],
         shared_fields=[
+            "deal.title",
+            "deal.deal_type",
+            "deal.amount",
+            "deal.summary",
             "contacts.first_name",
             "contacts.last_name",
             "contacts.email",

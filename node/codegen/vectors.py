@@ -3,7 +3,10 @@
 ``python -m node.codegen`` writes :func:`build_vectors` to ``docs/vectors/`` and our own
 tests read those files back, so the published vectors cannot drift from the code. The
 inputs are in :mod:`node.codegen.vector_inputs`, the envelope vectors (and the decrypt-only
-sealed envelopes) in :mod:`node.codegen.envelope_vectors`.
+sealed envelopes) in :mod:`node.codegen.envelope_vectors` and its replay sequence in
+:mod:`node.codegen.replay_vectors`, the offers and encodings in
+:mod:`node.codegen.text_vectors`, and the X-Wing section of the keys in
+:mod:`node.codegen.xwing_vector`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from node.codegen import xwing_vector
 from node.codegen.envelope_vectors import envelope_signing_file, envelopes_reject_file
+from node.codegen.text_vectors import encoding_file, offers_file
 from node.codegen.vector_inputs import (
     NOW,
     RFC8037_X,
@@ -22,7 +27,7 @@ from node.codegen.vector_inputs import (
     vector_nodes,
 )
 from protocol import jws
-from protocol.encoding import b64u_encode, loads_object
+from protocol.encoding import b64u_encode, dumps_canonical, loads_object
 from protocol.envelope import digest
 from protocol.errors import RemoteProtocolError
 from protocol.invitations import (
@@ -36,7 +41,14 @@ from protocol.keys import DecryptionKey, SigningKey, fingerprint_of, jwk_thumbpr
 from protocol.models import format_ts
 from protocol.receipts import make_receipt
 from protocol.suites import SuiteId
-from protocol.wire import TYP_DISCOVERY, TYP_RECEIPT, Disposition, ErrorCode
+from protocol.wire import (
+    INVITATION_PATH,
+    MAX_ENVELOPE_AGE_S,
+    TYP_DISCOVERY,
+    TYP_RECEIPT,
+    Disposition,
+    ErrorCode,
+)
 
 _TEST_ONLY = "Test keys, published: never use them for anything but tests."
 
@@ -98,8 +110,8 @@ def _keys_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
             "Test keys of nodes A, B and C. node_id = RFC 7638 thumbprint of the identity key; "
             "fingerprint = base32 of the first 15 bytes of SHA-256(node_id), in groups of four. "
             "Derived keys: SHAKE256('refnode test vector' || 0x00 || derived_from). "
-            "The private 'd' of an MLKEM768-X25519 key is the 64-byte ML-KEM-768 seed followed "
-            "by the 32-byte X25519 scalar. " + _TEST_ONLY
+            "The private 'd' of an MLKEM768-X25519 key is its 32-byte X-Wing decapsulation "
+            "key (seed), expanded as 'xwing' shows. " + _TEST_ONLY
         ),
         "derivation": {
             "example_label": "B/identity",
@@ -107,6 +119,7 @@ def _keys_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
         },
         "nodes": out,
         "thumbprints": thumbprints,
+        "xwing": xwing_vector.section(nodes["B"].hybrid),
     }
 
 
@@ -164,8 +177,35 @@ def _discovery_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
                 "expected_node_id": a.node_id,
                 "error": ErrorCode.BAD_SIGNATURE.value,
             },
+            *(
+                {
+                    "name": f"suites {why} (it must list the active keys' suites in key order)",
+                    "signed": _with_suites(a, suites).decode("ascii"),
+                    "expected_node_id": a.node_id,
+                    "error": ErrorCode.MALFORMED.value,
+                }
+                for why, suites in (
+                    ("in the other order", [SuiteId.X25519_CHACHA, SuiteId.MLKEM768X25519_CHACHA]),
+                    ("leaves out the hybrid suite", [SuiteId.X25519_CHACHA]),
+                    (
+                        "repeats a suite",
+                        [
+                            SuiteId.MLKEM768X25519_CHACHA,
+                            SuiteId.X25519_CHACHA,
+                            SuiteId.X25519_CHACHA,
+                        ],
+                    ),
+                )
+            ),
         ],
     }
+
+
+def _with_suites(node: VectorNode, suites: list[SuiteId]) -> bytes:
+    """The node's discovery document with another ``suites`` list, signed as it is."""
+    payload = loads_object(jws.parse_flattened(node.discovery(), typ=TYP_DISCOVERY).payload)
+    payload["suites"] = [s.value for s in suites]
+    return jws.sign_flattened({"typ": TYP_DISCOVERY}, dumps_canonical(payload), node.identity)
 
 
 # --- receipts --------------------------------------------------------------------------
@@ -185,12 +225,16 @@ def _receipts_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
     }
     accepted = make_receipt(disposition=Disposition.ACCEPTED, **common)
     duplicate = make_receipt(disposition=Disposition.DUPLICATE, **common)
+    # The rejected receipt names an envelope that is expired at the receipt's time: made
+    # an hour more than MAX_ENVELOPE_AGE_S before NOW (it is given whole below).
+    made = NOW - timedelta(seconds=MAX_ENVELOPE_AGE_S + 3600)
+    stale = placeholder_envelope(nodes, "env-0005", now=made)
     rejected = make_receipt(
         disposition=Disposition.REJECTED,
         error=RemoteProtocolError(
-            ErrorCode.EXPIRED, "created 2026-11-15T12:00:00Z, older than 604800s"
+            ErrorCode.EXPIRED, f"created {format_ts(made)}, older than {MAX_ENVELOPE_AGE_S}s"
         ),
-        **common,
+        **dict(common, envelope_id="env-0005", envelope_sha256=digest(stale)),
     )
     by_c = make_receipt(
         disposition=Disposition.ACCEPTED, **dict(common, signing_key=nodes["C"].signing)
@@ -204,8 +248,11 @@ def _receipts_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
 
     return {
         "description": (
-            "Receipts B signs for the envelope of envelope-signing.json (exact bytes). Verify "
-            "with B's signing keys; envelope_sha256 is the SHA-256 of the envelope's exact bytes."
+            "Receipts B signs at 'now'. 'accepted' and 'duplicate' are for the envelope of "
+            "envelope-signing.json (exact bytes); 'rejected' is for the envelope given with "
+            "it, whose rn_iat is more than MAX_ENVELOPE_AGE_S before 'now', so B refuses it "
+            "as expired (spec 8.5 step 7c). Verify with B's signing keys; envelope_sha256 is "
+            "the SHA-256 of the envelope's exact bytes."
         ),
         "now": format_ts(NOW),
         "signer": "B",
@@ -213,7 +260,7 @@ def _receipts_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
         "receipts": {
             "accepted": entry(accepted),
             "duplicate": entry(duplicate),
-            "rejected": entry(rejected),
+            "rejected": entry(rejected) | {"envelope": stale.decode("ascii")},
         },
         "must_reject": [
             {
@@ -267,10 +314,12 @@ def _invitations_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
         "description": (
             "An invitation of node A. The referral URL pins A's node id; the referral key is "
             "'rnk1_' + base64url(secret); A stores only secret_hash = base64url(SHA-256("
-            "'refnode invitation' || 0x00 || secret))."
+            "'refnode invitation' || 0x00 || secret)). A base_url never ends with '/': a "
+            "receiver refuses one that does (the referral URL as invitation_invalid, the "
+            "document as malformed); it does not normalise it."
         ),
         "input": {
-            "base_url": "https://a.refnode.example/",
+            "base_url": "https://a.refnode.example",
             "node_id": a.node_id,
             "invitation_id": "inv-0001",
             "secret_hex": secret.hex(),
@@ -308,62 +357,20 @@ def _invitations_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
                 "key": referral_key(inv),
                 "error": ErrorCode.INVITATION_INVALID.value,
             },
+            {
+                "name": "base_url with a trailing '/' (refused, not normalised)",
+                "url": url.replace(INVITATION_PATH, "/" + INVITATION_PATH),
+                "key": referral_key(inv),
+                "error": ErrorCode.INVITATION_INVALID.value,
+            },
         ],
-    }
-
-
-# --- strict encodings ------------------------------------------------------------------
-
-
-def _encoding_file() -> dict[str, Any]:
-    def text(source: str, error: ErrorCode | None = None, **extra: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {"hex": source.encode("utf-8").hex(), "text": source, **extra}
-        if error is not None:
-            out["error"] = error.value
-        return out
-
-    malformed = ErrorCode.MALFORMED
-    return {
-        "description": (
-            "Strict encodings. base64url: no padding, URL alphabet only, canonical (unused "
-            "low bits zero). JSON: UTF-8, no duplicate member names, no floats, no NaN or "
-            "Infinity, no lone surrogates. Inputs are given as hex of the exact bytes."
-        ),
-        "base64url": {
-            "accept": [
-                text("", decoded_hex=""),
-                text("AA", decoded_hex="00"),
-                text("_-8", decoded_hex="ffef"),
-                text("_-_v", decoded_hex="ffefef"),
-                text("Zm9vYg", decoded_hex="666f6f62"),
-            ],
-            "reject": [
-                text("AA==", malformed),
-                text("+/8", malformed),
-                text("AB", malformed),
-                text("A", malformed),
-                text("Zm9v Yg", malformed),
-                text("Zm9vYg\n", malformed),
-                text("é", malformed),
-            ],
-        },
-        "json": {
-            "accept": [
-                text('{"amount":"425000.00","n":1}', value={"amount": "425000.00", "n": 1}),
-                text('{"a":"\\ud83d\\ude00"}', value={"a": "\U0001f600"}),
-                text(' {"a" : [true,false,null]} ', value={"a": [True, False, None]}),
-            ],
-            "reject": [
-                text('{"a":1,"a":2}', malformed),
-                text('{"amount":425000.5}', malformed),
-                text('{"n":1e3}', malformed),
-                text('{"n":NaN}', malformed),
-                text('{"n":Infinity}', malformed),
-                text('{"a":"\\ud800"}', malformed),
-                text('{"a":1', malformed),
-                {"hex": "7b2261223a22ff227d", "text": None, "error": malformed.value},
-            ],
-        },
+        "document_must_reject": [
+            {
+                "name": "base_url with a trailing '/'",
+                "invitation": dict(inv.wire(), base_url=inv.base_url + "/"),
+                "error": ErrorCode.MALFORMED.value,
+            },
+        ],
     }
 
 
@@ -377,5 +384,6 @@ def build_vectors() -> dict[str, dict[str, Any]]:
         "envelopes-reject.json": envelopes_reject_file(nodes),
         "receipts.json": _receipts_file(nodes),
         "invitations.json": _invitations_file(nodes),
-        "encoding.json": _encoding_file(),
+        "encoding.json": encoding_file(),
+        "offers.json": offers_file(),
     }

@@ -18,6 +18,7 @@ from node.federation.outbox import TxContext, enqueue
 from node.storage import store
 from node.storage.records import Connection, Invitation
 from protocol import invitations as inv
+from protocol.direction import MIRROR, grant_for_invitation
 from protocol.discovery import PeerKeys, verify_discovery
 from protocol.encoding import b64u_encode
 from protocol.envelope import OpenedEnvelope
@@ -36,8 +37,6 @@ from protocol.messages import (
 from protocol.models import format_ts, parse_ts
 from protocol.states import ConnEvent, ConnState, Role, connection_next
 from protocol.wire import Disposition, ErrorCode, MessageType
-
-MIRROR = {"send": "receive", "receive": "send", "both": "both"}
 
 
 def remember_peer(conn: sqlite3.Connection, ctx: TxContext, keys: PeerKeys, discovery: bytes) -> None:
@@ -193,7 +192,9 @@ def on_request(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope)
             now=ctx.now,
         )
         assert invitation is not None
-        direction, settings, name = invitation.direction, invitation.settings, invitation.name
+        # The requester's wish may narrow the invitation's direction, never widen it.
+        direction = grant_for_invitation(invitation.direction, request.direction)
+        settings, name = invitation.settings, invitation.name
     else:
         assert request.target_email is not None
         if store.find_active_user(conn, request.target_email) is None:
@@ -363,6 +364,8 @@ REQUEST_REFUSALS: dict[str, str] = {
     ErrorCode.INVITATION_USED: "this invitation was already used; ask their admin for a new one",
     ErrorCode.INVITATION_REVOKED: "their admin revoked this invitation; ask them for a new one",
     ErrorCode.INVITATION_EXPIRED: "this invitation has expired; ask their admin for a new one",
+    ErrorCode.DIRECTION_NOT_ALLOWED: "the invitation does not allow the direction you asked for; "
+                                     "ask again for the direction it allows, or ask their admin",
 }
 
 

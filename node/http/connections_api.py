@@ -41,7 +41,9 @@ class ConnectIn(In):
     referral_key: UrlText | None = Field(default=None, description="The referral key that came with it.")
     url: UrlText | None = Field(default=None, description="Base URL of a node to ask (connection request).")
     email: Email | None = Field(default=None, description="Email of an active user there who will accept.")
-    direction: Literal["send", "receive", "both"] = Field(default="send", description="Seen from us.")
+    direction: Literal["send", "receive", "both"] = Field(
+        default="send", description="Seen from us. With a referral URL, left out: whatever the invitation allows; "
+                                    "given: narrows what it allows (never widens it).")
     message: LongText = ""
     name: ShortText | None = None
 
@@ -105,6 +107,14 @@ async def discover(node: Node, body: ConnectIn, *,
     raise ApiError(400, "invalid", "give referral_url and referral_key, or url and email", field="referral_url")
 
 
+def _asked_direction(body: ConnectIn, invitation: inv.Invitation | None) -> str:
+    """What the connection-request asks for. Redeeming an invitation without saying, we
+    ask for ``both``: the inviting node grants what its invitation allows of it (12.3)."""
+    if invitation is not None and "direction" not in body.model_fields_set:
+        return "both"
+    return body.direction
+
+
 async def start_connecting(node: Node, person: Person, body: ConnectIn, *,
                            expected_node_id: str | None = None) -> tuple[Connection, PeerKeys]:
     """Fetch the other node's keys and send it a connection request (see :func:`discover`)."""
@@ -112,7 +122,7 @@ async def start_connecting(node: Node, person: Person, body: ConnectIn, *,
     target: dict[str, Any] = {"invitation": invitation} if invitation else {"target_email": body.email}
     connection = await node.transact(lambda conn, ctx: handshake.start_connection(
         conn, ctx, peer=keys, peer_discovery=raw, our_discovery=node.discovery, requested_by=person,
-        direction=body.direction if invitation is None else "send", message=body.message, name=body.name,
+        direction=_asked_direction(body, invitation), message=body.message, name=body.name,
         **target))
     return connection, keys
 

@@ -15,7 +15,7 @@ from node.base.keystore import KeyStore
 from protocol import jws
 from protocol.discovery import build_discovery, sign_discovery, verify_discovery
 from protocol.errors import ProtocolError
-from protocol.keys import CRV_MLKEM768_X25519, fingerprint_of
+from protocol.keys import CRV_MLKEM768_X25519, DecryptionKey, fingerprint_of, xwing_expand
 from protocol.suites import SuiteId, hpke_info, open_sealed, seal
 from protocol.wire import TYP_DISCOVERY
 
@@ -148,7 +148,8 @@ def test_passphrase_protects_the_files(tmp_path: Path) -> None:
         *(k.secret for k in store.decryption_keys.values()),
     ]
     (pq,) = [k for k in store.decryption_keys.values() if k.crv == CRV_MLKEM768_X25519]
-    secrets += [pq.secret[:64], pq.secret[64:]]  # the ML-KEM seed and the X25519 scalar apart
+    assert len(pq.secret) == 32  # the X-Wing seed, the form X-Wing libraries load
+    secrets += list(xwing_expand(pq.secret))  # the ML-KEM seed and the X25519 scalar
     for path in keys_dir.iterdir():
         data = path.read_bytes()
         if path.suffix == ".pem":
@@ -294,3 +295,25 @@ def test_a_key_does_not_open_what_was_sealed_to_another(tmp_path: Path) -> None:
     (b_key,) = b.decryption_keys.values()
     with pytest.raises(ProtocolError):
         open_sealed(SuiteId.X25519_CHACHA, b_key, sealed, INFO)
+
+
+def test_a_hybrid_key_stored_expanded_by_an_older_node_still_loads_and_opens(
+    tmp_path: Path,
+) -> None:
+    """Nodes made before the X-Wing seed became the key's form stored the 96 expanded
+    bytes. Such a data folder must keep working: same kid, and it opens what is sealed to it."""
+    keys_dir = tmp_path / "keys"
+    store = KeyStore.create(keys_dir, None, enable_pq=True)
+    (pq,) = [k for k in store.decryption_keys.values() if k.crv == CRV_MLKEM768_X25519]
+    path = next(keys_dir.glob("mlkem768x25519-*.json"))
+    body = json.loads(path.read_text())
+    expanded = b"".join(xwing_expand(pq.secret))
+    body["secret"] = base64.urlsafe_b64encode(expanded).rstrip(b"=").decode()
+    path.write_text(json.dumps(body))
+    loaded = KeyStore.load(keys_dir, None).decryption_keys[pq.kid]
+    assert loaded.secret == expanded and loaded.kid == pq.kid
+    info = hpke_info("a", "b", "env-1")
+    sealed = seal(SuiteId.MLKEM768X25519_CHACHA, pq.public, b"old key", info)
+    assert open_sealed(SuiteId.MLKEM768X25519_CHACHA, loaded, sealed, info) == b"old key"
+    with pytest.raises(ValueError):
+        DecryptionKey.mlkem768_x25519(expanded)  # the published form is the 32-byte seed

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -32,11 +33,13 @@ from protocol.invitations import (
     secret_hash,
 )
 from protocol.keys import DecryptionKey, SigningKey, fingerprint_of, jwk_thumbprint
-from protocol.models import parse_ts
+from protocol.messages import Invitation, ReferralOffer
+from protocol.models import parse_ts, validate
+from protocol.offers import check_offer, present_fields
 from protocol.receipts import make_receipt, verify_receipt
-from protocol.replay import Seen, classify
+from protocol.replay import classify
 from protocol.suites import SuiteId, hpke_info
-from protocol.wire import Disposition, ErrorCode, MessageType
+from protocol.wire import MAX_ENVELOPE_AGE_S, Disposition, ErrorCode, MessageType
 
 RFC8037_D = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
 RFC8037_X = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
@@ -67,6 +70,7 @@ def test_every_vector_file_is_checked_here() -> None:
     checked = {
         "keys.json", "discovery.json", "envelope-signing.json", "envelopes-reject.json",
         "receipts.json", "invitations.json", "encoding.json", "envelopes-decrypt-only.json",
+        "offers.json",
     }  # fmt: skip
     assert {p.name for p in VECTORS.glob("*.json")} == checked
 
@@ -101,7 +105,7 @@ def test_keys_node_ids_and_fingerprints(label: str) -> None:
                 b"refnode test vector\x00" + entry["derived_from"].encode()
             ).digest(32)
             assert entry["private_jwk"]["d"] == b64u(seed)
-    for role, size in (("x25519", 32), ("mlkem768x25519", 96)):
+    for role, size in (("x25519", 32), ("mlkem768x25519", 32)):
         entry = node[role]
         seed = hashlib.shake_256(
             b"refnode test vector\x00" + entry["derived_from"].encode()
@@ -244,26 +248,6 @@ def test_envelope_must_reject_covers_the_issue_list() -> None:
     }  # fmt: skip
 
 
-def test_replay_vectors() -> None:
-    replay = REJECTS["replay"]
-    assert digest(replay["first"].encode()) == replay["first_sha256"]
-    assert classify(None, replay["first_sha256"]) is Seen.NEW
-    for case in replay["cases"]:
-        received = digest(case["received"].encode())
-        if case["result"] == "duplicate":
-            assert classify(replay["first_sha256"], received) is Seen.DUPLICATE
-        else:
-            assert (
-                code_of(lambda r=received: classify(replay["first_sha256"], r)).value
-                == case["result"]
-            )
-    results = [c["result"] for c in replay["cases"]]
-    assert sorted(results) == ["duplicate", "replayed"]
-    first_id = json.loads(unb64u(json.loads(replay["first"])["protected"]))["rn_id"]
-    for case in replay["cases"]:
-        assert json.loads(unb64u(json.loads(case["received"])["protected"]))["rn_id"] == first_id
-
-
 SEALED = load_vector("envelopes-decrypt-only.json")
 
 
@@ -295,6 +279,104 @@ def test_decrypt_only_envelopes_open_to_the_message(vector: dict[str, Any]) -> N
             assert code_of(open_it).value == case["result"]
 
 
+OFFERS = load_vector("offers.json")
+
+
+def _check_offer_json(message: dict[str, Any]) -> None:
+    check_offer(validate(ReferralOffer, message, what="referral-offer"))
+
+
+def test_the_envelope_vectors_carry_a_valid_offer() -> None:
+    """An "ok" vector's message passes the sharing and consent checks, which a receiver
+    applies after opening: a strict receiver would otherwise refuse it (issue 15, gap 2)."""
+    message = load_vector("envelope-signing.json")["message"]
+    assert OFFERS["accept"][0]["message"] == message
+    for vector in SEALED["vectors"]:
+        assert vector["message"] == message
+    _check_offer_json(message)
+    present = present_fields(validate(ReferralOffer, message))
+    assert present - {"deal.title"} <= set(message["shared_fields"])
+    assert {"deal.amount", "deal.deal_type", "deal.summary", "contacts.phone"} <= present
+
+
+@pytest.mark.parametrize("case", OFFERS["accept"], ids=lambda c: c["name"])
+def test_offers_accept(case: dict[str, Any]) -> None:
+    _check_offer_json(case["message"])
+
+
+@pytest.mark.parametrize("case", OFFERS["must_reject"], ids=lambda c: c["name"])
+def test_offers_must_reject(case: dict[str, Any]) -> None:
+    if case["error"] != "malformed":
+        validate(ReferralOffer, case["message"])  # valid as a message: the rule is 14.5's
+    assert code_of(lambda: _check_offer_json(case["message"])).value == case["error"]
+
+
+def test_offers_must_reject_covers_each_check() -> None:
+    assert {c["error"] for c in OFFERS["must_reject"]} == {
+        "malformed", "field_not_allowed", "consent_required",
+    }  # fmt: skip
+
+
+def _receive(
+    raw: bytes, now: Any, accepted: dict[tuple[str, str], tuple[str, bytes]]
+) -> bytes | str:
+    """A receiver B as the spec orders it: parse, step R, open (8.5), then 8.7's
+    de-duplication. Returns the receipt it answers with, or the error code."""
+    b = NODES["B"]
+    header = json.loads(unb64u(json.loads(raw)["protected"]))
+    key = (header["rn_from"], header["rn_id"])
+    sha = digest(raw)
+    if key in accepted and accepted[key][0] == sha:  # step R
+        return accepted[key][1]
+    try:
+        opened = open_envelope(
+            raw, me=b.node_id, now=now, peer_keys={NODES["A"].node_id: PEERS["A"]}.get,
+            decryption_keys=b.decryption_keys(),
+        )  # fmt: skip
+        classify(accepted.get(key, (None,))[0], sha)  # 8.7 step 1: raises replayed
+    except RemoteProtocolError as exc:
+        return exc.code.value
+    receipt = make_receipt(
+        disposition=Disposition.ACCEPTED, envelope_id=header["rn_id"], envelope_sha256=sha,
+        recipient=b.node_id, sender=opened.parsed.header.rn_from, now=now,
+        signing_key=b.signing,
+    )  # fmt: skip
+    accepted[key] = (sha, receipt)
+    return receipt
+
+
+def test_replay_sequence_with_real_sealed_envelopes() -> None:
+    """Issue 15, gap 3: replayed is decided after opening, so both envelopes must open."""
+    replay = SEALED["replay"]
+    envelopes = {name: replay[name].encode() for name in ("first", "second")}
+    for name, raw in envelopes.items():
+        assert digest(raw) == replay[f"{name}_sha256"]
+        opened = open_envelope(
+            raw, me=NODES["B"].node_id, now=parse_ts(replay["sequence"][0]["now"]),
+            peer_keys={NODES["A"].node_id: PEERS["A"]}.get,
+            decryption_keys=NODES["B"].decryption_keys(),
+        )  # fmt: skip
+        assert opened.message.wire() == replay["message"]
+        assert opened.parsed.header.rn_id == replay["envelope_id"]
+    assert envelopes["first"] != envelopes["second"]
+    accepted: dict[tuple[str, str], tuple[str, bytes]] = {}
+    answers: dict[int, bytes | str] = {}
+    for step in replay["sequence"]:
+        raw = envelopes[step["deliver"]]
+        got = _receive(raw, parse_ts(step["now"]), accepted)
+        answers[step["step"]] = got
+        if step["result"] == "accepted":
+            assert isinstance(got, bytes)
+            receipt = verify_receipt(got, keys=PEERS["B"])
+            assert receipt.disposition is Disposition.ACCEPTED
+            assert receipt.envelope_sha256 == digest(raw)
+        elif step["result"] == "original_receipt":
+            assert got == answers[step["receipt_of"]], f"step {step['step']}"
+        else:
+            assert got == step["result"], f"step {step['step']}"
+    assert [s["result"] for s in replay["sequence"]].count("replayed") == 1
+
+
 def test_decrypt_only_envelopes_cover_every_suite() -> None:
     assert sorted(v["suite"] for v in SEALED["vectors"]) == sorted(s.value for s in SuiteId)
 
@@ -308,11 +390,12 @@ def test_receipts() -> None:
     a, b = NODES["A"], NODES[vector["signer"]]
     for disposition, case in vector["receipts"].items():
         payload = case["payload"]
+        named = case["envelope"].encode() if "envelope" in case else envelope["envelope"].encode()
         receipt = verify_receipt(
             case["receipt"].encode(),
             keys=PEERS["B"],
-            envelope_id="env-0001",
-            envelope_sha256=envelope["envelope_sha256"],
+            envelope_id=json.loads(unb64u(json.loads(named)["protected"]))["rn_id"],
+            envelope_sha256=digest(named),
             sender=a.node_id,
         )
         assert receipt.wire() == payload
@@ -332,6 +415,34 @@ def test_receipts() -> None:
         )
         assert again.decode() == case["receipt"]  # exact bytes
     assert vector["receipts"]["rejected"]["payload"]["error"]["code"] == "expired"
+
+
+def test_the_rejected_receipt_is_true() -> None:
+    """Issue 15, gap 8: it said expired for an envelope that was not. The envelope it
+    names must be refused as expired by B at the receipt's time, and not a second earlier
+    than its rn_iat + MAX_ENVELOPE_AGE_S."""
+    case = load_vector("receipts.json")["receipts"]["rejected"]
+    raw = case["envelope"].encode()
+    assert digest(raw) == case["payload"]["envelope_sha256"]
+    received_at = parse_ts(case["payload"]["received_at"])
+
+    def open_at(now: Any) -> Any:
+        return open_envelope(
+            raw, me=NODES["B"].node_id, now=now, peer_keys={NODES["A"].node_id: PEERS["A"]}.get,
+            decryption_keys=NODES["B"].decryption_keys(),
+        )  # fmt: skip
+
+    assert code_of(lambda: open_at(received_at)) == ErrorCode.EXPIRED
+    iat = parse_ts(json.loads(unb64u(json.loads(raw)["protected"]))["rn_iat"])
+    assert case["payload"]["error"]["message"].startswith(f"created {case_ts(iat)}")
+    # At its last valid moment it passes the time checks (then fails only on its placeholder).
+    assert code_of(lambda: open_at(iat + timedelta(seconds=MAX_ENVELOPE_AGE_S))) == (
+        ErrorCode.DECRYPT_FAILED
+    )
+
+
+def case_ts(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_receipts_must_reject() -> None:
@@ -401,6 +512,23 @@ def test_invitation_parse_must_reject() -> None:
     assert cases
     for case in cases:
         assert code_of(lambda c=case: parse_referral(c["url"], c["key"])).value == case["error"]
+
+
+def test_a_trailing_slash_is_refused_not_normalised() -> None:
+    """Issue 15, gap 7: the input had base_url 'https://a.refnode.example/' (which 11.1
+    forbids) and the output silently dropped the '/'."""
+    vector = load_vector("invitations.json")
+    assert not vector["input"]["base_url"].endswith("/")
+    assert vector["invitation"]["base_url"] == vector["input"]["base_url"]
+    (slashed,) = [c for c in vector["parse_must_reject"] if "trailing" in c.get("name", "")]
+    assert "//refnode/v1/invitations/" in slashed["url"]
+    for case in vector["document_must_reject"]:
+        assert code_of(lambda c=case: validate(Invitation, c["invitation"])).value == case["error"]
+    with pytest.raises(ValueError):
+        make_invitation(
+            base_url=vector["input"]["base_url"] + "/", node_id=vector["input"]["node_id"],
+            invitation_id="inv-0001", secret=bytes(32),
+        )  # fmt: skip
 
 
 # --- strict encodings ------------------------------------------------------------------
