@@ -34,6 +34,12 @@ FIELD_LABELS: dict[str, str] = {
     "contacts.address": "Address",
     "contacts.date_of_birth": "Date of birth",
 }
+#: How the client consented, in words (``Consent.method``).
+CONSENT_WORDS: dict[str, str] = {
+    "verbal": "verbal (in person or by phone)",
+    "written": "written (signed)",
+    "electronic": "electronic (e-mail, web form)",
+}
 DEAL_FIELDS = tuple(f for f in SHAREABLE_FIELDS if not f.startswith("contacts."))
 CONTACT_FIELDS = tuple(f for f in SHAREABLE_FIELDS if f.startswith("contacts."))
 

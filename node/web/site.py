@@ -13,13 +13,13 @@ API: ``create_site`` is ``node.http.app.create_app`` with the console added.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from node.base.config import Config
+from node.base.dates import when
 from node.http.app import create_app
 from node.web import (
     admin_mail,
@@ -43,7 +43,6 @@ from node.web import (
     templating,
 )
 from node.web.views import Pages, add_pages
-from protocol.models import parse_ts
 
 HERE = Path(__file__).parent
 
@@ -104,17 +103,6 @@ async def page_middleware(request: web.Request,
     if not request.path.startswith("/static/"):
         response.headers.setdefault("Cache-Control", "no-store")
     return response
-
-
-def when(value: str | datetime | None, zone: Any = None, style: str = "datetime") -> str:
-    """A stored timestamp in the organisation's time zone, as people read it."""
-    if value is None or value == "":
-        return ""
-    moment = parse_ts(value) if isinstance(value, str) else value
-    local = moment.astimezone(zone) if zone is not None else moment
-    if style == "date":
-        return local.strftime("%-d %b %Y")
-    return local.strftime("%-d %b %Y, %H:%M")
 
 
 def install(app: web.Application, config: Config) -> None:

@@ -120,7 +120,7 @@ async def test_the_console_journey_from_invitation_to_report_and_import(node_fac
 
     await wait_for(loop_closed)
     timeline = await broker.inner_text(".timeline")
-    for step in ("Sent to Harbour Realty", "Delivered", "accepted", "at stage Contacted", "at stage Viewing"):
+    for step in ("Sent to Harbour Realty", "Delivered", "Accepted", "at stage Contacted", "at stage Viewing"):
         assert step in timeline, (step, timeline)
     assert "Verified" in await broker.inner_text("section.receipt")
 

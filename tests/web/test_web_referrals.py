@@ -130,7 +130,7 @@ async def test_refer_preview_confirm_receive_work_and_see_the_loop(node_factory,
         await owen.get_by_role("button", name="Move", exact=True).click()
         assert f"Moved to stage {stage}." in await owen.inner_text(".flash")
     timeline = await owen.inner_text(".timeline")
-    assert "accepted" in timeline and "stage Contacted" in timeline and "stage Viewing" in timeline
+    assert "Accepted" in timeline and "stage Contacted" in timeline and "stage Viewing" in timeline
     await check_page(owen, "referral-received-worked")
 
     # -- at Acme: the timeline with those updates, and the receipt verified with its digest
@@ -140,8 +140,8 @@ async def test_refer_preview_confirm_receive_work_and_see_the_loop(node_factory,
 
     await wait_for(loop_closed)
     timeline = await page.inner_text(".timeline")
-    for step in ("Sent to Harbour Realty", "Delivered", "accepted", "in progress at stage Contacted",
-                 "in progress at stage Viewing"):
+    for step in ("Sent to Harbour Realty", "Delivered", "Accepted", "In progress at stage Contacted",
+                 "In progress at stage Viewing"):
         assert step in timeline, (step, timeline)
     receipt = await page.inner_text("section.receipt")
     assert "Verified just now" in receipt
@@ -157,7 +157,7 @@ async def test_refer_preview_confirm_receive_work_and_see_the_loop(node_factory,
     # -- both lists, by name
     await page.goto(f"{a.url}/referrals?side=sent")
     row = await page.locator("tbody tr").first.inner_text()
-    for name in ("Purchase at 12 Harbour St", "Harbour Realty", "Jo", "mortgage", "Bea Broker", "in progress"):
+    for name in ("Purchase at 12 Harbour St", "Harbour Realty", "Jo", "mortgage", "Bea Broker", "In progress"):
         assert name in row, (name, row)
     assert "ref_" not in await page.inner_text("main") and pair.connection_id not in await page.inner_text("main")
     await check_page(page, "referrals-sent")
