@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 
 
+def token_words(token: str | None) -> str:
+    """A type as stored, a lowercase token ("home-loan"), as people read it ("Home loan")."""
+    return (token or "").replace("-", " ").replace("_", " ").strip().capitalize()
+
+
 class Templates:
     """The environment of one application's pages, made on first use."""
 
@@ -45,6 +50,7 @@ class Templates:
                 lstrip_blocks=True,
             )
             env.filters["when"] = self._when
+            env.filters["words"] = token_words
             env.globals["org_name"] = self._org_name
             self._env = env
         return self._env

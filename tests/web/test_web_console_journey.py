@@ -126,6 +126,7 @@ async def test_the_console_journey_from_invitation_to_report_and_import(node_fac
 
     # 7. the report shows the referral, with its chart
     await admin_a.goto(a.url + "/")
+    assert await admin_a.get_by_role("heading", name="First steps").count() == 0  # set up: a workflow, a connection
     await admin_a.get_by_role("navigation", name="Main").get_by_role("link", name="Reports").click()
     sent = await admin_a.locator(".card.total").first.inner_text()
     assert "Sent by us" in sent and "1 referral" in sent

@@ -106,6 +106,8 @@ async def test_new_deal_with_errors_then_valid_moved_by_keyboard_with_a_note(nod
     assert "is created" in await page.locator(".flash").inner_text()
     deal = (await a.api("GET", f"/api/v1/deals/{deal_id}"))["deal"]
     assert (deal["amount"], deal["currency"], deal["deal_type"]) == ("650000", "AUD", "home-loan")
+    facts = await page.locator("dl.facts").first.inner_text()
+    assert "Home loan" in facts and "home-loan" not in facts  # the type in words, stored as a token
     assert await page.get_by_role("link", name="Sam Client").count() == 1
     assert await page.get_by_role("link", name="Refer this deal").first.get_attribute("href") == f"/deals/{deal_id}/refer"
 
