@@ -33,7 +33,7 @@ from node.federation.connection_settings import (
     parse_settings,
 )
 from node.federation.outbox import TxContext
-from node.federation.sharing import FIELD_LABELS
+from node.federation.sharing import FIELD_LABELS, type_words
 from node.storage import store
 from node.storage.records import Referral
 from protocol.encoding import b64u_encode
@@ -259,7 +259,7 @@ def shared_words(fields: Sequence[str]) -> str:
 def _send(conn: sqlite3.Connection, ctx: TxContext, deal: Deal, offer: ReferralOffer, connection_name: str,
           actor: User) -> Referral:
     referral = referrals.send_offer(conn, ctx, offer, deal_id=deal.id)
-    body = (f"Referred to {connection_name} ({offer.referral_type}) by {actor.name}; referring agent"
+    body = (f"Referred to {connection_name} ({type_words(offer.referral_type).lower()}) by {actor.name}; referring agent"
             f" {offer.referring_agent.name}. Shared: {shared_words(offer.shared_fields)}."
             + (f"\nMessage: {offer.message}" if offer.message else ""))
     body = note_text(body)

@@ -80,12 +80,24 @@ def nice_step(top: int, most: int = 5) -> int:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
-def labelled(totals: Sequence[int], most: int) -> list[bool]:
-    """Which bars get a label under them: at most about ``most``, never two closer than
-    ``len / most`` bars. Bars with referrals first (so that the only bar with data is never
-    the one left without a label), then every n-th bar fills the gaps."""
+#: About how wide a character of a label under a bar is (13px text), and the room
+#: between two labels, in the chart's own units.
+CHAR_WIDTH, LABEL_GAP = 7.2, 10.0
+
+
+def spacing(count: int, slot: float, longest: int, most: int) -> int:
+    """Label every n-th bar: at most about ``most`` labels, and never two so close that
+    labels of ``longest`` characters, ``slot`` apart per bar, would touch."""
+    if not count:
+        return 1
+    return max(1, math.ceil(count / most), math.ceil((CHAR_WIDTH * longest + LABEL_GAP) / slot))
+
+
+def labelled(totals: Sequence[int], every: int) -> list[bool]:
+    """Which bars get a label under them, never two closer than ``every`` bars. Bars with
+    referrals first (so that the only bar with data is never the one left without a
+    label), then every n-th bar fills the gaps."""
     n = len(totals)
-    every = math.ceil(n / most) if n else 1
     wanted = [i for i in range(n) if totals[i]] + list(range(0, n, every))
     chosen: list[int] = []
     for i in wanted:
@@ -101,7 +113,7 @@ def stacked_bars(id: str, title: str, description: str, labels: Sequence[str],
     """One bar per label, its segments stacked in ``series`` order from the bottom.
     ``ticks``: per bar, the label under it and a second line (a year: "" where it does
     not change); by default the label itself. With ``narrow``, the chart carries its
-    drawing for a phone too (``NARROW_WIDTH`` wide, at most 5 labels)."""
+    drawing for a phone too (``NARROW_WIDTH`` wide, at most 6 labels)."""
     left, right, top, bottom = (44.0 if width >= WIDTH else 36.0), width - 12.0, 18.0, height - 44.0
     highest = max((sum(v.get(s.key, 0) for s in series) for v in values), default=0)
     step = nice_step(max(highest, 1))
@@ -110,7 +122,8 @@ def stacked_bars(id: str, title: str, description: str, labels: Sequence[str],
     slot = (right - left) / max(len(labels), 1)
     bar_width = min(slot * 0.7, 56.0)
     totals = [sum(v.get(s.key, 0) for s in series) for v in values]
-    shown = labelled(totals, most_labels)
+    longest = max((len(t[0]) for t in ticks), default=0) if ticks else max(map(len, labels), default=0)
+    shown = labelled(totals, spacing(len(labels), slot, longest, most_labels))
     bars, year = [], ""
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
         y = bottom
@@ -131,7 +144,7 @@ def stacked_bars(id: str, title: str, description: str, labels: Sequence[str],
             year = ""
     marks = [Tick(v, round(bottom - v * scale, 2)) for v in range(0, ceiling + 1, step)]
     phone = stacked_bars(f"{id}-narrow", title, description, labels, values, series, ticks=ticks,
-                         height=height, width=NARROW_WIDTH, most_labels=5, narrow=False) if narrow else None
+                         height=height, width=NARROW_WIDTH, most_labels=6, narrow=False) if narrow else None
     return BarChart(id, title, description, width, height, left, right, top, bottom, bars, marks,
                     list(series), phone)
 

@@ -17,17 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from node.federation.sharing import type_words
 from node.http.appkeys import NODE
 
 if TYPE_CHECKING:
     import jinja2
 
 HERE = Path(__file__).parent
-
-
-def token_words(token: str | None) -> str:
-    """A type as stored, a lowercase token ("home-loan"), as people read it ("Home loan")."""
-    return (token or "").replace("-", " ").replace("_", " ").strip().capitalize()
 
 
 class Templates:
@@ -50,7 +46,7 @@ class Templates:
                 lstrip_blocks=True,
             )
             env.filters["when"] = self._when
-            env.filters["words"] = token_words
+            env.filters["words"] = type_words
             env.globals["org_name"] = self._org_name
             self._env = env
         return self._env

@@ -315,7 +315,7 @@ async def test_request_to_connect_mails_the_named_user_whose_link_opens_the_requ
     await bree_page.get_by_label("Password").fill(PASSWORD)
     await bree_page.get_by_role("button", name="Sign in").click()
     await bree_page.wait_for_url(link)
-    assert await bree_page.get_by_role("heading", level=1).inner_text() == "Acme requested"
+    assert await bree_page.get_by_role("heading", level=1).inner_text() == "Acme Requested"
     answer = bree_page.locator("section.answer")
     assert "we met at the conference." in await answer.inner_text()
     assert await fingerprint(a) in await answer.inner_text()
