@@ -18,12 +18,16 @@ def when(value: str | datetime | date | None, zone: tzinfo | None = None, style:
     if value is None or value == "":
         return ""
     if isinstance(value, date) and not isinstance(value, datetime):
-        return f"{value.day} {value:%b %Y}"
+        return day(value)
     moment = parse_ts(value) if isinstance(value, str) else value
     local = moment.astimezone(zone) if zone is not None else moment
-    day = f"{local.day} {local:%b %Y}"
     if style == "date":
-        return day
+        return day(local.date())
     if style == "datetime_zone":
-        return f"{day}, {local:%H:%M %Z}"
-    return f"{day}, {local:%H:%M}"
+        return f"{day(local.date())}, {local:%H:%M %Z}"
+    return f"{day(local.date())}, {local:%H:%M}"
+
+
+def day(value: date) -> str:
+    """A calendar day: ``2 Dec 2026``."""
+    return f"{value.day} {value:%b %Y}"

@@ -18,6 +18,7 @@ from node.crm import store as crm
 from node.crm.models import Contact, Deal, DealContact, Document, Note, Stage, Workflow
 from node.crm.store import history
 from node.federation.referring import list_deferred
+from node.federation.sharing import type_words
 
 #: The most notes, moves and events the page lists.
 LIMIT = 200
@@ -75,7 +76,7 @@ def _timeline(page_notes: list[dict[str, Any]], documents: list[Document], moves
     events: list[dict[str, Any]] = []
     for ref in referrals:
         created.append({"at": ref["created_at"], "what": f"Referral {ref['direction'].lower()} {ref['connection']}",
-                        "text": ref["referral_type"], "by": None, "referral": ref["local_id"]})
+                        "text": type_words(ref["referral_type"]), "by": None, "referral": ref["local_id"]})
         for event in ref["events"]:
             text = event["status"].replace("_", " ").replace("-", " ") + (f" ({event['stage']})" if event["stage"] else "")
             if event["reason"]:

@@ -42,6 +42,23 @@ def what(type_: str) -> str:
     return next((words for t, words in WHAT.items() if t.value == name), name)
 
 
+#: Why a connection failed, by the class of the client's exception (``network: <name>``
+#: in ``last_error``), as an admin reads it; names not listed are not shown.
+NETWORK_WORDS = {
+    "ClientConnectorError": "could not connect to its address",
+    "ClientConnectorDNSError": "its address was not found",
+    "ClientConnectorCertificateError": "its certificate was not accepted",
+    "ClientConnectorSSLError": "a secure connection could not be made",
+    "ClientSSLError": "a secure connection could not be made",
+    "ClientOSError": "the connection failed",
+    "ServerDisconnectedError": "it closed the connection before answering",
+    "ServerTimeoutError": "it did not answer in time",
+    "TimeoutError": "it did not answer in time",
+    "ConnectionResetError": "the connection was cut",
+    "ClientPayloadError": "its answer was cut short",
+}
+
+
 def error_words(error: str | None) -> str:
     """A delivery's ``last_error`` (``node.federation.delivery``) as an admin reads it."""
     if not error:
@@ -49,7 +66,8 @@ def error_words(error: str | None) -> str:
     gave_up = error.endswith(store.DEADLINE_PASSED)
     error = error.removesuffix(store.DEADLINE_PASSED)
     if error.startswith("network: "):
-        words = f"Their node could not be reached ({error.removeprefix('network: ')})"
+        reason = NETWORK_WORDS.get(error.removeprefix("network: "))
+        words = "Their node could not be reached" + (f": {reason}" if reason else "")
     elif error.startswith("HTTP "):
         words = f"Their node answered {error}"
     elif error.startswith("bad receipt: "):

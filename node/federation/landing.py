@@ -9,11 +9,13 @@ import sqlite3
 
 from pydantic import ValidationError
 
+from node.base.when import when
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.models import Address, ContactIn, DealIn, DealReferral, WorkflowIn, note_text
 from node.federation.connection_settings import InboundSettings, parse_settings
 from node.federation.outbox import TxContext
+from node.federation.sharing import CONSENT_WORDS, type_words
 from node.storage.records import Connection
 from protocol.errors import RemoteProtocolError
 from protocol.messages import ReferralOffer
@@ -67,10 +69,10 @@ def _land(conn: sqlite3.Connection, ctx: TxContext, connection: Connection, offe
         summary=offer.deal.summary or "",
     )
     lines = [
-        f"Referral received from {connection.name} ({offer.referral_type}).",
+        f"Referral received from {connection.name} ({type_words(offer.referral_type).lower()}).",
         f"Referring agent: {offer.referring_agent.name} <{offer.referring_agent.email}>.",
-        f"Client consent: {offer.consent.method}, {offer.consent.consented_at}, "
-        f"privacy disclosure {offer.consent.disclosure_version}.",
+        f"Client consent: {CONSENT_WORDS.get(offer.consent.method, offer.consent.method)}, "
+        f"{when(offer.consent.consented_at, ctx.config.zone)}, privacy disclosure {offer.consent.disclosure_version}.",
     ]
     if offer.message:
         lines.append(f"Message: {offer.message}")

@@ -40,6 +40,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
+from node.base.when import day
 from node.base.errors import ApiError
 from node.base.ids import new_id
 from node.base.inputs import PlainText
@@ -179,8 +180,8 @@ def record_opportunity(
             raise CrmError("invalid", "a future opportunity needs a follow-up date (YYYY-MM-DD)", "follow_up_on")
         today = now.astimezone(UTC).date()
         if date.fromisoformat(data.follow_up_on) < today:
-            raise CrmError("invalid", f"the follow-up date {data.follow_up_on} is in the past"
-                                      f" (today is {today.isoformat()})", "follow_up_on")
+            raise CrmError("invalid", f"the follow-up date {day(date.fromisoformat(data.follow_up_on))} is"
+                                      f" in the past (today is {day(today)})", "follow_up_on")
     elif data.follow_up_on is not None:
         raise CrmError("invalid", "only a future opportunity has a follow-up date", "follow_up_on")
     if data.outcome == "other" and not data.reason:

@@ -173,7 +173,7 @@ def _note_status(conn: sqlite3.Connection, ctx: TxContext, referral: Referral, e
     why = f": {event.reason}" if event.reason else ""
     name = connection.name if connection else referral.peer_node_id
     crm.add_note(conn, NoteIn(deal_id=referral.deal_id,
-                                    body=note_text(f"{name} reports the referral {event.status}{where}{why}.")),
+                                    body=note_text(f"{name} reports the referral {event.status.replace('-', ' ')}{where}{why}.")),
                  now=ctx.now, kind="referral")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -32,6 +33,7 @@ from node.federation.connection_settings import (
     parse_settings,
 )
 from node.federation.outbox import TxContext
+from node.federation.sharing import FIELD_LABELS, type_words
 from node.storage import store
 from node.storage.records import Referral
 from protocol.encoding import b64u_encode
@@ -247,11 +249,18 @@ def build_offer(conn: sqlite3.Connection, ctx: TxContext, deal: Deal, body: Refe
     return offer, connection.name
 
 
+def shared_words(fields: Sequence[str]) -> str:
+    """The fields a referral carried as the preview names them, in the preview's order."""
+    order = list(FIELD_LABELS)
+    ranked = sorted(fields, key=lambda f: order.index(f) if f in order else len(order))
+    return ", ".join(FIELD_LABELS.get(f, f).lower() for f in ranked)
+
+
 def _send(conn: sqlite3.Connection, ctx: TxContext, deal: Deal, offer: ReferralOffer, connection_name: str,
           actor: User) -> Referral:
     referral = referrals.send_offer(conn, ctx, offer, deal_id=deal.id)
-    body = (f"Referred to {connection_name} ({offer.referral_type}) by {actor.name}; referring agent"
-            f" {offer.referring_agent.name}. Shared: {', '.join(offer.shared_fields)}."
+    body = (f"Referred to {connection_name} ({type_words(offer.referral_type).lower()}) by {actor.name}; referring agent"
+            f" {offer.referring_agent.name}. Shared: {shared_words(offer.shared_fields)}."
             + (f"\nMessage: {offer.message}" if offer.message else ""))
     body = note_text(body)
     crm.add_note(conn, NoteIn(deal_id=deal.id, body=body), now=ctx.now, kind="referral")

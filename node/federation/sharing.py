@@ -34,6 +34,20 @@ FIELD_LABELS: dict[str, str] = {
     "contacts.address": "Address",
     "contacts.date_of_birth": "Date of birth",
 }
+#: How the client consented, in words (``Consent.method``).
+CONSENT_WORDS: dict[str, str] = {
+    "verbal": "verbal (in person or by phone)",
+    "written": "written (signed)",
+    "electronic": "electronic (e-mail, web form)",
+}
+
+
+def type_words(token: str | None) -> str:
+    """A deal's or referral's type as stored, a lowercase token ("home-loan"), as people
+    read it ("Home loan")."""
+    return (token or "").replace("-", " ").replace("_", " ").strip().capitalize()
+
+
 DEAL_FIELDS = tuple(f for f in SHAREABLE_FIELDS if not f.startswith("contacts."))
 CONTACT_FIELDS = tuple(f for f in SHAREABLE_FIELDS if f.startswith("contacts."))
 

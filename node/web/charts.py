@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 WIDTH = 720
+#: The bar chart's second drawing, for a phone: about as wide as the screen, so that its
+#: text is drawn at the size it is meant to be read (CSS shows one drawing or the other).
+NARROW_WIDTH = 360
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,6 @@ class Bar:
     #: The label under the bar ("" where labels would crowd), and a second line (a year).
     tick_label: str
     tick_sub: str
-    #: The label is also shown on a narrow screen (where fewer fit).
-    narrow: bool
     total: int
     x: float
     width: float
@@ -66,6 +67,8 @@ class BarChart:
     bars: list[Bar]
     ticks: list[Tick]
     series: list[Series]
+    #: The same chart drawn for a narrow screen (None: this is that drawing).
+    narrow: BarChart | None = None
 
 
 def nice_step(top: int, most: int = 5) -> int:
@@ -77,21 +80,51 @@ def nice_step(top: int, most: int = 5) -> int:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
+#: About how wide a character of a label under a bar is (13px text), and the room
+#: between two labels, in the chart's own units.
+CHAR_WIDTH, LABEL_GAP = 7.2, 10.0
+
+
+def spacing(count: int, slot: float, longest: int, most: int) -> int:
+    """Label every n-th bar: at most about ``most`` labels, and never two so close that
+    labels of ``longest`` characters, ``slot`` apart per bar, would touch."""
+    if not count:
+        return 1
+    return max(1, math.ceil(count / most), math.ceil((CHAR_WIDTH * longest + LABEL_GAP) / slot))
+
+
+def labelled(totals: Sequence[int], every: int) -> list[bool]:
+    """Which bars get a label under them, never two closer than ``every`` bars. Bars with
+    referrals first (so that the only bar with data is never the one left without a
+    label), then every n-th bar fills the gaps."""
+    n = len(totals)
+    wanted = [i for i in range(n) if totals[i]] + list(range(0, n, every))
+    chosen: list[int] = []
+    for i in wanted:
+        if all(abs(i - j) >= every for j in chosen):
+            chosen.append(i)
+    return [i in chosen for i in range(n)]
+
+
 def stacked_bars(id: str, title: str, description: str, labels: Sequence[str],
                  values: Sequence[dict[str, int]], series: Sequence[Series], *,
-                 ticks: Sequence[tuple[str, str]] | None = None, height: int = 280) -> BarChart:
+                 ticks: Sequence[tuple[str, str]] | None = None, height: int = 280,
+                 width: int = WIDTH, most_labels: int = 12, narrow: bool = True) -> BarChart:
     """One bar per label, its segments stacked in ``series`` order from the bottom.
-    ``ticks``: per bar, the label under it and a second line ("" for none); by default
-    the label itself."""
-    left, right, top, bottom = 44.0, WIDTH - 12.0, 14.0, height - 44.0
+    ``ticks``: per bar, the label under it and a second line (a year: "" where it does
+    not change); by default the label itself. With ``narrow``, the chart carries its
+    drawing for a phone too (``NARROW_WIDTH`` wide, at most 6 labels)."""
+    left, right, top, bottom = (44.0 if width >= WIDTH else 36.0), width - 12.0, 18.0, height - 44.0
     highest = max((sum(v.get(s.key, 0) for s in series) for v in values), default=0)
     step = nice_step(max(highest, 1))
     ceiling = step * math.ceil(max(highest, 1) / step)
     scale = (bottom - top) / ceiling
     slot = (right - left) / max(len(labels), 1)
-    width = min(slot * 0.7, 56.0)
-    every, every_narrow = (math.ceil(len(labels) / n) if labels else 1 for n in (12, 6))
-    bars = []
+    bar_width = min(slot * 0.7, 56.0)
+    totals = [sum(v.get(s.key, 0) for s in series) for v in values]
+    longest = max((len(t[0]) for t in ticks), default=0) if ticks else max(map(len, labels), default=0)
+    shown = labelled(totals, spacing(len(labels), slot, longest, most_labels))
+    bars, year = [], ""
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
         y = bottom
         segments = []
@@ -101,15 +134,19 @@ def stacked_bars(id: str, title: str, description: str, labels: Sequence[str],
                 h = n * scale
                 y -= h
                 segments.append(Segment(s.key, n, round(y, 2), round(h, 2)))
-        total = sum(value.get(s.key, 0) for s in series)
         parts = ", ".join(f"{value.get(s.key, 0)} {s.label.lower()}" for s in series if value.get(s.key, 0))
         tick, sub = ticks[i] if ticks else (label, "")
-        shown = i % every == 0
-        bars.append(Bar(label, tick if shown else "", sub if shown else "", i % every_narrow == 0, total,
-                        round(left + slot * i + (slot - width) / 2, 2), round(width, 2), segments,
-                        f"{label}: {total}" + (f" ({parts})" if parts else "")))
+        year = sub or year  # a year not shown under its own bar goes under the next label
+        bars.append(Bar(label, tick if shown[i] else "", year if shown[i] else "", totals[i],
+                        round(left + slot * i + (slot - bar_width) / 2, 2), round(bar_width, 2), segments,
+                        f"{label}: {totals[i]}" + (f" ({parts})" if parts else "")))
+        if shown[i]:
+            year = ""
     marks = [Tick(v, round(bottom - v * scale, 2)) for v in range(0, ceiling + 1, step)]
-    return BarChart(id, title, description, WIDTH, height, left, right, top, bottom, bars, marks, list(series))
+    phone = stacked_bars(f"{id}-narrow", title, description, labels, values, series, ticks=ticks,
+                         height=height, width=NARROW_WIDTH, most_labels=6, narrow=False) if narrow else None
+    return BarChart(id, title, description, width, height, left, right, top, bottom, bars, marks,
+                    list(series), phone)
 
 
 @dataclass(frozen=True)

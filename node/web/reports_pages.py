@@ -52,7 +52,7 @@ def _day(raw: str, errors: dict[str, str], name: str, words: str) -> date | None
             raise ValueError(raw)
         day = date.fromisoformat(raw)
     except ValueError:
-        errors[name] = f"Enter the {words} as a date, for example 2026-03-31."
+        errors[name] = f"Enter the {words} as a date, for example 31 Mar 2026."
         return None
     if not FIRST_YEAR <= day.year <= LAST_YEAR:
         errors[name] = f"Enter the {words} as a date between {FIRST_YEAR} and {LAST_YEAR}."

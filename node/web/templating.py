@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from node.federation.sharing import type_words
 from node.http.appkeys import NODE
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class Templates:
                 lstrip_blocks=True,
             )
             env.filters["when"] = self._when
+            env.filters["words"] = type_words
             env.globals["org_name"] = self._org_name
             self._env = env
         return self._env

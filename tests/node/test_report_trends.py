@@ -75,3 +75,23 @@ def test_chart_geometry() -> None:
     f = charts.funnel("f", "T", "D", [("Sent", 4), ("Accepted", 2), ("Won", 0)])
     assert [s.share for s in f.steps] == ["", "50%", "0%"] and f.steps[2].width == 0
     assert abs(f.steps[1].width * 2 - f.steps[0].width) < 0.01
+
+
+def test_a_bar_with_data_is_always_labelled_and_the_phone_drawing_has_fewer_labels() -> None:
+    series = [charts.Series("won", "Won")]
+    labels = [f"w{i}" for i in range(14)]
+    ticks = [(f"w{i}", "2026" if i == 0 else "") for i in range(14)]
+    values = [{"won": 1} if i == 11 else {} for i in range(14)]
+    chart = charts.stacked_bars("c", "T", "D", labels, values, series, ticks=ticks)
+    assert chart.narrow is not None and chart.narrow.width == charts.NARROW_WIDTH < chart.width
+    for drawn, most in ((chart, 12), (chart.narrow, 6)):
+        shown = [i for i, b in enumerate(drawn.bars) if b.tick_label]
+        assert 11 in shown, (drawn.id, shown)  # the only bar with data: every-other labelling skipped it
+        # labels never touch: centres at least a label's width apart ("w13": 3 characters)
+        centres = [drawn.bars[i].x + drawn.bars[i].width / 2 for i in shown]
+        assert all(b - a >= charts.CHAR_WIDTH * 3 + charts.LABEL_GAP for a, b in zip(centres, centres[1:], strict=False))
+        assert len(shown) <= most + 1
+        # the year goes under the first label, whichever bar that is
+        assert [b.tick_sub for b in drawn.bars if b.tick_label][0] == "2026"
+        assert sum(1 for b in drawn.bars if b.tick_sub) == 1
+    assert chart.narrow.narrow is None and chart.narrow.id == "c-narrow"

@@ -19,7 +19,20 @@ async def test_first_admin_sets_password_signs_in_and_sees_home(node_factory, br
     await check_page(page, "login")
     await choose_password(page, a.extra["password_link"])
     assert await page.get_by_role("heading", level=1).inner_text() == "Good to see you, Acme Admin"
+    # a fresh node: its admin gets the first steps, each a link to its page
+    steps = page.get_by_role("region", name="First steps")
+    assert [await a.inner_text() for a in await steps.get_by_role("link").all()] == [
+        "Create a workflow", "Add the people who work here", "Connect with another organisation"]
+    assert await steps.locator(".status").count() == 0  # none done yet
     await check_page(page, "home-empty")
+    await steps.get_by_role("link", name="Create a workflow").click()
+    assert await page.get_by_role("heading", level=1).inner_text() == "New workflow"
+    await page.get_by_label("Name", exact=True).fill("Home loans")
+    await page.get_by_label("Stages").fill("Lead\nSettled")
+    await page.get_by_role("button", name="Create workflow").click()
+    await page.goto(a.url + "/")
+    done = page.get_by_role("region", name="First steps").locator("li.done")
+    assert await done.count() == 1 and "Create a workflow" in await done.inner_text()
     # the link works once
     await page.goto(a.extra["password_link"])
     assert await page.get_by_role("heading", level=1).inner_text() == "This link does not work"

@@ -341,6 +341,7 @@ async def test_failing_delivery_mails_the_admins_once_per_episode(node_factory, 
     await page.goto(a.url + "/admin/outbox")
     row = await page.get_by_role("row", name=re.compile("Broker")).inner_text()
     assert "Failing" in row and "Admins e-mailed" in row and "could not be reached" in row
+    assert "Error" not in row and "Still trying" in row  # words, not an exception's class name
     await check_page(page, "admin-outbox-failing")
 
     # it recovers: the episode ends; when it fails again for an hour, a second mail
@@ -386,6 +387,10 @@ async def test_outbox_retry_receipts_and_key_rotation(node_factory, browser) -> 
     await b.start(clock=clock)
     await page.goto(a.url + "/admin/outbox")
     retry = page.get_by_role("button", name="Retry the referral Purchase at 3 Quay St (mortgage) to Broker")
+    health = await page.get_by_role("row", name=re.compile("^Broker")).inner_text()
+    assert "Failed" in health and "Given up" in health and "Failing since" not in health, health
+    why = await page.locator("section[aria-labelledby='h-failed'] tbody").inner_text()
+    assert "could not be reached: could not connect to its address" in why and "Error" not in why, why
     await check_page(page, "admin-outbox-failed")
     await retry.click()
     assert "The delivery is queued again for Broker" in await flash(page)

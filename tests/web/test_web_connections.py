@@ -15,9 +15,9 @@ from typing import Any
 
 import aiohttp
 from playwright.async_api import Page
+from test_web_deals import look
 from web_kit import (
     PASSWORD,
-    check_page,
     choose_password,
     link_in,
     new_page,
@@ -163,11 +163,11 @@ async def test_invite_by_mail_then_connect_with_url_and_key_after_comparing_fing
     await page.get_by_role("link", name="Connections").click()
     assert await page.get_by_role("heading", level=1).inner_text() == "Connections"
     assert "No connection yet" in await page.content()
-    await check_page(page, "connections-empty")
+    await look(page, "connections-empty")
 
     # the form, sent wrong: errors at the top and beside the fields, nothing made
     await page.get_by_role("link", name="Invite an organisation").click()
-    await check_page(page, "connections-invite")
+    await look(page, "connections-invite")
     await page.get_by_label("Workflow", exact=True).select_option(label="Insurance")
     # with JavaScript, the stage list offers the chosen workflow's stages only
     assert await page.locator('#f-stage_id optgroup[label="Mortgages"]').evaluate("g => g.disabled")
@@ -176,7 +176,7 @@ async def test_invite_by_mail_then_connect_with_url_and_key_after_comparing_fing
     summary = page.locator(".error-summary")
     assert "Enter the name of the organisation you invite." in await summary.inner_text()
     assert await page.get_by_label("Stage", exact=True).locator("option:checked").inner_text() == "Bound"
-    await check_page(page, "connections-invite-errors")
+    await look(page, "connections-invite-errors")
     assert (await a.api("GET", "/api/v1/invitations"))["invitations"] == []
     await page.get_by_label("Organisation's name").fill("Harbour Realty")
 
@@ -193,7 +193,7 @@ async def test_invite_by_mail_then_connect_with_url_and_key_after_comparing_fing
     assert url.startswith(a.url + "/refnode/v1/invitations/inv_") and key.startswith("rnk1_")
     fp_a = await fingerprint(a)
     assert fp_a in await page.content()
-    await check_page(page, "connections-invited")
+    await look(page, "connections-invited")
 
     # Send by e-mail: a wrong address is shown again with the URL and key; then it goes
     await page.get_by_label("Their admin's name").fill("Hana Harbour")
@@ -205,7 +205,7 @@ async def test_invite_by_mail_then_connect_with_url_and_key_after_comparing_fing
     await page.get_by_role("button", name="Send by e-mail").click()
     assert "on its way to Hana Harbour" in await flash(page)
     assert "Harbour Realty" in await page.locator("#h-invitations + .table-wrap").inner_text()
-    await check_page(page, "connections-invitation-open")
+    await look(page, "connections-invitation-open")
 
     mail = await smtp.wait_for(b.extra["admin_email"], "Acme invites you")
     text = text_of(mail)
@@ -229,7 +229,7 @@ async def test_invite_by_mail_then_connect_with_url_and_key_after_comparing_fing
     page_b = await admin_page(browser, b)
     await page_b.goto(b.url + "/connections")
     await page_b.get_by_role("link", name="Connect with a URL and key").click()
-    await check_page(page_b, "connections-connect")
+    await look(page_b, "connections-connect")
     await page_b.get_by_label("Referral URL").fill(link_in(mail, r"http://\S+/refnode/v1/invitations/\S+"))
     await page_b.get_by_label("Referral key").fill(key[:-3])  # damaged
     await page_b.get_by_role("button", name="Continue").click()
@@ -240,13 +240,13 @@ async def test_invite_by_mail_then_connect_with_url_and_key_after_comparing_fing
     theirs = page_b.locator("section", has=page_b.get_by_role("heading", name="Their node"))
     assert fp_a in await theirs.inner_text()
     assert await fingerprint(b) in await page_b.locator("section", has_text="Our node").inner_text()
-    await check_page(page_b, "connections-confirm-key")
+    await look(page_b, "connections-confirm-key")
     await page_b.get_by_role("button", name="Confirm and connect").click()
     assert "Your request is on its way to Acme" in await flash(page_b)
     cid = page_b.url.rsplit("/", 1)[1]
     await states(a, b, cid, "active")
     await page_b.reload()
-    assert await page_b.locator("h1 .status").inner_text() == "active"
+    assert await page_b.locator("h1 .status").inner_text() == "Active"
 
     # A's side: active, with the invitation's inbound settings, the invitation used
     settings = (await a.api("GET", f"/api/v1/connections/{cid}/settings"))["settings"]["inbound"]
@@ -255,14 +255,14 @@ async def test_invite_by_mail_then_connect_with_url_and_key_after_comparing_fing
     assert settings["folder"] == "Harbour" and settings["assignment"]["rule"] == "fixed"
     await page.goto(a.url + "/connections")
     row = page.get_by_role("row", name=re.compile("Harbour Realty"))
-    assert "active" in await row.inner_text() and fingerprint_of(b.node.me) in await row.inner_text()
+    assert "Active" in await row.inner_text() and fingerprint_of(b.node.me) in await row.inner_text()
     assert "They send us referrals" in await row.inner_text()
     assert "No invitation is waiting" in await page.content()
-    await check_page(page, "connections-list")
+    await look(page, "connections-list")
     await row.get_by_role("link", name="Harbour Realty").click()
     assert "Mortgages" in await page.locator("#f-workflow_id").inner_text()
     assert await page.locator("#f-stage_id").input_value() == wf["stages"][1]["id"]
-    await check_page(page, "connections-detail-admin")
+    await look(page, "connections-detail-admin")
 
 
 # --- request to connect, by a user's e-mail ---------------------------------------------
@@ -280,7 +280,7 @@ async def test_request_to_connect_mails_the_named_user_whose_link_opens_the_requ
     page = await admin_page(browser, a)
     await page.goto(a.url + "/connections")
     await page.get_by_role("link", name="Request to connect").click()
-    await check_page(page, "connections-request")
+    await look(page, "connections-request")
     await page.get_by_label("Their node's address").fill(b.url)
     await page.get_by_label("E-mail address of a user there").fill("bree@harbour.example")
     await page.get_by_label("Referrals").select_option(label="Both ways")
@@ -289,12 +289,12 @@ async def test_request_to_connect_mails_the_named_user_whose_link_opens_the_requ
     assert await page.get_by_role("heading", level=1).inner_text() == "Is this Harbour?"
     assert await fingerprint(b) in await page.content()
     assert "we met at the conference." in await page.content()
-    await check_page(page, "connections-confirm-request")
+    await look(page, "connections-confirm-request")
     await page.get_by_role("button", name="Confirm and send the request").click()
     assert "Your request is on its way to Harbour" in await flash(page)
     cid = page.url.rsplit("/", 1)[1]
     assert "We asked them to connect" in await page.locator(".lead").inner_text()
-    await check_page(page, "connections-detail-requested")
+    await look(page, "connections-detail-requested")
 
     mail = await smtp.wait_for("bree@harbour.example", "Acme asks to connect with Harbour")
     text = text_of(mail)
@@ -315,21 +315,21 @@ async def test_request_to_connect_mails_the_named_user_whose_link_opens_the_requ
     await bree_page.get_by_label("Password").fill(PASSWORD)
     await bree_page.get_by_role("button", name="Sign in").click()
     await bree_page.wait_for_url(link)
-    assert await bree_page.get_by_role("heading", level=1).inner_text() == "Acme requested"
+    assert await bree_page.get_by_role("heading", level=1).inner_text() == "Acme Requested"
     answer = bree_page.locator("section.answer")
     assert "we met at the conference." in await answer.inner_text()
     assert await fingerprint(a) in await answer.inner_text()
-    await check_page(bree_page, "connections-detail-pending")
+    await look(bree_page, "connections-detail-pending")
     await bree_page.goto(b.url + "/connections")
     assert "Acme asks to connect" in await bree_page.locator("section.pending").inner_text()
-    await check_page(bree_page, "connections-list-pending")
+    await look(bree_page, "connections-list-pending")
     await bree_page.get_by_role("link", name="Acme").first.click()
     await bree_page.get_by_role("button", name="Accept").click()
     assert "You accepted Acme" in await flash(bree_page)
     await states(a, b, cid, "active")
     assert (await connection(a, cid))["direction"] == "both"
     await page.reload()
-    assert await page.locator("h1 .status").inner_text() == "active"
+    assert await page.locator("h1 .status").inner_text() == "Active"
 
 
 async def test_declining_with_a_message_reaches_the_requester(node_factory, browser) -> None:
@@ -341,7 +341,7 @@ async def test_declining_with_a_message_reaches_the_requester(node_factory, brow
     await page_b.get_by_label("Message to them").fill("We only work with conveyancers,\nsorry.")
     await page_b.get_by_role("button", name="Decline").click()
     assert "You declined Acme's request. They will see your message." in await flash(page_b)
-    assert await page_b.locator("h1 .status").inner_text() == "refused"
+    assert await page_b.locator("h1 .status").inner_text() == "Declined"
     await states(a, b, cid, "refused")
 
     page_a = await admin_page(browser, a)
@@ -351,7 +351,7 @@ async def test_declining_with_a_message_reaches_the_requester(node_factory, brow
     assert await note.get_by_role("heading").inner_text() == "Their answer"
     assert await note.locator(".message").inner_text() == "We only work with conveyancers,\nsorry."
     assert not await page_a.get_by_role("link", name="Disconnect").count()
-    await check_page(page_a, "connections-detail-declined")
+    await look(page_a, "connections-detail-declined")
 
     # a request still waiting can be withdrawn by the side that sent it
     again = await request_by_api(a, b, b.extra["admin_email"])
@@ -390,7 +390,7 @@ async def test_connection_page_saves_settings_and_disconnects_with_a_reason(node
     assert "Tick the people who get new deals in turn." in await page.locator(".error-summary").inner_text()
     assert await page.get_by_label("Folder").input_value() == "From Acme"  # kept
     assert await page.get_by_label("Client's e-mail").is_checked()  # the other form shows what is stored
-    await check_page(page, "connections-detail-errors")
+    await look(page, "connections-detail-errors")
     await page.get_by_label("Ann Adviser (ann@harbour.example)").check()
     await page.get_by_label("Bob Broker (bob@harbour.example)").check()
     await page.get_by_role("button", name="Save inbound settings").click()
@@ -421,12 +421,12 @@ async def test_connection_page_saves_settings_and_disconnects_with_a_reason(node
     assert "deal.title" in after["outbound"]["allowed_fields"]
     assert not {"contacts.phone", "contacts.date_of_birth"} & set(after["outbound"]["allowed_fields"])
     assert after["inbound"] == settings["inbound"]  # the other form's settings are untouched
-    await check_page(page, "connections-detail-saved")
+    await look(page, "connections-detail-saved")
 
     # disconnect, after a confirmation step, with a reason the other side sees
     await page.get_by_role("link", name="Disconnect").click()
     assert await page.get_by_role("heading", level=1).inner_text() == "Disconnect from Acme?"
-    await check_page(page, "connections-disconnect")
+    await look(page, "connections-disconnect")
     await page.get_by_label("Reason").fill("We stopped offering mortgages.")
     await page.get_by_role("button", name="Disconnect").click()
     assert await flash(page) == "You disconnected from Acme. Their node is told."
@@ -435,7 +435,7 @@ async def test_connection_page_saves_settings_and_disconnects_with_a_reason(node
     await page_a.goto(f"{a.url}/connections/{cid}")
     assert "We stopped offering mortgages." in await page_a.locator(".note").inner_text()
     assert not await page_a.get_by_role("button", name="Save inbound settings").count()
-    await check_page(page_a, "connections-detail-disconnected")
+    await look(page_a, "connections-detail-disconnected")
 
 
 # --- brokers ---------------------------------------------------------------------------
@@ -457,12 +457,12 @@ async def test_brokers_read_connections_but_every_admin_action_is_refused(node_f
     assert not await page.get_by_role("link", name="Request to connect").count()
     assert "Open invitations" not in await page.content() and "Delta Homes" not in await page.content()
     assert "an admin must answer" in await page.locator("section.pending").inner_text()
-    await check_page(page, "connections-list-broker")
+    await look(page, "connections-list-broker")
     await page.get_by_role("link", name="Harbour").click()
     assert not await page.locator("form[action$='/inbound'], form[action$='/outbound']").count()
     assert not await page.get_by_role("link", name="Disconnect").count()
     assert "Land in" in await page.content() and "May carry" in await page.content()
-    await check_page(page, "connections-detail-broker")
+    await look(page, "connections-detail-broker")
     await page.goto(f"{a.url}/connections/{pending}")
     assert "Only an admin can accept or decline it." in await page.content()
     assert not await page.get_by_role("button", name="Accept").count()
@@ -472,7 +472,7 @@ async def test_brokers_read_connections_but_every_admin_action_is_refused(node_f
         await page.goto(a.url + path)
         assert await page.get_by_role("heading", level=1).inner_text() == "Not allowed", path
         assert "forbidden" in await page.content()
-    await check_page(page, "connections-forbidden-broker")
+    await look(page, "connections-forbidden-broker")
 
     http = await Http.sign_in(a, "bo@acme.example")
     try:
@@ -527,13 +527,13 @@ async def test_names_and_messages_from_anyone_are_shown_as_text(node_factory, br
     await page.get_by_role("button", name="Continue").click()
     assert await page.get_by_role("heading", level=1).inner_text() == f"Is this {EVIL}?"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in await page.content()
-    await check_page(page, "connections-xss-confirm", phone_too=False)
+    await look(page, "connections-xss-confirm", phone_too=False)
     await page.get_by_role("button", name="Confirm and send the request").click()
     cid = page.url.rsplit("/", 1)[1]
     assert (await page.locator("h1").inner_text()).startswith(EVIL)
     await page.goto(a.url + "/connections")
     assert await page.get_by_role("link", name=EVIL).count() == 1
-    await check_page(page, "connections-xss-list", phone_too=False)
+    await look(page, "connections-xss-list", phone_too=False)
 
     await page.get_by_role("link", name="Invite an organisation").click()
     await page.get_by_label("Organisation's name").fill(EVIL)
@@ -555,7 +555,7 @@ async def test_names_and_messages_from_anyone_are_shown_as_text(node_factory, br
     await evil_page.goto(f"{evil.url}/connections/{cid}")
     assert await evil_page.locator("blockquote.message").inner_text() == f"Hi {EVIL}"
     assert EVIL in await evil_page.locator(".brand").inner_text()
-    await check_page(evil_page, "connections-xss-pending", phone_too=False)
+    await look(evil_page, "connections-xss-pending", phone_too=False)
     assert dialogs == []
     assert "<script>alert(1)</script>" not in (await evil_page.content()).replace(
         '<script src="', "")  # the only scripts are our own files

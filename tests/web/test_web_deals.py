@@ -106,6 +106,8 @@ async def test_new_deal_with_errors_then_valid_moved_by_keyboard_with_a_note(nod
     assert "is created" in await page.locator(".flash").inner_text()
     deal = (await a.api("GET", f"/api/v1/deals/{deal_id}"))["deal"]
     assert (deal["amount"], deal["currency"], deal["deal_type"]) == ("650000", "AUD", "home-loan")
+    facts = await page.locator("dl.facts").first.inner_text()
+    assert "Home loan" in facts and "home-loan" not in facts  # the type in words, stored as a token
     assert await page.get_by_role("link", name="Sam Client").count() == 1
     assert await page.get_by_role("link", name="Refer this deal").first.get_attribute("href") == f"/deals/{deal_id}/refer"
 
@@ -290,8 +292,12 @@ async def test_the_deal_page_shows_referrals_both_ways_and_a_move_reports_back(n
     await page.goto(broker.url + f"/deals/{theirs['id']}")
     referrals = page.locator("#referrals")
     assert await referrals.get_by_role("link", name="Received from Agency").count() == 1
-    assert "received" in await referrals.inner_text()
-    assert "Referral received from Agency" in await page.locator("#timeline").inner_text()
+    assert await referrals.locator(".status").inner_text() == "Received"  # the state in words
+    received = await page.locator("#timeline").inner_text()
+    assert "Referral received from Agency" in received
+    # the note says how and when the client consented in words, not as stored
+    assert re.search(r"Client consent: verbal \(in person or by phone\), \d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d,",
+                     received), received
     await page.get_by_label("Move to stage").select_option(label="Contacted")
     await page.get_by_role("button", name="Move", exact=True).click()
     await page.wait_for_load_state()
@@ -307,7 +313,10 @@ async def test_the_deal_page_shows_referrals_both_ways_and_a_move_reports_back(n
     await mine.goto(agency.url + f"/deals/{deal['id']}")
     link = mine.locator("#referrals").get_by_role("link", name="Sent to Broker")
     assert await link.get_attribute("href") == f"/referrals/{sent['local_id']}"
-    assert "in progress" in await mine.locator("#referrals").inner_text()
+    assert await mine.locator("#referrals .status").inner_text() == "In progress"
     timeline = await mine.locator("#timeline").inner_text()
     assert "Referral update, Broker" in timeline and "in progress (Contacted)" in timeline
+    assert "reports the referral in progress (stage Contacted)" in timeline and "in-progress" not in timeline
+    # what travelled, as the preview names it
+    assert "Shared: deal title, " in timeline and "contacts." not in timeline, timeline
     await look(mine, "deal-referred")

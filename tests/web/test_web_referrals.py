@@ -130,7 +130,7 @@ async def test_refer_preview_confirm_receive_work_and_see_the_loop(node_factory,
         await owen.get_by_role("button", name="Move", exact=True).click()
         assert f"Moved to stage {stage}." in await owen.inner_text(".flash")
     timeline = await owen.inner_text(".timeline")
-    assert "accepted" in timeline and "stage Contacted" in timeline and "stage Viewing" in timeline
+    assert "Accepted" in timeline and "stage Contacted" in timeline and "stage Viewing" in timeline
     await check_page(owen, "referral-received-worked")
 
     # -- at Acme: the timeline with those updates, and the receipt verified with its digest
@@ -140,8 +140,8 @@ async def test_refer_preview_confirm_receive_work_and_see_the_loop(node_factory,
 
     await wait_for(loop_closed)
     timeline = await page.inner_text(".timeline")
-    for step in ("Sent to Harbour Realty", "Delivered", "accepted", "in progress at stage Contacted",
-                 "in progress at stage Viewing"):
+    for step in ("Sent to Harbour Realty", "Delivered", "Accepted", "In progress at stage Contacted",
+                 "In progress at stage Viewing"):
         assert step in timeline, (step, timeline)
     receipt = await page.inner_text("section.receipt")
     assert "Verified just now" in receipt
@@ -157,7 +157,7 @@ async def test_refer_preview_confirm_receive_work_and_see_the_loop(node_factory,
     # -- both lists, by name
     await page.goto(f"{a.url}/referrals?side=sent")
     row = await page.locator("tbody tr").first.inner_text()
-    for name in ("Purchase at 12 Harbour St", "Harbour Realty", "Jo", "mortgage", "Bea Broker", "in progress"):
+    for name in ("Purchase at 12 Harbour St", "Harbour Realty", "Jo", "Mortgage", "Bea Broker", "In progress"):
         assert name in row, (name, row)
     assert "ref_" not in await page.inner_text("main") and pair.connection_id not in await page.inner_text("main")
     await check_page(page, "referrals-sent")
@@ -267,6 +267,10 @@ async def test_bad_input_and_other_organisations_ids_get_error_pages_and_change_
         answer = await page.goto(a.url + url)
         assert answer.status == status, (url, answer.status)
         assert code in await page.inner_text("main"), url
+        # the page leads with a sentence for people; the code stays, small
+        lead = await page.locator("main .lead").inner_text()
+        assert lead[:1].isupper() and "_" not in lead, (url, lead)
+        assert await page.locator(".error-code small code").inner_text() == code, url
     await check_page(page, "referrals-error-page", phone_too=False)
 
     await page.goto(f"{a.url}/referrals/{sent['local_id']}")
@@ -361,11 +365,11 @@ async def test_follow_ups_close_convert_and_a_referral_that_waits_for_a_stage(no
         "UPDATE opportunities SET follow_up_on = ? WHERE referral_type = 'mortgage'",
         ((today - timedelta(days=2)).isoformat(),)))
     await page.goto(f"{a.url}/opportunities")
-    for section, names in (("overdue", ["Refinance for Sam", "mortgage", "overdue"]),
-                           ("today", ["Purchase at 12 Harbour St", "conveyancing"]),
-                           ("upcoming", ["Purchase at 12 Harbour St", "Jo Citizen", "insurance",
+    for section, names in (("overdue", ["Refinance for Sam", "Mortgage", "overdue"]),
+                           ("today", ["Purchase at 12 Harbour St", "Conveyancing"]),
+                           ("upcoming", ["Purchase at 12 Harbour St", "Jo Citizen", "Insurance",
                                          "Renewal is due in spring.", "Bea Broker"]),
-                           ("undated", ["Refinance for Sam", "planning", "other reason: Not yet."])):
+                           ("undated", ["Refinance for Sam", "Planning", "other reason: Not yet."])):
         text = await page.inner_text(f"section[aria-labelledby='h-{section}']")
         for name in names:
             assert name in text, (section, name, text)
@@ -380,7 +384,7 @@ async def test_follow_ups_close_convert_and_a_referral_that_waits_for_a_stage(no
     await page.get_by_label("Why you stop following it up").fill("They use their own planner.")
     await page.get_by_role("button", name="Close the opportunity").click()
     assert "The planning opportunity is closed." in await page.inner_text(".flash")
-    assert "planning" not in await page.inner_text("section[aria-labelledby='h-undated']")
+    assert "Planning" not in await page.inner_text("section[aria-labelledby='h-undated']")
 
     # -- turn the overdue one into a referral that waits for the deal to reach a stage
     await page.locator("section[aria-labelledby='h-overdue']").get_by_role("link", name="Refer now").click()
