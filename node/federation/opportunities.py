@@ -40,10 +40,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from node.base.when import day
 from node.base.errors import ApiError
 from node.base.ids import new_id
 from node.base.inputs import PlainText
+from node.base.when import day
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.fields import Blank, Id, IsoDate, LongText
