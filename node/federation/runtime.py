@@ -25,6 +25,7 @@ from node.federation import handshake, referrals, referring
 from node.federation.delivery import Delivery, read_limited
 from node.federation.landing import land_offer
 from node.federation.outbox import Effects, TxContext
+from node.mail import partner_mail
 from node.mail.sender import MailSender
 from node.storage import store
 from node.storage.db import Database
@@ -100,7 +101,8 @@ class Node:
         #: The inbox fronts, when they run (see node.http.fronts).
         self.fronts: Fronts | None = None
         #: Run inside the transaction of every deal move (see ``node.crm.events``).
-        self.on_deal_moved: list[events.DealMovedHook] = [history.record_move, referring.on_deal_moved]
+        self.on_deal_moved: list[events.DealMovedHook] = [history.record_move, referring.on_deal_moved,
+                                                          partner_mail.on_deal_moved]
         self.refresh_discovery()
 
     # -- identity ------------------------------------------------------------------
