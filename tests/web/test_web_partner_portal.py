@@ -209,11 +209,43 @@ async def test_partner_portal_must_show(node_factory, browser, smtp, tmp_path) -
     await partner.goto(a.url + "/partner/")
     await look(partner, "partner-deals-dark")
 
+    # the partner changes their e-mail address: it changes only once confirmed from the new one
+    await partner.goto(a.url + "/partner/settings")
+    await partner.get_by_label("New e-mail address").fill("not an address")
+    await partner.get_by_role("button", name="Change e-mail address").click()
+    assert "Enter an e-mail address" in await partner.locator(".field.has-error").inner_text()
+    await look(partner, "partner-settings-errors-dark")
+    await partner.get_by_label("New e-mail address").fill("pat@newfirm.example")
+    await partner.get_by_role("button", name="Change e-mail address").click()
+    assert "We sent a link to pat@newfirm.example" in await partner.locator(".flash").inner_text()
+    confirm = link_in(await smtp.wait_for("pat@newfirm.example", "Confirm your new e-mail"),
+                      r"https?://\S+/partner/confirm-email/\S+")
+    assert "pat@accountants.example" in await partner.locator("main").inner_text()  # not yet
+    await partner.goto(confirm)
+    await look(partner, "partner-confirm-email")
+    await partner.get_by_role("button", name="Use this address").click()
+    assert "Your e-mail address is now pat@newfirm.example" in await partner.locator(".flash").inner_text()
+    await partner.goto(confirm)
+    await partner.get_by_role("button", name="Use this address").click()
+    assert "This link does not work" in await partner.locator("h1").inner_text()  # once only
+
+    # the admin edits the partner: the new address shows, brokers can change
+    await admin.goto(a.url + "/admin/partners")
+    await admin.get_by_role("link", name=re.compile("Edit Pat")).click()
+    assert "pat@newfirm.example" in await admin.locator("main").inner_text()
+    await admin.get_by_label("Phone number").fill("12")
+    await admin.get_by_role("button", name="Save changes").click()
+    assert "Enter a phone number" in await admin.locator(".error-summary").inner_text()
+    await look(admin, "partner-admin-edit-errors")
+    await admin.get_by_label("Phone number").fill("+61 400 000 009")
+    await admin.get_by_role("button", name="Save changes").click()
+    assert "details are saved" in await admin.locator(".flash").inner_text()
+
     # the admin sees the partner's activity, names and not ids
     await admin.goto(a.url + "/admin/partners")
     await admin.get_by_role("link", name=re.compile("Activity of Pat")).click()
     log = await admin.locator("table").inner_text()
-    for what in ("Signed in", "Created a deal", "Added a note", "Uploaded a file"):
+    for what in ("Signed in", "Created a deal", "Added a note", "Uploaded a file", "Confirmed a new e-mail address"):
         assert what in log
     assert "deal_" not in log
     await look(admin, "partner-admin-activity")
