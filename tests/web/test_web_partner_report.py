@@ -3,9 +3,13 @@ from connections, with how their deals stand."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from test_web_deals import look
 from test_web_partner_scope import setup
 from web_kit import choose_password, new_page
+
+from node.crm import portal
 
 
 async def test_reports_show_referrals_by_partner(node_factory, browser) -> None:
@@ -14,7 +18,17 @@ async def test_reports_show_referrals_by_partner(node_factory, browser) -> None:
     deal = (await a.api("GET", f"/api/v1/deals/{w['p1']['deal']}"))["deal"]
     stages = (await a.api("GET", f"/api/v1/workflows/{deal['workflow_id']}"))["workflow"]["stages"]
     await a.api("PATCH", f"/api/v1/stages/{stages[-1]['id']}", {"outcome": "won"})
+    # Pat turned on "won or lost" (allowed), Pia did not: only Pat is told
+    await a.node.db.write(lambda conn: (
+        portal.save_settings(conn, replace(portal.settings(conn), allowed=frozenset({"partner_outcome"}))),
+        portal.set_notifications(conn, w["p1"]["id"], {"partner_outcome", "partner_note"}),
+        portal.set_notifications(conn, w["p2"]["id"], set())))
     await a.api("POST", f"/api/v1/deals/{deal['id']}/move", {"stage_id": stages[-1]["id"]})
+    await a.api("POST", f"/api/v1/deals/{w['p2']['deal']}/move", {"stage_id": stages[1]["id"]})
+    sent = await a.node.db.read(lambda conn: conn.execute(
+        "SELECT kind, to_addr, subject FROM mail_queue WHERE kind LIKE 'partner_%' AND kind != 'partner_added'"
+        " ORDER BY created_at").fetchall())
+    assert [tuple(r) for r in sent] == [("partner_outcome", "p1@partners.example", "Pat One's client is won")]
 
     page = await new_page(browser)
     await choose_password(page, a.extra["password_link"])
