@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from node.codegen.enterprise_vectors import enterprise_partner_file
 from node.codegen.envelope_vectors import envelope_signing_file, envelopes_reject_file
 from node.codegen.vector_inputs import (
     NOW,
@@ -378,4 +379,5 @@ def build_vectors() -> dict[str, dict[str, Any]]:
         "receipts.json": _receipts_file(nodes),
         "invitations.json": _invitations_file(nodes),
         "encoding.json": _encoding_file(),
+        "enterprise-partner.json": enterprise_partner_file(),
     }

@@ -67,6 +67,7 @@ def test_every_vector_file_is_checked_here() -> None:
     checked = {
         "keys.json", "discovery.json", "envelope-signing.json", "envelopes-reject.json",
         "receipts.json", "invitations.json", "encoding.json", "envelopes-decrypt-only.json",
+        "enterprise-partner.json",  # its own file: test_enterprise_partner.py
     }  # fmt: skip
     assert {p.name for p in VECTORS.glob("*.json")} == checked
 
