@@ -21,7 +21,7 @@ from node.base.ratelimit import FailureLimiter, retry_after
 from node.crm import events
 from node.crm.indexing import SearchIndexer
 from node.crm.store import history
-from node.federation import handshake, referrals, referring
+from node.federation import enterprise, handshake, referrals, referring
 from node.federation.delivery import Delivery, read_limited
 from node.federation.landing import land_offer
 from node.federation.outbox import Effects, TxContext
@@ -63,6 +63,7 @@ HANDLERS: dict[MessageType, Handler] = {
     MessageType.KEY_ROTATION: handshake.on_key_rotation,
     MessageType.REFERRAL_OFFER: lambda conn, ctx, opened: referrals.on_offer(conn, ctx, opened, land_offer),
     MessageType.REFERRAL_STATUS: referrals.on_status,
+    MessageType.ENTERPRISE_PARTNER: enterprise.on_enterprise_partner,
 }
 
 

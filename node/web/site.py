@@ -35,6 +35,7 @@ from node.web import (
     deal_partners,
     deals_pages,
     documents_pages,
+    enterprise_pages,
     home,
     opportunities_pages,
     partner_account,
@@ -76,6 +77,7 @@ PAGE_MODULES: list[Pages] = [
     partner_admin.pages,
     partner_account.pages,
     partner_pages.pages,
+    enterprise_pages.pages,
 ]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -42,6 +42,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (42, "referral tallies for the report", "m042_referral_tallies"),
     (43, "health probe", "m043_health_probe"),
     (50, "partner portal", "m050_partner_portal"),
+    (51, "enterprise parents and children", "m051_enterprise"),
 )
 
 #: The version of a database that every migration has run on.
