@@ -44,12 +44,12 @@ CREATE TABLE users (
 def up(db: sqlite_utils.Database) -> None:
     conn = db.conn
     conn.execute("PRAGMA defer_foreign_keys=ON")  # for this transaction only
-    conn.execute("CREATE TEMP TABLE users_before AS SELECT * FROM users")
+    conn.execute("CREATE TABLE users_before AS SELECT * FROM users")  # not TEMP: that attaches a temp database
     conn.execute("DROP TABLE users")
     conn.execute(USERS)
     conn.execute("INSERT INTO users (id, email, name, role, active, password_hash, created_at)"
-                 " SELECT id, email, name, role, active, password_hash, created_at FROM temp.users_before")
-    conn.execute("DROP TABLE temp.users_before")
+                 " SELECT id, email, name, role, active, password_hash, created_at FROM users_before")
+    conn.execute("DROP TABLE users_before")
     db.executescript(
         """
         CREATE TABLE partner_profiles (
