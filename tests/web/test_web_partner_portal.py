@@ -7,11 +7,18 @@ move and only the shared note, and gets the e-mails they chose. Scoping by role 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
 import re
 from typing import Any
 
 from test_web_deals import look, no_dialogs, workflow
 from web_kit import PASSWORD, choose_password, link_in, new_page, smtp_settings, text_of
+
+from node.crm import portal
+from protocol.messages import Consent
+from protocol.models import validate
 
 XSS = "<script>alert(1)</script>"
 
@@ -85,6 +92,7 @@ async def test_partner_portal_must_show(node_factory, browser, smtp, tmp_path) -
     await partner.get_by_role("link", name="Settings").click()
     assert await partner.get_by_label("A deal of mine is won or lost").count() == 0  # not allowed: not offered
     await partner.get_by_label("A deal of mine moves to another stage").check()
+    await partner.get_by_label("A broker adds a note for me").check()
     await partner.get_by_role("button", name="Save notifications").click()
     assert "notification choices are saved" in await partner.locator(".flash").inner_text()
     await look(partner, "partner-settings")
@@ -123,7 +131,11 @@ async def test_partner_portal_must_show(node_factory, browser, smtp, tmp_path) -
     # consent: the same record as a referral's, with the disclosure's hash
     consent = await a.node.db.read(lambda conn: conn.execute(
         "SELECT record FROM partner_consents WHERE deal_id = ?", (deal_id,)).fetchone()[0])
-    assert '"disclosure_sha256"' in consent and '"method": "electronic"' in consent
+    record = json.loads(consent)
+    digest = base64.urlsafe_b64encode(hashlib.sha256(portal.DISCLOSURE_TEXT.encode()).digest()).rstrip(b"=")
+    assert record["disclosure_sha256"] == digest.decode() and record["method"] == "electronic"
+    assert record["recorded_by"]["email"] == "pat@accountants.example" and len(record["contact_refs"]) == 1
+    validate(Consent, record)  # the protocol's own record, as a referral carries it
 
     # 3. the broker sees the deal as owner, adds a shared and a private note, moves it
     broker = await new_page(browser)
@@ -132,6 +144,7 @@ async def test_partner_portal_must_show(node_factory, browser, smtp, tmp_path) -
     facts = await broker.locator("dl.facts").inner_text()
     assert "Bea Broker" in facts
     assert "Chris prefers a call after 5pm." in await broker.locator("#notes").inner_text()
+    assert "From the partner" in await broker.locator("#notes li").first.inner_text()
     await broker.get_by_label("Add a note").fill("Shared: we will call Chris on Monday.")
     await broker.get_by_label("Share with partner").check()
     await broker.get_by_role("button", name="Add note").click()
@@ -154,8 +167,10 @@ async def test_partner_portal_must_show(node_factory, browser, smtp, tmp_path) -
     assert "/partner/deals/" + deal_id in text_of(moved)
     assert "credit score" not in text_of(moved)
     await look(partner, "partner-deal-moved")
-    # the note notification was allowed but not turned on: not sent
-    assert await mails_of_kind(a, "partner_note") == []
+    # the shared note was announced (without its text), the private one not at all
+    noted = await smtp.wait_for("pat@accountants.example", "New note on")
+    assert "Bea Broker" in text_of(noted) and "Monday" not in text_of(noted)
+    assert len(await mails_of_kind(a, "partner_note")) == 1
 
     # 6. "deal shared" on: a broker adds the partner to an existing deal in another
     # workflow, the partner gets the e-mail and a workflow switch
@@ -208,6 +223,12 @@ async def test_partner_portal_must_show(node_factory, browser, smtp, tmp_path) -
     await look(partner, "partner-deal-dark")
     await partner.goto(a.url + "/partner/")
     await look(partner, "partner-deals-dark")
+    await partner.get_by_role("link", name="Add new").click()
+    await partner.get_by_role("button", name="Add another client").click()
+    assert await partner.get_by_role("group", name="Client 2").count() == 1
+    await partner.get_by_role("button", name="Create deal").click()
+    assert "Client 2: Enter the first name" in await partner.locator(".error-summary").inner_text()
+    await look(partner, "partner-deal-new-two-clients-dark")
 
     # the partner changes their e-mail address: it changes only once confirmed from the new one
     await partner.goto(a.url + "/partner/settings")

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from test_web_deal_files import session_of
 from test_web_deals import workflow
-from web_kit import choose_password, new_page
+from web_kit import check_page, choose_password, new_page
 
 from node.crm import accounts, partner_deals, partners, portal
 from node.crm.access import Caller
@@ -135,6 +135,7 @@ async def test_partner_reaches_only_their_own(node_factory, browser) -> None:
             assert response is not None and response.status == 404, path
             assert "There is no" in await page.locator("main").inner_text()
             assert "Pia" not in await page.content()
+        await check_page(page, "partner-not-found")
     finally:
         await http.close()
 
