@@ -71,7 +71,8 @@ def partners_note(conn: Any, deal_id: str, author: str, body: str, now: Any) -> 
 
 
 async def status_of(http: aiohttp.ClientSession, url: str, method: str = "GET", **kw: Any) -> tuple[int, str]:
-    async with http.request(method, url, allow_redirects=False, headers={"Accept": "text/html"}, **kw) as r:
+    headers = {"Accept": "text/html", **kw.pop("headers", {})}
+    async with http.request(method, url, allow_redirects=False, headers=headers, **kw) as r:
         return r.status, await r.text()
 
 
