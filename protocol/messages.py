@@ -226,6 +226,20 @@ class ReferralStatus(WireModel):
     at: Timestamp
 
 
+class EnterprisePartner(WireModel):
+    """A parent organisation adds one of its partners to a child organisation (Appendix D):
+    the partner's profile, never a password or any other secret. The child creates (or
+    finds) the account and invites the partner itself, per its own settings."""
+
+    connection_id: Ident  # the parent -> child connection it travels on
+    partner_ref: Ident  # the parent's id for this partner, stable across messages
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    email: Email
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{3,32}$")]
+    added_by: Person  # the parent's admin who added them
+    sent_at: Timestamp
+
+
 MESSAGE_MODELS: dict[MessageType, type[WireModel]] = {
     MessageType.CONNECTION_REQUEST: ConnectionRequest,
     MessageType.CONNECTION_ACCEPT: ConnectionAccept,
@@ -235,6 +249,7 @@ MESSAGE_MODELS: dict[MessageType, type[WireModel]] = {
     MessageType.REFERRAL_STATUS: ReferralStatus,
     MessageType.KEY_ROTATION: KeyRotation,
     MessageType.DISCONNECT: Disconnect,
+    MessageType.ENTERPRISE_PARTNER: EnterprisePartner,
 }
 
 #: Message types a node accepts from a sender it has no connection with.

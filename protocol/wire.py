@@ -56,6 +56,7 @@ class MessageType(StrEnum):
     REFERRAL_STATUS = "referral-status"
     KEY_ROTATION = "key-rotation"
     DISCONNECT = "disconnect"
+    ENTERPRISE_PARTNER = "enterprise-partner"
 
 
 class DocumentType(StrEnum):

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from node.codegen import xwing_vector
+from node.codegen.enterprise_vectors import enterprise_partner_file
 from node.codegen.envelope_vectors import envelope_signing_file, envelopes_reject_file
 from node.codegen.text_vectors import encoding_file, offers_file
 from node.codegen.vector_inputs import (
@@ -386,4 +387,5 @@ def build_vectors() -> dict[str, dict[str, Any]]:
         "invitations.json": _invitations_file(nodes),
         "encoding.json": encoding_file(),
         "offers.json": offers_file(),
+        "enterprise-partner.json": enterprise_partner_file(),
     }

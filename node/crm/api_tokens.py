@@ -45,8 +45,8 @@ def list_tokens(conn: sqlite3.Connection) -> list[TokenRow]:
 
 def issue_token(conn: sqlite3.Connection, user_id: str, label: str, now: datetime) -> str:
     """A new token for an active user; the token itself, to show once."""
-    row = conn.execute("SELECT active FROM users WHERE id = ?", (user_id,)).fetchone()
-    if row is None:
+    row = conn.execute("SELECT active FROM users WHERE id = ? AND role != 'partner'", (user_id,)).fetchone()
+    if row is None:  # a partner has no API: the portal is their only way in
         raise CrmError("not_found", "there is no such user", "user_id")
     if not row["active"]:
         raise CrmError("invalid", "that user is deactivated; reactivate them before giving them a token", "user_id")

@@ -34,6 +34,7 @@ WHAT = {
     MessageType.REFERRAL_STATUS: "Referral status update",
     MessageType.KEY_ROTATION: "New signing key notice",
     MessageType.DISCONNECT: "Disconnection",
+    MessageType.ENTERPRISE_PARTNER: "Partner for a child organisation",
 }
 
 

@@ -22,10 +22,11 @@ from node.base.ratelimit import FailureLimiter, retry_after
 from node.crm import events
 from node.crm.indexing import SearchIndexer
 from node.crm.store import history
-from node.federation import handshake, referrals, referring
+from node.federation import enterprise, handshake, referrals, referring
 from node.federation.delivery import Delivery, read_limited
 from node.federation.landing import land_offer
 from node.federation.outbox import Effects, TxContext
+from node.mail import partner_mail
 from node.mail.sender import MailSender
 from node.storage import store
 from node.storage.db import Database
@@ -64,6 +65,7 @@ HANDLERS: dict[MessageType, Handler] = {
     MessageType.KEY_ROTATION: handshake.on_key_rotation,
     MessageType.REFERRAL_OFFER: lambda conn, ctx, opened: referrals.on_offer(conn, ctx, opened, land_offer),
     MessageType.REFERRAL_STATUS: referrals.on_status,
+    MessageType.ENTERPRISE_PARTNER: enterprise.on_enterprise_partner,
 }
 
 
@@ -119,7 +121,8 @@ class Node:
         #: The inbox fronts, when they run (see node.http.fronts).
         self.fronts: Fronts | None = None
         #: Run inside the transaction of every deal move (see ``node.crm.events``).
-        self.on_deal_moved: list[events.DealMovedHook] = [history.record_move, referring.on_deal_moved]
+        self.on_deal_moved: list[events.DealMovedHook] = [history.record_move, referring.on_deal_moved,
+                                                          partner_mail.on_deal_moved]
         self.refresh_discovery()
 
     # -- identity ------------------------------------------------------------------

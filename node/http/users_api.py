@@ -72,7 +72,7 @@ async def create_token(request: web.Request, node: Node, caller: Caller, body: T
     user_id = body.user_id or caller.id
 
     def insert(conn: sqlite3.Connection, ctx: TxContext) -> None:
-        row = conn.execute("SELECT active FROM users WHERE id = ?", (user_id,)).fetchone()
+        row = conn.execute("SELECT active FROM users WHERE id = ? AND role != 'partner'", (user_id,)).fetchone()
         if row is None:
             raise ApiError(404, "unknown_subject", f"no user {user_id}", field="user_id")
         if not row[0]:

@@ -25,6 +25,13 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("password_set", None, secret=True),
     Kind("password_reset", None, secret=True),
     Kind("test", None),
+    # To partners (issue 13): they choose among these in the portal, not here.
+    Kind("partner_added", None, secret=True),
+    Kind("partner_email_confirm", None, secret=True),
+    Kind("partner_deal_shared", None),
+    Kind("partner_note", None),
+    Kind("partner_stage", None),
+    Kind("partner_outcome", None),
 )}
 
 #: The mails a user may turn off, in the order their settings list them.

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from node.base.passwords import hash_password, password_problem, verify_password
 from node.base.ratelimit import FailureLimiter, retry_after
-from node.crm import accounts
+from node.crm import accounts, partners
 from node.http.appkeys import NODE
 from node.http.clients import client_address
 from node.mail.links import issue_link
@@ -55,7 +55,8 @@ async def login(view: View) -> web.StreamResponse:
     node, config = view.node, view.config
 
     def again(error: str, status: int) -> web.Response:
-        return view.render("login.html", {"email": email, "next": target, "error": error}, status=status)
+        template = "partner_login.html" if view.value("portal") == "partner" else "login.html"  # its own look
+        return view.render(template, {"email": email, "next": target, "error": error}, status=status)
 
     if not email or not password:
         return again("Enter your e-mail address and your password.", 400)
@@ -84,6 +85,8 @@ async def login(view: View) -> web.StreamResponse:
         accounts.unlock(conn, email)
         if old:
             accounts.end_session(conn, old, now)
+        if record.caller.is_partner:
+            partners.record(conn, record.caller.id, "Signed in", now)
         return accounts.start_session(conn, record.caller.id, now)
 
     sid = await node.db.write(sign_in)
@@ -98,7 +101,7 @@ async def logout(view: View) -> web.StreamResponse:
         now = view.node.clock.now()
         await view.node.db.write(lambda conn: accounts.end_session(conn, sid, now))
     view.set_cookies.append((SESSION_COOKIE, "", {"max_age": 0}))
-    return view.redirect("/login", "You are signed out.")
+    return view.redirect("/partner/login" if view.value("portal") == "partner" else "/login", "You are signed out.")
 
 
 async def _holder(view: View) -> accounts.LinkHolder | None:
@@ -113,6 +116,12 @@ async def set_password_form(view: View) -> dict[str, Any]:
 
 @pages.post("/set-password/{token}", signed_in=False)
 async def set_password(view: View) -> web.StreamResponse:
+    return await choose_password(view, "set_password.html", "/")
+
+
+async def choose_password(view: View, template: str, home: str) -> web.StreamResponse:
+    """Set the password through the link in the URL, sign in, and go ``home``; the
+    console's page and the partner portal's (``template``) share it."""
     holder = await _holder(view)
     password, again = view.form.get("password", ""), view.form.get("password_again", "")
     problem = None
@@ -122,7 +131,7 @@ async def set_password(view: View) -> web.StreamResponse:
         if problem is None and password != again:
             problem = "The two passwords are not the same."
     if holder is None or problem:
-        return view.render("set_password.html", {"holder": holder, "error": problem}, status=400)
+        return view.render(template, {"holder": holder, "error": problem}, status=400)
     hashed = await asyncio.to_thread(hash_password, password)
     token, now = view.request.match_info["token"], view.node.clock.now()
 
@@ -132,9 +141,9 @@ async def set_password(view: View) -> web.StreamResponse:
 
     sid = await view.node.db.write(use)
     if sid is None:
-        return view.render("set_password.html", {"holder": None, "error": None}, status=400)
+        return view.render(template, {"holder": None, "error": None}, status=400)
     view.set_cookies.append((SESSION_COOKIE, sid, {}))
-    return view.redirect("/", "Your password is set. You are signed in.")
+    return view.redirect(home, "Your password is set. You are signed in.")
 
 
 @pages.get("/forgot", "forgot.html", signed_in=False)

@@ -31,6 +31,7 @@ from node.crm.store import board as boards
 from node.federation.deal_view import deal_page
 from node.http.deals_api import DealMove, move
 from node.http.notes_api import DealNoteIn
+from node.web.deal_partners import partner_context, share_note
 from node.web.views import Pages, View
 
 pages = Pages()
@@ -130,15 +131,15 @@ async def deal_context(view: View, deal_id: str, *, errors: dict[str, str] | Non
                         note: str = "") -> dict[str, Any]:
     find = view.request.query.get("find", "").strip()[:200]
 
-    def read(conn: sqlite3.Connection) -> tuple[Any, list[Any]]:
+    def read(conn: sqlite3.Connection) -> tuple[Any, list[Any], dict[str, Any]]:
         deal_of(conn, deal_id)
         page = deal_page(conn, deal_id)
         found = boards.search_contacts(conn, find, limit=FIND_LIMIT) if find else []
         on_deal = {c.contact_id for c in page.deal.contacts}
-        return page, [c for c in found if c.id not in on_deal]
+        return page, [c for c in found if c.id not in on_deal], partner_context(conn, deal_id)
 
-    page, found = await view.node.db.read(read)
-    return {"page": page, "deal": page.deal, "money": money, "find": find, "found": found, "roles": ROLES,
+    page, found, partner_parts = await view.node.db.read(read)
+    return {**partner_parts, "page": page, "deal": page.deal, "money": money, "find": find, "found": found, "roles": ROLES,
             "errors": errors or {}, "note": note, "accept": ACCEPT, "allowed": ALLOWED_NAMES,
             "max_upload": megabytes(view.config.max_upload_bytes),
             "board_link": board_url(page.workflow.name)}
@@ -161,14 +162,18 @@ async def add_note(view: View) -> web.StreamResponse:
                                       errors={"body": "The note must be 8,000 characters or fewer"})
         return view.render("deal.html", context, status=400)
     body = parse(DealNoteIn, {"body": text})
+    share = view.value("share") == "yes"
 
     def add(conn: sqlite3.Connection, ctx: Any) -> None:
-        deal_of(conn, deal_id)
-        crm.add_note(conn, parse(NoteIn, {"deal_id": deal_id, "body": body.body}), now=ctx.now,
-                     author_user_id=view.user.id)
+        deal = deal_of(conn, deal_id)
+        note = crm.add_note(conn, parse(NoteIn, {"deal_id": deal_id, "body": body.body}), now=ctx.now,
+                            author_user_id=view.user.id)
+        if share:
+            share_note(conn, ctx, deal, note.id, view.user.name, view.user.id)
 
     await view.node.transact(add)
-    return view.redirect(f"/deals/{deal_id}#notes", "Your note is added.")
+    return view.redirect(f"/deals/{deal_id}#notes", "Your note is added" + (", shared with the deal's partners."
+                                                                             if share else "."))
 
 
 @pages.post("/deals/{id}/contacts")

@@ -125,7 +125,11 @@ async def download(view: View) -> web.StreamResponse:
             raise CrmError("not_found", "This deal has no such document.")
         return doc
 
-    doc = await view.node.db.read(read)
+    return attachment(view, await view.node.db.read(read))
+
+
+def attachment(view: View, doc: Any) -> web.StreamResponse:
+    """A stored document's bytes as a download (the console's and the partner portal's)."""
     if not doc.stored or doc.content_type is None:
         raise CrmError("not_found", f"This node holds only the details of {doc.name}, not the file.")
     path = files.path_of(view.config.documents_dir, doc.sha256)

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from node.base import dates
+from node.base import when as moments
 from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.federation.opportunities import (
@@ -40,7 +40,7 @@ OUTCOME_SHORT = {"future": "future opportunity", "not_raised": "not raised", "cl
 
 def day(value: str) -> str:
     """A ``YYYY-MM-DD`` date as people read it (a date has no time zone to convert)."""
-    return dates.day(date.fromisoformat(value))
+    return moments.day(date.fromisoformat(value))
 
 
 def _today(view: View) -> date:

@@ -1,4 +1,5 @@
-"""Reports: referrals by connection, referring agent and status over a date range, with
+"""Reports: referrals by connection, by partner (deals partners created in the portal,
+``node.crm.partner_report``), referring agent and status over a date range, with
 conversion, two charts (referrals over time, the conversion funnel) and a CSV download.
 
 The numbers are the admin API's (``node.federation.reporting``, and
@@ -17,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from node.crm.partner_report import by_partner
 from node.federation.report_trends import GROUPS, Trend, funnels, over_time
 from node.federation.reporting import (
     ALL_STATES,
@@ -146,14 +148,16 @@ async def reports(view: View) -> web.StreamResponse | dict[str, Any]:
     today = view.node.clock.now().date()
     by = form["by"] or None
 
-    def read(conn: Any) -> tuple[Report, Trend, list[Any]]:
-        return build_report(conn, q), over_time(conn, q, today, by), funnels(conn, q)  # type: ignore[arg-type]
+    def read(conn: Any) -> tuple[Report, Trend, list[Any], list[Any]]:
+        from_partners = [] if q.side == "sender" else by_partner(conn, q.from_date, q.to_date)
+        return (build_report(conn, q), over_time(conn, q, today, by), funnels(conn, q),  # type: ignore[arg-type]
+                from_partners)
 
-    report, trend, report_funnels = await view.node.db.read(read)
+    report, trend, report_funnels, from_partners = await view.node.db.read(read)
     csv_params = {k: v for k, v in form.items() if v and k != "by"}
     return {**context, "report": report, "trend": trend, "trend_chart": trend_chart(trend),
             "funnels": funnel_charts(report_funnels), "statuses": status_rows(report),
-            "csv_query": csv_params}
+            "csv_query": csv_params, "partners": from_partners}
 
 
 @pages.get("/reports/referrals.csv")

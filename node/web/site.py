@@ -32,10 +32,15 @@ from node.web import (
     contacts_pages,
     csv_pages,
     deal_forms,
+    deal_partners,
     deals_pages,
     documents_pages,
+    enterprise_pages,
     home,
     opportunities_pages,
+    partner_account,
+    partner_admin,
+    partner_pages,
     refer_pages,
     referrals_pages,
     reports_pages,
@@ -66,6 +71,12 @@ PAGE_MODULES: list[Pages] = [
     admin_tokens.pages,
     admin_outbox.pages,
     admin_mail.pages,
+    # the partner portal (issue 13)
+    deal_partners.pages,
+    partner_admin.pages,
+    partner_account.pages,
+    partner_pages.pages,
+    enterprise_pages.pages,
 ]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -18,8 +18,9 @@ A page module declares its routes on a :class:`Pages` table::
 - **the session**: a page that needs a signed-in user (all but sign-in and password
   links) reads the ``rn_session`` cookie (``node.crm.accounts``); without a live session
   a GET goes to ``/login?next=...`` and anything else is refused;
-- **permissions**: ``admin_only`` is checked by :func:`node.crm.access.authorize`, the
-  same check the API makes;
+- **permissions**: ``admin_only`` and ``portal`` (the console, or the partner portal
+  under ``/partner/``) are checked by :func:`node.crm.access.authorize`, the same check
+  the API makes: a partner on a console page, or anyone else on a portal page, gets 404;
 - **CSRF**: every POST carries the form field ``csrf``; it must match the token derived
   from the session (or, before sign-in, from the ``rn_pre`` cookie). A POST without it is
   refused (403, ``csrf_failed``) before the handler runs;
@@ -47,7 +48,7 @@ from node.base.config import Config
 from node.base.errors import HTTP_STATUS, ApiError
 from node.base.inputs import text_problem
 from node.crm import accounts
-from node.crm.access import AccessDenied, Caller, authorize
+from node.crm.access import AccessDenied, Caller, Portal, authorize
 from node.crm.errors import CrmError
 from node.federation.runtime import Node
 from node.http.appkeys import NODE
@@ -156,6 +157,8 @@ class PageRoute:
     #: The handler reads the body itself (a multipart upload); CSRF is still checked, from
     #: the query string's ``csrf``.
     raw_body: bool
+    #: The console's page, or the partner portal's (``node.crm.access.authorize``).
+    portal: Portal = "console"
 
 
 class Pages:
@@ -166,10 +169,10 @@ class Pages:
 
     def _add(self, method: str, path: str, template: str | None, *, admin_only: bool = False,
              signed_in: bool = True, multiline: tuple[str, ...] = (),
-             raw_body: bool = False) -> Callable[[PageHandler], PageHandler]:
+             raw_body: bool = False, portal: Portal = "console") -> Callable[[PageHandler], PageHandler]:
         def register(handler: PageHandler) -> PageHandler:
             self.routes.append(PageRoute(method, path, handler, template, admin_only, signed_in,
-                                         frozenset(multiline), raw_body))
+                                         frozenset(multiline), raw_body, portal))
             return handler
 
         return register
@@ -235,11 +238,14 @@ def _serve(route: PageRoute) -> Callable[[web.Request], Awaitable[web.StreamResp
         if route.signed_in and caller is None:
             if request.method == "GET":
                 target = request.path_qs
-                return view.redirect("/login?" + urllib.parse.urlencode({"next": target}))
+                login = "/partner/login?" if route.portal == "partner" else "/login?"
+                return view.redirect(login + urllib.parse.urlencode({"next": target}))
             return _error(view, 401, "unauthenticated", "Your session has ended. Sign in again.")
         try:
-            if caller is not None:
-                authorize(caller, admin_only=route.admin_only)
+            if caller is not None and caller.is_partner and route.portal == "console" and request.path == "/":
+                return view.redirect("/partner/")  # a partner's home is the portal
+            if caller is not None and route.signed_in:  # pages for everyone (sign-in) are anyone's
+                authorize(caller, admin_only=route.admin_only, portal=route.portal)
             if request.method == "POST":
                 if not route.raw_body:
                     view.form = await read_form(request, node, route.multiline)

@@ -80,6 +80,9 @@ TABLES = (
     "referrals", "referral_events", "deferred_referrals", "opportunities", "workflows", "stages",
     "deals", "deal_contacts", "deal_moves", "contacts", "notes", "documents", "assignment_cursor",
     "web_sessions", "password_links", "signin_failures", "mail_queue", "user_mail_off", "health_probe",
+    "partner_profiles", "partner_brokers", "deal_partners", "note_shares", "partner_documents", "partner_activity",
+    "portal_settings", "partner_mail_on", "partner_consents", "email_changes", "connection_relations",
+    "enterprise_partner_sends",
     # kept by triggers (migrations 41 and 42): the search indexes, and the report's counts
     "search_pending", "referral_tally", "referral_reached",
     *(f"{t}_search{part}" for t in ("contacts", "deals") for part in ("", "_data", "_idx", "_docsize", "_config")),

@@ -71,6 +71,7 @@ def test_every_vector_file_is_checked_here() -> None:
         "keys.json", "discovery.json", "envelope-signing.json", "envelopes-reject.json",
         "receipts.json", "invitations.json", "encoding.json", "envelopes-decrypt-only.json",
         "offers.json",
+        "enterprise-partner.json",  # its own file: test_enterprise_partner.py
     }  # fmt: skip
     assert {p.name for p in VECTORS.glob("*.json")} == checked
 

@@ -38,7 +38,7 @@ def add_note(
     if data.contact_id is not None and not _exists(conn, "contacts", data.contact_id):
         raise _missing("contact", data.contact_id, "contact_id")
     if author_user_id is not None:
-        _check_user(conn, author_user_id, "author_user_id", active=False)
+        _check_user(conn, author_user_id, "author_user_id", active=False, partner_ok=True)
     elif kind == "user":
         raise CrmError("invalid", "a user note needs its author", "author_user_id")
     note = Note(

@@ -3,7 +3,7 @@
 A migration is a function ``up`` of a ``sqlite_utils.Database`` that changes the schema,
 in a module of its own; each runs once, in its own transaction, and the database's
 ``user_version`` says which ran. Versions: 1-9 federation core, 10-19 the CRM, 20-29
-opportunities, 30-39 accounts, mail and the console, 40-49 scale and operations. Add new
+opportunities, 30-39 accounts, mail and the console, 40-49 scale and operations, 50-54 the partner portal. Add new
 ones at the end of :data:`MIGRATIONS`; never change one that has shipped. A database newer than
 :data:`LATEST` (written by a newer release) is refused, never used
 (``node.storage.sqlite.migrate``).
@@ -41,6 +41,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (41, "search indexes", "m041_search"),
     (42, "referral tallies for the report", "m042_referral_tallies"),
     (43, "health probe", "m043_health_probe"),
+    (50, "partner portal", "m050_partner_portal"),
+    (51, "enterprise parents and children", "m051_enterprise"),
 )
 
 #: The version of a database that every migration has run on.

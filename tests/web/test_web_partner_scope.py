@@ -1,0 +1,185 @@
+"""What each role may reach around the partner portal (issue 13), through pages in a real
+browser and through raw HTTP with each role's own session: a partner reaches their own
+deals in the portal and nothing else (another partner's deal, a deal not shared with
+them, a private note, a file on another deal, the API, any console page: 404, the same
+answer as for something that does not exist); brokers and admins never reach the
+portal; a removed partner's sessions end at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from test_web_deal_files import session_of
+from test_web_deals import workflow
+from web_kit import check_page, choose_password, new_page
+
+from node.crm import accounts, partner_deals, partners, portal
+from node.crm.access import Caller
+from node.crm.models import DocumentIn, NoteIn
+from node.web.views import SESSION_COOKIE, csrf_token
+
+
+async def setup(a: Any) -> dict[str, Any]:
+    wf = await workflow(a)
+    broker = (await a.api("POST", "/api/v1/users", {"email": "bea@acme.example", "name": "Bea Broker",
+                                                    "role": "broker"}, expect=201))
+    broker_id = broker["user"]["id"]
+    unshared = (await a.api("POST", "/api/v1/deals", {"title": "Broker only", "workflow_id": wf["id"],
+                                                      "stage_id": wf["stages"][0]["id"]}, expect=201))["deal"]
+
+    def build(conn: Any) -> dict[str, Any]:
+        now = a.node.clock.now()
+        portal.save_settings(conn, portal.PortalSettings(wf["id"], True, True, frozenset(), "v1", "We pass it on."))
+        made = {}
+        for key, name in (("p1", "Pat One"), ("p2", "Pia Two")):
+            p = partners.create_partner(conn, partners.PartnerIn(name=name, email=f"{key}@partners.example",
+                                                                 phone="0400 000 000"), [broker_id], added_by=None,
+                                        now=now)
+            caller = Caller(p.id, p.email, p.name, "partner")
+            deal = partner_deals.create_deal(
+                conn, caller, title=f"{name}'s client", owner_id=broker_id, message="", consented=True, now=now,
+                clients=[partner_deals.NewClient("Chris", "Client", "chris@c.example", "0400 111 222")])
+            doc = partners_doc(conn, deal.id, p.id, now)
+            made[key] = {"id": p.id, "deal": deal.id, "doc": doc,
+                         "link": a.url + "/partner/set-password/" + accounts.new_password_link(conn, p.id, "set", now,
+                                                                                                3600)}
+        private = partners_note(conn, made["p1"]["deal"], broker_id, "Private: internal only", now)
+        shared = partners_note(conn, made["p1"]["deal"], broker_id, "Shared: hello Pat", now)
+        partners.share_note(conn, shared, made["p1"]["deal"], shared=True, by=broker_id, now=now)
+        broker_doc = partners_doc(conn, made["p1"]["deal"], None, now)
+        return {**made, "private": private, "broker_doc": broker_doc}
+
+    made = await a.node.db.write(build)
+    return {**made, "unshared": unshared["id"], "broker_link": broker["password_link"]}
+
+
+def partners_doc(conn: Any, deal_id: str, partner_id: str | None, now: Any) -> str:
+    from node.crm import store as crm
+
+    doc = crm.add_document(conn, DocumentIn(deal_id=deal_id, name="file.pdf", size_bytes=10, sha256="0" * 64),
+                           now=now)
+    if partner_id:
+        partners.record_document(conn, doc.id, partner_id)
+    return doc.id
+
+
+def partners_note(conn: Any, deal_id: str, author: str, body: str, now: Any) -> str:
+    from node.crm import store as crm
+
+    return crm.add_note(conn, NoteIn(deal_id=deal_id, body=body), now=now, author_user_id=author).id
+
+
+async def status_of(http: aiohttp.ClientSession, url: str, method: str = "GET", **kw: Any) -> tuple[int, str]:
+    headers = {"Accept": "text/html", **kw.pop("headers", {})}
+    async with http.request(method, url, allow_redirects=False, headers=headers, **kw) as r:
+        return r.status, await r.text()
+
+
+def csrf_of(http: aiohttp.ClientSession) -> str:
+    sid = next(c.value for c in http.cookie_jar if c.key == SESSION_COOKIE)
+    return csrf_token(sid)
+
+
+CONSOLE = ["/deals", "/contacts", "/referrals", "/reports", "/opportunities", "/connections", "/settings", "/admin",
+           "/admin/users", "/admin/partners", "/admin/partner-portal", "/search?q=Chris"]
+
+
+async def test_partner_reaches_only_their_own(node_factory, browser) -> None:
+    a = await node_factory("Acme")
+    w = await setup(a)
+    p1, p2 = w["p1"], w["p2"]
+    page = await new_page(browser)
+    await choose_password(page, p1["link"])
+    http = await session_of(page, a)
+    try:
+        ok, text = await status_of(http, a.url + f"/partner/deals/{p1['deal']}")
+        assert ok == 200 and "Shared: hello Pat" in text and "Private: internal only" not in text
+        # another partner's deal, a deal not shared, and no deal at all: one answer
+        answers = {await status_of(http, a.url + f"/partner/deals/{d}") for d in
+                   (p2["deal"], w["unshared"], "deal_01kdyak3487aj56vd0mvtn85v7")}
+        assert len(answers) == 1 and next(iter(answers))[0] == 404
+        # files: another partner's, one on another deal, the broker's on their own deal
+        for deal, doc in ((p2["deal"], p2["doc"]), (p1["deal"], p2["doc"]), (p1["deal"], w["broker_doc"])):
+            assert (await status_of(http, a.url + f"/partner/deals/{deal}/documents/{doc}"))[0] == 404
+        # writing to a deal that is not theirs: 404, nothing written
+        csrf = csrf_of(http)
+        notes_before = await a.node.db.read(lambda conn: conn.execute("SELECT count(*) FROM notes").fetchone()[0])
+        for deal in (p2["deal"], w["unshared"]):
+            assert (await status_of(http, a.url + f"/partner/deals/{deal}/notes", "POST",
+                                    data={"csrf": csrf, "body": "sneaky"}))[0] == 404
+            form = aiohttp.FormData()
+            form.add_field("file", b"%PDF-1.7\n%%EOF\n", filename="x.pdf", content_type="application/pdf")
+            assert (await status_of(http, a.url + f"/partner/deals/{deal}/documents?csrf={csrf}", "POST",
+                                    data=form))[0] == 404
+        assert (await status_of(http, a.url + f"/deals/{p1['deal']}/notes", "POST",
+                                data={"csrf": csrf, "body": "sneaky"}))[0] == 404
+        assert (await status_of(http, a.url + f"/admin/partners/{p2['id']}/remove", "POST",
+                                data={"csrf": csrf}))[0] == 404
+        assert await a.node.db.read(lambda conn: conn.execute("SELECT count(*) FROM notes").fetchone()[0]) \
+            == notes_before
+        # every console page and the deal in the console: 404; the home page leads to the portal
+        for path in [*CONSOLE, f"/deals/{p1['deal']}", f"/deals/{p1['deal']}/documents/{p1['doc']}"]:
+            status, _ = await status_of(http, a.url + path)
+            assert status == 404, path
+        status, _ = await status_of(http, a.url + "/")
+        assert status == 303
+        # the API: a session is no token, and a partner can be given none
+        async with http.get(a.url + "/api/v1/deals") as r:
+            assert r.status == 401
+        await a.api("POST", "/api/v1/tokens", {"user_id": p1["id"], "label": "x"}, expect=404)
+        assert (await a.api("GET", "/api/v1/users"))["users"] and all(
+            u["role"] != "partner" for u in (await a.api("GET", "/api/v1/users"))["users"])
+        # ... and through the browser's pages too
+        for path in ("/deals", f"/deals/{p1['deal']}", "/admin", f"/partner/deals/{p2['deal']}"):
+            response = await page.goto(a.url + path)
+            assert response is not None and response.status == 404, path
+            assert "There is no" in await page.locator("main").inner_text()
+            assert "Pia" not in await page.content()
+        await check_page(page, "partner-not-found")
+    finally:
+        await http.close()
+
+
+async def test_console_users_never_reach_the_portal_and_removal_ends_sessions(node_factory, browser) -> None:
+    a = await node_factory("Acme")
+    w = await setup(a)
+    p1 = w["p1"]
+    admin = await new_page(browser)
+    await choose_password(admin, a.extra["password_link"])
+    broker = await new_page(browser)
+    await choose_password(broker, w["broker_link"])
+    for page in (admin, broker):
+        http = await session_of(page, a)
+        try:
+            for path in ("/partner/", f"/partner/deals/{p1['deal']}", "/partner/settings", "/partner/deals/new"):
+                assert (await status_of(http, a.url + path))[0] == 404, path
+        finally:
+            await http.close()
+
+    partner = await new_page(browser)
+    await choose_password(partner, p1["link"])
+    second = await new_page(browser)  # a second session of the same partner
+    http = await session_of(partner, a)
+    jar = aiohttp.CookieJar(unsafe=True)
+    for cookie in await partner.context.cookies():
+        jar.update_cookies({cookie["name"]: cookie["value"]}, response_url=aiohttp.client.URL(a.url))
+    try:
+        assert (await status_of(http, a.url + "/partner/"))[0] == 200
+        await admin.goto(a.url + "/admin/partners")
+        await admin.get_by_role("button", name="Remove Pat One").click()
+        assert "is removed" in await admin.locator(".flash").inner_text()
+        status, _ = await status_of(http, a.url + "/partner/")
+        assert status == 303  # to sign in: the session has ended
+        await partner.goto(a.url + f"/partner/deals/{p1['deal']}")
+        assert "/partner/login" in partner.url
+        await second.goto(a.url + "/partner/login")
+        await second.get_by_label("E-mail address").fill("p1@partners.example")
+        await second.get_by_label("Password").fill("correct horse battery staple")
+        await second.get_by_role("button", name="Sign in").click()
+        assert "do not match" in await second.locator(".error-summary").inner_text()
+        # the partner's deal stays with its broker
+        deal = (await a.api("GET", f"/api/v1/deals/{p1['deal']}"))["deal"]
+        assert deal["title"] == "Pat One's client"
+    finally:
+        await http.close()
