@@ -41,6 +41,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (41, "search indexes", "m041_search"),
     (42, "referral tallies for the report", "m042_referral_tallies"),
     (43, "health probe", "m043_health_probe"),
+    (60, "client portal", "m060_client_portal"),
 )
 
 #: The version of a database that every migration has run on.
