@@ -235,7 +235,7 @@ def readable(section: Section, chosen: list[str], saved: dict[str, Any]) -> list
         if sub.key not in chosen:
             continue
         got = saved.get(sub.key)
-        rows = got if sub.repeat else ([got] if got is not None else [])
+        rows = (got or []) if sub.repeat else ([got] if got is not None else [])
         out.append({"key": sub.key, "title": sub.title, "repeat": bool(sub.repeat),
                     "rows": [[(f.label, (r or {}).get(f.key, "")) for f in sub.fields] for r in rows]})
     return out

@@ -15,6 +15,7 @@ and kind, never its number or text. Credits are taken when a message is queued
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import random
 import sqlite3
@@ -90,10 +91,10 @@ def mark_failed(conn: sqlite3.Connection, sms_id: str, error: str, retry_at: dat
 async def post(config: Config, session: aiohttp.ClientSession, sms: QueuedSms) -> None:
     """Send one message to the gateway; raises unless it answers 2xx."""
     url = f"{config.sms_gateway_url.rstrip('/')}/2010-04-01/Accounts/{config.sms_account}/Messages.json"
-    auth = aiohttp.BasicAuth(config.sms_account, config.sms_token())
+    secret = base64.b64encode(f"{config.sms_account}:{config.sms_token()}".encode()).decode()
     form = {"To": sms.to_number, "From": config.sms_from or config.org_name[:11], "Body": sms.body}
     timeout = aiohttp.ClientTimeout(total=config.request_timeout_s)
-    async with session.post(url, data=form, auth=auth, timeout=timeout, allow_redirects=False) as answer:
+    async with session.post(url, data=form, headers={"Authorization": f"Basic {secret}"}, timeout=timeout, allow_redirects=False) as answer:
         if not 200 <= answer.status < 300:
             raise RuntimeError(f"the SMS gateway answered HTTP {answer.status}")
 

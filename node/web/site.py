@@ -27,6 +27,8 @@ from node.web import (
     admin_pages,
     admin_tokens,
     auth_pages,
+    client_factfind,
+    client_pages,
     connecting_pages,
     connections_pages,
     contacts_pages,
@@ -36,12 +38,15 @@ from node.web import (
     documents_pages,
     home,
     opportunities_pages,
+    portal_pages,
+    portal_settings_pages,
     refer_pages,
     referrals_pages,
     reports_pages,
     settings_pages,
     templating,
 )
+from node.web.client_views import add_client_pages
 from node.web.views import Pages, add_pages
 from protocol.models import parse_ts
 
@@ -67,6 +72,8 @@ PAGE_MODULES: list[Pages] = [
     admin_tokens.pages,
     admin_outbox.pages,
     admin_mail.pages,
+    portal_settings_pages.pages,
+    portal_pages.pages,
 ]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -78,6 +85,9 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 _NOT_PAGES = ("/api/", "/inbox", "/.well-known/")
+#: The client portal may embed its broker's videos, through the providers' privacy-enhanced
+#: players only (node.portal.settings.FRAME_SOURCES).
+CLIENT_CSP = CSP + "; frame-src https://www.youtube-nocookie.com https://player.vimeo.com"
 
 
 def _is_page(path: str) -> bool:
@@ -99,6 +109,8 @@ async def page_middleware(request: web.Request,
             {"view": None, "status": exc.status, "code": "not_found" if exc.status == 404 else "method_not_allowed",
              "message": "There is no page here." if exc.status == 404 else "This page does not take that."},
             status=exc.status)
+    if request.path.startswith("/client/"):
+        response.headers.setdefault("Content-Security-Policy", CLIENT_CSP)
     for name, value in PAGE_HEADERS.items():
         response.headers.setdefault(name, value)
     if not request.path.startswith("/static/"):
@@ -126,6 +138,8 @@ def install(app: web.Application, config: Config) -> None:
     app.cleanup_ctx.append(documents_pages.parts_cleared)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     add_pages(app, PAGE_MODULES)
+    add_client_pages(app, client_pages.pages)
+    add_client_pages(app, client_factfind.pages)
 
 
 def create_site(config: Config, **kwargs: Any) -> web.Application:
