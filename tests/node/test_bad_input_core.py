@@ -80,6 +80,10 @@ TABLES = (
     "referrals", "referral_events", "deferred_referrals", "opportunities", "workflows", "stages",
     "deals", "deal_contacts", "deal_moves", "contacts", "notes", "documents", "assignment_cursor",
     "web_sessions", "password_links", "signin_failures", "mail_queue", "user_mail_off", "health_probe",
+    # the client portal (migration 60)
+    "compliance_labels", "portal_org", "portal_settings", "portal_flows", "portal_videos", "client_access",
+    "client_passcodes", "client_passcode_requests", "client_sessions", "client_requests", "client_files",
+    "client_acks", "client_messages", "client_events", "sms_queue",
     # kept by triggers (migrations 41 and 42): the search indexes, and the report's counts
     "search_pending", "referral_tally", "referral_reached",
     *(f"{t}_search{part}" for t in ("contacts", "deals") for part in ("", "_data", "_idx", "_docsize", "_config")),

@@ -119,3 +119,55 @@ PDF = b"%PDF-1.4\n% a test document\n1 0 obj << /Type /Catalog >> endobj\ntraile
 def pdf(marker: str) -> bytes:
     """A small PDF with a marker in it that a test can look for."""
     return PDF.replace(b"a test document", marker.encode())
+
+
+async def ready_to_share(node: Any, deal_id: str) -> str:
+    """What sharing needs, set through the node's own domain functions (the browser test
+    does it through the pages): the admin's privacy disclosure, a flow of three sections,
+    and the deal's labelled compliance documents (stored). Returns the flow's id."""
+    import hashlib
+
+    from node.crm import store as crm
+    from node.crm.models import DocumentIn
+    from node.crm.parsing import parse
+    from node.portal import settings as portal
+
+    me = await owner_id(node)
+    folder = node.config.documents_dir
+    folder.mkdir(mode=0o700, exist_ok=True)
+    docs = []
+    for label in ("Credit guide", "Privacy disclosure"):
+        data = pdf(label)
+        sha = hashlib.sha256(data).hexdigest()
+        (folder / sha).write_bytes(data)
+        docs.append((label, sha, len(data)))
+
+    def setup(conn: Any, ctx: Any) -> str:
+        portal.save_settings(conn, portal.PortalSettings(me, True, True, "We keep your details here.",
+                                                         dict(portal.DEFAULT_NOTIFY)), ctx.now)
+        for label, sha, size in docs:
+            crm.add_document(conn, parse(DocumentIn, {"deal_id": deal_id, "name": f"{label}.pdf", "label": label,
+                                                      "size_bytes": size, "sha256": sha}),
+                             now=ctx.now, content_type="application/pdf")
+        found = portal.list_flows(conn, me)
+        if found:
+            return found[0].id
+        return portal.save_flow(conn, me, loan_type="Purchase", name="Purchase basics", now=ctx.now,
+                                sections={"personal": ["about"], "contact": ["reach"], "goals": ["goals"]})
+
+    return str(await node.node.transact(setup))
+
+
+async def share(node: Any, deal_id: str, contact_id: str, flow_id: str, *, see_others: bool,
+                documents: list[str]) -> str:
+    """Invite a contact as the admin would from the deal's portal page; the access id."""
+    from node.portal import access
+
+    me = await owner_id(node)
+
+    def invite(conn: Any, ctx: Any) -> str:
+        ctx.effects.mail = True
+        return access.invite(conn, ctx.config, deal_id=deal_id, contact_id=contact_id, broker_user_id=me,
+                             flow_id=flow_id, see_others=see_others, documents=documents, now=ctx.now).access_id
+
+    return str(await node.node.transact(invite))

@@ -1,0 +1,218 @@
+"""The client portal's walls, through raw HTTP against a real node: a client reaches only
+their own application (and the other applicants' when the broker allowed it), never
+another deal, a console page or the API; client documents are sealed at rest and a flipped
+stored byte is caught on download; SMS credits run out without losing the e-mail; a stage
+change reaches the client."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from portal_kit import (
+    SmsGateway,
+    deal_with_applicants,
+    node_settings,
+    passcode_of_mail,
+    pdf,
+    ready_to_share,
+    share,
+)
+from web_kit import smtp_settings, text_of
+
+
+class Client:
+    """A client's HTTP session: its own cookie jar, as a browser keeps one."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    async def csrf(self, path: str) -> str:
+        async with self.http.get(self.base + path) as answer:
+            found = re.search(r'name="csrf" value="([^"]+)"', await answer.text())
+        assert found, path
+        return found.group(1)
+
+    async def sign_in(self, email: str, code: str) -> None:
+        token = await self.csrf("/client/sign-in")
+        async with self.http.post(self.base + "/client/sign-in", data={"csrf": token, "email": email,
+                                                                      "passcode": code}) as answer:
+            assert answer.status == 200 and "/client/" in str(answer.url), await answer.text()
+
+    def sid(self) -> str:
+        return next(c.value for c in self.http.cookie_jar if c.key == "rn_client")
+
+    async def get(self, path: str, **kw: Any) -> tuple[int, bytes, aiohttp.ClientResponse]:
+        async with self.http.get(self.base + path, allow_redirects=False, **kw) as answer:
+            return answer.status, await answer.read(), answer
+
+    async def upload(self, request_id: str, name: str, data: bytes) -> tuple[int, str]:
+        token = await self.csrf("/client/dashboard")
+        form = aiohttp.FormData()
+        form.add_field("file", data, filename=name, content_type="application/pdf")
+        async with self.http.post(f"{self.base}/client/requests/{request_id}/upload?csrf={token}", data=form,
+                                  allow_redirects=False) as answer:
+            return answer.status, await answer.text()
+
+
+async def _row(node: Any, sql: str, *args: Any) -> Any:
+    return await node.node.db.read(lambda conn: conn.execute(sql, args).fetchone())
+
+
+async def _request_of(node: Any, access_id: str, name: str) -> str:
+    return str((await _row(node, "SELECT id FROM client_requests WHERE access_id = ? AND name = ?",
+                           access_id, name))[0])
+
+
+@pytest.fixture
+async def world(node_factory, smtp) -> Any:
+    """One node; deal 1 with Ana (sees others) and Ben (does not); deal 2 with Cara."""
+    a = await node_factory("Summit", **smtp_settings(smtp))
+    one = await deal_with_applicants(a)
+    two = await deal_with_applicants(a, "Other family refinance", (("Cara", "cara@example.com", None),))
+    flow = await ready_to_share(a, one["deal"]["id"])
+    await ready_to_share(a, two["deal"]["id"])
+    ana, ben = one["contacts"]
+    cara = two["contacts"][0]
+    ids = {"ana": await share(a, one["deal"]["id"], ana["id"], flow, see_others=True, documents=["Photo ID"]),
+           "ben": await share(a, one["deal"]["id"], ben["id"], flow, see_others=False, documents=["Tax return"]),
+           "cara": await share(a, two["deal"]["id"], cara["id"], flow, see_others=True, documents=["Payslips"])}
+    clients = {}
+    for who in ("ana", "ben", "cara"):
+        client = Client(a.url)
+        await client.sign_in(f"{who}@example.com", passcode_of_mail(await smtp.wait_for(f"{who}@example.com",
+                                                                                       "your client portal")))
+        clients[who] = client
+    try:
+        yield {"node": a, "one": one, "two": two, "ids": ids, "clients": clients}
+    finally:
+        for client in clients.values():
+            await client.close()
+
+
+async def test_a_client_reaches_only_what_is_theirs(world) -> None:
+    a, ids, c = world["node"], world["ids"], world["clients"]
+    # each uploads to their own request
+    for who, doc in (("ana", "Photo ID"), ("ben", "Tax return"), ("cara", "Payslips")):
+        status, _ = await c[who].upload(await _request_of(a, ids[who], doc), f"{who}.pdf", pdf(f"{who}-secret"))
+        assert status == 303
+    files = {who: (await _row(a, "SELECT id FROM client_files WHERE name = ?", f"{who}.pdf"))[0]
+             for who in ("ana", "ben", "cara")}
+    cara_request = await _request_of(a, ids["cara"], "Payslips")
+    ana_request = await _request_of(a, ids["ana"], "Photo ID")
+    ben_request = await _request_of(a, ids["ben"], "Tax return")
+    deal2_doc = (await _row(a, "SELECT id FROM documents WHERE deal_id = ? AND label = 'Credit guide'",
+                            world["two"]["deal"]["id"]))[0]
+
+    # Ana (see others: yes) sees Ben's file and details, and may upload to his request
+    assert (await c["ana"].get(f"/client/files/{files['ben']}"))[1] == pdf("ben-secret")
+    assert (await c["ana"].get(f"/client/applicants/{ids['ben']}"))[0] == 200
+    assert (await c["ana"].upload(ben_request, "for-ben.pdf", pdf("from-ana")))[0] == 303
+    # Ben (no) sees neither Ana's file nor her details, nor uploads to her request: 404, as if none
+    for path in (f"/client/files/{files['ana']}", f"/client/applicants/{ids['ana']}"):
+        status, body, _ = await c["ben"].get(path)
+        assert status == 404 and b"ana-secret" not in body, path
+    assert (await c["ben"].upload(ana_request, "x.pdf", pdf("x")))[0] == 404
+    # nobody on deal 1 reaches deal 2, and Cara (see others: yes) does not reach deal 1
+    for who, path in (("ana", f"/client/files/{files['cara']}"), ("ana", f"/client/applicants/{ids['cara']}"),
+                      ("ana", f"/client/documents/{deal2_doc}"), ("cara", f"/client/files/{files['ana']}"),
+                      ("cara", f"/client/applicants/{ids['ana']}"), ("cara", f"/client/applicants/{ids['ben']}")):
+        status, body, _ = await c[who].get(path)
+        assert status == 404 and b"secret" not in body, (who, path)
+    assert (await c["ana"].upload(cara_request, "x.pdf", pdf("x")))[0] == 404
+    token = await c["ana"].csrf("/client/dashboard")
+    async with c["ana"].http.post(f"{a.url}/client/documents/{deal2_doc}/acknowledge", data={"csrf": token},
+                                  allow_redirects=False) as answer:
+        assert answer.status == 404
+    # a POST without the CSRF token is refused before anything happens
+    async with c["ana"].http.post(f"{a.url}/client/messages", data={"body": "hi"}, allow_redirects=False) as answer:
+        assert answer.status == 403 and "csrf_failed" in await answer.text()
+
+    # the client's cookie opens no console page and no API, even sent by hand to them
+    cookie = {"Cookie": f"rn_client={c['ana'].sid()}"}
+    async with aiohttp.ClientSession() as bare:
+        for path in ("/", "/deals", f"/deals/{world['one']['deal']['id']}",
+                     f"/deals/{world['one']['deal']['id']}/portal", f"/contacts/{world['one']['contacts'][0]['id']}",
+                     f"/deals/{world['one']['deal']['id']}/portal/files/{files['ana']}", "/admin", "/settings/portal"):
+            async with bare.get(a.url + path, headers=cookie, allow_redirects=False) as answer:
+                assert answer.status == 303 and answer.headers["Location"].startswith("/login"), path
+        for path in ("/api/v1/deals", f"/api/v1/deals/{world['one']['deal']['id']}", "/api/v1/contacts"):
+            async with bare.get(a.url + path, headers=cookie) as answer:
+                assert answer.status == 401, path
+        # and without a client session, no client page
+        for path in ("/client/dashboard", f"/client/files/{files['ana']}", f"/client/applicants/{ids['ben']}"):
+            async with bare.get(a.url + path, allow_redirects=False) as answer:
+                assert answer.status == 303 and answer.headers["Location"].startswith("/client/sign-in"), path
+    # client pages may frame only the privacy-enhanced players; console pages frame nothing
+    _, _, answer = await c["ana"].get("/client/dashboard")
+    csp = answer.headers["Content-Security-Policy"]
+    assert "frame-src https://www.youtube-nocookie.com https://player.vimeo.com" in csp
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+async def test_client_documents_are_sealed_at_rest_and_a_flipped_byte_is_caught(world) -> None:
+    a, ids, c = world["node"], world["ids"], world["clients"]
+    marker = "CLEAR-BYTES-7f3a9c-ONLY-IN-MEMORY"
+    original = pdf(marker * 50)
+    status, _ = await c["ana"].upload(await _request_of(a, ids["ana"], "Photo ID"), "passport.pdf", original)
+    assert status == 303
+    file_id, sha = await _row(a, "SELECT id, sha256 FROM client_files WHERE name = 'passport.pdf'")
+    # nowhere in the data folder in clear: not the file, not the database or its journal
+    data_dir = a.config.data_dir
+    found = await asyncio.to_thread(
+        lambda: [p for p in _files_under(data_dir) if marker.encode() in p.read_bytes()])
+    assert found == []
+    stored = data_dir / "client-files" / file_id
+    assert stored.stat().st_mode & 0o777 == 0o600 and (data_dir / "client-files").stat().st_mode & 0o777 == 0o700
+    key = a.config.keys_dir / "client-data.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    # it comes back whole to the client
+    status, body, _ = await c["ana"].get(f"/client/files/{file_id}")
+    assert status == 200 and body == original
+    # one flipped byte in the stored file: refused with a clear error, nothing of it served
+    sealed = bytearray(stored.read_bytes())
+    sealed[len(sealed) // 2] ^= 0x01
+    stored.write_bytes(bytes(sealed))
+    status, body, answer = await c["ana"].get(f"/client/files/{file_id}")
+    text = body.decode()
+    assert status == 409 and "is damaged" in text and "fails its integrity check" in text, text
+    assert marker not in text and answer.content_type == "text/html"
+    assert sha not in text
+
+
+async def test_no_sms_credit_means_no_sms_but_the_mail_goes_and_the_broker_is_told(node_factory, smtp,
+                                                                                      tmp_path) -> None:
+    gateway = SmsGateway()
+    await gateway.start()
+    try:
+        a = await node_factory("Summit", **node_settings(tmp_path, smtp, gateway))
+        one = await deal_with_applicants(a)
+        flow = await ready_to_share(a, one["deal"]["id"])
+        await share(a, one["deal"]["id"], one["contacts"][0]["id"], flow, see_others=False, documents=["Photo ID"])
+        mail = await smtp.wait_for("ana@example.com", "your client portal")
+        assert re.search(r"Your passcode: \d{6}", text_of(mail))  # by e-mail, as no SMS could go
+        told = await smtp.wait_for(a.extra["admin_email"], "Text message not sent to Ana Hill")
+        assert "no SMS credits" in text_of(told)
+        notes = (await a.api("GET", f"/api/v1/deals/{one['deal']['id']}/notes"))["notes"]
+        assert any("was not sent: no SMS credits left" in n["body"] for n in notes)
+        # a stage change reaches the client by e-mail (the default for that event)
+        stage = one["workflow"]["stages"][1]
+        await a.api("POST", f"/api/v1/deals/{one['deal']['id']}/move", {"stage_id": stage["id"]})
+        moved = await smtp.wait_for("ana@example.com", f"is now at: {stage['name']}")
+        assert "/client/sign-in" in text_of(moved)
+        await asyncio.sleep(0.5)
+        assert gateway.received == []
+    finally:
+        await gateway.stop()
