@@ -97,6 +97,17 @@ async def test_client_portal_must_show_flow(node_factory, browser, smtp, gateway
     await broker.get_by_role("button", name="Save flow").click()
     await broker.wait_for_url(re.compile(r".*/settings/portal#flows$"))
     assert "First home <script>alert(1)</script>" in await broker.locator("#flows").inner_text()
+    # a flow's videos: YouTube or Vimeo only (a section outside this flow, so the client's
+    # pages here load nothing from outside; test_web_client_portal_guard checks the players)
+    await broker.get_by_role("link", name="First home <script>alert(1)</script>").click()
+    await broker.get_by_label("Employment: video link (optional)").fill("https://videos.evil.example/watch?v=1")
+    await broker.get_by_role("button", name="Save flow").click()
+    assert "Employment: Enter a YouTube or Vimeo link" in await broker.locator(".error-summary").inner_text()
+    await check_page(broker, "portal-flow-edit-error")
+    await broker.get_by_label("Employment: video link (optional)").fill("https://youtu.be/dQw4w9WgXcQ")
+    await broker.get_by_label("Employment: video description").fill("Your work history")
+    await broker.get_by_role("button", name="Save flow").click()
+    await broker.wait_for_url(re.compile(r".*/settings/portal#flows$"))
     await invite(broker, base, deal["id"], "Ana Hill", see_others=True, documents=["Photo ID"])
     summary = await broker.locator(".error-summary").inner_text()
     assert "The portal cannot be shared yet." in summary and "“Credit guide”" in summary \

@@ -216,3 +216,60 @@ async def test_no_sms_credit_means_no_sms_but_the_mail_goes_and_the_broker_is_to
         assert gateway.received == []
     finally:
         await gateway.stop()
+
+
+async def test_a_passcode_works_once_expires_and_new_ones_are_rate_limited(node_factory, smtp) -> None:
+    from datetime import timedelta
+
+    from node.portal import access
+    from node.portal import settings as portal
+
+    a = await node_factory("Summit", **smtp_settings(smtp))
+    one = await deal_with_applicants(a)
+    flow = await ready_to_share(a, one["deal"]["id"])
+    access_id = await share(a, one["deal"]["id"], one["contacts"][0]["id"], flow, see_others=False,
+                            documents=["Photo ID"])
+    code = passcode_of_mail(await smtp.wait_for("ana@example.com", "your client portal"))
+    first, second = Client(a.url), Client(a.url)
+    try:
+        await first.sign_in("ana@example.com", code)
+        token = await second.csrf("/client/sign-in")
+        async with second.http.post(a.url + "/client/sign-in", data={"csrf": token, "email": "ana@example.com",
+                                                                     "passcode": code}) as answer:
+            assert answer.status == 400 and "not right" in await answer.text()  # used once already
+        # a new passcode by e-mail (no SMS here); a second ask within the minute sends nothing
+        for _ in range(2):
+            token = await second.csrf("/client/passcode")
+            async with second.http.post(a.url + "/client/passcode", data={"csrf": token,
+                                                                          "email": "ana@example.com"}) as answer:
+                assert "If that address has a client portal here" in await answer.text()
+        fresh = passcode_of_mail(await smtp.wait_for("ana@example.com", "Your passcode for Summit"))
+        await asyncio.sleep(0.5)
+        assert sum("Your passcode for" in str(m["Subject"]) for m in smtp.messages) == 1
+        # past its 30 minutes it no longer works
+        later = a.node.clock.now() + timedelta(minutes=31)
+        with pytest.raises(access.SignInRefused, match="expired"):
+            await a.node.transact(lambda conn, ctx: access.sign_in(conn, a.config.keys_dir, "ana@example.com",
+                                                                   fresh, later))
+        await second.sign_in("ana@example.com", fresh)
+
+        # the broker's videos: a stage's on the dashboard, a flow section's on its page,
+        # each through the privacy-enhanced player only
+        me = one["deal"]["owner_user_id"]
+
+        def videos(conn: Any, ctx: Any) -> None:
+            portal.set_video(conn, me, stage_id=one["deal"]["stage_id"], url="https://youtu.be/dQw4w9WgXcQ",
+                             description="What happens at <b>Lead</b>")
+            portal.set_video(conn, me, flow_id=flow, section="personal", url="https://vimeo.com/76979871",
+                             description="About your details")
+
+        await a.node.transact(videos)
+        _, body, _ = await second.get("/client/dashboard")
+        assert b'<iframe src="https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ"' in body
+        assert b"What happens at &lt;b&gt;Lead&lt;/b&gt;" in body
+        _, body, _ = await second.get("/client/fact-find/personal")
+        assert b'<iframe src="https://player.vimeo.com/video/76979871?dnt=1"' in body
+        assert access_id
+    finally:
+        await first.close()
+        await second.close()
