@@ -98,8 +98,12 @@ async def save_section(view: ClientView) -> web.StreamResponse:
 
 @pages.get("/client/check-answers", "client/check_answers.html")
 async def check_answers(view: ClientView) -> dict[str, Any]:
-    sections = await view.node.db.read(lambda conn: client_data.answers_of(conn, view.me))
-    return {"sections": sections, "missing": [s for s in sections if not s["done"]]}
+    def read(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], str]:
+        return (client_data.answers_of(conn, view.me),
+                portal.get_settings(conn, view.me.broker_user_id).privacy_disclosure)
+
+    sections, disclosure = await view.node.db.read(read)
+    return {"sections": sections, "missing": [s for s in sections if not s["done"]], "disclosure": disclosure}
 
 
 @pages.post("/client/submit")

@@ -68,7 +68,11 @@ async def save_videos(view: View) -> web.StreamResponse:
                 except CrmError as exc:
                     errors[f"url-{stage.id}"] = f"{workflow.name}, {stage.name}: {exc.message}"
     if errors:
-        return view.render("portal_settings.html", await _context(view, errors), status=400)
+        context = await _context(view, errors)
+        context["videos"] = {f"stage:{stage.id}": {"url": view.value(f"url-{stage.id}"),
+                                                   "description": view.value(f"description-{stage.id}")}
+                             for workflow in workflows for stage in workflow.stages}
+        return view.render("portal_settings.html", context, status=400)
 
     def store(conn: sqlite3.Connection, ctx: Any) -> None:
         for workflow in workflows:
@@ -124,7 +128,9 @@ async def _save_flow(view: View, flow_id: str | None) -> web.StreamResponse:
             except CrmError as exc:
                 video_errors[f"video-{section.key}"] = f"{section.title}: {exc.message}"
     if video_errors:
-        return view.render("portal_flow.html", _flow_form(view, flow, video_errors, chosen), status=400)
+        typed = {s.key: {"url": view.value(f"video-{s.key}"), "description": view.value(f"video_description-{s.key}")}
+                 for s in catalogue().sections}
+        return view.render("portal_flow.html", _flow_form(view, flow, video_errors, chosen, typed), status=400)
 
     def store(conn: sqlite3.Connection, ctx: Any) -> str:
         saved = portal.save_flow(conn, me, loan_type=loan_type, name=name, sections=chosen, now=ctx.now,

@@ -224,6 +224,8 @@ async def test_client_portal_must_show_flow(node_factory, browser, smtp, gateway
     # 5. the client acknowledges the credit guide and uploads two required documents
     dashboard = await client.locator("main").inner_text()
     assert "Lead" in dashboard and "Photo ID" in dashboard and "Payslips (last 2)" in dashboard
+    await client.get_by_text("How Summit Admin handles your personal information").click()
+    assert await client.get_by_text("We keep your details on our own server.").is_visible()
     await check_page(client, "client-dashboard")
     await client.get_by_role("button", name="I have read the Credit guide").click()
     assert "You acknowledged credit-guide.pdf." in await client.locator(".flash").inner_text()
