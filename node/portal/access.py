@@ -133,7 +133,8 @@ def live_access(conn: sqlite3.Connection, access_id: str, deal_id: str | None = 
     row = conn.execute("SELECT * FROM client_access WHERE id = ? AND revoked_at IS NULL", (access_id,)).fetchone()
     if row is None or (deal_id is not None and row["deal_id"] != deal_id):
         raise CrmError("not_found", "The portal is not shared with that client on this deal.")
-    return row
+    found: sqlite3.Row = row
+    return found
 
 
 def revoke(conn: sqlite3.Connection, access_id: str, deal_id: str, by_user_id: str, now: datetime) -> str:

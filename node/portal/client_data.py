@@ -132,7 +132,8 @@ def file_for_client(conn: sqlite3.Connection, client: Client, file_id: str) -> s
     if row is None:
         raise CrmError("not_found", "There is no such file in your portal.")
     request_for(conn, client, row["request_id"])  # not_found unless visible
-    return row
+    found: sqlite3.Row = row
+    return found
 
 
 def file_on_deal(conn: sqlite3.Connection, deal_id: str, file_id: str) -> sqlite3.Row:
@@ -141,7 +142,8 @@ def file_on_deal(conn: sqlite3.Connection, deal_id: str, file_id: str) -> sqlite
                        (file_id, deal_id)).fetchone()
     if row is None:
         raise CrmError("not_found", "This deal has no such client file.")
-    return row
+    found: sqlite3.Row = row
+    return found
 
 
 # --- messages ----------------------------------------------------------------------------

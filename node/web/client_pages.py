@@ -117,6 +117,10 @@ async def home(view: ClientView) -> web.StreamResponse:
 
 
 @pages.get("/client/dashboard", "client/dashboard.html")
+async def dashboard_page(view: ClientView) -> dict[str, Any]:
+    return await dashboard(view)
+
+
 async def dashboard(view: ClientView) -> dict[str, Any]:
     client = view.me
 

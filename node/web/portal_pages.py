@@ -60,8 +60,8 @@ async def deal_portal(view: View) -> dict[str, Any]:
 async def invite(view: View) -> web.StreamResponse:
     deal_id = view.request.match_info["id"]
     documents = view.values("documents") + [d for d in view.value("other_documents").split(",") if d.strip()]
-    chosen = {"contact_id": view.value("contact_id"), "flow_id": view.value("flow_id"),
-              "see_others": view.value("see_others"), "documents": documents}
+    chosen: dict[str, Any] = {"contact_id": view.value("contact_id"), "flow_id": view.value("flow_id"),
+                              "see_others": view.value("see_others"), "documents": documents}
     errors = {}
     if not chosen["contact_id"]:
         errors["contact_id"] = "Choose the client to share the portal with"

@@ -273,3 +273,42 @@ async def test_a_passcode_works_once_expires_and_new_ones_are_rate_limited(node_
     finally:
         await first.close()
         await second.close()
+
+
+async def test_bad_input_gets_a_clear_error_and_leaves_nothing_behind(node_factory, smtp) -> None:
+    a = await node_factory("Summit", max_upload_bytes=4096, **smtp_settings(smtp))
+    one = await deal_with_applicants(a)
+    flow = await ready_to_share(a, one["deal"]["id"])
+    access_id = await share(a, one["deal"]["id"], one["contacts"][0]["id"], flow, see_others=False,
+                            documents=["Photo ID"])
+    client = Client(a.url)
+    try:
+        await client.sign_in("ana@example.com", passcode_of_mail(await smtp.wait_for("ana@example.com", "portal")))
+        request_id = await _request_of(a, access_id, "Photo ID")
+        # too large, the wrong kind, not multipart, another request's id: refused by name, nothing stored
+        status, text = await client.upload(request_id, "big.pdf", pdf("x" * 5000))
+        assert status == 413 and "smaller than 4 KB" in text
+        status, text = await client.upload(request_id, "photo.exe", b"MZ\x90\x00")
+        assert status == 400 and "The file must be a PDF" in text
+        status, text = await client.upload(request_id, "empty.pdf", b"")
+        assert status == 400 and "The file is empty" in text
+        status, text = await client.upload("docreq_01aaaaaaaaaaaaaaaaaaaaaaaa", "a.pdf", pdf("a"))
+        assert status == 404
+        token = await client.csrf("/client/dashboard")
+        async with client.http.post(f"{a.url}/client/requests/{request_id}/upload?csrf={token}",
+                                    data={"file": "plain"}) as answer:
+            assert answer.status == 400 and "multipart/form-data" in await answer.text()
+        assert not list((a.config.data_dir / "client-files").glob("*"))
+        assert (await _row(a, "SELECT count(*) FROM client_files"))[0] == 0
+        # an unknown section, a control character, a message too long
+        assert (await client.get("/client/fact-find/spaceship"))[0] == 404
+        token = await client.csrf("/client/fact-find/personal")
+        async with client.http.post(f"{a.url}/client/fact-find/personal",
+                                    data={"csrf": token, "about-first_name": "Ana\x00"}) as answer:
+            assert answer.status == 400 and "invalid" in await answer.text()
+        async with client.http.post(f"{a.url}/client/messages", data={"csrf": token, "body": "x" * 4001}) as answer:
+            assert answer.status == 400 and "4,000 characters or fewer" in await answer.text()
+        assert (await _row(a, "SELECT count(*) FROM client_messages"))[0] == 0
+        assert (await _row(a, "SELECT answers FROM client_access WHERE id = ?", access_id))[0] == "{}"
+    finally:
+        await client.close()
