@@ -143,6 +143,7 @@ async def test_client_portal_must_show_flow(node_factory, browser, smtp, gateway
     assert await credits(a) == 4
     await broker.goto(f"{base}/deals/{deal['id']}")
     assert "portal shared" in await broker.locator("#contacts").inner_text()
+    await check_page(broker, "portal-deal-overview")
     assert "Client portal shared with Ana Hill" in await broker.locator("#notes").inner_text()
     # the passcode is in the database only as an HMAC, and the SMS queue forgot its text
     stored = await a.node.db.read(lambda conn: [list(r) for r in conn.execute(
@@ -277,6 +278,9 @@ async def test_client_portal_must_show_flow(node_factory, browser, smtp, gateway
 
     # 7. co-applicant visibility, both ways: Ana (yes) sees Ben's; Ben (no) sees only his own
     await invite(broker, base, deal["id"], "Ben Hill", see_others=False, documents=["Tax return"])
+    for details in await broker.locator("details").all():
+        await details.locator("summary").click()
+    await check_page(broker, "portal-deal-two-clients")
     await wait_until(lambda: gateway.to("+61 422 222 222"))
     ben_page = await new_page(browser)
     await client_sign_in(ben_page, base, "ben@example.com", passcode_in(gateway.to("+61 422 222 222")[0]["Body"]))
