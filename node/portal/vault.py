@@ -1,7 +1,9 @@
 """Client documents at rest, and the key that guards them and the passcodes.
 
 - **The data key**: 32 random bytes in ``<keys_dir>/client-data.key`` (mode 0600, made on
-  first use, refused if others may read it), as the node's other keys are kept.
+  first use, refused if others may read it), as the node's other keys are kept: sealed
+  with scrypt and ChaCha20-Poly1305 under the key passphrase when the node has one
+  (``node.base.key_files``), and held in memory once read.
 - **Files**: each uploaded client file is sealed with ChaCha20-Poly1305 under the data
   key (a fresh 12-byte nonce; the file's id as associated data, so a file cannot be passed
   off as another) in ``<data_dir>/client-files/<id>`` (folder 0700, file 0600). The clear
@@ -22,8 +24,10 @@ import base64
 import hashlib
 import hmac
 import io
+import json
 import os
 import re
+import threading
 import zipfile
 from pathlib import Path
 
@@ -31,9 +35,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from node.base.files import fsync_dir
+from node.base.key_files import KeyStoreError, seal_secret, unseal_secret
 from node.crm.document_files import Kind, kind_of
 
 KEY_FILE = "client-data.key"
+SEALED_FORMAT = "refnode-client-data-key/1"
 MAGIC = b"RNCF1"
 _ID = re.compile(r"^[a-z]+_[0-9a-z]{26}$")
 
@@ -42,31 +48,66 @@ class DamagedFile(Exception):
     """A stored client file fails its seal or its SHA-256: it is not served."""
 
 
-def _key_path(keys_dir: Path) -> Path:
-    return keys_dir / KEY_FILE
+#: The passphrase each keys folder is sealed with (None: not sealed), as the running node
+#: learns it at start (:func:`unlock`); the data key, once read, by keys folder.
+_PASSPHRASES: dict[Path, bytes | None] = {}
+_KEYS: dict[Path, bytes] = {}
+_LOCK = threading.Lock()
+
+
+def unlock(keys_dir: Path, passphrase: bytes | None) -> None:
+    """Tell the vault how the node's keys are sealed (at start; nothing is read yet)."""
+    with _LOCK:
+        folder = keys_dir.absolute()
+        _PASSPHRASES[folder] = passphrase
+        _KEYS.pop(folder, None)
 
 
 def data_key(keys_dir: Path) -> bytes:
-    """The data key, made (0600) on first use."""
-    path = _key_path(keys_dir)
+    """The data key, made (0600, sealed under the key passphrase when the node's keys are)
+    on first use, and kept in memory after the first read."""
+    folder = keys_dir.absolute()
+    with _LOCK:
+        if folder not in _KEYS:
+            _KEYS[folder] = _load_or_create(folder, _PASSPHRASES.get(folder))
+        return _KEYS[folder]
+
+
+def _load_or_create(keys_dir: Path, passphrase: bytes | None) -> bytes:
+    path = keys_dir / KEY_FILE
     if not path.exists():
         keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        secret = base64.urlsafe_b64encode(os.urandom(32))
+        data = seal_secret({"format": SEALED_FORMAT}, secret, passphrase) if passphrase else secret
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:
-            pass  # made meanwhile by another request
+            pass  # made meanwhile by another process
         else:
             with os.fdopen(fd, "wb") as fh:
                 os.fchmod(fh.fileno(), 0o600)
-                fh.write(base64.urlsafe_b64encode(os.urandom(32)))
+                fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             fsync_dir(keys_dir)
     if path.stat().st_mode & 0o077:
         raise PermissionError(f"{path} must be readable by its owner only (chmod 600 {path})")
-    key = base64.urlsafe_b64decode(path.read_bytes().strip())
+    raw = path.read_bytes().strip()
+    sealed = raw.startswith(b"{")
+    if sealed != bool(passphrase):
+        raise KeyStoreError(f"{path}: sealed {'with' if sealed else 'without'} a passphrase, unlike the node's keys")
+    if sealed:
+        assert passphrase is not None
+        try:
+            body = json.loads(raw)
+            if body.get("format") != SEALED_FORMAT:
+                raise ValueError("unknown format")
+            raw = unseal_secret(path, body, passphrase)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise KeyStoreError(f"{path} is not a usable key: {exc}") from None
+    key = base64.urlsafe_b64decode(raw)
     if len(key) != 32:
-        raise ValueError(f"{path} does not hold a 32-byte key")
+        raise KeyStoreError(f"{path} does not hold a 32-byte key")
     return key
 
 

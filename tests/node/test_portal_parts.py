@@ -3,12 +3,14 @@ type, the sealed file format and the data key, passcode HMACs."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from pathlib import Path
 
 import pytest
 
+from node.base.key_files import KeyStoreError
 from node.crm.errors import CrmError
 from node.portal import vault
 from node.portal.catalogue import FieldProblem, catalogue, check_value, read_section
@@ -141,5 +143,22 @@ def test_the_data_key_is_private_and_passcodes_are_kept_as_keyed_hashes(tmp_path
     assert mac == vault.passcode_hmac(keys, "access_1", "123456")
     assert mac != hashlib.sha256(b"123456").hexdigest() and mac != vault.passcode_hmac(keys, "access_2", "123456")
     os.chmod(keys / vault.KEY_FILE, 0o644)
+    vault.unlock(keys, None)  # as a node starting again: the key is read afresh
     with pytest.raises(PermissionError):
+        vault.data_key(keys)
+
+
+def test_with_a_key_passphrase_the_data_key_is_sealed_like_the_other_keys(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    vault.unlock(keys, b"a long and careful passphrase")
+    key = vault.data_key(keys)
+    stored = (keys / vault.KEY_FILE).read_bytes()
+    assert stored.startswith(b"{") and b"scrypt" in stored and base64.urlsafe_b64encode(key) not in stored
+    vault.unlock(keys, b"a long and careful passphrase")
+    assert vault.data_key(keys) == key
+    vault.unlock(keys, b"the wrong passphrase entirely")
+    with pytest.raises(KeyStoreError, match="wrong passphrase"):
+        vault.data_key(keys)
+    vault.unlock(keys, None)
+    with pytest.raises(KeyStoreError, match="unlike the node's keys"):
         vault.data_key(keys)

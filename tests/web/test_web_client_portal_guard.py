@@ -312,3 +312,32 @@ async def test_bad_input_gets_a_clear_error_and_leaves_nothing_behind(node_facto
         assert (await _row(a, "SELECT answers FROM client_access WHERE id = ?", access_id))[0] == "{}"
     finally:
         await client.close()
+
+
+async def test_on_a_node_with_a_key_passphrase_the_data_key_is_sealed_and_files_still_open(tmp_path, smtp) -> None:
+    from conftest import RunningNode, make_config
+
+    from node.cli.setup import init_node
+
+    secret = b"correct horse battery staple, sealed"
+    config = make_config(tmp_path, "Sealed", **smtp_settings(smtp))
+    made = init_node(config, admin_email="admin@sealed.example", admin_name="Sealed Admin", passphrase=secret)
+    a = RunningNode("Sealed", config, made.admin_token)
+    a.extra["admin_email"] = "admin@sealed.example"
+    await a.start(passphrase=secret)
+    client = Client(a.url)
+    try:
+        one = await deal_with_applicants(a)
+        flow = await ready_to_share(a, one["deal"]["id"])
+        access_id = await share(a, one["deal"]["id"], one["contacts"][0]["id"], flow, see_others=False,
+                                documents=["Photo ID"])
+        await client.sign_in("ana@example.com", passcode_of_mail(await smtp.wait_for("ana@example.com", "portal")))
+        assert (await client.upload(await _request_of(a, access_id, "Photo ID"), "id.pdf", pdf("sealed-id")))[0] == 303
+        file_id = (await _row(a, "SELECT id FROM client_files"))[0]
+        status, body, _ = await client.get(f"/client/files/{file_id}")
+        assert status == 200 and body == pdf("sealed-id")
+        stored = (config.keys_dir / "client-data.key").read_bytes()
+        assert stored.startswith(b"{") and b'"refnode-client-data-key/1"' in stored and b"scrypt" in stored
+    finally:
+        await client.close()
+        await a.close()
