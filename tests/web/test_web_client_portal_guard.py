@@ -24,6 +24,8 @@ from portal_kit import (
 )
 from web_kit import smtp_settings, text_of
 
+from node.crm.errors import CrmError
+
 
 class Client:
     """A client's HTTP session: its own cookie jar, as a browser keeps one."""
@@ -341,3 +343,20 @@ async def test_on_a_node_with_a_key_passphrase_the_data_key_is_sealed_and_files_
     finally:
         await client.close()
         await a.close()
+
+
+async def test_a_new_zealand_organisation_needs_its_own_labelled_documents(node_factory) -> None:
+    from node.portal import access
+    from node.portal import settings as portal
+
+    a = await node_factory("Harbour")
+    one = await deal_with_applicants(a)
+    await ready_to_share(a, one["deal"]["id"])  # the default set: Credit guide, Privacy disclosure
+    me, deal_id = one["deal"]["owner_user_id"], one["deal"]["id"]
+    assert await a.node.db.read(lambda conn: access.blockers(conn, deal_id, me)) == []
+    await a.node.transact(lambda conn, ctx: portal.set_jurisdiction(conn, "NZ"))
+    missing = await a.node.db.read(lambda conn: access.blockers(conn, deal_id, me))
+    assert missing == ["Upload to this deal a document labelled “Acknowledgement and declaration”, a document "
+                       "labelled “Adviser guide” and a document labelled “ROMA”."]
+    with pytest.raises(CrmError):
+        await a.node.transact(lambda conn, ctx: portal.set_jurisdiction(conn, "Atlantis"))
