@@ -197,6 +197,20 @@ class Config(BaseModel):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="NAME of the environment variable holding the SMTP password, when no file is set.",
     )
+    sms_gateway_url: str = Field(
+        default="", description="Base URL of an SMS gateway speaking the Twilio Messages API "
+        "(POST {base}/2010-04-01/Accounts/{account}/Messages.json); empty: no SMS is sent."
+    )
+    sms_account: str = Field(default="", description="SMS gateway account (Twilio: the account SID).")
+    sms_from: str = Field(default="", description="The number or sender name text messages come from.")
+    sms_token_file: str = Field(
+        default="", description="File (mode 0600) holding the SMS gateway's auth token; relative to data_dir."
+    )
+    sms_token_env: str = Field(
+        default="REFNODE_SMS_TOKEN",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="NAME of the environment variable holding the SMS token, when no file is set.",
+    )
     mail_from: str = Field(
         default="", description="From address of the node's e-mail; empty: refnode@<public host>."
     )
@@ -279,6 +293,16 @@ class Config(BaseModel):
                 raise PermissionError(f"{path} must be readable by its owner only (chmod 600 {path})")
             return path.read_text(encoding="utf-8").strip()
         return (env if env is not None else os.environ).get(self.smtp_password_env, "")
+
+    def sms_token(self, env: Mapping[str, str] | None = None) -> str:
+        """The SMS gateway's token, from its file or the environment ('' if neither)."""
+        if self.sms_token_file:
+            path = Path(self.sms_token_file)
+            path = path if path.is_absolute() else self.data_dir / path
+            if path.stat().st_mode & 0o077:
+                raise PermissionError(f"{path} must be readable by its owner only (chmod 600 {path})")
+            return path.read_text(encoding="utf-8").strip()
+        return (env if env is not None else os.environ).get(self.sms_token_env, "")
 
     @property
     def keys_dir(self) -> Path:

@@ -81,6 +81,15 @@ def read_pem(path: Path, passphrase: bytes | None, kind: type[Any]) -> Any:
 # -- sealing under a passphrase -------------------------------------------------------------
 
 
+def seal_secret(header: dict[str, Any], secret: bytes, passphrase: bytes) -> bytes:
+    """Any other secret kept with the keys (the client portal's data key), sealed as they are."""
+    return _seal(header, secret, passphrase)
+
+
+def unseal_secret(path: Path, body: dict[str, Any], passphrase: bytes) -> bytes:
+    return _unseal(path, body, passphrase)
+
+
 def _seal(header: dict[str, Any], secret: bytes, passphrase: bytes) -> bytes:
     salt, nonce = os.urandom(16), os.urandom(12)
     header = header | {

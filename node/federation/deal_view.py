@@ -19,6 +19,7 @@ from node.crm.models import Contact, Deal, DealContact, Document, Note, Stage, W
 from node.crm.store import history
 from node.federation.referring import list_deferred
 from node.federation.sharing import type_words
+from node.portal import client_data
 
 #: The most notes, moves and events the page lists.
 LIMIT = 200
@@ -38,6 +39,8 @@ class DealPage:
     referrals: list[dict[str, Any]]
     deferred: list[dict[str, Any]]
     timeline: list[dict[str, Any]]
+    #: Contacts the client portal is shared with.
+    portal_shared: frozenset[str] = frozenset()
 
 
 def _names(conn: sqlite3.Connection, user_ids: set[str]) -> dict[str, str]:
@@ -114,8 +117,13 @@ def deal_page(conn: sqlite3.Connection, deal_id: str) -> DealPage:
         item["stage_name"] = stages.get(item["stage_id"], "a stage no longer in this workflow")
         item["connection"] = _connection_name(conn, item["connection_id"])
     moves = history.list_moves(conn, deal_id, limit=LIMIT)
+    timeline = _timeline(page_notes, documents, moves, referrals)
+    client_events = client_data.timeline(conn, deal_id, LIMIT)
+    if client_events:
+        timeline = sorted([*timeline, *client_events], key=lambda item: item["at"], reverse=True)[:LIMIT]
     return DealPage(deal, workflow, stage, people.get(deal.owner_user_id or ""), contacts, page_notes,
-                    documents, referrals, deferred, _timeline(page_notes, documents, moves, referrals))
+                    documents, referrals, deferred, timeline,
+                    frozenset(client_data.shared_contacts(conn, deal_id)))
 
 
 def _connection_name(conn: sqlite3.Connection, connection_id: str) -> str:

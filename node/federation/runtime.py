@@ -28,6 +28,8 @@ from node.federation.landing import land_offer
 from node.federation.outbox import Effects, TxContext
 from node.mail import partner_mail
 from node.mail.sender import MailSender
+from node.portal import notify as portal_notify
+from node.portal.sms import SmsSender
 from node.storage import store
 from node.storage.db import Database
 from node.storage.disk import unavailable_storage
@@ -116,13 +118,14 @@ class Node:
         self.http: aiohttp.ClientSession | None = None
         self.delivery = Delivery(self)
         self.mail = MailSender(config, db, self.clock)
+        self.sms = SmsSender(config, db, self.clock)
         #: Indexes for search the contacts and deals written meanwhile (node.crm.indexing).
         self.search = SearchIndexer(db, config.outbox_poll_interval_s)
         #: The inbox fronts, when they run (see node.http.fronts).
         self.fronts: Fronts | None = None
         #: Run inside the transaction of every deal move (see ``node.crm.events``).
         self.on_deal_moved: list[events.DealMovedHook] = [history.record_move, referring.on_deal_moved,
-                                                          partner_mail.on_deal_moved]
+                                                          partner_mail.on_deal_moved, portal_notify.on_deal_moved]
         self.refresh_discovery()
 
     # -- identity ------------------------------------------------------------------
@@ -153,10 +156,12 @@ class Node:
         self.peers.update(await self.db.read(load_peers))
         await self.delivery.start()
         await self.mail.start()
+        await self.sms.start()
         await self.search.start()
 
     async def stop(self) -> None:
         await self.search.stop()
+        await self.sms.stop()
         await self.mail.stop()
         await self.delivery.stop()
 
@@ -192,6 +197,7 @@ class Node:
             self.delivery.poke(node_id)
         if effects.mail:
             self.mail.kick()
+            self.sms.kick()
 
     async def rotate_signing_key(self) -> int:
         """A new signing key, announced to every connected peer; how many were told."""

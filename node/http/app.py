@@ -25,6 +25,7 @@ from node.federation.runtime import Node
 from node.http import api, health, metrics_api, openapi, routes
 from node.http import inbox as federation
 from node.http.appkeys import METRICS_TOKEN_HASH, NODE, TOKEN_GUESSES
+from node.portal import vault
 from node.storage.db import Database
 from node.storage.disk import unavailable_storage
 
@@ -74,7 +75,9 @@ def create_app(config: Config, *, clock: Clock | None = None, passphrase: bytes 
                           client_max_size=client_max_size(config))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        keys = KeyStore.load(config.keys_dir, passphrase if passphrase is not None else passphrase_from_env(config))
+        sealing = passphrase if passphrase is not None else passphrase_from_env(config)
+        keys = KeyStore.load(config.keys_dir, sealing)
+        vault.unlock(config.keys_dir, sealing)  # the client portal's data key, sealed alike
         db = Database(config.database_path, shared=config.inbox_workers > 0)
         clear_stages(config.data_dir)  # of CSV imports cut short when the node last stopped
         node = Node(config, keys, db, clock=clock)

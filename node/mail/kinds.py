@@ -32,6 +32,13 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("partner_note", None),
     Kind("partner_stage", None),
     Kind("partner_outcome", None),
+    # to a client of the portal (node.portal.notify): never a user, so never turned off here
+    Kind("client_invitation", None, secret=True),
+    Kind("client_passcode", None, secret=True),
+    Kind("client_document_requested", None),
+    Kind("client_stage_change", None),
+    Kind("client_message", None),
+    Kind("client_sms_unsent", None),
 )}
 
 #: The mails a user may turn off, in the order their settings list them.

@@ -25,6 +25,7 @@ from node.crm.models import Contact, ContactIn, ContactPatch, NoteIn
 from node.crm.parsing import parse
 from node.crm.store import board as boards
 from node.http.notes_api import ContactNoteIn
+from node.portal import client_data
 from node.web.deals_pages import contact_of, deal_of
 from node.web.form_errors import crm_errors, in_order, validation_errors
 from node.web.views import Pages, View
@@ -133,7 +134,8 @@ async def contact(view: View) -> dict[str, Any]:
         authors = {u.id: u.name for u in crm.list_users(conn)}
         return {"contact": found, "deals": boards.contact_deals(conn, contact_id, limit=100),
                 "places": boards.stage_places(conn),
-                "notes": [{**n.model_dump(), "author": authors.get(n.author_user_id or "")} for n in reversed(notes)]}
+                "notes": [{**n.model_dump(), "author": authors.get(n.author_user_id or "")} for n in reversed(notes)],
+                "portal": client_data.contact_answers(conn, contact_id)}
 
     return {**await view.node.db.read(read), "money": money, "errors": {}}
 

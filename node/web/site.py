@@ -27,6 +27,8 @@ from node.web import (
     admin_pages,
     admin_tokens,
     auth_pages,
+    client_factfind,
+    client_pages,
     connecting_pages,
     connections_pages,
     contacts_pages,
@@ -41,12 +43,15 @@ from node.web import (
     partner_account,
     partner_admin,
     partner_pages,
+    portal_pages,
+    portal_settings_pages,
     refer_pages,
     referrals_pages,
     reports_pages,
     settings_pages,
     templating,
 )
+from node.web.client_views import add_client_pages
 from node.web.views import Pages, add_pages
 
 HERE = Path(__file__).parent
@@ -77,6 +82,8 @@ PAGE_MODULES: list[Pages] = [
     partner_account.pages,
     partner_pages.pages,
     enterprise_pages.pages,
+    portal_settings_pages.pages,
+    portal_pages.pages,
 ]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -88,6 +95,9 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 _NOT_PAGES = ("/api/", "/inbox", "/.well-known/")
+#: The client portal may embed its broker's videos, through the providers' privacy-enhanced
+#: players only (node.portal.settings.FRAME_SOURCES).
+CLIENT_CSP = CSP + "; frame-src https://www.youtube-nocookie.com https://player.vimeo.com"
 
 
 def _is_page(path: str) -> bool:
@@ -109,6 +119,8 @@ async def page_middleware(request: web.Request,
             {"view": None, "status": exc.status, "code": "not_found" if exc.status == 404 else "method_not_allowed",
              "message": "There is no page here." if exc.status == 404 else "This page does not take that."},
             status=exc.status)
+    if request.path.startswith("/client/"):
+        response.headers.setdefault("Content-Security-Policy", CLIENT_CSP)
     for name, value in PAGE_HEADERS.items():
         response.headers.setdefault(name, value)
     if not request.path.startswith("/static/"):
@@ -125,6 +137,8 @@ def install(app: web.Application, config: Config) -> None:
     app.cleanup_ctx.append(documents_pages.parts_cleared)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     add_pages(app, PAGE_MODULES)
+    add_client_pages(app, client_pages.pages)
+    add_client_pages(app, client_factfind.pages)
 
 
 def create_site(config: Config, **kwargs: Any) -> web.Application:

@@ -83,6 +83,10 @@ TABLES = (
     "partner_profiles", "partner_brokers", "deal_partners", "note_shares", "partner_documents", "partner_activity",
     "portal_settings", "partner_mail_on", "partner_consents", "email_changes", "connection_relations",
     "enterprise_partner_sends",
+    # the client portal (migration 60)
+    "compliance_labels", "portal_org", "client_portal_settings", "portal_flows", "portal_videos", "client_access",
+    "client_passcodes", "client_passcode_requests", "client_sessions", "client_requests", "client_files",
+    "client_acks", "client_messages", "client_events", "sms_queue",
     # kept by triggers (migrations 41 and 42): the search indexes, and the report's counts
     "search_pending", "referral_tally", "referral_reached",
     *(f"{t}_search{part}" for t in ("contacts", "deals") for part in ("", "_data", "_idx", "_docsize", "_config")),

@@ -43,6 +43,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (43, "health probe", "m043_health_probe"),
     (50, "partner portal", "m050_partner_portal"),
     (51, "enterprise parents and children", "m051_enterprise"),
+    (60, "client portal", "m060_client_portal"),
 )
 
 #: The version of a database that every migration has run on.
