@@ -146,6 +146,12 @@ async def test_a_client_reaches_only_what_is_theirs(world) -> None:
                      f"/deals/{world['one']['deal']['id']}/portal/files/{files['ana']}", "/admin", "/settings/portal"):
             async with bare.get(a.url + path, headers=cookie, allow_redirects=False) as answer:
                 assert answer.status == 303 and answer.headers["Location"].startswith("/login"), path
+        # nor a page of the partner portal, where only a partner's session counts
+        for path in ("/partner/", "/partner/deals/new", "/partner/settings",
+                     f"/partner/deals/{world['one']['deal']['id']}"):
+            async with bare.get(a.url + path, headers=cookie, allow_redirects=False) as answer:
+                assert answer.status in (303, 404) and b"Ana" not in await answer.read(), path
+                assert answer.status == 404 or answer.headers["Location"].startswith("/partner/login"), path
         for path in ("/api/v1/deals", f"/api/v1/deals/{world['one']['deal']['id']}", "/api/v1/contacts"):
             async with bare.get(a.url + path, headers=cookie) as answer:
                 assert answer.status == 401, path

@@ -124,6 +124,13 @@ async def test_partner_reaches_only_their_own(node_factory, browser) -> None:
             assert status == 404, path
         status, _ = await status_of(http, a.url + "/")
         assert status == 303
+        # the client portal's broker pages are console pages: 404; its client pages want a
+        # client's passcode sign-in, which a partner's session is not
+        for path in (f"/deals/{p1['deal']}/portal", "/settings/portal", "/admin/portal"):
+            assert (await status_of(http, a.url + path))[0] == 404, path
+        for path in ("/client/", "/client/dashboard", "/client/fact-find", "/client/check-answers"):
+            async with http.get(a.url + path, allow_redirects=False) as r:
+                assert r.status == 303 and r.headers["Location"].startswith("/client/sign-in"), path
         # the API: a session is no token, and a partner can be given none
         async with http.get(a.url + "/api/v1/deals") as r:
             assert r.status == 401
