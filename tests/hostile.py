@@ -19,6 +19,7 @@ discovery document names, and answers each envelope with whatever receipt a test
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable
@@ -181,10 +182,24 @@ async def snapshot(target: Any) -> dict[str, Any]:
     return await every_row(target)
 
 
+async def settle(target: Any, within_s: float = 10.0) -> None:
+    """Wait until nothing is pending in the target's outbox (a handshake's next step, say),
+    so that its delivery does not change rows while a refusal is being checked."""
+    from node.storage import store
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while await target.node.db.read(lambda conn: store.list_outbox(conn, state="pending", limit=1)):
+        if loop.time() > deadline:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def refused(target: Any, body: bytes, *, status: int, code: str, receipt: bool,
                   sender: str | None = None, content_type: str = MEDIA_TYPE_JOSE_JSON) -> Answer:
     """Post ``body``: it is refused with ``status`` and ``code``, with a signed rejected
     receipt for these exact bytes if ``receipt`` (and none otherwise), and nothing is stored."""
+    await settle(target)
     before = await snapshot(target)
     answer = await post(target, body, content_type)
     assert (answer.status, answer.code) == (status, code), (answer.status, answer.body[:400])
@@ -198,7 +213,9 @@ async def refused(target: Any, body: bytes, *, status: int, code: str, receipt: 
         assert signed.error.code == code
     else:
         assert "receipt" not in answer.json, answer.json
-    assert await snapshot(target) == before, "a refused envelope changed the receiver's database"
+    after = await snapshot(target)
+    changed = {t: (before[t], after[t]) for t in before if before[t] != after[t]}
+    assert not changed, f"a refused envelope changed the receiver's database: {changed}"
     return answer
 
 
