@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import RunningNode, wait_for
-from hostile import DROP, Hostile, fresh_key, post, refused
+from hostile import DROP, Hostile, fresh_key, post, refused, snapshot
 from test_hostile_sender import NOBODY, offer
 from test_two_nodes import connect_by_invitation, referral_body
 
@@ -371,3 +371,21 @@ async def test_no_more_than_100_early_updates_are_held(three) -> None:
     assert (await post(agency, status(1))).status == 200
     referral = (await agency.api("GET", f"/api/v1/referrals/{local_id}"))["referral"]
     assert referral["state"] == "in-progress"
+
+
+async def test_a_byte_identical_repeat_gets_the_original_receipt_even_once_out_of_the_window(three) -> None:
+    """8.5 step R: the very bytes accepted before are answered with the stored receipt,
+    whatever a check would say now (here: the envelope has grown too old since)."""
+    agency, broker, outsider, cid = three
+    hostile = Hostile(agency, broker)
+    body = hostile.envelope(offer(cid), envelope_id="env_old", age_s=604_800 - 2)
+    first = await post(broker, body)
+    assert first.status == 200, first.body
+    await asyncio.sleep(3)
+    before = await snapshot(broker)
+    again = await post(broker, body)
+    assert (again.status, again.body) == (200, first.body)
+    assert await snapshot(broker) == before
+    # other bytes under that id are judged as they are now
+    await refused(broker, hostile.envelope(offer(cid), envelope_id="env_old", age_s=604_800 + 2), status=400,
+                  code="expired", receipt=True)
