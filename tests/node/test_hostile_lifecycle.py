@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 from conftest import RunningNode, wait_for
-from hostile import DROP, Hostile, fresh_key, post, refused, snapshot
+from hostile import DROP, Hostile, fresh_key, keys_of, post, refused, snapshot
 from test_hostile_sender import NOBODY, offer
 from test_two_nodes import connect_by_invitation, referral_body
 
+from protocol.envelope import digest
 from protocol.invitations import parse_referral
 from protocol.models import format_ts
+from protocol.receipts import verify_receipt
 from protocol.suites import hpke_info
 
 
@@ -389,3 +391,71 @@ async def test_a_byte_identical_repeat_gets_the_original_receipt_even_once_out_o
     # other bytes under that id are judged as they are now
     await refused(broker, hostile.envelope(offer(cid), envelope_id="env_old", age_s=604_800 + 2), status=400,
                   code="expired", receipt=True)
+
+
+async def _closing_note(n: RunningNode, cid: str) -> str:
+    from node.storage import store
+
+    c = await n.node.db.read(lambda conn: store.get_connection(conn, cid))
+    assert c is not None
+    return c.closing_note
+
+
+async def test_a_refusal_is_taken_once_and_kept_in_words(three) -> None:
+    """12.5: connection-refuse moves a requested connection to refused; a repeat is a
+    duplicate; a reason other than 'declined' is kept as its code and what it means."""
+    agency, broker, outsider, cid = three
+    asked = await outsider.api("POST", "/api/v1/connections", {"url": broker.url, "email": "admin@broker.example"})
+    pending = asked["connection"]["id"]
+    await wait_for(lambda: _state_is(broker, pending, "requested"))
+    hostile = Hostile(broker, outsider)
+    refuse = {"connection_id": pending, "reason": "unknown_user", "message": ""}
+    first = await post(outsider, hostile.envelope(refuse, "connection-refuse/1.0"))
+    assert first.status == 200 and await connection_state(outsider, pending) == "refused"
+    assert await _closing_note(outsider, pending) == (
+        "unknown_user: no active user there has the email the request named; ask their admin which to use")
+    again = hostile.envelope(refuse, "connection-refuse/1.0")
+    answer = await post(outsider, again)
+    assert answer.status == 200, answer.body
+    assert verify_receipt(answer.body, keys=keys_of(outsider), envelope_sha256=digest(again)).disposition.value \
+        == "duplicate"
+
+
+async def test_a_disconnect_is_taken_once(three) -> None:
+    agency, broker, outsider, cid = three
+    hostile = Hostile(agency, broker)
+    bye = {"connection_id": cid, "reason": "closing"}
+    assert (await post(broker, hostile.envelope(bye, "disconnect/1.0"))).status == 200
+    assert await connection_state(broker, cid) == "disconnected"
+    assert await _closing_note(broker, cid) == "closing"
+    again = hostile.envelope(bye, "disconnect/1.0")
+    answer = await post(broker, again)
+    assert answer.status == 200, answer.body
+    assert verify_receipt(answer.body, keys=keys_of(broker), envelope_sha256=digest(again)).disposition.value \
+        == "duplicate"
+
+
+async def test_a_key_rotation_never_rolls_back_to_an_older_key_set(three) -> None:
+    """4.9: a key-rotation carrying an older discovery document of the sender changes
+    nothing (duplicate); the newer one is kept."""
+    agency, broker, outsider, cid = three
+    old_document = agency.node.discovery.decode()
+    old_kid = agency.node.keys.signing.kid
+    await agency.api("POST", "/api/v1/keys/rotate")
+    new_kid = agency.node.keys.signing.kid
+    assert new_kid != old_kid
+    await wait_for(lambda: _pinned(broker, agency.node.me, new_kid))
+    before = await snapshot(broker)
+    stale = Hostile(agency, broker).envelope({"discovery": old_document}, "key-rotation/1.0")
+    answer = await post(broker, stale)
+    assert answer.status == 200, answer.body
+    assert verify_receipt(answer.body, keys=keys_of(broker), envelope_sha256=digest(stale)).disposition.value \
+        == "duplicate"
+    assert new_kid in broker.node.peers[agency.node.me].signing
+    after = await snapshot(broker)
+    assert before["peers"] == after["peers"] and before["peer_keys"] == after["peer_keys"]
+
+
+async def _pinned(n: RunningNode, peer: str, kid: str) -> bool:
+    keys = n.node.peers.get(peer)
+    return keys is not None and kid in keys.signing
