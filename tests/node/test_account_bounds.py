@@ -89,3 +89,23 @@ def test_failures_count_within_exactly_the_window_and_lock_at_exactly_the_limit(
         assert db.run(lambda conn: accounts.unlock(conn, "bo@x.example")) is False  # nothing left to lift
     finally:
         db.close_sync()
+
+
+def test_a_lock_starts_the_count_again_and_the_admins_see_who_is_locked(tmp_path) -> None:
+    db = _db(tmp_path)
+    rules = {"limit": 3, "window_s": 600, "lock_s": 100}
+    try:
+        def fail(at_s):
+            return db.run(lambda conn: accounts.record_failure(conn, "bo@x.example", T0 + timedelta(seconds=at_s),
+                                                              **rules))
+
+        assert fail(0) is None and fail(1) is None and fail(2) is not None  # locked until 102
+        locked = db.run(lambda conn: accounts.lockouts(conn, T0 + timedelta(seconds=50)))
+        assert [(lk.email, lk.name, lk.locked_until) for lk in locked] == [
+            ("bo@x.example", "Bo", T0 + timedelta(seconds=102))]
+        assert db.run(lambda conn: accounts.lockouts(conn, T0 + timedelta(seconds=102))) == []
+        # after the lock, still within the first failure's window: the count starts again
+        assert fail(200) is None and fail(201) is None
+        assert fail(202) is not None
+    finally:
+        db.close_sync()
