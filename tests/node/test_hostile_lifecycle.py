@@ -459,3 +459,16 @@ async def test_a_key_rotation_never_rolls_back_to_an_older_key_set(three) -> Non
 async def _pinned(n: RunningNode, peer: str, kid: str) -> bool:
     keys = n.node.peers.get(peer)
     return keys is not None and kid in keys.signing
+
+
+async def test_a_request_refused_outright_ends_the_requesters_connection_saying_why(three) -> None:
+    """The requester's side of 12.2: a connection-request answered unknown_user is not
+    retried; the connection is refused, and its note says what the code means."""
+    agency, broker, outsider, cid = three
+    asked = await outsider.api("POST", "/api/v1/connections", {"url": broker.url, "email": "nobody@broker.example"})
+    pending = asked["connection"]["id"]
+    await wait_for(lambda: _state_is(outsider, pending, "refused"))
+    assert await _closing_note(outsider, pending) == (
+        "unknown_user: no active user there has the email the request named; ask their admin which to use")
+    # the agency's live connection to the broker is untouched by it
+    assert await connection_state(agency, cid) == "active"
