@@ -419,6 +419,13 @@ async def test_a_refusal_is_taken_once_and_kept_in_words(three) -> None:
     assert answer.status == 200, answer.body
     assert verify_receipt(answer.body, keys=keys_of(outsider), envelope_sha256=digest(again)).disposition.value \
         == "duplicate"
+    # the refusing node's own words, when it gives them, are kept with the code
+    asked = await outsider.api("POST", "/api/v1/connections", {"url": broker.url, "email": "admin@broker.example"})
+    second = asked["connection"]["id"]
+    await wait_for(lambda: _state_is(broker, second, "requested"))
+    worded = {"connection_id": second, "reason": "expired", "message": "asked too long ago"}
+    assert (await post(outsider, hostile.envelope(worded, "connection-refuse/1.0"))).status == 200
+    assert await _closing_note(outsider, second) == "expired: asked too long ago"
 
 
 async def test_a_disconnect_is_taken_once(three) -> None:
