@@ -20,7 +20,11 @@ def test_a_session_lives_until_its_idle_time_and_its_lifetime_and_no_longer(tmp_
             return db.run(lambda conn: accounts.session_caller(conn, s, at, **limits))
 
         live = caller(T0 + timedelta(seconds=599))
-        assert live is not None and live.caller.id == "usr_1" and live.caller.role == "broker" and live.stale
+        assert live is not None and live.stale
+        assert (live.caller.id, live.caller.email, live.caller.name, live.caller.role) == (
+            "usr_1", "bo@x.example", "Bo", "broker")
+        record = db.run(lambda conn: accounts.signin_record(conn, " bo@x.example"))
+        assert record is not None and record.caller == live.caller and record.active
         assert caller(T0 + timedelta(seconds=600)) is None  # idle for exactly idle_s: over
         fresh = caller(T0 + timedelta(seconds=59))
         assert fresh is not None and not fresh.stale  # touched less than a minute ago

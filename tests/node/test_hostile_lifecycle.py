@@ -344,6 +344,36 @@ async def test_status_updates_are_checked_by_the_referrer(three) -> None:
     assert repeat.status == 200 and await state() == "declined"
 
 
+async def test_held_updates_apply_in_order_until_one_may_not(three) -> None:
+    """14.4: early updates are held; when the gap fills they apply in seq order, and the
+    first that is no allowed move stops the chain and stays held (the envelope is still
+    accepted)."""
+    agency, broker, outsider, cid = three
+    sent = await agency.api("POST", "/api/v1/referrals", referral_body(cid), expect=202)
+    local_id = sent["referral"]["local_id"]
+
+    async def state() -> str:
+        return (await agency.api("GET", f"/api/v1/referrals/{local_id}"))["referral"]["state"]
+
+    await wait_for(lambda: _equals(state, "delivered"))
+    referral_id = (await agency.api("GET", f"/api/v1/referrals/{local_id}"))["referral"]["id"]
+    hostile = Hostile(broker, agency)
+    at = format_ts(broker.node.clock.now())
+
+    def status(seq: int, name: str) -> bytes:
+        return hostile.envelope({"referral_id": referral_id, "seq": seq, "status": name, "at": at},
+                                "referral-status/1.0")
+
+    for seq, name in ((3, "won"), (4, "in-progress")):  # won is final: 4 may never apply
+        assert (await post(agency, status(seq, name))).status == 200
+    assert await state() == "delivered"  # held: 1 and 2 have not come
+    assert (await post(agency, status(1, "accepted"))).status == 200
+    assert await state() == "accepted"
+    answer = await post(agency, status(2, "in-progress"))
+    assert answer.status == 200, answer.body
+    assert await state() == "won"  # 2 and 3 applied; 4 stopped the chain
+
+
 async def _equals(read: Any, wanted: str) -> bool:
     return await read() == wanted
 
@@ -368,7 +398,7 @@ async def test_no_more_than_100_early_updates_are_held(three) -> None:
     for seq in range(2, 102):  # seq 1 never comes: 100 wait for it
         assert (await post(agency, status(seq))).status == 200, seq
     await refused(agency, status(102), status=409, code="out_of_order", receipt=True)
-    await refused(agency, status(50), status=409, code="out_of_order", receipt=True)  # a repeat too, past the limit
+    await refused(agency, status(2), status=409, code="out_of_order", receipt=True)  # a repeat too, past the limit
     # seq 1 arrives: all 101 apply in order
     assert (await post(agency, status(1))).status == 200
     referral = (await agency.api("GET", f"/api/v1/referrals/{local_id}"))["referral"]
