@@ -184,3 +184,27 @@ async def test_a_user_no_longer_active_loses_session_token_and_password_link(nod
     async with aiohttp.ClientSession(cookie_jar=jar()) as http:
         async with http.get(cato_link) as resp:
             assert "This link does not work" in await resp.text()
+
+
+async def test_a_form_is_read_only_as_a_form_within_its_limits(node_factory: Any) -> None:
+    a = await node_factory("Acme")
+    async with aiohttp.ClientSession(cookie_jar=jar()) as http:
+        await set_password(http, a.extra["password_link"])
+        token = await csrf(http, a.url + "/admin/users/new")
+        before = await snapshot(a)
+
+        async def send(body: bytes, kind: str = "application/x-www-form-urlencoded") -> tuple[int, str]:
+            async with http.post(a.url + "/admin/users", data=body, headers={"Content-Type": kind},
+                                 allow_redirects=False) as resp:
+                return resp.status, await resp.text()
+
+        form = f"csrf={token}&email=n%40acme.example&name=N&role=broker"
+        status, text = await send(form.encode(), "application/json")
+        assert status == 400 and "application/x-www-form-urlencoded" in text
+        status, text = await send((form + "&note=" + "a" * 300_000).encode())
+        assert status == 413, (status, text[:200])
+        status, text = await send((form + "".join(f"&f{i}=x" for i in range(2001))).encode())
+        assert status == 400 and "invalid" in text, (status, text[:200])
+        status, text = await send((form + "&name=%ff").encode())
+        assert status == 400 and "not valid UTF-8" in text, (status, text[:200])
+        assert await snapshot(a) == before
