@@ -331,12 +331,17 @@ async def test_status_updates_are_checked_by_the_referrer(three) -> None:
     hostile = Hostile(broker, agency)
     at = format_ts(broker.node.clock.now())
 
-    def status(seq: int, name: str, rid: str = referral_id) -> bytes:
-        return hostile.envelope({"referral_id": rid, "seq": seq, "status": name, "at": at}, "referral-status/1.0")
+    def status(seq: int, name: str, rid: str = referral_id, **more: str) -> bytes:
+        return hostile.envelope({"referral_id": rid, "seq": seq, "status": name, "at": at, **more},
+                                "referral-status/1.0")
 
     await refused(agency, status(1, "accepted", "rfl_nonesuch"), status=404, code="unknown_subject", receipt=True)
-    assert (await post(agency, status(1, "declined"))).status == 200
+    assert (await post(agency, status(1, "declined", reason="not a fit"))).status == 200
     assert await state() == "declined"
+    from node.storage import store
+
+    events = await agency.node.db.read(lambda conn: store.list_events(conn, "sender", broker.node.me, referral_id))
+    assert [(e.seq, e.status, e.reason, e.applied) for e in events] == [(1, "declined", "not a fit", True)]
     # declined is final: the next update may not move it
     await refused(agency, status(2, "accepted"), status=409, code="invalid_transition", receipt=True)
     # a repeat of an applied seq changes nothing

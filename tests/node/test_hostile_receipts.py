@@ -104,3 +104,27 @@ async def test_a_receipt_that_does_not_verify_is_no_delivery(node_factory: Any, 
 
         await wait_for(delivered)
         assert (await agency.api("GET", f"/api/v1/referrals/{local_id}"))["referral"]["state"] == "delivered"
+
+
+async def test_a_refusal_is_recorded_by_its_code_and_only_a_string_is_a_code(node_factory: Any) -> None:
+    """7.6: another 4xx is a permanent failure, recorded by the peer's error code; an
+    answer whose code is not a string is recorded by its HTTP status."""
+    agency = await node_factory("Agency")
+    broker = await node_factory("Broker")
+    cid, _ = await connect_by_invitation(agency, broker)
+    answers = iter([(403, b'{"error": {"code": "not_connected", "message": "no"}}'),
+                    (403, b'{"error": {"code": 5, "message": "no"}}')])
+    await broker.stop()
+    async with FakePeer(broker.config.port, lambda body: next(answers)):
+        for title, error in (("First", "not_connected"), ("Second", "HTTP 403")):
+            sent = await agency.api("POST", "/api/v1/referrals", referral_body(cid, deal={"title": title}),
+                                    expect=202)
+            local_id = sent["referral"]["local_id"]
+
+            async def failed(local_id: str = local_id) -> bool:
+                r = await agency.api("GET", f"/api/v1/referrals/{local_id}")
+                return r["referral"]["state"] == "failed"
+
+            await wait_for(failed)
+            item = await offer_item(agency)
+            assert (item.state, item.last_error, item.attempts) == ("failed", error, 1)
