@@ -207,4 +207,8 @@ async def test_a_form_is_read_only_as_a_form_within_its_limits(node_factory: Any
         assert status == 400 and "invalid" in text, (status, text[:200])
         status, text = await send((form + "&name=%ff").encode())
         assert status == 400 and "not valid UTF-8" in text, (status, text[:200])
+        # one line of text per field (no control characters), in its value and in its name
+        for extra, field in (("&name=A%0AB", "name"), ("&name=A%09B", "name"), ("&na%00me=x", "na")):
+            status, text = await send((form + extra).encode())
+            assert status == 400 and f"field &#39;{field}" in text, (extra, status, text[:300])
         assert await snapshot(a) == before
