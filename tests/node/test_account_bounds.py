@@ -66,7 +66,9 @@ def test_a_password_link_works_until_the_second_it_expires(tmp_path) -> None:
     db = _db(tmp_path)
     try:
         link = db.run(lambda conn: accounts.new_password_link(conn, "usr_1", "set", T0, 3600))
-        assert db.run(lambda conn: accounts.password_link_holder(conn, link, T0 + timedelta(seconds=3599)))
+        holder = db.run(lambda conn: accounts.password_link_holder(conn, link, T0 + timedelta(seconds=3599)))
+        assert holder is not None and (holder.user_id, holder.email, holder.name, holder.purpose) == (
+            "usr_1", "bo@x.example", "Bo", "set")
         assert db.run(lambda conn: accounts.password_link_holder(conn, link, T0 + timedelta(seconds=3600))) is None
         db.run(lambda conn: conn.execute("UPDATE users SET active = 0 WHERE id = 'usr_1'"))
         assert db.run(lambda conn: accounts.password_link_holder(conn, link, T0)) is None
@@ -111,5 +113,17 @@ def test_a_lock_starts_the_count_again_and_the_admins_see_who_is_locked(tmp_path
         # after the lock, still within the first failure's window: the count starts again
         assert fail(200) is None and fail(201) is None
         assert fail(202) is not None
+    finally:
+        db.close_sync()
+
+
+def test_a_password_set_through_a_link_ends_the_users_sessions(tmp_path) -> None:
+    db = _db(tmp_path)
+    limits = {"idle_s": 600, "absolute_s": 1800}
+    try:
+        sid = db.run(lambda conn: accounts.start_session(conn, "usr_1", T0))
+        link = db.run(lambda conn: accounts.new_password_link(conn, "usr_1", "reset", T0, 3600))
+        assert db.run(lambda conn: accounts.use_password_link(conn, link, "$argon2id$x", T0)) is not None
+        assert db.run(lambda conn: accounts.session_caller(conn, sid, T0, **limits)) is None
     finally:
         db.close_sync()

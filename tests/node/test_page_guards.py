@@ -212,3 +212,16 @@ async def test_a_form_is_read_only_as_a_form_within_its_limits(node_factory: Any
             status, text = await send((form + extra).encode())
             assert status == 400 and f"field &#39;{field}" in text, (extra, status, text[:300])
         assert await snapshot(a) == before
+
+
+async def test_after_sign_in_next_stays_on_this_site(node_factory: Any) -> None:
+    a = await node_factory("Acme")
+    async with aiohttp.ClientSession(cookie_jar=jar()) as http:
+        await set_password(http, a.extra["password_link"])
+        for wanted, lands in (("/deals?q=1", "/deals?q=1"), ("//evil.example/x", "/"), ("/\\evil.example", "/"),
+                              ("https://evil.example/", "/"), ("deals", "/")):
+            token = await csrf(http, a.url + "/login")
+            async with http.post(a.url + "/login", data={"csrf": token, "email": a.extra["admin_email"],
+                                                         "password": PASSWORD, "next": wanted},
+                                 allow_redirects=False) as resp:
+                assert (resp.status, resp.headers["Location"]) == (303, lands), wanted
