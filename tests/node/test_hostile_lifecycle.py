@@ -514,3 +514,24 @@ async def test_a_request_refused_outright_ends_the_requesters_connection_saying_
         "unknown_user: no active user there has the email the request named; ask their admin which to use")
     # the agency's live connection to the broker is untouched by it
     assert await connection_state(agency, cid) == "active"
+
+
+async def test_an_offer_from_a_requester_whose_confirmation_is_late_counts_as_it(three) -> None:
+    """12.1: a responder still waiting for connection-confirm takes an offer from the
+    requester as the confirmation (the requester is active once it saw the accept)."""
+    agency, broker, outsider, cid = three
+    made = await broker.api("POST", "/api/v1/invitations", {"name": "Outsider"})
+    invitation = parse_referral(made["referral_url"], made["referral_key"])
+    hostile = Hostile(outsider, broker)
+    # the outsider's node has no record of this request, so the broker's accept never
+    # lands there and no confirmation comes: the broker's connection stays responded
+    redeem = hostile.envelope(request(hostile, "con_late", target_email=DROP,
+                                      invitation={"invitation_id": invitation.invitation_id,
+                                                  "secret": invitation.secret}), "connection-request/1.0")
+    assert (await post(broker, redeem)).status == 200
+    assert await connection_state(broker, "con_late") == "responded"
+    answer = await post(broker, hostile.envelope(offer("con_late", referral_id="rfl_late")))
+    assert answer.status == 200, answer.body
+    assert await connection_state(broker, "con_late") == "active"
+    received = await broker.api("GET", "/api/v1/referrals?side=receiver")
+    assert "rfl_late" in {r["id"] for r in received["referrals"]}
