@@ -483,6 +483,8 @@ async def test_a_key_rotation_never_rolls_back_to_an_older_key_set(three) -> Non
     agency, broker, outsider, cid = three
     old_document = agency.node.discovery.decode()
     old_kid = agency.node.keys.signing.kid
+    # a discovery document's issued_at has whole seconds: the new one must be a later second
+    await asyncio.sleep(1.1)
     await agency.api("POST", "/api/v1/keys/rotate")
     new_kid = agency.node.keys.signing.kid
     assert new_kid != old_kid
