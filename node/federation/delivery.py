@@ -27,7 +27,7 @@ from protocol.encoding import loads_strict
 from protocol.errors import ProtocolError, RemoteProtocolError
 from protocol.models import format_ts
 from protocol.receipts import verify_receipt
-from protocol.wire import MEDIA_TYPE_JOSE_JSON, ErrorCode
+from protocol.wire import MEDIA_TYPE_JOSE_JSON, Disposition, ErrorCode
 
 if TYPE_CHECKING:
     from node.federation.runtime import Node
@@ -175,8 +175,10 @@ class Delivery:
         if status == 200:
             try:
                 keys = node.peers[item.peer_node_id]
-                verify_receipt(payload, keys=keys, envelope_id=item.envelope_id, envelope_sha256=item.sha256,
-                               sender=node.me)
+                receipt = verify_receipt(payload, keys=keys, envelope_id=item.envelope_id,
+                                         envelope_sha256=item.sha256, sender=node.me)
+                if receipt.disposition is Disposition.REJECTED:  # only ever sent with an error status
+                    raise RemoteProtocolError(ErrorCode.MALFORMED, "a 200 answer with a rejected receipt")
             except (ProtocolError, KeyError) as exc:
                 failed_because("bad_receipt")
                 await self._retry_later(item, peer_attempts, f"bad receipt: {exc}", None)

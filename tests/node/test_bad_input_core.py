@@ -641,7 +641,7 @@ async def test_bad_input_is_refused_by_name_and_leaves_nothing_behind(node_facto
     await a.node.search.run_once()  # what the world's writes left to index, indexed now, not during the run
     before = await snapshot(a)
     problems: list[str] = []
-    cases = CASES + token_cases(ROUTES, seq="1")
+    cases = CASES + token_cases(ROUTES, admin_only=ADMIN_ONLY, seq="1")
     for c in cases:
         label = f"{c.route} [{c.what}]"
         token = tokens[c.token or ("admin" if c.route in ADMIN_ONLY else "ann")]
