@@ -33,6 +33,14 @@ ADMIN_ONLY_PAGES = {
     "POST /admin/users/{id}/unlock", "GET /admin/tokens", "POST /admin/tokens", "POST /admin/tokens/{id}/revoke",
     "GET /admin/outbox", "POST /admin/outbox/{seq:\\d{1,18}}/retry", "POST /admin/outbox/receipts",
     "GET /admin/keys/rotate", "POST /admin/keys/rotate", "GET /admin/mail", "POST /admin/mail/test",
+    # the partner portal's setup, its partners, and enterprise partners (issue 13)
+    "GET /admin/partner-portal", "POST /admin/partner-portal", "GET /admin/partners", "GET /admin/partners/new",
+    "POST /admin/partners", "GET /admin/partners/{id}/edit", "POST /admin/partners/{id}",
+    "GET /admin/partners/{id}/activity", "POST /admin/partners/{id}/invite", "POST /admin/partners/{id}/remove",
+    "GET /admin/enterprise", "POST /admin/enterprise/{id}", "GET /admin/enterprise/{id}/partners",
+    "POST /admin/enterprise/{id}/partners",
+    # the client portal's organisation settings: jurisdiction and SMS credits (issue 14)
+    "GET /admin/portal", "POST /admin/portal/jurisdiction", "POST /admin/portal/credits",
 }  # fmt: skip
 #: Pages a broker uses every day (a sample: each must open for one).
 BROKER_PAGES = ("/", "/deals", "/contacts", "/connections", "/referrals", "/settings")
