@@ -26,6 +26,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from node.base.when import day
+
 HERE = Path(__file__).parent
 #: The catalogue new flows are made with.
 CURRENT_VERSION = 1
@@ -237,5 +239,15 @@ def readable(section: Section, chosen: list[str], saved: dict[str, Any]) -> list
         got = saved.get(sub.key)
         rows = (got or []) if sub.repeat else ([got] if got is not None else [])
         out.append({"key": sub.key, "title": sub.title, "repeat": bool(sub.repeat),
-                    "rows": [[(f.label, (r or {}).get(f.key, "")) for f in sub.fields] for r in rows]})
+                    "rows": [[(f.label, _shown(f, (r or {}).get(f.key, ""))) for f in sub.fields] for r in rows]})
     return out
+
+
+def _shown(field: Field, value: Any) -> Any:
+    """A value as people read it: a date as ``27 Feb 1990``, the rest as given."""
+    if field.type == "date" and isinstance(value, str) and value:
+        try:
+            return day(date.fromisoformat(value))
+        except ValueError:
+            return value
+    return value
