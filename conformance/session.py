@@ -116,8 +116,9 @@ class Session:
         return sent
 
     async def refused(self, sent: forge.Sent, code: str, *, signed: bool | None,
-                      content_type: str = MEDIA_TYPE_JOSE_JSON, me: str | None = None) -> None:
-        answer = await self.target.post(sent.raw, content_type=content_type)
+                      content_type: str = MEDIA_TYPE_JOSE_JSON, me: str | None = None,
+                      chunked: bool = False) -> None:
+        answer = await self.target.post(sent.raw, content_type=content_type, chunked=chunked)
         self.target.refusal(answer, code, sent=sent, signed=signed, me=me)
 
     async def ask(self, action: str, what: str, wanted: Callable[[Arrival], bool],
