@@ -44,6 +44,9 @@ class Options:
     request_email: str | None = None
     expired_url: str | None = None
     expired_key: str | None = None
+    #: An invitation of the target made with direction ``send`` (the target refers).
+    one_way_url: str | None = None
+    one_way_key: str | None = None
     listen_host: str = "127.0.0.1"
     listen_port: int = 0
     public_url: str | None = None
