@@ -25,6 +25,8 @@ class Case:
     build: Callable[[Session], Sent]
     #: The Content-Type to post it with.
     content_type: str = "application/jose+json"
+    #: True to send the body chunked, with no Content-Length (section 8.5 step 1c).
+    chunked: bool = False
     #: True when it is a referral offer, which needs a direction that lets us refer.
     offer: bool = False
     #: False for the cases refused before the sender is authenticated (steps 1 to 5),

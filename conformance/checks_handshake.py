@@ -116,6 +116,33 @@ async def _by_invitation(s: Session, invitation: Invitation) -> None:
     await s.check("reused invitation is refused", "11.5",
                   lambda: _refused_request(s, "invitation_used", invitation=proof),
                   needs=None if connected else "the invitation was not redeemed")
+    await s.check("a direction with nothing in common is refused, and the invitation stays open",
+                  "11.4, 12.3", lambda: _one_way(s, invitation),
+                  needs=None if s.options.one_way_url and s.options.one_way_key else
+                  "give --one-way-url and --one-way-key, an invitation made with direction send")
+
+
+async def _one_way(s: Session, invitation: Invitation) -> None:
+    """On an invitation with direction ``send`` (the target refers), a requester that asks
+    to send too has nothing in common with it: ``direction_not_allowed``, and nothing
+    stored; the same invitation then takes a request for ``both`` (section 12.3)."""
+    one_way = _invitation(s.options.one_way_url or "", s.options.one_way_key)
+    if one_way.node_id != invitation.node_id:
+        raise Skip("the one-way invitation is for another node")
+    proof = (one_way.invitation_id, one_way.secret)
+    assert s.target.keys is not None
+    # A stranger whose inbox is not the suite's: the target's accept goes nowhere we read.
+    stranger = Peer(name="Conformance Stranger", base_url=s.peer.base_url + "/one-way")
+    stranger.publish(s.now() - timedelta(minutes=1))
+    sent = forge.envelope(stranger, s.target.keys, m.request(stranger, new_id("con"), invitation=proof,
+                                                             direction="send"), m.REQUEST, now=s.now())
+    answer = await s.target.post(sent.raw)
+    if answer.status == 200:
+        raise Mismatch(f"a request for send on it got {answer.describe()} (was it made with direction send?)")
+    s.target.refusal(answer, "direction_not_allowed", sent=sent, signed=True, me=stranger.node_id)
+    again = forge.envelope(stranger, s.target.keys, m.request(stranger, new_id("con"), invitation=proof),
+                           m.REQUEST, now=s.now())
+    s.target.receipt(await s.target.post(again.raw), again, me=stranger.node_id)
 
 
 async def _by_request(s: Session) -> None:

@@ -89,8 +89,15 @@ CASES: list[Case] = [
          lambda s: confirm(s, iat=s.now() - timedelta(seconds=MAX_ENVELOPE_AGE_S + 3600))),
     Case("not yet valid", "8.5 step 7b, 10", "not_yet_valid", True,
          lambda s: confirm(s, iat=s.now() + timedelta(seconds=MAX_CLOCK_SKEW_S + 3600))),
-    Case("wrong content type", "7.3", "malformed", False, confirm, content_type="text/plain", connected=False),
-    Case("too large", "7.3, 8.5 step 1", "too_large", False, _too_large, connected=False),
+    Case("wrong content type", "7.3, 8.5 step 1b", "malformed", False, confirm, content_type="text/plain", connected=False),
+    Case("too large", "7.3, 8.5 step 1a", "too_large", False, _too_large, connected=False),
+    Case("too large, sent chunked", "7.3, 8.5 step 1c", "too_large", False, _too_large, chunked=True,
+         connected=False),
+    # The order of steps 1a to 1c: the declared length first, then the type, then the read.
+    Case("check order: a declared length over the limit before a wrong content type", "8.5 steps 1a, 1b",
+         "too_large", False, _too_large, content_type="text/plain", connected=False),
+    Case("check order: a wrong content type before reading an oversized chunked body", "8.5 steps 1b, 1c",
+         "malformed", False, _too_large, content_type="text/plain", chunked=True, connected=False),
     Case("unknown sender", "8.5 step 5", "unknown_sender", False, _stranger, connected=False),
     Case("introduction to another node", "8.6 I1", "wrong_recipient", False,
          lambda s: _introduction(s, to=OTHER_NODE), connected=False),
@@ -141,7 +148,7 @@ async def run(s: Session) -> None:
 def _runner(s: Session, case: Case) -> Callable[[], Awaitable[None]]:
     async def run_case() -> None:
         sent = case.build(s)
-        await s.refused(sent, case.code, signed=case.signed, content_type=case.content_type)
+        await s.refused(sent, case.code, signed=case.signed, content_type=case.content_type, chunked=case.chunked)
     return run_case
 
 

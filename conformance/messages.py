@@ -26,14 +26,14 @@ DISCLOSURE = "Test disclosure: no real client is referred by the refnode conform
 
 
 def request(peer: Peer, connection_id: str, *, invitation: tuple[str, str] | None = None,
-            target_email: str | None = None) -> ConnectionRequest:
+            target_email: str | None = None, direction: str = "both") -> ConnectionRequest:
     return ConnectionRequest(
         connection_id=connection_id,
         requester_discovery=peer.discovery.decode("utf-8"),
         invitation=InvitationProof(invitation_id=invitation[0], secret=invitation[1]) if invitation else None,
         target_email=target_email,
         requested_by=TESTER,
-        direction="both",
+        direction=direction,
         message="refnode conformance suite",
     )
 

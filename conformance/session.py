@@ -44,6 +44,9 @@ class Options:
     request_email: str | None = None
     expired_url: str | None = None
     expired_key: str | None = None
+    #: An invitation of the target made with direction ``send`` (the target refers).
+    one_way_url: str | None = None
+    one_way_key: str | None = None
     listen_host: str = "127.0.0.1"
     listen_port: int = 0
     public_url: str | None = None
@@ -116,8 +119,9 @@ class Session:
         return sent
 
     async def refused(self, sent: forge.Sent, code: str, *, signed: bool | None,
-                      content_type: str = MEDIA_TYPE_JOSE_JSON, me: str | None = None) -> None:
-        answer = await self.target.post(sent.raw, content_type=content_type)
+                      content_type: str = MEDIA_TYPE_JOSE_JSON, me: str | None = None,
+                      chunked: bool = False) -> None:
+        answer = await self.target.post(sent.raw, content_type=content_type, chunked=chunked)
         self.target.refusal(answer, code, sent=sent, signed=signed, me=me)
 
     async def ask(self, action: str, what: str, wanted: Callable[[Arrival], bool],

@@ -5,6 +5,7 @@ expects (docs/protocol.md sections 7.4, 9.4 and 15)."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,11 @@ class Answer:
         return f"HTTP {self.status} {self.content_type} {self.body[:120]!r}"
 
 
+async def _pieces(body: bytes, size: int = 65536) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start:start + size]
+
+
 class Target:
     """The node at ``base_url``, pinned to ``node_id`` once its discovery verifies."""
 
@@ -112,9 +118,11 @@ class Target:
         assert self.keys is not None
         return self.keys.node_id
 
-    async def post(self, body: bytes, *, content_type: str = MEDIA_TYPE_JOSE_JSON) -> Answer:
+    async def post(self, body: bytes, *, content_type: str = MEDIA_TYPE_JOSE_JSON, chunked: bool = False) -> Answer:
+        """POST ``body`` to the inbox, with its Content-Length, or ``chunked`` without one."""
         assert self.keys is not None
-        async with self.http.post(self.keys.inbox_url, data=body, timeout=self.timeout,
+        data: bytes | AsyncIterator[bytes] = _pieces(body) if chunked else body
+        async with self.http.post(self.keys.inbox_url, data=data, timeout=self.timeout,
                                   headers={"Content-Type": content_type}) as r:
             return Answer(r.status, r.content_type, await r.read())
 

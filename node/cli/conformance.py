@@ -32,8 +32,11 @@ def cmd_conformance(ctx: Context) -> int:
                        code="usage", exit_code=2)
     if bool(a.expired_url) != bool(a.expired_key):
         raise CliError("--expired-url and --expired-key go together", code="usage", exit_code=2)
+    if bool(a.one_way_url) != bool(a.one_way_key):
+        raise CliError("--one-way-url and --one-way-key go together", code="usage", exit_code=2)
     options = Options(
         url=a.url, key=key, request_email=a.request, expired_url=a.expired_url, expired_key=a.expired_key,
+        one_way_url=a.one_way_url, one_way_key=a.one_way_key,
         listen_host=host, listen_port=int(port), public_url=a.public_url, hook=a.hook,
         wait_s=a.wait, timeout_s=a.timeout,
         **({"interactive": False} if a.no_input else {}),
@@ -55,6 +58,9 @@ def add_commands(commands: Any, group: Group, command: Command) -> None:
                    help="connect by request to this active user of the target instead of by invitation")
     p.add_argument("--expired-url", metavar="URL", help="a second invitation of the target, already expired")
     p.add_argument("--expired-key", metavar="KEY", help="its referral key")
+    p.add_argument("--one-way-url", metavar="URL",
+                   help="another invitation of the target, made with direction send (for the direction check)")
+    p.add_argument("--one-way-key", metavar="KEY", help="its referral key")
     p.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:0",
                    help="where the suite's own node listens (default 127.0.0.1 on a free port)")
     p.add_argument("--public-url", metavar="URL",

@@ -32,6 +32,8 @@ def conformance(node: ProcNode, tmp_path: Path, *extra: str) -> tuple[int, list[
     assert status == 201, invitation
     status, old = node.api("POST", "/api/v1/invitations", {"name": "Old", "direction": "both", "ttl_s": 1})
     assert status == 201, old
+    status, one_way = node.api("POST", "/api/v1/invitations", {"name": "One way", "direction": "send"})
+    assert status == 201, one_way
     time.sleep(1.2)  # the second one expires
     junit = tmp_path / "conformance.xml"
     env = dict(os.environ, REFNODE_HOOK_URL=node.url, REFNODE_HOOK_TOKEN=node.token)
@@ -39,7 +41,8 @@ def conformance(node: ProcNode, tmp_path: Path, *extra: str) -> tuple[int, list[
     run = subprocess.run(
         [sys.executable, "-m", "node.cli", "conformance", invitation["referral_url"],
          "--key", invitation["referral_key"], "--expired-url", old["referral_url"],
-         "--expired-key", old["referral_key"], "--hook", str(HOOK), "--junit", str(junit), "--no-input",
+         "--expired-key", old["referral_key"], "--one-way-url", one_way["referral_url"],
+         "--one-way-key", one_way["referral_key"], "--hook", str(HOOK), "--junit", str(junit), "--no-input",
          "--wait", "30", *extra],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     seconds = time.monotonic() - started
@@ -71,6 +74,9 @@ def test_every_check_passes_against_our_node(tmp_path: Path) -> None:
     names = [case.get("name") for case in suite.iter("testcase")]
     for wanted in ("wrong recipient [§8.5 step 7a]", "expired invitation is refused [§11.4, 11.5]",
                    "referral from the target opens and keeps the sharing rules [§13.6, 14.5]",
+                   "a direction with nothing in common is refused, and the invitation stays open [§11.4, 12.3]",
+                   "check order: a declared length over the limit before a wrong content type [§8.5 steps 1a, 1b]",
+                   "strict JSON in a message: nested 32 deep is accepted [§3.2, 8.5 step 13a]",
                    "key rotation by the target: announced, and its new receipts verify [§4.9, 9.4]"):
         assert wanted in names
     print(f"conformance against our node: {len(checks)} checks in {seconds:.1f} s (CLI process, wall clock)")
@@ -114,7 +120,7 @@ def test_by_request_every_check_passes_but_the_invitations(tmp_path: Path) -> No
     skipped = {line.split("  [§")[0].removeprefix("SKIP  ") for line in lines if line.startswith("SKIP")}
     assert run.returncode == 0 and not failed(lines), "\n".join(lines)
     assert skipped == {"invitation with a wrong key is refused", "expired invitation is refused",
-                       "reused invitation is refused"}
+                       "reused invitation is refused"}  # no one-way check: it needs an invitation
     assert any(line.startswith("PASS  handshake by request") for line in lines)
     assert any(line.startswith("PASS  request to an unknown user is refused") for line in lines)
 
