@@ -53,9 +53,16 @@ class SchemaTooNew(RuntimeError):
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Run every migration newer than the database (see :mod:`node.storage.migrations`);
-    return the new version."""
+    return the new version. A database newer than this release raises
+    :class:`SchemaTooNew` and is left as it is: an older release cannot know what a newer
+    one's tables mean, so it must not read or write them."""
     current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if current >= LATEST:
+    if current > LATEST:
+        raise SchemaTooNew(
+            f"the database is at schema version {current}, newer than this release of refnode knows "
+            f"({LATEST}): a newer release used it. Run that release again, or restore a backup taken "
+            "before the upgrade ('refnode restore')")
+    if current == LATEST:
         return current
     import sqlite_utils  # only when there is something to migrate: see node.storage.migrations
 

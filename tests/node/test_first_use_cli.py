@@ -232,7 +232,7 @@ def test_refused_requests_and_keys_are_reported_as_refused(tmp_path: Path, servi
     assert wrong.returncode == 1
     assert "is refused: invitation_invalid: their node does not recognise this referral key" in wrong.stdout
     listed = ok(harbour, "refnode connections list")
-    assert re.search(r"refused\s+send\s+requester\s+\S+\s+invitation_invalid: their node does not", listed), listed
+    assert re.search(r"refused\s+both\s+requester\s+\S+\s+invitation_invalid: their node does not", listed), listed
     # The right key still works, and a URL typed wrong says what one looks like.
     right = ok(harbour, f"refnode connect {shlex.quote(invite['referral_url'])} {invite['referral_key']}")
     assert "is active." in right

@@ -48,10 +48,12 @@ NOT_WHEN_IDLE = (
     "apscheduler",
     "node.storage.migrations.m001_federation_core",
 )
-#: Above the bare imports, an idle node holds about 26 MiB (bench/idle_memory.py); this
-#: catches a library that only some requests need coming back at start (sqlite_utils
-#: with numpy was 15 MiB), not the drift of a few hundred KiB.
-ROOM_MIB = 30.0
+#: Above the bare imports, an idle node holds about 30 MiB with the console and both
+#: portals (bench/idle_memory.py: 26 MiB before the portals' 100-odd modules of our own);
+#: this catches a library that only some requests need coming back at start (sqlite_utils
+#: with numpy was 15 MiB), not the drift of our own code. The target of issue 16 (60 MiB
+#: in all) is the benchmark's to report, and is not met.
+ROOM_MIB = 34.0
 
 
 @pytest.mark.slow
