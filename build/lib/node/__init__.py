@@ -1,0 +1,1 @@
+"""The referral node: HTTP server, storage, delivery, CLI. It calls ``protocol``."""

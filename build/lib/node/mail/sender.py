@@ -1,0 +1,136 @@
+"""Sending what the mail queue holds: over SMTP (``aiosmtplib``) when ``smtp_host`` is
+set, else as ``.eml`` files (mode 0600) in ``<data_dir>/mail-out``.
+
+A failed attempt is retried with backoff (30 s doubling to an hour, with jitter); a mail
+still failing after three days is given up. A down SMTP server delays mail and fails
+nothing else: the action that queued it was committed long before. The log names a
+mail by id and kind only, never its address or content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+from collections.abc import Callable
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+
+from node.base.backoff import retry_delay_s
+from node.base.clock import Clock
+from node.base.config import Config
+from node.base.logs import failure_fields, get_logger
+from node.mail import queue
+from node.storage.db import Database
+from protocol.models import parse_ts
+
+log = get_logger("node.mail")
+
+RETRY_BASE_S = 30.0
+RETRY_CAP_S = 3600.0
+
+
+def build_message(config: Config, mail: queue.Queued) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = formataddr((config.org_name, config.from_address))
+    msg["To"] = formataddr((mail.to_name, mail.to_addr))
+    msg["Subject"] = mail.subject
+    msg["Message-ID"] = make_msgid(idstring=mail.id, domain=config.from_address.split("@", 1)[1])
+    msg["Date"] = parse_ts(mail.created_at).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(mail.text_body)
+    msg.add_alternative(mail.html_body, subtype="html")
+    return msg
+
+
+async def deliver(config: Config, msg: EmailMessage, mail_id: str) -> str:
+    """Send one message; how it went (``smtp`` or the .eml file's name). Raises on failure."""
+    if not config.smtp_host:
+        config.mail_dir.mkdir(mode=0o700, exist_ok=True)
+        name = f"{mail_id}.eml"
+        path = config.mail_dir / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(bytes(msg))
+        return name
+    import aiosmtplib  # when there is an SMTP server to send to, not at start
+
+    password = config.smtp_password()
+    await aiosmtplib.send(
+        msg,
+        hostname=config.smtp_host,
+        port=config.smtp_port,
+        use_tls=config.smtp_security == "tls",
+        start_tls=config.smtp_security == "starttls",
+        username=config.smtp_user or None,
+        password=(password or None) if config.smtp_user else None,
+        timeout=config.request_timeout_s,
+    )
+    return "smtp"
+
+
+class MailSender:
+    """The loop that empties the mail queue; ``kick()`` wakes it at once."""
+
+    def __init__(self, config: Config, db: Database, clock: Clock, *,
+                 draw: Callable[[], float] = random.random) -> None:
+        self.config, self.db, self.clock, self.draw = config, db, clock, draw
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.sent = 0
+        self.failed = 0
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="mail-sender")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                while await self.send_due():
+                    pass
+            except Exception as exc:  # the database is failing: try again next round
+                log.error("mail round failed", **failure_fields(exc))
+            # Not asyncio.wait_for: on 3.11 it swallows a cancel that comes as a kick sets
+            # the event, and stop() then waits for a loop that never ends.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.outbox_poll_interval_s * 5):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    async def send_due(self) -> int:
+        """One round: try every mail that is due; how many were tried."""
+        mails = await self.db.read(lambda conn: queue.due(conn, self.clock.now()))
+        for mail in mails:
+            await self.send_one(mail)
+        return len(mails)
+
+    async def send_one(self, mail: queue.Queued) -> None:
+        try:
+            sent_as = await deliver(self.config, build_message(self.config, mail), mail.id)
+        except Exception as exc:  # SMTP refused, unreachable, timed out, or the folder is unwritable
+            now = self.clock.now()
+            attempt = mail.attempts + 1
+            give_up = now - parse_ts(mail.created_at) >= queue.GIVE_UP_AFTER
+            retry_at = None if give_up else now + timedelta(
+                seconds=retry_delay_s(attempt, base_s=RETRY_BASE_S, cap_s=RETRY_CAP_S, draw=self.draw()))
+            error = f"{type(exc).__name__}: {exc}"
+            await self.db.write(lambda conn: queue.mark_failed(conn, mail.id, now, error, retry_at))
+            self.failed += 1
+            log.warning("mail not sent", mail_id=mail.id, kind=mail.kind, attempt=attempt, given_up=give_up,
+                        error=type(exc).__name__)
+            return
+        await self.db.write(lambda conn: queue.mark_sent(conn, mail.id, self.clock.now(), sent_as))
+        self.sent += 1
+        log.info("mail sent", mail_id=mail.id, kind=mail.kind, via="smtp" if sent_as == "smtp" else "eml")
