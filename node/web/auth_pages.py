@@ -55,8 +55,8 @@ async def login(view: View) -> web.StreamResponse:
     node, config = view.node, view.config
 
     def again(error: str, status: int) -> web.Response:
-        template = "partner_login.html" if view.value("portal") == "partner" else "login.html"  # its own look
-        return view.render(template, {"email": email, "next": target, "error": error}, status=status)
+        return view.render("login.html", {"email": email, "next": target, "error": error,
+                                          "portal": view.value("portal")}, status=status)
 
     if not email or not password:
         return again("Enter your e-mail address and your password.", 400)
@@ -116,12 +116,12 @@ async def set_password_form(view: View) -> dict[str, Any]:
 
 @pages.post("/set-password/{token}", signed_in=False)
 async def set_password(view: View) -> web.StreamResponse:
-    return await choose_password(view, "set_password.html", "/")
+    return await choose_password(view, "/")
 
 
-async def choose_password(view: View, template: str, home: str) -> web.StreamResponse:
+async def choose_password(view: View, home: str, portal: str = "") -> web.StreamResponse:
     """Set the password through the link in the URL, sign in, and go ``home``; the
-    console's page and the partner portal's (``template``) share it."""
+    console's page and the partner portal's (``portal="partner"``, its look) share it."""
     holder = await _holder(view)
     password, again = view.form.get("password", ""), view.form.get("password_again", "")
     problem = None
@@ -131,7 +131,7 @@ async def choose_password(view: View, template: str, home: str) -> web.StreamRes
         if problem is None and password != again:
             problem = "The two passwords are not the same."
     if holder is None or problem:
-        return view.render(template, {"holder": holder, "error": problem}, status=400)
+        return view.render("set_password.html", {"holder": holder, "error": problem, "portal": portal}, status=400)
     hashed = await asyncio.to_thread(hash_password, password)
     token, now = view.request.match_info["token"], view.node.clock.now()
 
@@ -141,7 +141,7 @@ async def choose_password(view: View, template: str, home: str) -> web.StreamRes
 
     sid = await view.node.db.write(use)
     if sid is None:
-        return view.render(template, {"holder": None, "error": None}, status=400)
+        return view.render("set_password.html", {"holder": None, "error": None, "portal": portal}, status=400)
     view.set_cookies.append((SESSION_COOKIE, sid, {}))
     return view.redirect(home, "Your password is set. You are signed in.")
 

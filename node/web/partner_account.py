@@ -28,23 +28,23 @@ from node.web.views import SESSION_COOKIE, Pages, View
 pages = Pages()
 
 
-@pages.get("/partner/login", "partner_login.html", signed_in=False, portal="partner")
+@pages.get("/partner/login", "login.html", signed_in=False, portal="partner")
 async def login_form(view: View) -> web.StreamResponse | dict[str, Any]:
     target = _next(view)
     target = target if target.startswith("/partner/") else "/partner/"
     if view.caller is not None:
         return view.redirect(target)
-    return {"email": "", "next": target, "error": None}
+    return {"email": "", "next": target, "error": None, "portal": "partner"}
 
 
-@pages.get("/partner/set-password/{token}", "partner_set_password.html", signed_in=False, portal="partner")
+@pages.get("/partner/set-password/{token}", "set_password.html", signed_in=False, portal="partner")
 async def set_password_form(view: View) -> dict[str, Any]:
-    return {"holder": await _holder(view), "error": None}
+    return {"holder": await _holder(view), "error": None, "portal": "partner"}
 
 
 @pages.post("/partner/set-password/{token}", signed_in=False, portal="partner")
 async def set_password(view: View) -> web.StreamResponse:
-    return await choose_password(view, "partner_set_password.html", "/partner/")
+    return await choose_password(view, "/partner/", portal="partner")
 
 
 async def _page(view: View, errors: dict[str, str] | None = None, form: dict[str, str] | None = None,

@@ -1,1 +1,0 @@
-"""The referral node: HTTP server, storage, delivery, CLI. It calls ``protocol``."""

@@ -1,7 +1,0 @@
-"""``python -m node.cli``: the same as the ``refnode`` command."""
-
-import sys
-
-from node.cli.main import main
-
-sys.exit(main())

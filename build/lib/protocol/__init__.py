@@ -1,1 +1,0 @@
-"""The refnode protocol, version 1: pure code, no I/O. See docs/protocol.md."""
