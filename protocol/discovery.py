@@ -6,7 +6,7 @@ offline: the identity key's thumbprint must be the node id, and it must sign the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from protocol import jws
@@ -51,18 +51,7 @@ class PeerKeys:
 
     def with_history(self, older: Iterable[VerifyKey]) -> PeerKeys:
         """This key set, also knowing ``older`` keys for verifying old signatures."""
-        merged = {k.kid: k for k in older} | dict(self.all_signing)
-        return PeerKeys(
-            node_id=self.node_id,
-            name=self.name,
-            inbox_url=self.inbox_url,
-            signing=self.signing,
-            all_signing=merged,
-            encryption=self.encryption,
-            suites=self.suites,
-            max_envelope_bytes=self.max_envelope_bytes,
-            identity=self.identity,
-        )
+        return replace(self, all_signing={k.kid: k for k in older} | dict(self.all_signing))
 
 
 def build_discovery(

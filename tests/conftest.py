@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,12 +109,9 @@ def make_config(tmp_path: Path, name: str, **overrides: Any) -> Config:
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 
 
-@pytest.fixture
-async def node_factory(tmp_path: Path) -> AsyncIterator[NodeFactory]:
-    started: list[RunningNode] = []
-
+def _factory(folder: Path, started: list[RunningNode]) -> NodeFactory:
     async def make(name: str, *, start: bool = True, **overrides: Any) -> RunningNode:
-        config = make_config(tmp_path, name, **overrides)
+        config = make_config(folder, name, **overrides)
         result = init_node(config, admin_email=f"admin@{name.lower()}.example", admin_name=f"{name} Admin")
         running = RunningNode(name, config, result.admin_token)
         running.extra["password_link"] = result.password_link
@@ -123,7 +121,25 @@ async def node_factory(tmp_path: Path) -> AsyncIterator[NodeFactory]:
         started.append(running)
         return running
 
-    yield make
+    return make
+
+
+@pytest.fixture
+async def node_factory(tmp_path: Path) -> AsyncIterator[NodeFactory]:
+    started: list[RunningNode] = []
+    yield _factory(tmp_path, started)
+    for running in started:
+        await running.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_node_factory(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[NodeFactory]:
+    """Nodes shared by a module's tests (which run in the module's event loop: mark them
+    ``pytest.mark.asyncio(loop_scope="module")``). Only for tests that change nothing, or
+    check what they change against a snapshot taken just before (hostile.refused): the
+    hostile-sender cases, say, which would otherwise start a connected pair each."""
+    started: list[RunningNode] = []
+    yield _factory(tmp_path_factory.mktemp("shared"), started)
     for running in started:
         await running.close()
 

@@ -67,7 +67,7 @@ def authorize(caller: Caller, *, admin_only: bool, portal: Portal = "console") -
 def partner_deal(conn: sqlite3.Connection, caller: Caller, deal_id: str) -> str:
     """``deal_id`` if the partner ``caller`` may see that deal (they created it, or a
     broker shared it with them), else ``not_found`` (the same answer as for no deal)."""
-    row = conn.execute("SELECT 1 FROM deal_partners WHERE deal_id = ? AND partner_id = ?",
+    row = conn.execute("""SELECT 1 FROM deal_partners WHERE deal_id = ? AND partner_id = ?""",
                        (deal_id, caller.id)).fetchone()
     if not caller.is_partner or row is None:
         raise CrmError("not_found", "There is no such deal in your portal: the link may be wrong, or the "

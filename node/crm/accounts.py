@@ -58,7 +58,7 @@ class SigninRecord:
 
 def signin_record(conn: sqlite3.Connection, email: str) -> SigninRecord | None:
     row = conn.execute(
-        "SELECT id, email, name, role, active, password_hash FROM users WHERE email = ?", (email.strip(),)
+        """SELECT id, email, name, role, active, password_hash FROM users WHERE email = ?""", (email.strip(),)
     ).fetchone()
     if row is None:
         return None
@@ -68,7 +68,7 @@ def signin_record(conn: sqlite3.Connection, email: str) -> SigninRecord | None:
 
 def set_password_hash(conn: sqlite3.Connection, user_id: str, password_hash: str, now: datetime) -> None:
     """Store a new password hash, and end every session of the user."""
-    conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+    conn.execute("""UPDATE users SET password_hash = ? WHERE id = ?""", (password_hash, user_id))
     end_user_sessions(conn, user_id, now)
 
 
@@ -76,11 +76,11 @@ def new_password_link(conn: sqlite3.Connection, user_id: str, purpose: LinkPurpo
                       ttl_s: int) -> str:
     """A one-time token for the user's set-password or reset page; older unused links
     of the user stop working."""
-    conn.execute("UPDATE password_links SET used_at = ? WHERE user_id = ? AND used_at IS NULL",
+    conn.execute("""UPDATE password_links SET used_at = ? WHERE user_id = ? AND used_at IS NULL""",
                  (format_ts(now), user_id))
     token = _new_secret(LINK_PREFIX)
     conn.execute(
-        "INSERT INTO password_links (token_hash, user_id, purpose, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        """INSERT INTO password_links (token_hash, user_id, purpose, created_at, expires_at) VALUES (?, ?, ?, ?, ?)""",
         (secret_hash(token), user_id, purpose, format_ts(now), format_ts(now + timedelta(seconds=ttl_s))),
     )
     return token
@@ -113,7 +113,7 @@ def use_password_link(conn: sqlite3.Connection, token: str, password_hash: str, 
     holder = password_link_holder(conn, token, now)
     if holder is None:
         return None
-    conn.execute("UPDATE password_links SET used_at = ? WHERE token_hash = ?", (format_ts(now), secret_hash(token)))
+    conn.execute("""UPDATE password_links SET used_at = ? WHERE token_hash = ?""", (format_ts(now), secret_hash(token)))
     set_password_hash(conn, holder.user_id, password_hash, now)
     unlock(conn, holder.email)
     return holder
@@ -123,7 +123,7 @@ def use_password_link(conn: sqlite3.Connection, token: str, password_hash: str, 
 
 
 def locked_until(conn: sqlite3.Connection, email: str, now: datetime) -> datetime | None:
-    row = conn.execute("SELECT locked_until FROM signin_failures WHERE email = ?", (email.strip(),)).fetchone()
+    row = conn.execute("""SELECT locked_until FROM signin_failures WHERE email = ?""", (email.strip(),)).fetchone()
     if row is None or row["locked_until"] is None:
         return None
     until = parse_ts(row["locked_until"])
@@ -135,7 +135,7 @@ def record_failure(conn: sqlite3.Connection, email: str, now: datetime, *, limit
     """Count a wrong password for ``email``; when this failure reaches ``limit`` within
     ``window_s``, lock the address and return until when."""
     email = email.strip()
-    row = conn.execute("SELECT failures, first_failure_at FROM signin_failures WHERE email = ?", (email,)).fetchone()
+    row = conn.execute("""SELECT failures, first_failure_at FROM signin_failures WHERE email = ?""", (email,)).fetchone()
     if row is None or parse_ts(row["first_failure_at"]) + timedelta(seconds=window_s) <= now:
         failures, first = 1, now
     else:
@@ -152,7 +152,7 @@ def record_failure(conn: sqlite3.Connection, email: str, now: datetime, *, limit
 
 def unlock(conn: sqlite3.Connection, email: str) -> bool:
     """Lift a lockout (and forget the failures); True if the address was locked."""
-    row = conn.execute("DELETE FROM signin_failures WHERE email = ? RETURNING locked_until", (email.strip(),)).fetchone()
+    row = conn.execute("""DELETE FROM signin_failures WHERE email = ? RETURNING locked_until""", (email.strip(),)).fetchone()
     return row is not None and row["locked_until"] is not None
 
 
@@ -179,7 +179,7 @@ def lockouts(conn: sqlite3.Connection, now: datetime) -> list[Lockout]:
 def start_session(conn: sqlite3.Connection, user_id: str, now: datetime) -> str:
     """A new session for the user; the cookie's value, returned once."""
     sid = _new_secret(SESSION_PREFIX)
-    conn.execute("INSERT INTO web_sessions (id_hash, user_id, created_at, last_seen_at) VALUES (?, ?, ?, ?)",
+    conn.execute("""INSERT INTO web_sessions (id_hash, user_id, created_at, last_seen_at) VALUES (?, ?, ?, ?)""",
                  (secret_hash(sid), user_id, format_ts(now), format_ts(now)))
     return sid
 
@@ -211,14 +211,14 @@ def session_caller(conn: sqlite3.Connection, sid: str, now: datetime, *, idle_s:
 
 
 def touch_session(conn: sqlite3.Connection, sid: str, now: datetime) -> None:
-    conn.execute("UPDATE web_sessions SET last_seen_at = ? WHERE id_hash = ?", (format_ts(now), secret_hash(sid)))
+    conn.execute("""UPDATE web_sessions SET last_seen_at = ? WHERE id_hash = ?""", (format_ts(now), secret_hash(sid)))
 
 
 def end_session(conn: sqlite3.Connection, sid: str, now: datetime) -> None:
-    conn.execute("UPDATE web_sessions SET ended_at = ? WHERE id_hash = ? AND ended_at IS NULL",
+    conn.execute("""UPDATE web_sessions SET ended_at = ? WHERE id_hash = ? AND ended_at IS NULL""",
                  (format_ts(now), secret_hash(sid)))
 
 
 def end_user_sessions(conn: sqlite3.Connection, user_id: str, now: datetime) -> None:
-    conn.execute("UPDATE web_sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL",
+    conn.execute("""UPDATE web_sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL""",
                  (format_ts(now), user_id))

@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from conftest import RunningNode, wait_for
 from hostile import DROP, Hostile, fresh_key, keys_of, post, refused, snapshot
 from test_hostile_sender import NOBODY, offer
@@ -46,6 +47,16 @@ async def three(node_factory: Any) -> tuple[RunningNode, RunningNode, RunningNod
     agency = await node_factory("Agency")
     broker = await node_factory("Broker")
     outsider = await node_factory("Outsider")
+    cid, _ = await connect_by_invitation(agency, broker)
+    return agency, broker, outsider, cid
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_three(module_node_factory: Any) -> tuple[RunningNode, RunningNode, RunningNode, str]:
+    """As ``three``, one for all the refusals: each checks its own against a snapshot."""
+    agency = await module_node_factory("Agency")
+    broker = await module_node_factory("Broker")
+    outsider = await module_node_factory("Outsider")
     cid, _ = await connect_by_invitation(agency, broker)
     return agency, broker, outsider, cid
 
@@ -106,9 +117,10 @@ INTRODUCTIONS: dict[str, tuple[Any, int, str, bool]] = {
 }
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("check", list(INTRODUCTIONS))
-async def test_each_introduction_check_refuses_and_pins_nothing(three, check: str) -> None:
-    agency, broker, outsider, cid = three
+async def test_each_introduction_check_refuses_and_pins_nothing(shared_three, check: str) -> None:
+    agency, broker, outsider, cid = shared_three
     hostile = Hostile(outsider, broker)
     hostile.taken = cid  # type: ignore[attr-defined]
     build, status, code, receipt = INTRODUCTIONS[check]
@@ -281,9 +293,10 @@ SHARING: dict[str, tuple[dict[str, Any], int, str]] = {
 }
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("rule", list(SHARING))
-async def test_each_offer_rule_is_kept_by_the_receiver(three, rule: str) -> None:
-    agency, broker, outsider, cid = three
+async def test_each_offer_rule_is_kept_by_the_receiver(shared_three, rule: str) -> None:
+    agency, broker, outsider, cid = shared_three
     changes, status, code = SHARING[rule]
     await refused(broker, Hostile(agency, broker).envelope(offer(cid, **changes)), status=status, code=code,
                   receipt=True)

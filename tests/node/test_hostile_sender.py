@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from conftest import RunningNode
 from hostile import DROP, Hostile, fresh_key, post, refused, signed_compact
 from test_two_nodes import CONSENT, connect_by_invitation
@@ -215,9 +216,19 @@ def short_inner(h: Hostile, cid: str) -> bytes:
                                            **routing}, dumps_canonical(offer(cid)), h.signing))
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_pair(module_node_factory: Any) -> tuple[Hostile, str, RunningNode]:
+    """As ``pair``, one for all the refusals: each checks its own against a snapshot."""
+    agency = await module_node_factory("Agency")
+    broker = await module_node_factory("Broker")
+    cid, _ = await connect_by_invitation(agency, broker)
+    return Hostile(agency, broker), cid, broker
+
+
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("check", list(CASES))
-async def test_each_check_of_8_5_refuses_with_its_code_and_stores_nothing(pair, check: str) -> None:
-    hostile, cid, broker = pair
+async def test_each_check_of_8_5_refuses_with_its_code_and_stores_nothing(shared_pair, check: str) -> None:
+    hostile, cid, broker = shared_pair
     build, status, code, receipt = CASES[check]
     answer = await refused(broker, build(hostile, cid), status=status, code=code, receipt=receipt)
     if code in ("unsupported_version", "unsupported_type", "unsupported_suite"):
@@ -238,6 +249,10 @@ async def test_the_unbroken_envelope_is_accepted(pair) -> None:
     assert receipt.disposition.value == "accepted"
     received = await broker.api("GET", "/api/v1/referrals?side=receiver")
     assert [r["id"] for r in received["referrals"]] == ["rfl_hostile1"]
+    # the referral keeps the envelope that brought it (its receipt and evidence point to it)
+    kept = await broker.node.db.read(lambda conn: conn.execute(
+        "SELECT envelope_id, last_seq FROM referrals WHERE id = 'rfl_hostile1' AND side = 'receiver'").fetchone())
+    assert tuple(kept) == (hostile_id(body), 0)
 
 
 async def test_a_newer_minor_may_carry_members_this_node_does_not_know(pair) -> None:

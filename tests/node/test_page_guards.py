@@ -6,6 +6,7 @@ API's bearer tokens of users no longer active. Each refusal changes nothing."""
 from __future__ import annotations
 
 import re
+import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
 
@@ -220,6 +221,34 @@ async def test_a_form_is_read_only_as_a_form_within_its_limits(node_factory: Any
             status, text = await send((form + extra).encode())
             assert status == 400 and f"field &#39;{field}" in text, (extra, status, text[:300])
         assert await snapshot(a) == before
+
+
+async def test_a_text_box_keeps_its_lines_and_tabs_and_a_blank_field_its_place(node_factory: Any) -> None:
+    """A note's text box (a multi-line field) keeps line breaks (CR LF read as LF) and tabs,
+    and still refuses other control characters; a blank field is read as blank, not dropped,
+    so that the fields after it stay in their places (here the connection form's lists)."""
+    a = await node_factory("Acme")
+    contact = (await a.api("POST", "/api/v1/contacts", {"first_name": "Ann", "last_name": "Lee"}, expect=201))
+    notes = f"{a.url}/contacts/{contact['contact']['id']}/notes"
+    async with aiohttp.ClientSession(cookie_jar=jar()) as http:
+        await set_password(http, a.extra["password_link"])
+        token = await csrf(http, a.url + "/contacts")
+        body = urllib.parse.urlencode({"csrf": token, "body": "First line\r\nsecond\tline\nthird"})
+        async with http.post(notes, data=body.encode(), allow_redirects=False,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+            assert resp.status == 303, await resp.text()
+        before = await snapshot(a)
+        for bad in ("bell\x07", "nul\x00", "escape\x1b[2J"):
+            async with http.post(notes, data={"csrf": token, "body": bad}, allow_redirects=False) as resp:
+                assert resp.status == 400 and "field &#39;body" in await resp.text(), bad
+        assert await snapshot(a) == before
+        # a blank value is a value: "body=" is an empty note (refused as such), not a missing field
+        async with http.post(notes, data=f"csrf={token}&body=&body=late".encode(), allow_redirects=False,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+            assert resp.status == 400 and "Enter the note" in await resp.text()
+    stored = await a.node.db.read(lambda conn: [r[0] for r in conn.execute(
+        "SELECT body FROM notes WHERE contact_id = ? AND kind = 'user'", (contact["contact"]["id"],))])
+    assert stored == ["First line\nsecond\tline\nthird"]
 
 
 async def test_after_sign_in_next_stays_on_this_site(node_factory: Any) -> None:

@@ -62,7 +62,9 @@ async def test_invitation_handshake_and_referral_with_receipt(node_factory):
     conns = await broker.api("GET", "/api/v1/connections")
     assert conns["connections"][0]["peer_fingerprint"] == (await agency.api("GET", "/api/v1/node"))["fingerprint"]
 
-    sent = await agency.api("POST", "/api/v1/referrals", referral_body(cid), expect=202)
+    body = referral_body(cid)
+    body["referring_agent"] = {"name": "Agency Admin", "email": "admin@agency.example"}  # a user here
+    sent = await agency.api("POST", "/api/v1/referrals", body, expect=202)
     local_id = sent["referral"]["local_id"]
 
     async def delivered() -> bool:
@@ -96,6 +98,10 @@ async def test_invitation_handshake_and_referral_with_receipt(node_factory):
     await wait_for(won)
     timeline = (await agency.api("GET", f"/api/v1/referrals/{local_id}"))["timeline"]
     assert [e["status"] for e in timeline] == ["accepted", "won"]
+    # the referring agent is told by mail what each update says
+    told = await agency.node.db.read(lambda c: [r[0] for r in c.execute(
+        "SELECT text_body FROM mail_queue WHERE kind = 'status_update' AND to_addr = 'admin@agency.example'")])
+    assert "won" in " ".join(told) and "accepted" in " ".join(told), told
 
 
 async def test_connection_request_to_a_user(node_factory):
