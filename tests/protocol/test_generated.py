@@ -79,7 +79,20 @@ def test_generated_files_are_pretty_sorted_and_end_with_a_newline() -> None:
 
 # --- the schemas -----------------------------------------------------------------------
 
-SCHEMAS = json_schemas()
+
+
+def _schemas() -> dict[str, Any]:
+    """Built in the test that asks (not when this module loads), so that each test that
+    reads the schemas runs the code that builds them (mutation testing sees it)."""
+    return json_schemas()
+
+
+def test_the_schemas_built_in_process_are_the_committed_files() -> None:
+    """As codegen --check, in this process: every schema equals its file in schemas/."""
+    built = _schemas()
+    assert {f"{name}" for name in built} == {p.name for p in (ROOT / "schemas").glob("*.json")}
+    for name, schema in built.items():
+        assert schema == json.loads((ROOT / "schemas" / name).read_text(encoding="utf-8")), name
 
 
 def test_one_schema_per_message_type_and_document() -> None:
@@ -87,8 +100,8 @@ def test_one_schema_per_message_type_and_document() -> None:
         "envelope.schema.json", "envelope-header.schema.json", "inner-header.schema.json",
         "discovery.schema.json", "receipt.schema.json", "invitation.schema.json",
     }  # fmt: skip
-    assert set(SCHEMAS) == expected
-    for name, schema in SCHEMAS.items():
+    assert set(schemas := _schemas()) == expected
+    for name, schema in schemas.items():
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert schema["$id"] == f"https://refnode.example/schemas/v1/{name}"
         assert schema["title"].startswith("refnode ")
@@ -96,7 +109,7 @@ def test_one_schema_per_message_type_and_document() -> None:
 
 
 def _validate(schema_name: str, instance: Any) -> None:
-    jsonschema.Draft202012Validator(SCHEMAS[schema_name]).validate(instance)
+    jsonschema.Draft202012Validator(_schemas()[schema_name]).validate(instance)
 
 
 def test_schemas_accept_what_we_write() -> None:

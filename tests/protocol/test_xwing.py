@@ -121,3 +121,17 @@ def test_appendix_b_gives_the_hybrid_key_as_its_32_byte_seed() -> None:
     private = re.findall(r"`([A-Za-z0-9_-]+)`", row)[-1]
     assert len(b64u_decode(private)) == 32
     assert NODES["B"].hybrid.secret == bytes.fromhex(XWING["expansion"]["sk_hex"])
+
+
+def test_a_hybrid_key_kept_in_the_older_expanded_form_is_the_same_key() -> None:
+    """Older nodes stored the hybrid key expanded (96 bytes: the ML-KEM seed, then the
+    X25519 scalar); loaded that way it is the key its 32-byte seed gives, and other lengths
+    are refused."""
+    seed = hashlib.shake_256(b"expanded form").digest(32)
+    from_seed = DecryptionKey.mlkem768_x25519(seed)
+    expanded = DecryptionKey.mlkem768_x25519_expanded(b"".join(xwing_expand(seed)))
+    assert (expanded.crv, expanded.secret) == (from_seed.crv, b"".join(xwing_expand(seed)))
+    assert expanded.public.jwk() == from_seed.public.jwk() and expanded.kid == from_seed.kid
+    for size in (32, 95, 97):
+        with pytest.raises(ValueError, match="96 bytes"):
+            DecryptionKey.mlkem768_x25519_expanded(bytes(size))
