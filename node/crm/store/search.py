@@ -17,8 +17,9 @@ of a million deals reads about a page of them. A deal's contacts are in an index
 their own for this, ``deal_people`` (migration 70), keyed by the deal.
 
 When too many rows are noted or waiting (:data:`LOOSE_MAX`: a large import not yet
-indexed, or one of old rows), or there is no page (an export reads them all), the way
-depends on how many rows the index offers (:func:`plan`):
+indexed, or one of old rows), or the list is not read as a page from its start (an
+export reads every row, a page at a time after the last), the way depends on how many
+rows the index offers (:func:`plan`):
 
 - *few* (up to :data:`DIRECT_MAX`): read just those rows, keep the ones the ``LIKE``
   conditions accept, and sort them; a rare name among a million contacts costs a few
@@ -121,10 +122,11 @@ def first_page(conn: sqlite3.Connection, table: str, indexes: dict[str, str], ch
     selects the rowid, created_at and id of the rows in ``:rowids``, a JSON list, that
     match) decides; None when more than :data:`LOOSE_MAX` rows are out of order or wait.
 
-    The rows the indexes offer are checked in rowid order, a batch at a time, until
-    ``offset + limit`` match: those are the first in created order of the rows in order.
-    The rows out of order and those waiting are checked too, and the page is the first
-    of both together."""
+    The rows the indexes offer are checked in rowid order (that of their ``created_at``,
+    but for the rows out of order), a batch at a time, until ``offset + limit`` match and
+    one of a later second than the last of those: the matches before it are the first in
+    created order of the rows in order. The rows out of order and those waiting are
+    checked too, and the page is the first of both together."""
     kinds = _KINDS[table]
     loose = [r[0] for r in conn.execute(
         f"SELECT rid FROM search_disorder WHERE tbl = ? UNION SELECT rid FROM search_pending WHERE tbl IN "
@@ -139,8 +141,7 @@ def first_page(conn: sqlite3.Connection, table: str, indexes: dict[str, str], ch
         rows = conn.execute(check, {**params, "rowids": json.dumps(rowids)})
         return [(created_at, id_, rowid) for rowid, created_at, id_ in rows]
 
-    found = matching(loose) if loose else []
-    in_order = 0
+    in_order: list[tuple[str, str, int]] = []
     batch: list[int] = []
     size = need + 16  # most rows offered match: the first batch is about the page
     skip = set(loose)
@@ -151,17 +152,15 @@ def first_page(conn: sqlite3.Connection, table: str, indexes: dict[str, str], ch
                 continue
             batch.append(rowid)
             if len(batch) == size:
-                hits = matching(batch)
-                found += hits
-                in_order += len(hits)
-                if in_order >= need:
-                    break
-                batch, size = [], min(size * 2, 4096)
+                in_order += matching(batch)
+                if len(in_order) > need and max(in_order)[0] > sorted(in_order)[need - 1][0]:
+                    break  # a later second than the page's last: nothing further comes before
+                batch, size = [], min(size * 2, 4096) if len(in_order) < need else 64
         else:
-            found += matching(batch) if batch else []
+            in_order += matching(batch) if batch else []
     finally:
         offered.close()
-    found.sort()
+    found = sorted(in_order + (matching(loose) if loose else []))
     return [rowid for _, _, rowid in found[offset:need]]
 
 
@@ -171,7 +170,7 @@ def _offered(conn: sqlite3.Connection, indexes: dict[str, str]) -> Iterator[int]
                for index, query in indexes.items()]
     try:
         last = None
-        for (rowid,) in heapq.merge(*cursors):
+        for rowid in heapq.merge(*((row[0] for row in cursor) for cursor in cursors)):
             if rowid != last:
                 yield rowid
                 last = rowid

@@ -2,14 +2,15 @@
 rows match (see ``node.crm.store.search``).
 
 The lists are in created order, ``(created_at, id)``; the trigram indexes of migration 41
-give their rows in rowid order. The two agree for nearly every row: a row is written when
-it is created, and a new row takes a rowid above every row there is. ``search_disorder``
-notes the rows for which they do not: a row written with a ``(created_at, id)`` below
-some row already there (an import, a restore of old rows, a clock set back), or whose
-``created_at`` or ``id`` changed. Every other row comes after every row of lower rowid
-in created order (it came after every row there was when it was written, and those of
-lower rowid were all there), so the index gives them in the lists' order, and a search
-can stop at its page.
+give their rows in rowid order. The two nearly agree: a row is written when it is
+created, and a new row takes a rowid above every row there is. ``search_disorder`` notes
+the rows for which they do not: a row written with a ``created_at`` before some row
+already there (an import, a restore of old rows, a clock set back), or whose
+``created_at`` changed. Every other row has a ``created_at`` no earlier than any row of
+lower rowid (it had when it was written, and those of lower rowid were all there then),
+so the index gives them in the order of their ``created_at`` (those of one second in
+any order: their ids are random after the time), and a search can stop at its page
+once it holds the rest of that second's.
 
 A deal's search also looks at its contacts' names and emails, which the deals' index
 does not hold. ``deal_people`` holds them, a deal at a time (keyed by the deal's rowid):
@@ -36,12 +37,12 @@ PEOPLE = ("SELECT group_concat(coalesce(c.first_name, '') || ' ' || coalesce(c.l
 
 
 def _order(table: str) -> str:
-    later = f"EXISTS (SELECT 1 FROM {table} WHERE (created_at, id) > (new.created_at, new.id))"
+    later = f"EXISTS (SELECT 1 FROM {table} WHERE created_at > new.created_at)"
     return f"""
         CREATE TRIGGER {table}_order_insert AFTER INSERT ON {table} WHEN {later} BEGIN
             INSERT OR IGNORE INTO search_disorder (tbl, rid) VALUES ('{table}', new.rowid);
         END;
-        CREATE TRIGGER {table}_order_update AFTER UPDATE OF created_at, id ON {table} BEGIN
+        CREATE TRIGGER {table}_order_update AFTER UPDATE OF created_at ON {table} BEGIN
             INSERT OR IGNORE INTO search_disorder (tbl, rid) VALUES ('{table}', new.rowid);
         END;
         CREATE TRIGGER {table}_order_delete AFTER DELETE ON {table} BEGIN
@@ -84,12 +85,11 @@ def up(db: sqlite_utils.Database) -> None:
         INSERT INTO deal_people (rowid, people) SELECT rowid, people FROM deal_people_text WHERE people IS NOT NULL;
     """)
     for table in ("contacts", "deals"):  # the rows already out of order, by rowid
-        highest: tuple[str, str] | None = None
+        highest = ""
         late = []
-        for rowid, created_at, id_ in conn.execute(f"SELECT rowid, created_at, id FROM {table} ORDER BY rowid"):
-            key = (created_at, id_)
-            if highest is not None and key < highest:
+        for rowid, created_at in conn.execute(f"SELECT rowid, created_at FROM {table} ORDER BY rowid"):
+            if created_at < highest:
                 late.append((table, rowid))
             else:
-                highest = key
+                highest = created_at
         conn.executemany("INSERT INTO search_disorder (tbl, rid) VALUES (?, ?)", late)
