@@ -68,11 +68,14 @@ def list_contacts(
                  f"coalesce(last_name, '')) {like} OR email {like} OR phone {like})")
         params["q"] = _like(q)
         query = search.index_query(q)
-        if query is not None and limit is not None and after is None:  # a page in order (see ``search``)
+        if limit is not None and after is None:  # a page in order (see ``search``)
+            # what the index offers; for a term too short for it, the table in rowid order
+            source = (search.offered_by("contacts_search") if query is not None
+                      else f"SELECT rowid FROM contacts WHERE {match} ORDER BY rowid")
             rowids = search.first_page(
-                conn, "contacts", {"contacts_search": query},
+                conn, "contacts", [source],
                 f"SELECT rowid, created_at, id FROM contacts {_where([*where, 'rowid IN (SELECT value FROM json_each(:rowids))', match])}",
-                params, int(offset), _limit(limit))
+                {**params, "fts": query}, int(offset), _limit(limit))
             if rowids is not None:
                 return _by_rowid(conn, rowids)
         plan = search.plan(conn, q, {"contacts_search": None})

@@ -145,12 +145,17 @@ def list_deals(
                  f"ON c.id = dc.contact_id WHERE dc.deal_id = d.id AND {person}))")
         params["q"] = _like(q)
         query = search.index_query(q)
-        if query is not None and limit is not None and after is None:  # a page in order (see ``search``)
+        if limit is not None and after is None:  # a page in order (see ``search``)
+            # what the indexes offer; for a term too short for them, the deals in rowid order,
+            # their contacts' names read from their index's text (the same rowid)
+            sources = ([search.offered_by("deals_search"), search.offered_by("deal_people")] if query is not None
+                       else [f"SELECT d.rowid FROM deals d WHERE {own} OR (SELECT p.people FROM deal_people p "
+                             f"WHERE p.rowid = d.rowid) {like} ORDER BY d.rowid"])
             rowids = search.first_page(
-                conn, "deals", {"deals_search": query, "deal_people": query},
+                conn, "deals", sources,
                 f"SELECT d.rowid, d.created_at, d.id FROM deals d "
                 f"{_where([*where, 'd.rowid IN (SELECT value FROM json_each(:rowids))', match])}",
-                params, int(offset), _limit(limit))
+                {**params, "fts": query}, int(offset), _limit(limit))
             if rowids is not None:
                 return _by_rowid(conn, rowids)
         # a deal's search looks at its contacts' names and emails, not their phones

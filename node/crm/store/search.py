@@ -115,16 +115,24 @@ def first_matches(conn: sqlite3.Connection, sql: str, params: dict[str, Any], of
     return None
 
 
-def first_page(conn: sqlite3.Connection, table: str, indexes: dict[str, str], check: str,
+def offered_by(index: str) -> str:
+    """What ``index`` offers for the FTS5 query ``:fts``, in rowid order (a source of
+    :func:`first_page`)."""
+    return f"SELECT rowid FROM {index} WHERE {index} MATCH :fts ORDER BY rowid"
+
+
+def first_page(conn: sqlite3.Connection, table: str, sources: list[str], check: str,
                params: dict[str, Any], offset: int, limit: int) -> list[int] | None:
     """The rowids of the matches ``offset`` to ``offset + limit`` of ``table`` in created
-    order, where ``indexes`` (index: its FTS5 query) offer the rows and ``check`` (it
-    selects the rowid, created_at and id of the rows in ``:rowids``, a JSON list, that
-    match) decides; None when more than :data:`LOOSE_MAX` rows are out of order or wait.
+    order, where ``sources`` (each selects rowids in rowid order with ``params``: what an
+    index offers, :func:`offered_by`, or a walk of a table) offer every matching row
+    but those out of order or waiting, and ``check`` (it selects the rowid, created_at
+    and id of the rows in ``:rowids``, a JSON list, that match) decides; None when more
+    than :data:`LOOSE_MAX` rows are out of order or wait.
 
-    The rows the indexes offer are checked in rowid order (that of their ``created_at``,
-    but for the rows out of order), a batch at a time, until ``offset + limit`` match and
-    one of a later second than the last of those: the matches before it are the first in
+    The rows offered are checked in rowid order (that of their ``created_at``, but for
+    the rows out of order), a batch at a time, until ``offset + limit`` match and one of
+    a later second than the last of those: the matches before it are the first in
     created order of the rows in order. The rows out of order and those waiting are
     checked too, and the page is the first of both together."""
     kinds = _KINDS[table]
@@ -145,7 +153,7 @@ def first_page(conn: sqlite3.Connection, table: str, indexes: dict[str, str], ch
     batch: list[int] = []
     size = need + 16  # most rows offered match: the first batch is about the page
     skip = set(loose)
-    offered = _offered(conn, indexes)
+    offered = _offered(conn, sources, params)
     try:
         for rowid in offered:
             if rowid in skip:
@@ -164,10 +172,9 @@ def first_page(conn: sqlite3.Connection, table: str, indexes: dict[str, str], ch
     return [rowid for _, _, rowid in found[offset:need]]
 
 
-def _offered(conn: sqlite3.Connection, indexes: dict[str, str]) -> Iterator[int]:
-    """The rowids ``indexes`` offer (index: its query), in rowid order, each once."""
-    cursors = [conn.execute(f"SELECT rowid FROM {index} WHERE {index} MATCH ? ORDER BY rowid", (query,))
-               for index, query in indexes.items()]
+def _offered(conn: sqlite3.Connection, sources: list[str], params: dict[str, Any]) -> Iterator[int]:
+    """The rowids ``sources`` select, in rowid order, each once."""
+    cursors = [conn.execute(sql, params) for sql in sources]
     try:
         last = None
         for rowid in heapq.merge(*((row[0] for row in cursor) for cursor in cursors)):
