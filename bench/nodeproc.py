@@ -91,6 +91,8 @@ class Proc:
         self.env = {k: v for k, v in merged.items() if v is not None}  # None unsets
         self.ready_url = ready_url
         self.proc: subprocess.Popen[bytes] | None = None
+        #: How long ``with`` waits for ``ready_url`` to answer.
+        self.start_timeout_s = 30.0
 
     @property
     def pid(self) -> int:
@@ -122,7 +124,7 @@ class Proc:
         self.proc = None
 
     def __enter__(self) -> Proc:
-        return self.start()
+        return self.start(self.start_timeout_s)
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()

@@ -90,11 +90,14 @@ TABLES = (
     # kept by triggers (migrations 41 and 42): the search indexes, and the report's counts
     "search_pending", "referral_tally", "referral_reached",
     *(f"{t}_search{part}" for t in ("contacts", "deals") for part in ("", "_data", "_idx", "_docsize", "_config")),
+    # the search's order and a deal's contacts' names (migration 70)
+    "search_disorder", *(f"deal_people{part}" for part in ("", "_data", "_idx", "_content", "_docsize", "_config")),
 )  # fmt: skip
 #: Tables without a rowid, read in the order of their key.
 WITHOUT_ROWID = {"search_pending": "1, 2", "referral_tally": "1, 2, 3, 4, 5, 6", "referral_reached": "1, 2",
                  "contacts_search_idx": "1, 2", "contacts_search_config": "1", "deals_search_idx": "1, 2",
-                 "deals_search_config": "1"}
+                 "deals_search_config": "1", "search_disorder": "1, 2", "deal_people_idx": "1, 2",
+                 "deal_people_config": "1"}
 
 NOT_JSON = object()  # a body that is not JSON
 

@@ -67,16 +67,24 @@ def list_contacts(
         match = (f"(first_name {like} OR last_name {like} OR (coalesce(first_name, '') || ' ' || "
                  f"coalesce(last_name, '')) {like} OR email {like} OR phone {like})")
         params["q"] = _like(q)
+        query = search.index_query(q)
+        if limit is not None and after is None:  # a page in order (see ``search``)
+            # what the index offers; for a term too short for it, the table in rowid order
+            source = (search.offered_by("contacts_search") if query is not None
+                      else f"SELECT rowid FROM contacts WHERE {match} ORDER BY rowid")
+            rowids = search.first_page(
+                conn, "contacts", [source],
+                f"SELECT rowid, created_at, id FROM contacts {_where([*where, 'rowid IN (SELECT value FROM json_each(:rowids))', match])}",
+                {**params, "fts": query}, int(offset), _limit(limit))
+            if rowids is not None:
+                return _by_rowid(conn, rowids)
         plan = search.plan(conn, q, {"contacts_search": None})
         if plan.many and limit is not None:  # a common term: its first page comes early, most often
             rowids = search.first_matches(
                 conn, f"SELECT rowid, {match} FROM contacts {_where(where)} ORDER BY created_at, id LIMIT :window",
                 params, offset, _limit(limit))
             if rowids is not None:
-                found = {r["rowid"]: r for r in conn.execute(
-                    "SELECT rowid, * FROM contacts WHERE rowid IN (SELECT value FROM json_each(?))",
-                    (json.dumps(rowids),))}
-                return [_contact(found[rowid]) for rowid in rowids]
+                return _by_rowid(conn, rowids)
         where.append(match)
         if plan.queries is not None:  # the rows the index offers (see ``search``)
             where.append(f"rowid IN ({search.CONTACT_ROWIDS})")
@@ -86,6 +94,13 @@ def list_contacts(
         params,
     )
     return [_contact(r) for r in rows]
+
+
+def _by_rowid(conn: sqlite3.Connection, rowids: list[int]) -> list[Contact]:
+    """The contacts of these rowids, in their order."""
+    found = {r["rowid"]: r for r in conn.execute(
+        "SELECT rowid, * FROM contacts WHERE rowid IN (SELECT value FROM json_each(?))", (json.dumps(rowids),))}
+    return [_contact(found[rowid]) for rowid in rowids]
 
 
 def find_contacts_by_email(conn: sqlite3.Connection, email: str) -> list[Contact]:

@@ -144,6 +144,20 @@ def list_deals(
         match = (f"({own} OR EXISTS (SELECT 1 FROM deal_contacts dc JOIN contacts c "
                  f"ON c.id = dc.contact_id WHERE dc.deal_id = d.id AND {person}))")
         params["q"] = _like(q)
+        query = search.index_query(q)
+        if limit is not None and after is None:  # a page in order (see ``search``)
+            # what the indexes offer; for a term too short for them, the deals in rowid order,
+            # their contacts' names read from their index's text (the same rowid)
+            sources = ([search.offered_by("deals_search"), search.offered_by("deal_people")] if query is not None
+                       else [f"SELECT d.rowid FROM deals d WHERE {own} OR (SELECT p.people FROM deal_people p "
+                             f"WHERE p.rowid = d.rowid) {like} ORDER BY d.rowid"])
+            rowids = search.first_page(
+                conn, "deals", sources,
+                f"SELECT d.rowid, d.created_at, d.id FROM deals d "
+                f"{_where([*where, 'd.rowid IN (SELECT value FROM json_each(:rowids))', match])}",
+                {**params, "fts": query}, int(offset), _limit(limit))
+            if rowids is not None:
+                return _by_rowid(conn, rowids)
         # a deal's search looks at its contacts' names and emails, not their phones
         plan = search.plan(conn, q, {"deals_search": None, "contacts_search": "person"})
         if plan.many and limit is not None:  # a common term: its first page comes early, most often
@@ -151,10 +165,7 @@ def list_deals(
                 conn, f"SELECT d.rowid, {match} FROM deals d {_where(where)} ORDER BY d.created_at, d.id "
                 "LIMIT :window", params, offset, _limit(limit))
             if rowids is not None:
-                found = {r["rowid"]: r for r in conn.execute(
-                    "SELECT rowid, * FROM deals WHERE rowid IN (SELECT value FROM json_each(?))",
-                    (json.dumps(rowids),))}
-                return _deals(conn, [found[rowid] for rowid in rowids])
+                return _by_rowid(conn, rowids)
         if plan.queries is None:  # walk the deals in order, each checked
             where.append(match)
         else:  # the same conditions, on the rows the search indexes offer (see ``search``)
@@ -165,6 +176,13 @@ def list_deals(
     sql = f"SELECT d.* FROM deals d {_where(where)} ORDER BY d.created_at, d.id"
     sql += f" LIMIT {_limit(limit)} OFFSET {int(offset)}"
     return _deals(conn, conn.execute(sql, params).fetchall())
+
+
+def _by_rowid(conn: sqlite3.Connection, rowids: list[int]) -> list[Deal]:
+    """The deals of these rowids, in their order."""
+    found = {r["rowid"]: r for r in conn.execute(
+        "SELECT rowid, * FROM deals WHERE rowid IN (SELECT value FROM json_each(?))", (json.dumps(rowids),))}
+    return _deals(conn, [found[rowid] for rowid in rowids])
 
 
 def deal_problems(conn: sqlite3.Connection, deal: Deal, *, new: bool) -> list[CrmError]:

@@ -44,6 +44,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (50, "partner portal", "m050_partner_portal"),
     (51, "enterprise parents and children", "m051_enterprise"),
     (60, "client portal", "m060_client_portal"),
+    (70, "search in created order", "m070_search_order"),
 )
 
 #: The version of a database that every migration has run on.
