@@ -179,8 +179,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         items.sort(key=lambda item: 0 if "tests/protocol/" in item.nodeid else 1)
 
 
-async def wait_for(predicate: Callable[[], Awaitable[bool]], *, within_s: float = 15.0, interval: float = 0.05) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
+#: How long a test waits for something to happen before it fails. Mutation testing
+#: (.ci/mutation) waits less: a mutant that stops a handshake or a delivery would
+#: otherwise hold each of its tests for the whole wait.
+WAIT_S = float(os.environ.get("REFNODE_TEST_WAIT_S", "15"))
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], *, within_s: float | None = None,
+                   interval: float = 0.05) -> None:
+    deadline = asyncio.get_running_loop().time() + (WAIT_S if within_s is None else within_s)
     while True:
         if await predicate():
             return

@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from conftest import WAIT_S
 
 from protocol.discovery import PeerKeys, verify_discovery
 from protocol.encoding import b64u_decode, b64u_encode, dumps_canonical
@@ -182,13 +183,13 @@ async def snapshot(target: Any) -> dict[str, Any]:
     return await every_row(target)
 
 
-async def settle(target: Any, within_s: float = 10.0) -> None:
+async def settle(target: Any, within_s: float | None = None) -> None:
     """Wait until nothing is pending in the target's outbox (a handshake's next step, say),
     so that its delivery does not change rows while a refusal is being checked."""
     from node.storage import store
 
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
+    deadline = loop.time() + (min(WAIT_S, 10.0) if within_s is None else within_s)
     while await target.node.db.read(lambda conn: store.list_outbox(conn, state="pending", limit=1)):
         if loop.time() > deadline:
             return

@@ -1,0 +1,98 @@
+"""The figures of the last mutation run (``bash .ci/mutation``), read from mutmut's own
+records in mutants/, and its survivors checked against the committed list.
+
+    python3 .ci/mutation_report.py            # figures, and survivors not in the list
+    python3 .ci/mutation_report.py --diffs    # also each unlisted survivor's change
+
+Areas: ``protocol`` (protocol/ whole) and ``guards`` (the node's guard functions that
+.ci/mutation names). A survivor is *listed* when tests/mutation-survivors.md names it
+(`` `name` ``); the list says why each cannot be killed. The kill rate is taken over the
+mutants that ran and are not listed: killed (or timed out) / (that, plus survivors).
+Exit status 1 when a survivor is not listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATUS = {1: "killed", 3: "killed", 0: "survived", 33: "no tests", 5: "no tests", 36: "timeout", 24: "timeout",
+          -24: "timeout", 152: "timeout", 255: "timeout", 37: "type check", None: "not run"}
+
+
+def run_names() -> list[str]:
+    """The name patterns a whole run mutates, as .ci/mutation lists them."""
+    script = (ROOT / ".ci/mutation").read_text()
+    guards = script[script.index("GUARDS=(") : script.index(")", script.index("GUARDS=("))]
+    return ["protocol.*", *re.findall(r"'([^']+)'", guards)]
+
+
+def results() -> dict[str, tuple[str, float]]:
+    """Every mutant of the run: its status and how long its tests took (s)."""
+    import fnmatch
+
+    names = run_names()
+    found: dict[str, tuple[str, float]] = {}
+    for meta in sorted((ROOT / "mutants").rglob("*.meta")):
+        data = json.loads(meta.read_text())
+        for name, code in data["exit_code_by_key"].items():
+            if any(fnmatch.fnmatch(name, pattern) for pattern in names):
+                found[name] = (STATUS.get(code, f"exit {code}"), data.get("durations_by_key", {}).get(name, 0.0))
+    return found
+
+
+def listed() -> set[str]:
+    return set(re.findall(r"`([\w.ǁ]+__mutmut_\d+)`", (ROOT / "tests/mutation-survivors.md").read_text()))
+
+
+def one_line_diff(name: str) -> str:
+    import os
+
+    os.chdir(ROOT)
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    lines = get_diff_for_mutant(name).splitlines()[2:]
+    return " / ".join(line.strip() for line in lines if line[:1] in "+-")[:300]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--diffs", action="store_true", help="print each unlisted survivor's change")
+    args = parser.parse_args()
+    found = results()
+    if not found:
+        print("no results in mutants/: run bash .ci/mutation first")
+        return 1
+    accepted = listed()
+    print("| area | mutants | ran | killed | timed out | survived | of which listed | no tests | not run | "
+          "killed, of the unlisted that ran |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    unlisted: list[str] = []
+    for area in ("protocol", "guards"):
+        mine = {n: s for n, s in found.items() if (n.startswith("protocol.")) == (area == "protocol")}
+        count = Counter(status for status, _ in mine.values())
+        survivors = [n for n, (status, _) in mine.items() if status == "survived"]
+        known = sum(1 for n in survivors if n in accepted)
+        unlisted += [n for n in survivors if n not in accepted]
+        caught = count["killed"] + count["timeout"]
+        ran = caught + count["survived"]
+        rate = caught / (caught + count["survived"] - known) if caught + count["survived"] - known else 1.0
+        print(f"| {area} | {len(mine)} | {ran} | {count['killed']} | {count['timeout']} | {count['survived']} | "
+              f"{known} | {count['no tests']} | {count['not run']} | {rate:.1%} |")
+    seconds = sum(d for _, d in found.values())
+    print(f"\nthe mutants' tests ran {seconds / 60:.0f} min in all (two at a time on two cores)")
+    if unlisted:
+        print(f"\n{len(unlisted)} survivors are not in tests/mutation-survivors.md:")
+        for name in sorted(unlisted):
+            print(f"- `{name}`" + (f": `{one_line_diff(name)}`" if args.diffs else ""))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
