@@ -57,7 +57,7 @@ def one_line_diff(name: str) -> str:
     from mutmut.mutation.diff_apply import get_diff_for_mutant
 
     lines = get_diff_for_mutant(name).splitlines()[2:]
-    return " / ".join(line.strip() for line in lines if line[:1] in "+-")[:300]
+    return " / ".join(f"{line[0]} {line[1:].strip()}" for line in lines if line[:1] in "+-")[:300]
 
 
 def main() -> int:

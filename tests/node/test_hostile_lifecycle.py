@@ -511,6 +511,14 @@ async def test_a_key_rotation_never_rolls_back_to_an_older_key_set(three) -> Non
     assert new_kid in broker.node.peers[agency.node.me].signing
     after = await snapshot(broker)
     assert before["peers"] == after["peers"] and before["peer_keys"] == after["peer_keys"]
+    # the pinned document itself (the same issued_at) is applied again, not taken as older
+    again = Hostile(agency, broker).envelope({"discovery": agency.node.discovery.decode()}, "key-rotation/1.0",
+                                             envelope_id="env_rotation_again")
+    answer = await post(broker, again)
+    assert answer.status == 200, answer.body
+    assert verify_receipt(answer.body, keys=keys_of(broker), envelope_sha256=digest(again)).disposition.value \
+        == "accepted"
+    assert new_kid in broker.node.peers[agency.node.me].signing
 
 
 async def _pinned(n: RunningNode, peer: str, kid: str) -> bool:

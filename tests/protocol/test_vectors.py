@@ -484,6 +484,11 @@ def test_invitation() -> None:
     assert parse_referral(vector["referral_url"], vector["referral_key"]) == inv
     assert parse_referral(f"  {vector['referral_url']}\n", f" {vector['referral_key']} ") == inv
     assert vector["fingerprint"] == fingerprint_of(given["node_id"])
+    # nothing is made of a URL with a trailing '/' or a secret that is not 32 bytes
+    for base_url, size in ((given["base_url"] + "/", 32), (given["base_url"], 31), (given["base_url"], 33)):
+        with pytest.raises(ValueError):
+            make_invitation(base_url=base_url, node_id=given["node_id"], invitation_id=given["invitation_id"],
+                            secret=bytes(size))
 
 
 def test_invitation_redemption() -> None:
