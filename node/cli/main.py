@@ -1,7 +1,8 @@
 """``refnode``: set up, run and administer a node from a terminal.
 
 This module builds the parser and runs the command asked for. The commands live in one
-module each per subject, and each module's ``add_commands`` adds its own to the parser
+module each per subject, imported only for the command asked for (:data:`COMMANDS`; all of
+them for ``--help``), and each module's ``add_commands`` adds its own to the parser
 (through the hooks described in :mod:`node.cli.output`, which also holds the
 :class:`~node.cli.output.Context` a command runs in and the way it prints):
 
