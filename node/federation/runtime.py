@@ -147,15 +147,10 @@ class Node:
     @property
     def discovery(self) -> bytes:
         if self._discovery is None:
-            doc = build_discovery(
-                name=self.config.org_name,
-                inbox_url=self.base_url + INBOX_PATH,
-                identity=self.keys.identity.public,
-                signing=self.keys.signing_entries,
-                encryption=self.keys.encryption_entries,
-                now=self._discovery_at,
-                max_envelope_bytes=self.config.max_envelope_bytes,
-            )
+            doc = build_discovery(name=self.config.org_name, inbox_url=self.base_url + INBOX_PATH,
+                                  identity=self.keys.identity.public, signing=self.keys.signing_entries,
+                                  encryption=self.keys.encryption_entries, now=self._discovery_at,
+                                  max_envelope_bytes=self.config.max_envelope_bytes)
             self._discovery = sign_discovery(doc, self.keys.identity)
         return self._discovery
 

@@ -22,7 +22,7 @@ from aiohttp import web
 from node.base.config import Config
 from node.base.when import when
 from node.http.app import create_app
-from node.http.lazy import add_lazy_routes
+from node.http.lazy import add_lazy_routes, index_module
 from node.web import page_state, templating
 from node.web.client_views import client_page_in
 from node.web.page_index import CLIENT_PAGES, PAGES
@@ -52,8 +52,6 @@ def page_tables(names: tuple[str, ...] = PAGE_MODULES) -> list[Any]:
 
 def page_index() -> str:
     """The text of ``node/web/page_index.py``."""
-    from node.http.lazy import index_module
-
     def rows(names: tuple[str, ...]) -> list[tuple[str, str, str]]:
         return [(f"node.web.{name}", r.method, r.path) for name, table in zip(names, page_tables(names), strict=True)
                 for r in table.routes]
