@@ -73,6 +73,7 @@ def _run(args: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProcess[s
     return run, loaded
 
 
+@pytest.mark.slow
 def test_a_command_loads_only_its_own_module_and_runs(tmp_path: Path) -> None:
     data = tmp_path / "data"
     run, loaded = _run(["--data-dir", str(data), "--json", "init", "--org-name", "Lazy Ltd",
@@ -92,6 +93,7 @@ def test_a_command_loads_only_its_own_module_and_runs(tmp_path: Path) -> None:
     assert "node.cli.conformance" not in loaded
 
 
+@pytest.mark.slow
 def test_help_lists_every_command(tmp_path: Path) -> None:
     run, loaded = _run(["--help"], tmp_path)
     assert run.returncode == 0
@@ -100,6 +102,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert {f"node.cli.{m}" for m in COMMAND_MODULES} <= loaded
 
 
+@pytest.mark.slow
 def test_a_word_that_is_no_command_is_refused_with_the_whole_list(tmp_path: Path) -> None:
     run, _ = _run(["serv"], tmp_path)
     assert run.returncode == 2

@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.exposition import generate_latest
@@ -72,6 +73,7 @@ def test_unused_families_read_alike() -> None:
     assert generate_latest(mine) == generate_latest(registry)  # the unlabelled counter at 0
 
 
+@pytest.mark.slow
 def test_counting_loads_no_prometheus_client() -> None:
     code = ("import sys\nfrom node.base.metrics import NodeMetrics\nm = NodeMetrics()\n"
             "m.inbox('referral.offer', None, receipt=True)\nm.http_seconds.labels('api', '2xx').observe(0.01)\n"
