@@ -65,10 +65,10 @@ class SearchIndexer:
                 break
             n = await self.db.write_alone(lambda conn: search.index_pending(conn, BATCH), background=True)
             done += n
+            self.indexed += n  # counted as each batch commits, not once all have
             if n == 0:
                 break
             await asyncio.sleep(0)
-        self.indexed += done
         return done
 
     async def _loop(self) -> None:
