@@ -1,7 +1,8 @@
 """``refnode``: set up, run and administer a node from a terminal.
 
 This module builds the parser and runs the command asked for. The commands live in one
-module each per subject, and each module's ``add_commands`` adds its own to the parser
+module each per subject, imported only for the command asked for (:data:`COMMANDS`; all of
+them for ``--help``), and each module's ``add_commands`` adds its own to the parser
 (through the hooks described in :mod:`node.cli.output`, which also holds the
 :class:`~node.cli.output.Context` a command runs in and the way it prints):
 
@@ -35,33 +36,41 @@ when the reader of the output went away (``refnode workflows list | head -1``).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from node.cli import (
-    admin,
-    backup,
-    conformance,
-    connections,
-    contacts,
-    csv_files,
-    deals,
-    delivery,
-    referrals,
-    referring,
-    reports,
-    running,
-    workflows,
-)
 from node.cli.client import CliError
 from node.cli.output import Context
 
-#: In the order ``refnode --help`` lists their commands.
-COMMAND_MODULES = (running, connections, referrals, delivery, admin,
-                   workflows, contacts, deals, referring, reports, csv_files, backup, conformance)
+#: The modules of :mod:`node.cli` that add commands, in the order ``refnode --help`` lists
+#: them.
+COMMAND_MODULES = ("running", "connections", "referrals", "delivery", "admin",
+                   "workflows", "contacts", "deals", "referring", "reports", "csv_files", "backup", "conformance")
+#: Each command as typed first, and the modules that add it (or its subcommands): a command
+#: loads only its own modules (``serve`` none of the API client's, the archive's or the
+#: conformance suite's); ``refnode --help`` and a word that is no command load them all.
+#: tests/node/test_cli_lazy.py keeps it true to what the modules add.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("init", "serve", "info"), ("running",)),
+    **dict.fromkeys(("invite", "connect", "request", "connections"), ("connections",)),
+    **dict.fromkeys(("refer", "referrals"), ("referrals",)),
+    **dict.fromkeys(("outbox", "receipts"), ("delivery",)),
+    **dict.fromkeys(("keys", "users", "token"), ("admin",)),
+    "workflows": ("workflows",),
+    "contacts": ("contacts",),
+    "deals": ("deals", "referring"),
+    **dict.fromkeys(("deferred", "opportunities"), ("referring",)),
+    "reports": ("reports",),
+    **dict.fromkeys(("export", "import"), ("csv_files",)),
+    **dict.fromkeys(("backup", "restore"), ("backup",)),
+    "conformance": ("conformance",),
+}
+#: The global options that take a value (see :func:`_global_options`).
+_VALUED_OPTIONS = ("--config", "--data-dir")
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -76,7 +85,8 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
                         help="print machine-readable JSON")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
+    """The parser with the commands of ``modules`` (by default, all of them)."""
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, suppress=True)
     parser = argparse.ArgumentParser(prog="refnode", description="Run and administer a referral node.")
@@ -98,9 +108,31 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=fn)
         return sub
 
-    for module in COMMAND_MODULES:
-        module.add_commands(commands, group, command)
+    for name in modules:
+        importlib.import_module(f"node.cli.{name}").add_commands(commands, group, command)
     return parser
+
+
+def command_word(argv: Sequence[str]) -> str | None:
+    """The command as typed first (``serve`` in ``--config x.toml serve --port 1``), or
+    None when there is none before ``--help`` or ``--version``."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _VALUED_OPTIONS:
+            skip = True
+        elif arg == "--" or arg in ("-h", "--help", "--version"):
+            return None
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser for ``argv``: the command's own modules only, or all of them."""
+    word = command_word(argv)
+    return build_parser(COMMANDS[word] if word in COMMANDS else COMMAND_MODULES)
 
 
 def command_names(parser: argparse.ArgumentParser | None = None) -> list[str]:
@@ -157,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser_for(argv).parse_args(argv)
     env = dict(os.environ)
     if args.data_dir:
         env["REFNODE_DATA_DIR"] = args.data_dir

@@ -1,4 +1,5 @@
-"""Write the generated files: JSON Schemas (``schemas/``) and test vectors (``docs/vectors/``).
+"""Write the generated files: JSON Schemas (``schemas/``), test vectors (``docs/vectors/``),
+and the indexes of the API's routes and the console's pages (:mod:`node.http.lazy`).
 
     python -m node.codegen            # (re)write every generated file
     python -m node.codegen --check    # exit 1, listing files that differ, are missing or extra
@@ -22,6 +23,8 @@ from typing import Any
 
 from node.codegen.envelope_vectors import SEALED_FILE, build_sealed_vectors, check_sealed_vectors
 from node.codegen.vectors import build_vectors
+from node.http.routes import route_index
+from node.web.site import page_index
 from protocol.schemas import json_schemas
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +41,9 @@ def generated() -> dict[str, str]:
     """Relative path -> text of every deterministic generated file."""
     files = {f"{SCHEMA_DIR}/{name}": render(schema) for name, schema in json_schemas().items()}
     files |= {f"{VECTOR_DIR}/{name}": render(doc) for name, doc in build_vectors().items()}
+    # the route indexes a serving node adds its API and pages from (node.http.lazy)
+    files["node/http/route_index.py"] = route_index()
+    files["node/web/page_index.py"] = page_index()
     return files
 
 

@@ -158,7 +158,7 @@ class _ContactFields(Model):
     last_name: Annotated[Name | None, Blank] = None
     email: Annotated[Email | None, Blank] = None
     phone: Annotated[Phone | None, Blank] = None
-    address: Address = Address()
+    address: Address = Field(default_factory=Address)  # made when used: no model is built at import
     date_of_birth: Annotated[IsoDate | None, Blank] = None
     custom_fields: CustomFields = {}
 

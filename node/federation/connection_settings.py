@@ -56,7 +56,7 @@ class InboundSettings(Settings):
     stage_id: Id | None = None
     folder: ShortText = ""
     source: ShortText = Field(default="", description="Lead source; empty: 'Referral from <peer>'.")
-    assignment: Assignment = Assignment()
+    assignment: Assignment = Field(default_factory=Assignment)  # made when used: no model is built at import
 
 
 class OutboundSettings(Settings):
@@ -67,8 +67,8 @@ class OutboundSettings(Settings):
 
 
 class ConnectionSettings(Settings):
-    inbound: InboundSettings = InboundSettings()
-    outbound: OutboundSettings = OutboundSettings()
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
 
 
 def parse_settings(raw: dict[str, Any]) -> ConnectionSettings:

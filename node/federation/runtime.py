@@ -114,7 +114,6 @@ class Node:
         if self.breaks:
             log.warning("TEST MODE: inbox checks turned off", checks=sorted(self.breaks))
         self.peers: dict[str, PeerKeys] = {}
-        self.discovery = b""
         self.http: aiohttp.ClientSession | None = None
         self.delivery = Delivery(self)
         self.mail = MailSender(config, db, self.clock)
@@ -140,16 +139,20 @@ class Node:
         return self.config.public_url
 
     def refresh_discovery(self) -> None:
-        doc = build_discovery(
-            name=self.config.org_name,
-            inbox_url=self.base_url + INBOX_PATH,
-            identity=self.keys.identity.public,
-            signing=self.keys.signing_entries,
-            encryption=self.keys.encryption_entries,
-            now=self.clock.now(),
-            max_envelope_bytes=self.config.max_envelope_bytes,
-        )
-        self.discovery = sign_discovery(doc, self.keys.identity)
+        """Our discovery document is issued again, now: it is made and signed when first
+        asked for (an idle node builds none of its models)."""
+        self._discovery_at = self.clock.now()
+        self._discovery: bytes | None = None
+
+    @property
+    def discovery(self) -> bytes:
+        if self._discovery is None:
+            doc = build_discovery(name=self.config.org_name, inbox_url=self.base_url + INBOX_PATH,
+                                  identity=self.keys.identity.public, signing=self.keys.signing_entries,
+                                  encryption=self.keys.encryption_entries, now=self._discovery_at,
+                                  max_envelope_bytes=self.config.max_envelope_bytes)
+            self._discovery = sign_discovery(doc, self.keys.identity)
+        return self._discovery
 
     async def start(self) -> None:
         """Load the peers we know, and resume delivery of whatever is due."""

@@ -26,6 +26,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
@@ -256,3 +257,9 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
 def add_routes(app: web.Application, routes: list[Route]) -> None:
     for route in routes:
         app.router.add_route(route.method, route.path, _wrap(route))
+
+
+def route_in(module: ModuleType, method: str, path: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The handler of a route of ``module``'s ``ROUTES`` (for :func:`node.http.lazy.add_lazy_routes`)."""
+    route = next(r for r in module.ROUTES if r.method == method and r.path == path)
+    return _wrap(route)

@@ -22,9 +22,11 @@ from node.base.ratelimit import FailureLimiter
 from node.base.tokens import hash_token, metrics_token
 from node.crm.csv_stage import clear_stages
 from node.federation.runtime import Node
-from node.http import api, health, metrics_api, openapi, routes
+from node.http import api, health, metrics_api, openapi
 from node.http import inbox as federation
 from node.http.appkeys import METRICS_TOKEN_HASH, NODE, TOKEN_GUESSES
+from node.http.lazy import add_lazy_routes
+from node.http.route_index import ROUTES
 from node.portal import vault
 from node.storage.db import Database
 from node.storage.disk import unavailable_storage
@@ -100,7 +102,13 @@ def create_app(config: Config, *, clock: Clock | None = None, passphrase: bytes 
     app.add_routes(federation.routes)
     app.add_routes(health.routes)
     app.add_routes(metrics_api.routes)
-    admin_routes = routes.ALL + (extra_routes or [])
-    api.add_routes(app, admin_routes)
+    add_lazy_routes(app, ROUTES, api.route_in)  # each module with its first request
+    api.add_routes(app, extra_routes or [])
+
+    def admin_routes() -> list[api.Route]:
+        from node.http.routes import ALL
+
+        return ALL + (extra_routes or [])
+
     openapi.add_openapi_route(app, admin_routes)
     return app

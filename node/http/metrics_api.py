@@ -25,8 +25,6 @@ from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from node.base.errors import ApiError, api_error_response
 from node.base.metrics import status_class
@@ -95,11 +93,16 @@ class Scraped:
     wal_bytes: int
 
 
-class ScrapedCollector(Collector):
+class ScrapedCollector:
+    """A prometheus-client collector of what one scrape read (the library is loaded with the
+    first scrape, see :mod:`node.base.metrics`)."""
+
     def __init__(self, scraped: Scraped) -> None:
         self.s = scraped
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:  # type: ignore[override]
+    def collect(self) -> Iterable[object]:
+        from prometheus_client.metrics_core import GaugeMetricFamily
+
         s = self.s
         pending = GaugeMetricFamily("refnode_outbox_pending", "Outbox items waiting to be delivered, by peer.",
                                     labels=["peer"])

@@ -12,6 +12,7 @@ within SQLite's range, and every status the server answers with (error bodies in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -150,15 +151,16 @@ def openapi(routes: list[Route]) -> dict[str, Any]:
     }
 
 
-def add_openapi_route(app: web.Application, routes: list[Route]) -> None:
-    """Serve the document of ``routes`` at /api/v1/openapi.json. It is built on the first
-    request, not at start: the JSON schemas of every model cost 1.5 MiB of resident
-    memory that an idle node would hold for nothing."""
+def add_openapi_route(app: web.Application, routes: Callable[[], list[Route]]) -> None:
+    """Serve the document of the ``routes()`` at /api/v1/openapi.json. It is built on the
+    first request, not at start: the JSON schemas of every model cost 1.5 MiB of resident
+    memory that an idle node would hold for nothing (and the routes' modules are loaded
+    with their first request, :mod:`node.http.lazy`)."""
     document: dict[str, Any] = {}
 
     async def serve_openapi(request: web.Request) -> web.Response:
         if not document:
-            document.update(openapi(routes))
+            document.update(openapi(routes()))
         return web.json_response(document)
 
     app.router.add_get("/api/v1/openapi.json", serve_openapi)

@@ -9,7 +9,6 @@ the same answer, after the same argon2 work. A sign-in always starts a new sessi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -17,23 +16,14 @@ from aiohttp import web
 from node.base.passwords import hash_password, password_problem, verify_password
 from node.base.ratelimit import FailureLimiter, retry_after
 from node.crm import accounts, partners
-from node.http.appkeys import NODE
 from node.http.clients import client_address
 from node.mail.links import issue_link
+from node.web.page_state import SIGNIN_GUESSES
 from node.web.views import SESSION_COOKIE, Pages, View, safe_next
 
 pages = Pages()
 
 #: Wrong passwords (and reset requests) by client address, across every e-mail address.
-SIGNIN_GUESSES = web.AppKey("signin_guesses", FailureLimiter)
-
-
-async def guess_limiter(app: web.Application) -> AsyncIterator[None]:
-    """``app.cleanup_ctx``: the sign-in limiter, on the node's clock."""
-    app[SIGNIN_GUESSES] = FailureLimiter("sign-in", limit=30, window_s=600.0, clock=app[NODE].clock)
-    yield
-
-
 def guesses(view: View) -> FailureLimiter:
     return view.request.app[SIGNIN_GUESSES]
 

@@ -21,6 +21,7 @@ import os
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from aiohttp import web
@@ -145,6 +146,12 @@ async def _answer(route: ClientRoute, view: ClientView, sid: str | None) -> web.
         return result
     assert route.template is not None, f"{route.path} returned data but names no template"
     return view.render(route.template, result)
+
+
+def client_page_in(module: ModuleType, method: str, path: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The handler of a page of ``module``'s ``pages`` (for :func:`node.http.lazy.add_lazy_routes`)."""
+    table: ClientPages = module.pages
+    return _serve(next(r for r in table.routes if r.method == method and r.path == path))
 
 
 def add_client_pages(app: web.Application, table: ClientPages) -> None:

@@ -20,7 +20,6 @@ import asyncio
 import re
 import sqlite3
 import urllib.parse
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -31,7 +30,6 @@ from node.crm import store as crm
 from node.crm.errors import CrmError
 from node.crm.models import DocumentIn
 from node.crm.parsing import parse
-from node.http.appkeys import NODE
 from node.web import uploads
 from node.web.deals_pages import deal_context, deal_of
 from node.web.views import Pages, View
@@ -143,9 +141,3 @@ def attachment(view: View, doc: Any) -> web.StreamResponse:
         "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
         "Content-Security-Policy": "default-src 'none'; sandbox",
     })
-
-
-async def parts_cleared(app: web.Application) -> AsyncIterator[None]:
-    """``app.cleanup_ctx``: the part files of uploads cut short when the node stopped go."""
-    files.clear_parts(app[NODE].config.documents_dir)
-    yield

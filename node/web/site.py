@@ -12,6 +12,7 @@ API: ``create_site`` is ``node.http.app.create_app`` with the console added.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,70 +22,43 @@ from aiohttp import web
 from node.base.config import Config
 from node.base.when import when
 from node.http.app import create_app
-from node.web import (
-    admin_mail,
-    admin_outbox,
-    admin_pages,
-    admin_tokens,
-    auth_pages,
-    client_factfind,
-    client_pages,
-    connecting_pages,
-    connections_pages,
-    contacts_pages,
-    csv_pages,
-    deal_forms,
-    deal_partners,
-    deals_pages,
-    documents_pages,
-    enterprise_pages,
-    home,
-    opportunities_pages,
-    partner_account,
-    partner_admin,
-    partner_pages,
-    portal_pages,
-    portal_settings_pages,
-    refer_pages,
-    referrals_pages,
-    reports_pages,
-    settings_pages,
-    templating,
-)
-from node.web.client_views import add_client_pages
-from node.web.views import Pages, add_pages
+from node.http.lazy import add_lazy_routes, index_module
+from node.web import page_state, templating
+from node.web.client_views import client_page_in
+from node.web.page_index import CLIENT_PAGES, PAGES
+from node.web.views import page_in
 
 HERE = Path(__file__).parent
 
-#: Every page module, in the order their routes are added.
-PAGE_MODULES: list[Pages] = [
-    auth_pages.pages,
-    home.pages,
-    settings_pages.pages,
-    csv_pages.pages,
-    documents_pages.pages,
-    deal_forms.pages,
-    deals_pages.pages,
-    contacts_pages.pages,
-    connecting_pages.pages,
-    connections_pages.pages,
-    refer_pages.pages,
-    referrals_pages.pages,
-    opportunities_pages.pages,
-    reports_pages.pages,
-    admin_pages.pages,
-    admin_tokens.pages,
-    admin_outbox.pages,
-    admin_mail.pages,
+#: Every page module of :mod:`node.web`, in the order their routes are added. A serving
+#: node adds them from ``node.web.page_index`` and imports a module with the first
+#: request to one of its pages (:mod:`node.http.lazy`).
+PAGE_MODULES = (
+    "auth_pages", "home", "settings_pages", "csv_pages", "documents_pages", "deal_forms", "deals_pages",
+    "contacts_pages", "connecting_pages", "connections_pages", "refer_pages", "referrals_pages",
+    "opportunities_pages", "reports_pages", "admin_pages", "admin_tokens", "admin_outbox", "admin_mail",
     # the partner portal (issue 13)
-    deal_partners.pages,
-    partner_admin.pages,
-    partner_account.pages,
-    partner_pages.pages,
-    enterprise_pages.pages,
-    portal_settings_pages.pages,
-    portal_pages.pages,
-]
+    "deal_partners", "partner_admin", "partner_account", "partner_pages", "enterprise_pages",
+    "portal_settings_pages", "portal_pages",
+)
+#: The client portal's page modules (issue 14), added after those.
+CLIENT_PAGE_MODULES = ("client_pages", "client_factfind")
+
+
+def page_tables(names: tuple[str, ...] = PAGE_MODULES) -> list[Any]:
+    """The ``pages`` of the modules ``names`` (importing them all)."""
+    return [importlib.import_module(f"node.web.{name}").pages for name in names]
+
+
+def page_index() -> str:
+    """The text of ``node/web/page_index.py``."""
+    def rows(names: tuple[str, ...]) -> list[tuple[str, str, str]]:
+        return [(f"node.web.{name}", r.method, r.path) for name, table in zip(names, page_tables(names), strict=True)
+                for r in table.routes]
+
+    return index_module("Every page of the console and the portals: its module, method and path (see "
+                        ":mod:`node.http.lazy`).", {"PAGES": rows(PAGE_MODULES), "CLIENT_PAGES": rows(CLIENT_PAGE_MODULES)})
+
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
@@ -132,13 +106,12 @@ def install(app: web.Application, config: Config) -> None:
     app[templating.TEMPLATES] = templating.Templates(
         config.org_name, lambda value, style="datetime": when(value, config.zone, style))
     app.middlewares.append(page_middleware)
-    app.cleanup_ctx.append(auth_pages.guess_limiter)
-    app.cleanup_ctx.append(csv_pages.imports)
-    app.cleanup_ctx.append(documents_pages.parts_cleared)
+    app.cleanup_ctx.append(page_state.guess_limiter)
+    app.cleanup_ctx.append(page_state.imports)
+    app.cleanup_ctx.append(page_state.parts_cleared)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
-    add_pages(app, PAGE_MODULES)
-    add_client_pages(app, client_pages.pages)
-    add_client_pages(app, client_factfind.pages)
+    add_lazy_routes(app, PAGES, page_in)  # each module with its first request
+    add_lazy_routes(app, CLIENT_PAGES, client_page_in)
 
 
 def create_site(config: Config, **kwargs: Any) -> web.Application:

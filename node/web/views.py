@@ -39,6 +39,7 @@ import os
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from aiohttp import web
@@ -272,6 +273,12 @@ def _serve(route: PageRoute) -> Callable[[web.Request], Awaitable[web.StreamResp
         return view.render(route.template, result)
 
     return handle
+
+
+def page_in(module: ModuleType, method: str, path: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The handler of a page of ``module``'s ``pages`` (for :func:`node.http.lazy.add_lazy_routes`)."""
+    table: Pages = module.pages
+    return _serve(next(r for r in table.routes if r.method == method and r.path == path))
 
 
 def add_pages(app: web.Application, tables: list[Pages]) -> None:

@@ -46,8 +46,13 @@ async def test_down_smtp_delays_mail_and_a_restart_loses_none(node_factory) -> N
         clock.advance(3600)  # past the retry delay
         mail = await box.wait_for("bo@acme.example", "Set your password")
         assert made["password_link"] in mail.get_body(preferencelist=("plain",)).get_content()
+
+        async def recorded() -> bool:  # the node writes it down once the server has taken it
+            return (await _queue(a))[0]["sent_at"] is not None
+
+        await wait_for(recorded)
         (row,) = await _queue(a)
-        assert row["sent_at"] is not None and row["sent_as"] == "smtp" and row["attempts"] >= 2
+        assert row["sent_as"] == "smtp" and row["attempts"] >= 2
     finally:
         controller.stop()
     assert len(box.messages) == 1  # sent once

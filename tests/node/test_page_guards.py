@@ -15,7 +15,7 @@ from test_bad_input_core import snapshot
 from web_kit import PASSWORD
 
 from node.base.clock import FakeClock
-from node.web.site import PAGE_MODULES
+from node.web.site import page_tables
 
 #: What only an admin may open or send: the node's users, tokens, outbox, keys and mail,
 #: connecting and the settings of connections, workflows, and CSV import and export.
@@ -82,7 +82,7 @@ def concrete(path: str) -> str:
 
 async def test_the_admin_only_pages_are_those_of_the_policy_and_a_broker_gets_403(node_factory: Any) -> None:
     a = await node_factory("Acme")
-    declared = {f"{r.method} {r.path}" for table in PAGE_MODULES for r in table.routes if r.admin_only}
+    declared = {f"{r.method} {r.path}" for table in page_tables() for r in table.routes if r.admin_only}
     assert declared == ADMIN_ONLY_PAGES, "admin-only pages differ from the policy written here"
     _, link = await broker_user(a)
     async with aiohttp.ClientSession(cookie_jar=jar()) as http:

@@ -17,6 +17,9 @@ from protocol_support import ROOT, load_vector
 from protocol.schemas import json_schemas
 from protocol.wire import MessageType
 
+#: Generated too: the indexes a serving node adds its API routes and pages from.
+INDEXES = ("node/http/route_index.py", "node/web/page_index.py")
+
 
 def codegen(*args: str, root: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -34,7 +37,11 @@ def test_committed_files_equal_a_fresh_generation() -> None:
 def test_check_reports_every_kind_of_difference(tmp_path: Path) -> None:
     for directory in ("schemas", "docs/vectors"):
         shutil.copytree(ROOT / directory, tmp_path / directory)
+    for index in INDEXES:  # the route indexes of node.http.lazy
+        (tmp_path / index).parent.mkdir(parents=True)
+        shutil.copy(ROOT / index, tmp_path / index)
     assert codegen("--check", root=tmp_path).returncode == 0
+    (tmp_path / INDEXES[1]).write_text((ROOT / INDEXES[1]).read_text().replace('"/login"', '"/signin"'))
     (tmp_path / "schemas/receipt.schema.json").write_text("{}\n")
     (tmp_path / "docs/vectors/keys.json").unlink()
     (tmp_path / "schemas/stray.schema.json").write_text("{}\n")
@@ -46,6 +53,7 @@ def test_check_reports_every_kind_of_difference(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert "differs: schemas/receipt.schema.json" in lines
+    assert f"differs: {INDEXES[1]}" in lines
     assert "missing: docs/vectors/keys.json" in lines
     assert "extra: schemas/stray.schema.json" in lines
     assert any(line.startswith("stale: docs/vectors/envelopes-decrypt-only.json") for line in lines)
