@@ -223,10 +223,10 @@ async def refused(target: Any, body: bytes, *, status: int, code: str, receipt: 
 class FakePeer:
     """An aiohttp server on 127.0.0.1 that answers a pinned peer's inbox in its place.
 
-    ``answer(body)`` gets each envelope's bytes and returns the (status, body) to send;
-    every envelope received is kept in ``received``."""
+    ``answer(body)`` gets each envelope's bytes and returns the (status, body) to send, or
+    (status, body, headers); every envelope received is kept in ``received``."""
 
-    def __init__(self, port: int, answer: Callable[[bytes], tuple[int, bytes]]) -> None:
+    def __init__(self, port: int, answer: Callable[[bytes], tuple[Any, ...]]) -> None:
         self.port = port
         self.answer = answer
         self.received: list[bytes] = []
@@ -235,9 +235,9 @@ class FakePeer:
     async def _inbox(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.received.append(body)
-        status, reply = self.answer(body)
+        status, reply, *headers = self.answer(body)
         kind = MEDIA_TYPE_JOSE_JSON if status == 200 else "application/json"
-        return web.Response(status=status, body=reply, content_type=kind)
+        return web.Response(status=status, body=reply, content_type=kind, headers=headers[0] if headers else None)
 
     async def __aenter__(self) -> FakePeer:
         app = web.Application()

@@ -128,3 +128,39 @@ async def test_a_refusal_is_recorded_by_its_code_and_only_a_string_is_a_code(nod
             await wait_for(failed)
             item = await offer_item(agency)
             assert (item.state, item.last_error, item.attempts) == ("failed", error, 1)
+
+
+async def test_a_busy_peers_retry_after_is_honoured_and_a_peer_that_is_down_is_tried_again(node_factory: Any) -> None:
+    """7.5: a 503 with Retry-After keeps the peer's next attempt at least that far off (the
+    test nodes' own backoff is at most 2 s); a peer that does not answer at all is a
+    network failure, retried like any other."""
+    agency = await node_factory("Agency")
+    broker = await node_factory("Broker")
+    cid, _ = await connect_by_invitation(agency, broker)
+    await broker.stop()
+    sent = await agency.api("POST", "/api/v1/referrals", referral_body(cid), expect=202)
+    local_id = sent["referral"]["local_id"]
+
+    async def tried(times: int) -> bool:
+        return (await offer_item(agency)).attempts >= times
+
+    await wait_for(lambda: tried(1))  # nobody on the port
+    item = await offer_item(agency)
+    assert item.state == "pending" and item.last_error is not None and item.last_error.startswith("network: ")
+    await wait_for(lambda: tried(2))  # and again, after the backoff
+    busy = (503, b'{"error": {"code": "unavailable", "message": "busy"}}', {"Retry-After": "3600"})
+    async with FakePeer(broker.config.port, lambda body: busy) as fake:
+        await wait_for(lambda: _answered(fake))
+        await wait_for(lambda: _last_error_is(agency, "HTTP 503"))
+        not_before = await agency.node.db.read(lambda conn: conn.execute(
+            "SELECT retry_not_before FROM peers WHERE node_id = ?", (broker.node.me,)).fetchone()[0])
+        assert not_before - agency.node.clock.now().timestamp() > 3500
+        assert (await agency.api("GET", f"/api/v1/referrals/{local_id}"))["referral"]["state"] == "sent"
+
+
+async def _answered(fake: FakePeer) -> bool:
+    return len(fake.received) >= 1
+
+
+async def _last_error_is(agency: RunningNode, error: str) -> bool:
+    return (await offer_item(agency)).last_error == error
