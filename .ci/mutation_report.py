@@ -85,7 +85,7 @@ def main() -> int:
         print(f"| {area} | {len(mine)} | {ran} | {count['killed']} | {count['timeout']} | {count['survived']} | "
               f"{known} | {count['no tests']} | {count['not run']} | {rate:.1%} |")
     seconds = sum(d for _, d in found.values())
-    print(f"\nthe mutants' tests ran {seconds / 60:.0f} min in all (two at a time on two cores)")
+    print(f"\nthe mutants' tests ran {seconds / 60:.0f} min in all (wall time of each mutant, added up)")
     if unlisted:
         print(f"\n{len(unlisted)} survivors are not in tests/mutation-survivors.md:")
         for name in sorted(unlisted):
