@@ -59,3 +59,19 @@ def test_a_suite_without_an_active_key_is_malformed() -> None:
     with pytest.raises(RemoteProtocolError) as caught:
         verify_discovery(forged)
     assert caught.value.code.value == "malformed" and "suites" in caught.value.message
+
+
+def test_the_suite_chosen_is_one_we_enable_and_the_peer_offers() -> None:
+    """6.3: the first suite of our preference that we enable and the peer has a key for;
+    a suite only one side has is never chosen."""
+    from protocol.errors import LocalProtocolError
+    from protocol.suites import PREFERENCE, choose_suite
+
+    x_key, hybrid_key = A.x25519.public, A.hybrid.public
+    assert PREFERENCE.index(HYBRID) < PREFERENCE.index(X)  # the hybrid suite is preferred when both have it
+    assert choose_suite((X, HYBRID), [(HYBRID, hybrid_key), (X, x_key)]) == (HYBRID, hybrid_key)
+    assert choose_suite((X,), [(HYBRID, hybrid_key), (X, x_key)]) == (X, x_key)  # we do not enable hybrid
+    assert choose_suite((X, HYBRID), [(X, x_key)]) == (X, x_key)  # they offer no hybrid key
+    with pytest.raises(LocalProtocolError) as caught:
+        choose_suite((HYBRID,), [(X, x_key)])
+    assert caught.value.code.value == "unsupported_suite"
