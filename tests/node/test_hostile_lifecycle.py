@@ -521,6 +521,21 @@ async def test_a_key_rotation_never_rolls_back_to_an_older_key_set(three) -> Non
     assert new_kid in broker.node.peers[agency.node.me].signing
 
 
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_confirm_for_a_connection_already_active_is_a_duplicate(shared_three) -> None:
+    """12.1: connection-confirm moves a connection to active; once there, another confirm
+    (a new envelope, so not a replay) changes nothing and is answered duplicate, on either side."""
+    agency, broker, outsider, cid = shared_three
+    for sender, receiver in ((agency, broker), (broker, agency)):
+        again = Hostile(sender, receiver).envelope({"connection_id": cid}, "connection-confirm/1.0",
+                                                   envelope_id=f"env_confirm_again_{sender.name.lower()}")
+        answer = await post(receiver, again)
+        assert answer.status == 200, answer.body
+        receipt = verify_receipt(answer.body, keys=keys_of(receiver), envelope_sha256=digest(again))
+        assert receipt.disposition.value == "duplicate"
+        assert await connection_state(receiver, cid) == "active"
+
+
 async def _pinned(n: RunningNode, peer: str, kid: str) -> bool:
     keys = n.node.peers.get(peer)
     return keys is not None and kid in keys.signing
