@@ -96,7 +96,8 @@ async def test_the_admin_only_pages_are_those_of_the_policy_and_a_broker_gets_40
                                     params={"csrf": token} if method == "POST" else None,
                                     allow_redirects=False) as resp:
                 text = await resp.text()
-                assert resp.status == 403 and "forbidden" in text, (route, resp.status, text[:200])
+                assert resp.status == 403 and "<code>forbidden</code>" in text, (route, resp.status, text[:200])
+                assert "This page is for admins only." in text
         for path in BROKER_PAGES:
             async with http.get(a.url + path, allow_redirects=False) as resp:
                 assert resp.status == 200, (path, resp.status)
@@ -118,7 +119,9 @@ async def test_without_a_session_pages_go_to_sign_in_and_posts_are_refused(node_
         before = await snapshot(a)
         async with http.post(a.url + "/admin/users", data={"csrf": token, "email": "m@x.example", "name": "M",
                                                            "role": "admin"}, allow_redirects=False) as resp:
-            assert resp.status == 401 and "unauthenticated" in await resp.text()
+            text = await resp.text()
+            assert resp.status == 401 and "<code>unauthenticated</code>" in text
+            assert '<p class="lead">Your session has ended. Sign in again.</p>' in text
         assert await snapshot(a) == before
 
 
@@ -134,7 +137,10 @@ async def test_every_post_needs_the_sessions_own_csrf_token(node_factory: Any) -
         for token in (None, "", theirs, mine[:-1], mine + "A"):
             data = form if token is None else {**form, "csrf": token}
             async with one.post(a.url + "/admin/users", data=data, allow_redirects=False) as resp:
-                assert resp.status == 403 and "csrf_failed" in await resp.text(), token
+                text = await resp.text()
+                assert resp.status == 403 and "<code>csrf_failed</code>" in text, token
+                assert "This form has expired or did not come from this site. Go back, reload the page and " \
+                       "send it again." in text
         assert await snapshot(a) == before
         async with one.post(a.url + "/admin/users", data={**form, "csrf": mine}, allow_redirects=False) as resp:
             assert resp.status in (200, 303), await resp.text()

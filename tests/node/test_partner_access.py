@@ -68,6 +68,15 @@ async def test_a_partner_opens_their_own_deals_and_gets_404_for_every_other(node
         # the console is not a partner's: its pages answer as if they were not there
         status, _ = await _status(pat, f"{a.url}/deals/{w['p1']['deal']}")
         assert status == 404
+        # a partner's home is the portal
+        async with pat.get(a.url + "/", allow_redirects=False) as resp:
+            assert (resp.status, resp.headers["Location"]) == (303, "/partner/")
+    async with aiohttp.ClientSession() as nobody:  # without a session: the portal's own sign-in
+        async with nobody.get(f"{a.url}/partner/deals/{w['p1']['deal']}", allow_redirects=False) as resp:
+            assert resp.status == 303
+            assert resp.headers["Location"] == f"/partner/login?next=%2Fpartner%2Fdeals%2F{w['p1']['deal']}"
+        async with nobody.get(f"{a.url}/deals", allow_redirects=False) as resp:
+            assert (resp.status, resp.headers["Location"]) == (303, "/login?next=%2Fdeals")
     async with _session(a, w["broker_sid"]) as bea:  # a broker is never inside the portal
         status, _ = await _status(bea, f"{a.url}/partner/deals/{w['p1']['deal']}")
         assert status == 404
