@@ -559,3 +559,30 @@ def test_strict_json() -> None:
         with pytest.raises(ProtocolError) as caught:
             loads_strict(bytes.fromhex(case["hex"]))
         assert caught.value.code.value == case["error"], case
+
+
+def test_a_damaged_referral_url_is_refused_saying_which_part() -> None:
+    """What a person pastes: each damage is invitation_invalid, and the message names the
+    part that is wrong, with what a referral URL looks like."""
+    vector = load_vector("invitations.json")
+    url, key = vector["referral_url"], vector["referral_key"]
+    base, _, rest = url.partition("/refnode/v1/invitations/")
+    invitation_id, _, query = rest.partition("?")
+    damaged = {
+        "http://[": "not a referral URL;",
+        "ftp" + url[url.index(":"):]: "it has no /refnode/v1/invitations/",
+        base + "/refnode/v1/invite/" + rest: "it has no /refnode/v1/invitations/",
+        f"{base}/refnode/v1/invitations/{invitation_id}": "its node id (after ?node=) is cut short or changed",
+        f"{base}/refnode/v1/invitations/{invitation_id}?node=": "its node id (after ?node=) is cut short or changed",
+        f"{base}/refnode/v1/invitations/{invitation_id}?{query[:-3]}": "its node id (after ?node=) is cut short",
+        f"{base}/refnode/v1/invitations/?{query}": "its invitation id (after /invitations/) is cut short",
+    }
+    for pasted, says in damaged.items():
+        with pytest.raises(RemoteProtocolError) as caught:
+            parse_referral(pasted, key)
+        assert caught.value.code.value == "invitation_invalid", pasted
+        message = str(caught.value)
+        assert says in message and "a referral URL looks like https://their-node.example" in message, (pasted, message)
+    # the URL's own path before the marker is part of the address, the last marker ends it
+    inv = parse_referral(url.replace(base, base + "/refnode"), key)
+    assert inv.base_url == base + "/refnode"
