@@ -12,12 +12,12 @@ from typing import Any
 import aiohttp
 from test_web_deal_files import session_of
 from test_web_deals import workflow
-from web_kit import check_page, choose_password, new_page
+from web_kit import PASSWORD, check_page, choose_password, new_page
 
 from node.crm import accounts, partner_deals, partners, portal
 from node.crm.access import Caller
 from node.crm.models import DocumentIn, NoteIn
-from node.web.views import SESSION_COOKIE, csrf_token
+from node.web.views import PRE_COOKIE, SESSION_COOKIE, csrf_token
 
 
 async def setup(a: Any) -> dict[str, Any]:
@@ -164,29 +164,44 @@ async def test_console_users_never_reach_the_portal_and_removal_ends_sessions(no
         finally:
             await http.close()
 
+    # the partner signed in twice: in the browser, and through the sign-in form from
+    # another client with cookies of its own
     partner = await new_page(browser)
     await choose_password(partner, p1["link"])
-    second = await new_page(browser)  # a second session of the same partner
-    http = await session_of(partner, a)
-    jar = aiohttp.CookieJar(unsafe=True)
-    for cookie in await partner.context.cookies():
-        jar.update_cookies({cookie["name"]: cookie["value"]}, response_url=aiohttp.client.URL(a.url))
+    other = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     try:
-        assert (await status_of(http, a.url + "/partner/"))[0] == 200
+        await sign_in_over_http(other, a, "p1@partners.example")
+        sids = {c.value for c in other.cookie_jar if c.key == SESSION_COOKIE} | {
+            c["value"] for c in await partner.context.cookies() if c["name"] == SESSION_COOKIE}
+        assert len(sids) == 2  # two sessions, not one shared
+        assert (await status_of(other, a.url + "/partner/"))[0] == 200
+        await partner.goto(a.url + "/partner/")
+        assert partner.url.endswith("/partner/")
         await admin.goto(a.url + "/admin/partners")
         await admin.get_by_role("button", name="Remove Pat One").click()
         assert "is removed" in await admin.locator(".flash").inner_text()
-        status, _ = await status_of(http, a.url + "/partner/")
+        # both sessions are refused at their next request
+        status, _ = await status_of(other, a.url + f"/partner/deals/{p1['deal']}")
         assert status == 303  # to sign in: the session has ended
         await partner.goto(a.url + f"/partner/deals/{p1['deal']}")
         assert "/partner/login" in partner.url
-        await second.goto(a.url + "/partner/login")
-        await second.get_by_label("E-mail address").fill("p1@partners.example")
-        await second.get_by_label("Password").fill("correct horse battery staple")
-        await second.get_by_role("button", name="Sign in").click()
-        assert "do not match" in await second.locator(".error-summary").inner_text()
+        # ... and signing in again is refused
+        await partner.get_by_label("E-mail address").fill("p1@partners.example")
+        await partner.get_by_label("Password").fill(PASSWORD)
+        await partner.get_by_role("button", name="Sign in").click()
+        assert "do not match" in await partner.locator(".error-summary").inner_text()
         # the partner's deal stays with its broker
         deal = (await a.api("GET", f"/api/v1/deals/{p1['deal']}"))["deal"]
         assert deal["title"] == "Pat One's client"
     finally:
-        await http.close()
+        await other.close()
+
+
+async def sign_in_over_http(http: aiohttp.ClientSession, a: Any, email: str) -> None:
+    """Sign in through the portal's sign-in form, as a browser without JavaScript would."""
+    async with http.get(a.url + "/partner/login") as r:
+        assert r.status == 200
+    seed = next(c.value for c in http.cookie_jar if c.key == PRE_COOKIE)
+    form = {"csrf": csrf_token(seed), "next": "/partner/", "portal": "partner", "email": email, "password": PASSWORD}
+    async with http.post(a.url + "/login", data=form, allow_redirects=False) as r:
+        assert (r.status, r.headers.get("Location")) == (303, "/partner/")
