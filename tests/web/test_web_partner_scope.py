@@ -48,7 +48,8 @@ async def setup(a: Any) -> dict[str, Any]:
         shared = partners_note(conn, made["p1"]["deal"], broker_id, "Shared: hello Pat", now)
         partners.share_note(conn, shared, made["p1"]["deal"], shared=True, by=broker_id, now=now)
         broker_doc = partners_doc(conn, made["p1"]["deal"], None, now)
-        return {**made, "private": private, "broker_doc": broker_doc}
+        unshared_doc = partners_doc(conn, unshared["id"], None, now)
+        return {**made, "private": private, "broker_doc": broker_doc, "unshared_doc": unshared_doc}
 
     made = await a.node.db.write(build)
     return {**made, "unshared": unshared["id"], "broker_link": broker["password_link"]}
@@ -99,9 +100,17 @@ async def test_partner_reaches_only_their_own(node_factory, browser) -> None:
         answers = {await status_of(http, a.url + f"/partner/deals/{d}") for d in
                    (p2["deal"], w["unshared"], "deal_01kdyak3487aj56vd0mvtn85v7")}
         assert len(answers) == 1 and next(iter(answers))[0] == 404
-        # files: another partner's, one on another deal, the broker's on their own deal
-        for deal, doc in ((p2["deal"], p2["doc"]), (p1["deal"], p2["doc"]), (p1["deal"], w["broker_doc"])):
-            assert (await status_of(http, a.url + f"/partner/deals/{deal}/documents/{doc}"))[0] == 404
+        # files: another partner's, one on a deal not shared, the broker's own on the
+        # partner's deal, and one that does not exist. Asked for through the deal they
+        # are on, each gets the answer for a deal that does not exist ...
+        made_up_deal, made_up_doc = "deal_01kdyak3487aj56vd0mvtn85v7", "doc_01kdyak3487aj56vd0mvtn85v7"
+        answers = {await status_of(http, a.url + f"/partner/deals/{deal}/documents/{doc}") for deal, doc in (
+            (p2["deal"], p2["doc"]), (w["unshared"], w["unshared_doc"]), (made_up_deal, made_up_doc))}
+        assert answers == {await status_of(http, a.url + f"/partner/deals/{made_up_deal}")}
+        # ... and through the partner's own deal, the answer for a file that does not exist
+        answers = {await status_of(http, a.url + f"/partner/deals/{p1['deal']}/documents/{doc}") for doc in (
+            p2["doc"], w["unshared_doc"], w["broker_doc"], made_up_doc)}
+        assert len(answers) == 1 and next(iter(answers))[0] == 404, answers
         # writing to a deal that is not theirs: 404, nothing written
         csrf = csrf_of(http)
         notes_before = await a.node.db.read(lambda conn: conn.execute("SELECT count(*) FROM notes").fetchone()[0])
