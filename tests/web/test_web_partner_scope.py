@@ -1,12 +1,13 @@
 """What each role may reach around the partner portal (issue 13), through pages in a real
 browser and through raw HTTP with each role's own session: a partner reaches their own
 deals in the portal and nothing else (another partner's deal, a deal not shared with
-them, a private note, a file on another deal, the API, any console page: 404, the same
-answer as for something that does not exist); brokers and admins never reach the
-portal; a removed partner's sessions end at once."""
+them, a private note, a file on another deal, any console page: 404, the same answer as
+for something that does not exist; the API: the 401 of anyone without a token);
+brokers and admins never reach the portal; a removed partner's sessions end at once."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -140,9 +141,33 @@ async def test_partner_reaches_only_their_own(node_factory, browser) -> None:
         for path in ("/client/", "/client/dashboard", "/client/fact-find", "/client/check-answers"):
             async with http.get(a.url + path, allow_redirects=False) as r:
                 assert r.status == 303 and r.headers["Location"].startswith("/client/sign-in"), path
-        # the API: a session is no token, and a partner can be given none
-        async with http.get(a.url + "/api/v1/deals") as r:
-            assert r.status == 401
+        # the API, the admin's routes above all, with the partner's cookie: one refusal
+        # (401, unauthenticated), and nothing written. That status leaks nothing: the API
+        # reads no cookie and asks for a bearer token before it looks anything up, so the
+        # answer is the same for a deal of theirs, another's or none, for an admin's
+        # route or a broker's, and for anyone without a token, signed in or not
+        tables = ("users", "deals", "partner_brokers", "api_tokens", "outbox", "mail_queue")
+        before = await a.node.db.read(lambda conn: [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                                                    for t in tables])  # noqa: S608 (our names)
+        wf_id = (await a.api("GET", f"/api/v1/deals/{p1['deal']}"))["deal"]["workflow_id"]
+        tries = [("GET", "/api/v1/users", None), ("GET", "/api/v1/deals", None),
+                 ("GET", f"/api/v1/deals/{p1['deal']}", None), ("GET", f"/api/v1/deals/{p2['deal']}", None),
+                 ("GET", "/api/v1/deals/deal_01kdyak3487aj56vd0mvtn85v7", None),
+                 ("POST", "/api/v1/users", {"email": "mallory@p.example", "name": "Mallory", "role": "admin"}),
+                 ("POST", "/api/v1/tokens", {"user_id": p1["id"], "label": "mine"}),
+                 ("PATCH", f"/api/v1/users/{p1['id']}", {"role": "admin"}),
+                 ("POST", "/api/v1/deals", {"title": "Sneaky", "workflow_id": wf_id}),
+                 ("POST", f"/api/v1/deals/{p2['deal']}/move", {"stage_id": "stg_01kdyak3487aj56vd0mvtn85v7"})]
+        answers = set()
+        for method, path, body in tries:
+            async with http.request(method, a.url + path, json=body) as r:
+                answers.add((r.status, await r.text()))
+        assert len(answers) == 1, answers
+        status, body = answers.pop()
+        assert (status, json.loads(body)["error"]["code"]) == (401, "unauthenticated")
+        assert await a.node.db.read(lambda conn: [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                                                  for t in tables]) == before  # noqa: S608 (our names)
+        # ... and a partner can be given no token
         await a.api("POST", "/api/v1/tokens", {"user_id": p1["id"], "label": "x"}, expect=404)
         assert (await a.api("GET", "/api/v1/users"))["users"] and all(
             u["role"] != "partner" for u in (await a.api("GET", "/api/v1/users"))["users"])
