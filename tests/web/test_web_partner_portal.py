@@ -275,3 +275,42 @@ async def test_partner_portal_must_show(node_factory, browser, smtp, tmp_path) -
     await asyncio.sleep(0.5)
     assert not [m for m in smtp.messages if "quinn@" in str(m["To"])]
     assert dialogs == []
+
+
+async def test_partner_added_switched_off_sends_no_login_mail(node_factory, browser, smtp) -> None:
+    a = await node_factory("Acme", **smtp_settings(smtp))
+    await workflow(a, "Home loans", ("Lead", "Settled"))
+    await add_broker(a, "Bea Broker", "bea@acme.example")
+    admin = await new_page(browser)
+    await choose_password(admin, a.extra["password_link"])
+    await admin.goto(a.url + "/admin/partner-portal")
+    await admin.get_by_label("Partner default workflow").select_option(label="Home loans")
+    await admin.get_by_label("Partner added").uncheck()
+    await admin.get_by_role("button", name="Save settings").click()
+    assert "settings are saved" in await admin.locator(".flash").inner_text()
+
+    # off: a partner assigned to a broker is added, and told of no mail
+    await add_partner(admin, a, "Pat Partner", "pat@accountants.example")
+    flash = await admin.locator(".flash").inner_text()
+    assert "No log-in e-mail was sent: the “partner added” e-mail is turned off" in flash
+    assert await mails_of_kind(a, "partner_added") == []
+    # on again: the next partner's mail goes out, so the mail that would have gone
+    # before it was never sent, not merely late
+    await admin.goto(a.url + "/admin/partner-portal")
+    await admin.get_by_label("Partner added").check()
+    await admin.get_by_role("button", name="Save settings").click()
+    await add_partner(admin, a, "Quinn Planner", "quinn@planners.example")
+    assert "We e-mailed them a link" in await admin.locator(".flash").inner_text()
+    await smtp.wait_for("quinn@planners.example", "partner portal")
+    assert [to for to, _ in await mails_of_kind(a, "partner_added")] == ["quinn@planners.example"]
+    assert [str(m["To"]) for m in smtp.messages if "pat@" in str(m["To"])] == []
+
+
+async def add_partner(admin: Any, a: Any, name: str, email: str) -> None:
+    """Add a partner assigned to Bea Broker through the admin's form."""
+    await admin.goto(a.url + "/admin/partners/new")
+    await admin.get_by_label("Name").fill(name)
+    await admin.get_by_label("E-mail address").fill(email)
+    await admin.get_by_label("Phone number").fill("0400 000 003")
+    await admin.get_by_label("Bea Broker").check()
+    await admin.get_by_role("button", name="Add partner").click()
