@@ -239,3 +239,37 @@ async def sign_in_over_http(http: aiohttp.ClientSession, a: Any, email: str) -> 
     form = {"csrf": csrf_token(seed), "next": "/partner/", "portal": "partner", "email": email, "password": PASSWORD}
     async with http.post(a.url + "/login", data=form, allow_redirects=False) as r:
         assert (r.status, r.headers.get("Location")) == (303, "/partner/")
+
+
+async def test_a_note_shared_after_it_was_added_shows_in_the_portal_until_sharing_stops(node_factory, browser) -> None:
+    a = await node_factory("Acme")
+    w = await setup(a)
+    p1 = w["p1"]
+    broker, partner = await new_page(browser), await new_page(browser)
+    await choose_password(broker, w["broker_link"])
+    await choose_password(partner, p1["link"])
+    http = await session_of(partner, a)
+    try:
+        portal_url = a.url + f"/partner/deals/{p1['deal']}"
+        await partner.goto(portal_url)
+        assert "Private: internal only" not in await partner.locator("#notes").inner_text()
+        # the broker shares the private note from the deal's page
+        await broker.goto(a.url + f"/deals/{p1['deal']}")
+        note = broker.locator("#notes li").filter(has_text="Private: internal only")
+        assert "Private" in await note.locator(".note-share").inner_text()
+        await note.get_by_role("button", name="Share with partner this note").click()
+        assert "The note is shared" in await broker.locator(".flash").inner_text()
+        note = broker.locator("#notes li").filter(has_text="Private: internal only")
+        assert "Shared with partner" in await note.inner_text()
+        await partner.reload()
+        assert "Private: internal only" in await partner.locator("#notes").inner_text()
+        # ... and stops sharing it: gone from the page and from the raw answer
+        await note.get_by_role("button", name="Stop sharing this note").click()
+        assert "no longer shared" in await broker.locator(".flash").inner_text()
+        await partner.reload()
+        notes = await partner.locator("#notes").inner_text()
+        assert "Private: internal only" not in notes and "Shared: hello Pat" in notes
+        status, text = await status_of(http, portal_url)
+        assert status == 200 and "Private: internal only" not in text
+    finally:
+        await http.close()
