@@ -231,14 +231,19 @@ async def test_console_users_never_reach_the_portal_and_removal_ends_sessions(no
         await other.close()
 
 
-async def sign_in_over_http(http: aiohttp.ClientSession, a: Any, email: str) -> None:
-    """Sign in through the portal's sign-in form, as a browser without JavaScript would."""
+async def sign_in_over_http(http: aiohttp.ClientSession, a: Any, email: str, password: str = PASSWORD, *,
+                            expect: int = 303) -> None:
+    """Sign in through the portal's sign-in form, as a browser without JavaScript would;
+    ``expect``: the answer's status (303 to the portal, or a refusal)."""
     async with http.get(a.url + "/partner/login") as r:
         assert r.status == 200
     seed = next(c.value for c in http.cookie_jar if c.key == PRE_COOKIE)
-    form = {"csrf": csrf_token(seed), "next": "/partner/", "portal": "partner", "email": email, "password": PASSWORD}
+    form = {"csrf": csrf_token(seed), "next": "/partner/", "portal": "partner", "email": email, "password": password}
     async with http.post(a.url + "/login", data=form, allow_redirects=False) as r:
-        assert (r.status, r.headers.get("Location")) == (303, "/partner/")
+        if expect == 303:
+            assert (r.status, r.headers.get("Location")) == (303, "/partner/")
+        else:
+            assert r.status == expect and "do not match" in await r.text()
 
 
 async def test_a_note_shared_after_it_was_added_shows_in_the_portal_until_sharing_stops(node_factory, browser) -> None:
