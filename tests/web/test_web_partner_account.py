@@ -34,6 +34,8 @@ async def test_a_partners_password_change_ends_their_other_sessions(node_factory
         await partner.get_by_label("New password again").fill(NEW_PASSWORD)
         await partner.get_by_role("button", name="Change password").click()
         assert "Your current password is not right" in await partner.locator(".field.has-error").inner_text()
+        nav = partner.get_by_role("navigation", name="Portal")
+        assert await nav.get_by_role("link", name="Settings").get_attribute("aria-current") == "page"
         await look(partner, "partner-settings-password-errors")
         assert (await status_of(other, a.url + "/partner/"))[0] == 200
         # the right one: this browser stays signed in, the other session ends
