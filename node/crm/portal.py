@@ -97,6 +97,14 @@ def new_email_change(conn: sqlite3.Connection, user_id: str, new_email: str, now
     return token
 
 
+def pending_email_change(conn: sqlite3.Connection, token: str, now: datetime) -> str | None:
+    """The new address a change link would confirm, or None if it no longer works;
+    reading it changes nothing."""
+    row = conn.execute("SELECT new_email, expires_at FROM email_changes WHERE token_hash = ? AND used_at IS NULL",
+                       (accounts.secret_hash(token),)).fetchone()
+    return row["new_email"] if row is not None and parse_ts(row["expires_at"]) > now else None
+
+
 def use_email_change(conn: sqlite3.Connection, token: str, now: datetime) -> tuple[str, str] | None:
     """Confirm a change once: ``(user_id, new address)``, or None if the link does not
     work (used, expired, or the address was taken meanwhile)."""

@@ -136,7 +136,9 @@ async def save_notifications(view: View) -> web.StreamResponse:
 
 @pages.get("/partner/confirm-email/{token}", "partner_confirm_email.html", signed_in=False, portal="partner")
 async def confirm_form(view: View) -> dict[str, Any]:
-    return {"done": False}
+    token, now = view.request.match_info["token"], view.node.clock.now()
+    email = await view.node.db.read(lambda conn: portal.pending_email_change(conn, token, now))
+    return {"email": email, "failed": email is None}
 
 
 @pages.post("/partner/confirm-email/{token}", signed_in=False, portal="partner")
@@ -151,6 +153,6 @@ async def confirm(view: View) -> web.StreamResponse:
 
     done = await view.node.transact(use)
     if done is None:
-        return view.render("partner_confirm_email.html", {"done": False, "failed": True}, status=400)
+        return view.render("partner_confirm_email.html", {"failed": True}, status=400)
     return view.redirect("/partner/settings" if view.caller else "/partner/login",
                          f"Your e-mail address is now {done[1]}.")
