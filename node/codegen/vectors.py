@@ -251,7 +251,10 @@ def _receipts_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
     return {
         "description": (
             "Receipts B signs at 'now'. 'accepted' and 'duplicate' are for the envelope of "
-            "envelope-signing.json (exact bytes); 'rejected' is for the envelope given with "
+            "envelope-signing.json (exact bytes): they pin the receipt's form and signature "
+            "over those bytes, not a verdict on them (that envelope's payload is a "
+            "placeholder, which no receiver accepts: see its outer.if_delivered); "
+            "'rejected' is for the envelope given with "
             "it, whose rn_iat is more than MAX_ENVELOPE_AGE_S before 'now', so B refuses it "
             "as expired (spec 8.5 step 7c). Verify with B's signing keys; envelope_sha256 is "
             "the SHA-256 of the envelope's exact bytes."
