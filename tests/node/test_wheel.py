@@ -87,15 +87,22 @@ def test_the_wheel_holds_the_suite_and_the_node_but_not_the_vectors(installed: t
     assert len(list((REPO / "schemas").glob("*.schema.json"))) >= 10
 
 
-def test_the_installed_modules_come_from_the_venv(installed: tuple[Path, Path], tmp_path: Path) -> None:
-    venv, _ = installed
+def assert_imports_from(venv: Path, cwd: Path) -> None:
+    """The venv's Python, in ``cwd`` and a third party's environment, imports our packages
+    from the venv. (Through --system-site-packages it could also see an editable install of
+    some checkout, which would hide a package missing from the wheel.)"""
     found = _run([str(venv / "bin" / "python"), "-c",
-                  "import json, conformance, node, node.cli.conformance, protocol; "
-                  "print(json.dumps([m.__file__ for m in (conformance, node, node.cli.conformance, protocol)]))"],
-                 tmp_path, 60)
+                  "import json, conformance, conformance.run, node, node.cli.conformance, protocol; "
+                  "print(json.dumps([m.__file__ for m in (conformance, conformance.run, node, "
+                  "node.cli.conformance, protocol)]))"], cwd, 60)
     assert found.returncode == 0, found.stderr
     for path in json.loads(found.stdout):
         assert Path(path).is_relative_to(venv), path
+
+
+def test_the_installed_modules_come_from_the_venv(installed: tuple[Path, Path], tmp_path: Path) -> None:
+    venv, _ = installed
+    assert_imports_from(venv, tmp_path)
     helped = _run([str(venv / "bin" / "refnode"), "conformance", "--help"], tmp_path, 60)
     assert helped.returncode == 0, helped.stderr
     for option in ("--key", "--expired-url", "--one-way-url", "--hook", "--listen", "--public-url",
@@ -160,6 +167,7 @@ class _Node:
 def test_a_conformance_run_from_the_installed_wheel(installed: tuple[Path, Path], tmp_path: Path) -> None:
     venv, _ = installed
     assert not tmp_path.resolve().is_relative_to(REPO)
+    assert_imports_from(venv, tmp_path)  # what the node and the suite below import
     node = _Node(venv, tmp_path)
     node.start()
     try:
