@@ -73,7 +73,10 @@ def envelope_signing_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
         "description": (
             "Sign, encrypt, sign. The inner compact JWS is deterministic (Ed25519) and is what "
             "the decrypt-only envelopes open to. The outer JWS is shown over a placeholder "
-            "payload, since the real payload (HPKE) is randomised. The message is a valid "
+            "payload, since the real payload (HPKE) is randomised. So outer.envelope is a "
+            "signing vector only: its signature verifies, but delivered to B it does not open "
+            "(outer.if_delivered: every check before decryption passes, HPKE open fails); "
+            "envelopes that open are in envelopes-decrypt-only.json. The message is a valid "
             "referral-offer: it passes its schema and the checks of offers.json."
         ),
         "now": format_ts(NOW),
@@ -98,8 +101,26 @@ def envelope_signing_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
             "envelope": outer.decode("ascii"),
             "envelope_sha256": digest(outer),
             "signed_with": "A signing",
+            "if_delivered": {"receiver": "B", "now": format_ts(NOW), "error": _opened(outer, a, b)},
         },
     }
+
+
+def _opened(envelope: bytes, sender: VectorNode, receiver: VectorNode) -> str:
+    """What ``receiver`` answers to ``envelope`` at NOW, knowing only ``sender``: the error
+    code (a placeholder payload never opens)."""
+    known = {sender.node_id: sender.peer_keys()}
+    try:
+        open_envelope(
+            envelope,
+            me=receiver.node_id,
+            now=NOW,
+            peer_keys=known.get,
+            decryption_keys=receiver.decryption_keys(),
+        )
+    except RemoteProtocolError as refused:
+        return refused.code.value
+    raise AssertionError("a placeholder payload opened")
 
 
 def _reject(

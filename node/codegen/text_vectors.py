@@ -98,7 +98,13 @@ def encoding_file() -> dict[str, Any]:
             "low bits zero). JSON: UTF-8, no duplicate member names, no floats, no NaN or "
             "Infinity, no lone surrogates, integers within +-(2^53 - 1), objects and arrays "
             "nested at most 32 deep (the outermost is level 1). Inputs are given as hex of "
-            "the exact bytes."
+            "the exact bytes. These are the rules of the strict JSON reader alone (spec 3.2's "
+            "list): 'accept' means the text parses, not that a message, document or header "
+            "holding it is valid. In particular the reader accepts null, and the rule 'No "
+            "null' of 3.2 refuses it one level up: a message, document or protected header "
+            "with null anywhere is malformed, so null never travels (the cases marked "
+            "'in_a_message': 'malformed'). Likewise the schemas, not the reader, refuse "
+            "members or nesting a message does not have."
         ),
         "base64url": {
             "accept": [
@@ -122,7 +128,11 @@ def encoding_file() -> dict[str, Any]:
             "accept": [
                 text('{"amount":"425000.00","n":1}', value={"amount": "425000.00", "n": 1}),
                 text('{"a":"\\ud83d\\ude00"}', value={"a": "\U0001f600"}),
-                text(' {"a" : [true,false,null]} ', value={"a": [True, False, None]}),
+                text(
+                    ' {"a" : [true,false,null]} ',
+                    value={"a": [True, False, None]},
+                    in_a_message=malformed.value,
+                ),
                 text('{"n":9007199254740991}', value={"n": MAX_JSON_INTEGER}),
                 text('{"n":-9007199254740991}', value={"n": -MAX_JSON_INTEGER}),
                 text('{"n":-0}', value={"n": 0}),

@@ -28,6 +28,7 @@ from node.codegen.vector_inputs import (
     vector_nodes,
 )
 from protocol import jws
+from protocol.direction import MIRROR, grant_for_invitation
 from protocol.encoding import b64u_encode, dumps_canonical, loads_object
 from protocol.envelope import digest
 from protocol.errors import RemoteProtocolError
@@ -250,7 +251,10 @@ def _receipts_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
     return {
         "description": (
             "Receipts B signs at 'now'. 'accepted' and 'duplicate' are for the envelope of "
-            "envelope-signing.json (exact bytes); 'rejected' is for the envelope given with "
+            "envelope-signing.json (exact bytes): they pin the receipt's form and signature "
+            "over those bytes, not a verdict on them (that envelope's payload is a "
+            "placeholder, which no receiver accepts: see its outer.if_delivered); "
+            "'rejected' is for the envelope given with "
             "it, whose rn_iat is more than MAX_ENVELOPE_AGE_S before 'now', so B refuses it "
             "as expired (spec 8.5 step 7c). Verify with B's signing keys; envelope_sha256 is "
             "the SHA-256 of the envelope's exact bytes."
@@ -317,7 +321,9 @@ def _invitations_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
             "'rnk1_' + base64url(secret); A stores only secret_hash = base64url(SHA-256("
             "'refnode invitation' || 0x00 || secret)). A base_url never ends with '/': a "
             "receiver refuses one that does (the referral URL as invitation_invalid, the "
-            "document as malformed); it does not normalise it."
+            "document as malformed); it does not normalise it. 'direction' gives, for each "
+            "of the nine pairs (invitation's direction, request's direction), the direction "
+            "granted or the refusal."
         ),
         "input": {
             "base_url": "https://a.refnode.example",
@@ -372,6 +378,37 @@ def _invitations_file(nodes: dict[str, VectorNode]) -> dict[str, Any]:
                 "error": ErrorCode.MALFORMED.value,
             },
         ],
+        "direction": _direction_section(),
+    }
+
+
+_DIRECTIONS = ("both", "send", "receive")
+
+
+def _direction_row(invitation: str, asked: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"invitation": invitation, "asked": asked}
+    try:
+        granted = grant_for_invitation(invitation, asked)
+    except RemoteProtocolError as refused:
+        return row | {"error": refused.code.value, "detail": dict(refused.detail)}
+    return row | {"granted": granted, "accept_direction": MIRROR[granted]}
+
+
+def _direction_section() -> dict[str, Any]:
+    """Every (invitation's direction, direction asked) pair of spec 12.3 and its outcome."""
+    return {
+        "description": (
+            "Redeeming an invitation (spec 12.3): 'invitation' is the direction the inviting "
+            "admin set, from the inviting node's (responder's) view; 'asked' is the "
+            "connection-request's direction, from the requester's view. The grant is what "
+            "both allow: the wish may narrow the invitation, never widen it. 'granted' is "
+            "what the responder stores (its view); 'accept_direction' is the direction of "
+            "its connection-accept (the requester's view). A row with 'error' is refused "
+            "with that code (403, signed rejected receipt, invitation left open); its "
+            "'detail' is what the reference sends, which the spec allows but does not "
+            "require (detail.invitation: what the invitation allows, requester's view)."
+        ),
+        "cases": [_direction_row(i, a) for i in _DIRECTIONS for a in _DIRECTIONS],
     }
 
 
