@@ -164,4 +164,4 @@ async def download(view: View) -> web.StreamResponse:
         deal_of(conn, deal_id)
         return client_data.file_on_deal(conn, deal_id, file_id)
 
-    return await send_file(view, await view.node.db.read(read))
+    return await send_file(view, await view.node.db.read(read), "Ask the client to upload it again.")
