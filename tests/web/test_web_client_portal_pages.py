@@ -188,3 +188,78 @@ async def save_refused(page: Any, problems: tuple[str, ...]) -> None:
     summary = await page.locator(".error-summary").inner_text()
     for problem in problems:
         assert problem in summary, (problem, summary)
+
+
+async def try_to_share(page: Any, base: str, deal_id: str) -> str:
+    """Invite Ana as a broker would; the error summary's text."""
+    await page.goto(f"{base}/deals/{deal_id}/portal")
+    await page.get_by_label("Client", exact=True).select_option(label="Ana Hill")
+    await page.get_by_label("No", exact=True).check()
+    await page.get_by_label("Flow", exact=True).select_option(index=1)
+    await page.get_by_label("Photo ID", exact=True).check()
+    await page.get_by_role("button", name="Invite").click()
+    await page.wait_for_load_state()
+    return str(await page.locator(".error-summary").inner_text())
+
+
+async def test_each_thing_that_blocks_sharing_is_named_alone(node_factory, browser, smtp) -> None:
+    a = await node_factory("Summit", **smtp_settings(smtp))
+    one = (await deal_with_applicants(a, people=(("Ana", "ana@example.com", None),)))["deal"]
+    two = (await deal_with_applicants(a, "Hill refinance", (("Ana", "ana2@example.com", None),)))["deal"]
+    broker = await new_page(browser)
+    await choose_password(broker, a.extra["password_link"])
+
+    # the documents are there, the privacy disclosure is not: only the disclosure is named
+    await ready_to_share(a, one["id"], disclosure="")
+    await broker.goto(f"{a.url}/deals/{one['id']}/portal")
+    blockers = await broker.locator(".blockers").inner_text()
+    assert "Set your privacy disclosure in your client portal settings." in blockers
+    assert "labelled" not in blockers and "Upload to this deal" not in blockers, blockers
+    await check_page(broker, "portal-deal-blocked-disclosure")
+    summary = await try_to_share(broker, a.url, one["id"])
+    assert "Set your privacy disclosure" in summary and "labelled" not in summary, summary
+
+    # the disclosure set, one of the two documents missing: only that document is named
+    await ready_to_share(a, two["id"], labels=("Credit guide",))
+    await broker.goto(f"{a.url}/deals/{two['id']}/portal")
+    blockers = await broker.locator(".blockers").inner_text()
+    assert "Upload to this deal a document labelled “Privacy disclosure”." in blockers
+    assert "Credit guide" not in blockers and "Set your privacy disclosure" not in blockers, blockers
+    await check_page(broker, "portal-deal-blocked-documents")
+    summary = await try_to_share(broker, a.url, two["id"])
+    assert "“Privacy disclosure”" in summary and "Credit guide" not in summary, summary
+    assert "Set your privacy disclosure" not in summary, summary
+    assert not [m for m in smtp.messages if "ana" in str(m["To"])]  # no invitation went
+    # and deal one, whose documents were there all along, may now be shared
+    await broker.goto(f"{a.url}/deals/{one['id']}/portal")
+    assert await broker.locator(".blockers").count() == 0
+
+
+async def test_without_status_bar_or_fact_find_first_the_client_lands_on_a_bare_dashboard(
+        node_factory, browser, smtp) -> None:
+    a = await node_factory("Summit", **smtp_settings(smtp))
+    setup = await deal_with_applicants(a)
+    deal = setup["deal"]
+    flow = await ready_to_share(a, deal["id"])
+    await full_flow(a, deal)  # the stage has a video: it goes with the bar
+    broker = await new_page(browser)
+    await choose_password(broker, a.extra["password_link"])
+    await broker.goto(f"{a.url}/settings/portal")
+    await broker.get_by_label("Show the deal status bar").uncheck()
+    await broker.get_by_label("Show the client profile when the client signs in for the first time").uncheck()
+    await broker.get_by_role("button", name="Save settings").click()
+    await broker.wait_for_load_state()
+    assert "saved" in (await broker.locator(".flash").inner_text()).lower()
+    await share(a, deal["id"], setup["contacts"][0]["id"], flow, see_others=False, documents=["Photo ID"])
+    client = await new_page(browser)
+    asked = await players_answered_locally(client)
+    await client_sign_in(client, a.url, "ana@example.com",
+                         passcode_of_mail(await smtp.wait_for("ana@example.com", "your client portal")))
+    # not the fact find (nothing is answered yet), and no stage bar, stage or video
+    await client.wait_for_url(re.compile(r".*/client/dashboard$"))
+    main = await client.locator("main").inner_text()
+    assert "Where it stands" not in main and "Lead" not in main, main
+    assert await client.locator(".stage-bar").count() == 0 and await client.locator("iframe").count() == 0
+    assert "3 sections still to answer" in main, main
+    assert asked == []
+    await check_page(client, "client-dashboard-bare")
