@@ -84,11 +84,13 @@ async def test_every_client_page_renders_clean_at_both_widths(node_factory, brow
     assert "section 1 of 6" in await client.locator(".crumbs").inner_text()
 
     # personal and contact details (their errors are shot by the must-show flow)
+    await check_page(client, "client-fact-find-personal")
     await client.get_by_label("First name").fill("Ana")
     await client.get_by_label("Last name").fill("Hill")
     await client.get_by_label("Date of birth", exact=True).fill("1990-02-27")
     await client.get_by_label("Residency status").select_option("Citizen")
     await save(client, "fact-find/contact")
+    await check_page(client, "client-fact-find-contact")
     await client.get_by_label("Mobile number").fill("0411 111 111")
     await client.get_by_label("E-mail address").fill("ana@example.com")
     await client.get_by_label("Street address", exact=True).fill("1 Harbour St")
