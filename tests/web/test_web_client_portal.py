@@ -319,6 +319,8 @@ async def test_client_portal_must_show_flow(node_factory, browser, smtp, gateway
         "SELECT id FROM client_files WHERE name = 'licence.pdf'").fetchone()[0])
     gone = await ben_page.goto(f"{base}/client/files/{licence}")
     assert gone is not None and gone.status == 404
+    # the same words as for a file that does not exist: nothing says Ana's is there
+    assert "There is no such file in your portal." in await ben_page.locator("main").inner_text()
     await check_page(ben_page, "client-not-found")
 
     # 8. a revoke ends a live client session on its next request, and leaves the note

@@ -124,6 +124,10 @@ async def test_a_client_reaches_only_what_is_theirs(world) -> None:
         status, body, _ = await c["ben"].get(path)
         assert status == 404 and b"ana-secret" not in body, path
     assert (await c["ben"].upload(ana_request, "x.pdf", pdf("x")))[0] == 404
+    # someone else's file reads exactly like one that does not exist
+    for path in (f"/client/files/{files['ana']}", "/client/files/cfile_01aaaaaaaaaaaaaaaaaaaaaaaa"):
+        status, body, _ = await c["ben"].get(path)
+        assert status == 404 and b"There is no such file in your portal." in body, (path, body)
     # nobody on deal 1 reaches deal 2, and Cara (see others: yes) does not reach deal 1
     for who, path in (("ana", f"/client/files/{files['cara']}"), ("ana", f"/client/applicants/{ids['cara']}"),
                       ("ana", f"/client/documents/{deal2_doc}"), ("cara", f"/client/files/{files['ana']}"),
