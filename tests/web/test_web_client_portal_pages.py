@@ -105,6 +105,9 @@ async def test_every_client_page_renders_clean_at_both_widths(node_factory, brow
     assert await client.locator("figure.video figcaption").inner_text() == "Why we ask about your work"
     await client.frame_locator("figure.video iframe").get_by_text("Video player").wait_for()
     assert "https://player.vimeo.com/video/76979871?dnt=1" in asked
+    # every date field says the form it wants, not only the one whose catalogue entry has a hint
+    assert await client.locator("#h-previous-1-ended").inner_text() == "For example, 1985-03-27."
+    assert "h-previous-1-ended" in await client.locator("#f-previous-1-ended").get_attribute("aria-describedby")
     await check_page(client, "client-fact-find-employment")
     await client.locator("#f-previous-1-employer").fill("Harbour Bakery")
     await client.locator("#f-previous-1-started").fill("2015-13-01")
