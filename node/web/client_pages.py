@@ -239,7 +239,9 @@ async def send_file(view: ClientView | Any, row: Any,
                                        row["sha256"])
     except vault.DamagedFile as exc:
         log.error("client file damaged", file_id=row["id"], why=str(exc))
-        raise CrmError("conflict", f"{row['name']} is damaged ({exc}), so it is not served. {advice}") from None
+        # a sentence (capital first), so the console's error page leads with it
+        raise CrmError("conflict", f"The file {row['name']} is damaged ({exc}), so it is not served. {advice}"
+                       ) from None
     return _attachment(row["name"], data, row["content_type"])
 
 
