@@ -175,7 +175,7 @@ async def test_every_client_page_renders_clean_at_both_widths(node_factory, brow
     stored.write_bytes(bytes(sealed))
     answer = await client.goto(f"{a.url}/client/files/{file_id}")
     assert answer is not None and answer.status == 409
-    shown = await client.locator("main").inner_text()
+    shown = await client.locator("main .lead").inner_text()
     assert "licence.pdf is damaged" in shown and "Upload it again from your dashboard." in shown
     assert "ANA-LICENCE" not in shown and file_id not in shown
     await check_page(client, "client-file-damaged")
@@ -183,8 +183,8 @@ async def test_every_client_page_renders_clean_at_both_widths(node_factory, brow
     await choose_password(broker, a.extra["password_link"])
     answer = await broker.goto(f"{a.url}/deals/{deal['id']}/portal/files/{file_id}")
     assert answer is not None and answer.status == 409
-    shown = await broker.locator("main").inner_text()
-    assert "licence.pdf is damaged" in shown and "Ask the client to upload it again." in shown
+    lead = await broker.locator("main .lead").inner_text()  # what the page leads with, not its small print
+    assert "licence.pdf is damaged" in lead and "Ask the client to upload it again." in lead, lead
     await check_page(broker, "portal-file-damaged")
 
 
@@ -204,6 +204,9 @@ async def try_to_share(page: Any, base: str, deal_id: str) -> str:
     await page.get_by_label("Photo ID", exact=True).check()
     await page.get_by_role("button", name="Invite").click()
     await page.wait_for_load_state()
+    # the summary links to the list of what blocks sharing; no field is marked wrong
+    assert await page.locator(".error-summary a").get_attribute("href") == "#f-blockers"
+    assert await page.locator("#f-blockers").count() == 1 and await page.locator(".field.has-error").count() == 0
     return str(await page.locator(".error-summary").inner_text())
 
 
