@@ -94,7 +94,7 @@ def invite(conn: sqlite3.Connection, config: Config, *, deal_id: str, contact_id
         raise CrmError("invalid", "Choose a contact of this deal", "contact_id")
     missing = blockers(conn, deal_id, broker_user_id)
     if missing:
-        raise CrmError("conflict", "The portal cannot be shared yet. " + " ".join(missing), "contact_id")
+        raise CrmError("conflict", "The portal cannot be shared yet. " + " ".join(missing), "blockers")
     contact = crm.get_contact(conn, contact_id)
     if not contact.email:
         raise CrmError("invalid", f"{contact.display_name} has no e-mail address: add one to the contact first, "

@@ -164,18 +164,20 @@ def check_value(field: Field, raw: str) -> str:
 def _fields(sub: Subsection, form: Any, row: int | None,
             errors: dict[str, str]) -> dict[str, str]:
     values: dict[str, str] = {}
+    # in a repeated subsection a message names its row: "Liabilities 1: Choose type"
+    where = f"{sub.title} {row}: " if row is not None else ""
     for field in sub.fields:
         name = field_name(sub, field, row)
         raw = str(form.get(name, "") or "")
         if not raw.strip():
             if field.required:
-                errors[name] = f"Enter {field.label.lower()}" if field.type not in ("select", "yesno") \
-                    else f"Choose {field.label.lower()}"
+                errors[name] = where + (f"Enter {field.label.lower()}" if field.type not in ("select", "yesno")
+                                        else f"Choose {field.label.lower()}")
             continue
         try:
             values[field.key] = check_value(field, raw)
         except FieldProblem as exc:
-            errors[name] = str(exc)
+            errors[name] = where + str(exc)
     return values
 
 
@@ -244,7 +246,13 @@ def readable(section: Section, chosen: list[str], saved: dict[str, Any]) -> list
 
 
 def _shown(field: Field, value: Any) -> Any:
-    """A value as people read it: a date as ``27 Feb 1990``, the rest as given."""
+    """A value as people read it: a date as ``27 Feb 1990``, an amount as ``$95,000.00``,
+    the rest as given."""
+    if field.type == "money" and isinstance(value, str) and value:
+        try:
+            return f"${Decimal(value):,.2f}"
+        except InvalidOperation:
+            return value
     if field.type == "date" and isinstance(value, str) and value:
         try:
             return day(date.fromisoformat(value))

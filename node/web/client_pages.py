@@ -230,15 +230,18 @@ async def upload(view: ClientView) -> web.StreamResponse:
     return view.redirect("/client/dashboard#documents", f"{name} is uploaded for {item['name']}.")
 
 
-async def send_file(view: ClientView | Any, row: Any) -> web.StreamResponse:
-    """A client file, opened and checked; a damaged one is an error page, never served."""
+async def send_file(view: ClientView | Any, row: Any,
+                    advice: str = "Upload it again from your dashboard.") -> web.StreamResponse:
+    """A client file, opened and checked; a damaged one is an error page, never served,
+    that says what to do (``advice``: the client's, or the broker's)."""
     try:
         data = await asyncio.to_thread(vault.unseal, view.config.data_dir, view.config.keys_dir, row["id"],
                                        row["sha256"])
     except vault.DamagedFile as exc:
         log.error("client file damaged", file_id=row["id"], why=str(exc))
-        raise CrmError("conflict", f"The stored file of {row['name']} is damaged ({exc}), so it is not served. "
-                                   "Ask for it to be uploaded again.") from None
+        # a sentence (capital first), so the console's error page leads with it
+        raise CrmError("conflict", f"The file {row['name']} is damaged ({exc}), so it is not served. {advice}"
+                       ) from None
     return _attachment(row["name"], data, row["content_type"])
 
 

@@ -82,7 +82,10 @@ async def invite(view: View) -> web.StreamResponse:
         try:
             invited = await view.node.transact(share)
         except CrmError as exc:
-            errors[exc.field if exc.field in ("contact_id", "flow_id", "documents") else "contact_id"] = exc.message
+            # what blocks sharing is about the deal and the settings, not a field: the summary
+            # links to the box that lists it
+            errors[exc.field if exc.field in ("contact_id", "flow_id", "documents", "blockers")
+                   else "contact_id"] = exc.message
         else:
             note = f" The passcode went by e-mail: {invited.sms_problem}." if invited.sms_problem else ""
             return view.redirect(f"/deals/{deal_id}/portal", f"The portal is shared with {invited.name}.{note}")
@@ -164,4 +167,4 @@ async def download(view: View) -> web.StreamResponse:
         deal_of(conn, deal_id)
         return client_data.file_on_deal(conn, deal_id, file_id)
 
-    return await send_file(view, await view.node.db.read(read))
+    return await send_file(view, await view.node.db.read(read), "Ask the client to upload it again.")

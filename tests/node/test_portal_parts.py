@@ -13,7 +13,7 @@ import pytest
 from node.base.key_files import KeyStoreError
 from node.crm.errors import CrmError
 from node.portal import vault
-from node.portal.catalogue import FieldProblem, catalogue, check_value, read_section
+from node.portal.catalogue import FieldProblem, catalogue, check_value, read_section, readable
 from node.portal.settings import check_flow, embed_url
 
 
@@ -95,6 +95,10 @@ def test_a_section_reads_only_chosen_subsections_rows_that_are_filled_and_checks
     # a row begun is a row: its required fields are needed
     answers, errors = read_section(contact, ["reach", "address", "previous"], {**form, "previous-2-suburb": "Ryde"})
     assert set(errors) == {"previous-2-street", "previous-2-postcode", "previous-2-years"}
+    # each message names its row, so the error summary says which one
+    assert errors["previous-2-street"] == "Previous addresses 2: Enter street address"
+    answers, errors = read_section(contact, ["reach", "address", "previous"], {**form, "previous-1-postcode": "21"})
+    assert errors == {"previous-1-postcode": "Previous addresses 1: Postcode must be 4 digits"}
     # a subsection the flow left out is not read, nor required
     answers, errors = read_section(contact, ["reach"], {"reach-mobile": "0411 111 111",
                                                         "reach-email": "ana@example.com"})
@@ -162,3 +166,13 @@ def test_with_a_key_passphrase_the_data_key_is_sealed_like_the_other_keys(tmp_pa
     vault.unlock(keys, None)
     with pytest.raises(KeyStoreError, match="unlike the node's keys"):
         vault.data_key(keys)
+
+
+def test_answers_read_as_people_write_them_dates_and_dollar_amounts() -> None:
+    income = catalogue(1).section("income")
+    assert income is not None
+    answers, errors = read_section(income, ["income"], {"income-salary": "$95,000", "income-other": "12.5"})
+    assert errors == {} and answers["income"] == {"salary": "95000.00", "other": "12.50"}
+    assert readable(income, ["income"], answers)[0]["rows"] == [[
+        ("Salary or wages per year, before tax", "$95,000.00"), ("Other income per year", "$12.50"),
+        ("Where the other income comes from", "")]]

@@ -121,10 +121,12 @@ def pdf(marker: str) -> bytes:
     return PDF.replace(b"a test document", marker.encode())
 
 
-async def ready_to_share(node: Any, deal_id: str) -> str:
+async def ready_to_share(node: Any, deal_id: str, *, disclosure: str = "We keep your details here.",
+                         labels: tuple[str, ...] = ("Credit guide", "Privacy disclosure")) -> str:
     """What sharing needs, set through the node's own domain functions (the browser test
     does it through the pages): the admin's privacy disclosure, a flow of three sections,
-    and the deal's labelled compliance documents (stored). Returns the flow's id."""
+    and the deal's labelled compliance documents (stored). Returns the flow's id. A test
+    of what blocks sharing leaves out the disclosure (empty) or some ``labels``."""
     import hashlib
 
     from node.crm import store as crm
@@ -136,14 +138,14 @@ async def ready_to_share(node: Any, deal_id: str) -> str:
     folder = node.config.documents_dir
     folder.mkdir(mode=0o700, exist_ok=True)
     docs = []
-    for label in ("Credit guide", "Privacy disclosure"):
+    for label in labels:
         data = pdf(label)
         sha = hashlib.sha256(data).hexdigest()
         (folder / sha).write_bytes(data)
         docs.append((label, sha, len(data)))
 
     def setup(conn: Any, ctx: Any) -> str:
-        portal.save_settings(conn, portal.PortalSettings(me, True, True, "We keep your details here.",
+        portal.save_settings(conn, portal.PortalSettings(me, True, True, disclosure,
                                                          dict(portal.DEFAULT_NOTIFY)), ctx.now)
         for label, sha, size in docs:
             crm.add_document(conn, parse(DocumentIn, {"deal_id": deal_id, "name": f"{label}.pdf", "label": label,

@@ -5,6 +5,7 @@ Scoping and documents at rest are in ``test_web_client_portal_guard.py``."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from portal_kit import (
     pdf,
 )
 from web_kit import check_page, choose_password, new_page, text_of
+
+from protocol.models import parse_ts
 
 
 @pytest.fixture
@@ -170,6 +173,9 @@ async def test_client_portal_must_show_flow(node_factory, browser, smtp, gateway
     await client.goto(f"{base}/client/passcode")
     await client.get_by_label("E-mail address").fill("ana@example.com")
     await client.get_by_role("button", name="Send a new passcode").click()
+    # a credit is taken when a text is queued, in the request's own transaction: none taken
+    # now means none was queued, however slow the sender
+    assert await credits(a) == 3
     await check_page(client, "client-sign-in")
     await client_sign_in(client, base, "ana@example.com", code)
     await client.wait_for_url(re.compile(r".*/client/fact-find/personal$"))
@@ -230,6 +236,12 @@ async def test_client_portal_must_show_flow(node_factory, browser, smtp, gateway
     await check_page(client, "client-dashboard")
     await client.get_by_role("button", name="I have read the Credit guide").click()
     assert "You acknowledged credit-guide.pdf." in await client.locator(".flash").inner_text()
+    # recorded with the time and the SHA-256 of the very document the client read
+    ack = await a.node.db.read(lambda conn: conn.execute(
+        "SELECT k.sha256, k.at, d.sha256 FROM client_acks k JOIN documents d ON d.id = k.document_id "
+        "WHERE k.label = 'Credit guide'").fetchone())
+    assert ack[0] == hashlib.sha256(pdf("Credit guide")).hexdigest() == ack[2]
+    assert abs((a.node.clock.now() - parse_ts(ack[1])).total_seconds()) < 120, ack[1]
     await client.get_by_label("File for Photo ID").set_input_files(
         {"name": "licence.pdf", "mimeType": "application/pdf", "buffer": pdf("ANA-LICENCE-7731")})
     await client.get_by_role("button", name="Upload Photo ID").click()
@@ -262,6 +274,8 @@ async def test_client_portal_must_show_flow(node_factory, browser, smtp, gateway
     await broker.get_by_label("Ask Ana Hill for another document").fill("Rates notice")
     await broker.get_by_role("button", name="Ask", exact=True).click()
     await smtp.wait_for("ana@example.com", "asks for a document: Rates notice")
+    outstanding = await broker.locator(f"#client-{await access_id(a, ana['id'])} .outstanding").inner_text()
+    assert "Upload: Rates notice" in outstanding and "Photo ID" not in outstanding, outstanding
     await broker.get_by_label("Message Ana Hill").fill("By Friday, please.")
     await broker.get_by_role("button", name="Send message").click()
     await smtp.wait_for("ana@example.com", "A message from Summit Admin")
@@ -305,6 +319,8 @@ async def test_client_portal_must_show_flow(node_factory, browser, smtp, gateway
         "SELECT id FROM client_files WHERE name = 'licence.pdf'").fetchone()[0])
     gone = await ben_page.goto(f"{base}/client/files/{licence}")
     assert gone is not None and gone.status == 404
+    # the same words as for a file that does not exist: nothing says Ana's is there
+    assert "There is no such file in your portal." in await ben_page.locator("main").inner_text()
     await check_page(ben_page, "client-not-found")
 
     # 8. a revoke ends a live client session on its next request, and leaves the note
@@ -317,6 +333,9 @@ async def test_client_portal_must_show_flow(node_factory, browser, smtp, gateway
     await client.get_by_label("Write to Summit Admin").fill("Are you there?")
     await client.get_by_role("button", name="Send message").click()
     assert "Your session has ended" in await client.locator("main").inner_text()
+    await check_page(client, "client-session-ended")
+    stored = await a.node.db.read(lambda conn: [r[0] for r in conn.execute("SELECT body FROM client_messages")])
+    assert "When do you need the rates notice?" in stored and "Are you there?" not in stored
     await client.goto(f"{base}/client/dashboard")
     assert "/client/sign-in" in client.url
     await broker.goto(f"{base}/deals/{deal['id']}")

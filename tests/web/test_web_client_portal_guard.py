@@ -17,6 +17,7 @@ from portal_kit import (
     SmsGateway,
     deal_with_applicants,
     node_settings,
+    owner_id,
     passcode_of_mail,
     pdf,
     ready_to_share,
@@ -123,6 +124,10 @@ async def test_a_client_reaches_only_what_is_theirs(world) -> None:
         status, body, _ = await c["ben"].get(path)
         assert status == 404 and b"ana-secret" not in body, path
     assert (await c["ben"].upload(ana_request, "x.pdf", pdf("x")))[0] == 404
+    # someone else's file reads exactly like one that does not exist
+    for path in (f"/client/files/{files['ana']}", "/client/files/cfile_01aaaaaaaaaaaaaaaaaaaaaaaa"):
+        status, body, _ = await c["ben"].get(path)
+        assert status == 404 and b"There is no such file in your portal." in body, (path, body)
     # nobody on deal 1 reaches deal 2, and Cara (see others: yes) does not reach deal 1
     for who, path in (("ana", f"/client/files/{files['cara']}"), ("ana", f"/client/applicants/{ids['cara']}"),
                       ("ana", f"/client/documents/{deal2_doc}"), ("cara", f"/client/files/{files['ana']}"),
@@ -366,3 +371,79 @@ async def test_a_new_zealand_organisation_needs_its_own_labelled_documents(node_
                        "labelled “Adviser guide” and a document labelled “ROMA”."]
     with pytest.raises(CrmError):
         await a.node.transact(lambda conn, ctx: portal.set_jurisdiction(conn, "Atlantis"))
+
+
+async def test_a_referred_deal_carries_nothing_of_its_client_portal(node_factory, smtp) -> None:
+    """A deal whose client uploaded a file and answered the fact find is referred to a
+    second node with every field its connection may share: what arrives holds the deal,
+    but not the file, its name or SHA-256, nor any answer."""
+    import base64
+    import hashlib
+    from typing import get_args
+
+    from refer_kit import connect
+
+    from node.federation.connection_settings import ShareableField
+    from node.portal import settings as portal
+
+    a = await node_factory("Summit", **smtp_settings(smtp))
+    b = await node_factory("Harbour")
+    cid = await connect(a, b)
+    await a.api("PATCH", f"/api/v1/connections/{cid}/settings",
+                {"outbound": {"referral_type": "mortgage", "allowed_fields": list(get_args(ShareableField))}})
+    one = await deal_with_applicants(a)
+    deal_id, ana = one["deal"]["id"], one["contacts"][0]
+    await ready_to_share(a, deal_id)
+    me = one["deal"]["owner_user_id"]
+    flow = await a.node.transact(lambda conn, ctx: portal.save_flow(
+        conn, me, loan_type="Purchase", name="Personal", now=ctx.now,
+        sections={"personal": ["about", "dependants", "residency"]}))
+    access_id = await share(a, deal_id, ana["id"], flow, see_others=False, documents=["Photo ID"])
+    client = Client(a.url)
+    try:
+        await client.sign_in("ana@example.com", passcode_of_mail(await smtp.wait_for("ana@example.com", "portal")))
+        original = pdf("PASSPORT-BYTES-5d21")
+        status, _ = await client.upload(await _request_of(a, access_id, "Photo ID"), "ana-passport-9q.pdf", original)
+        assert status == 303
+        token = await client.csrf("/client/fact-find/personal")
+        async with client.http.post(f"{a.url}/client/fact-find/personal", allow_redirects=False, data={
+                "csrf": token, "about-first_name": "Ana", "about-last_name": "Hill", "about-date_of_birth": "1990-02-27",
+                "about-marital_status": "Married", "dependants-1-name": "Zephyrine Hill",
+                "dependants-1-date_of_birth": "2019-06-01", "residency-status": "Citizen",
+                "residency-visa": "Subclass 8801"}) as answer:
+            assert answer.status == 303, await answer.text()
+    finally:
+        await client.close()
+    stored = await _row(a, "SELECT answers FROM client_access WHERE id = ?", access_id)
+    assert "Zephyrine Hill" in stored[0] and "Subclass 8801" in stored[0]  # the answers are there to leak
+
+    admin = await owner_id(a)
+    await a.api("POST", f"/api/v1/deals/{deal_id}/refer", {
+        "connection_id": cid, "referring_agent_user_id": admin,
+        "consent": {"contact_ids": [ana["id"]], "method": "verbal", "disclosure_version": "v1",
+                    "disclosure_text": "We share your details with Harbour."}}, expect=202)
+    for _ in range(200):
+        arrived = await b.node.db.read(lambda conn: [bytes(r[0]) + bytes(r[1]) for r in conn.execute(
+            "SELECT body, inner FROM inbox WHERE type LIKE 'referral-offer/%'")])
+        if arrived:
+            break
+        await asyncio.sleep(0.1)
+    assert len(arrived) == 1
+    # the envelope is sealed to Harbour; what it opened to (the signed inner message) is
+    # read in clear, each dot-separated part of it decoded too
+    payload = arrived[0]
+    for part in payload.split(b"."):
+        try:
+            payload += base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4))
+        except ValueError:
+            continue
+    assert b"Hill family purchase" in payload and b"ana@example.com" in payload  # the deal did travel
+    digest = hashlib.sha256(original).digest()
+    for kept in (b"PASSPORT-BYTES-5d21", b"ana-passport-9q", digest.hex().encode(),
+                 base64.urlsafe_b64encode(digest).rstrip(b"="), b"Zephyrine", b"Subclass 8801", b"Married",
+                 b"Photo ID", b"Credit guide"):
+        assert kept not in payload, kept
+    # nor does the receiving node hold any of it anywhere in its data folder
+    found = await asyncio.to_thread(lambda: [p for p in _files_under(b.config.data_dir)
+                                             if b"Zephyrine" in p.read_bytes() or b"PASSPORT-BYTES" in p.read_bytes()])
+    assert found == []
