@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from refer_kit import DISCLOSURE, client_deal, referral_rows, setup_pair, signed_in, wait_for
+from refer_kit import refer_by_api, referral_rows, setup_pair, signed_in, wait_for
 from web_kit import check_page
 
 NEW_REFERRAL = "A referral I own arrives"
@@ -20,15 +20,6 @@ async def _save_choice(page, base_url: str, label: str, *, ticked: bool) -> None
     await page.get_by_role("button", name="Save e-mail choices").click()
     assert "Your e-mail choices are saved." in await page.inner_text(".flash")
     assert await page.get_by_label(label).is_checked() is ticked  # as saved, read back from the page
-
-
-async def _refer(pair, title: str) -> str:
-    deal_id, contact_id = await client_deal(pair.a, pair.workflow, pair.bea["id"], title=title)
-    sent = (await pair.a.api("POST", f"/api/v1/deals/{deal_id}/refer", {
-        "connection_id": pair.connection_id, "referring_agent_user_id": pair.bea["id"],
-        "consent": {"contact_ids": [contact_id], "method": "written", "disclosure_version": "v1",
-                    "disclosure_text": DISCLOSURE}}, expect=202))["referral"]
-    return str(sent["local_id"])
 
 
 async def _mail_kinds(node) -> list[str]:
@@ -54,7 +45,7 @@ async def test_a_mail_unticked_on_the_settings_page_does_not_arrive_and_a_ticked
     await bea.goto(a.url + "/settings")
     assert await bea.get_by_label(STATUS_UPDATE).is_checked()
 
-    first = await _refer(pair, "Purchase at 1 Quay St")
+    first = await refer_by_api(pair, "Purchase at 1 Quay St")
 
     async def landed(n: int) -> bool:
         return len(await referral_rows(b, "receiver")) == n
@@ -71,7 +62,7 @@ async def test_a_mail_unticked_on_the_settings_page_does_not_arrive_and_a_ticked
 
     # ticked again on the page, the next referral's mail reaches him
     await _save_choice(owen, b.url, NEW_REFERRAL, ticked=True)
-    await _refer(pair, "Purchase at 2 Quay St")
+    await refer_by_api(pair, "Purchase at 2 Quay St")
     mail = await smtp.wait_for("owen@harbour.example", "New mortgage referral from Acme Mortgages")
     assert "Purchase at 2 Quay St" in str(mail.get_body(preferencelist=("plain",)).get_content())
     assert await _mail_kinds(b) == ["new_referral"]
