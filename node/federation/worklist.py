@@ -48,7 +48,7 @@ def worklist(conn: sqlite3.Connection, caller: Caller, today: date) -> Worklist:
         {"today": today.isoformat(), "me": caller.id},
     ).fetchall()
     failing = conn.execute(
-        f"""SELECT o.peer_node_id, COALESCE(p.name, o.peer_node_id) AS peer, COUNT(*) AS items,
+        f"""SELECT o.peer_node_id, COALESCE(p.name, o.peer_node_id) AS peer, COUNT(*) AS waiting,
                    MIN(o.created_at) AS since, MAX(o.last_error) AS last_error
             FROM outbox o LEFT JOIN peers p ON p.node_id = o.peer_node_id
             WHERE (o.state = 'pending' AND o.attempts > 0) OR o.state = 'failed'

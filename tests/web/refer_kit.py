@@ -81,6 +81,16 @@ async def client_deal(node: RunningNode, workflow: dict[str, Any], owner: str, *
     return deal["id"], contact["id"]
 
 
+async def refer_by_api(pair: Pair, title: str) -> str:
+    """Bea refers a new deal of that title to Harbour through the API; the local id of the sent referral."""
+    deal_id, contact_id = await client_deal(pair.a, pair.workflow, pair.bea["id"], title=title)
+    sent = (await pair.a.api("POST", f"/api/v1/deals/{deal_id}/refer", {
+        "connection_id": pair.connection_id, "referring_agent_user_id": pair.bea["id"],
+        "consent": {"contact_ids": [contact_id], "method": "written", "disclosure_version": "v1",
+                    "disclosure_text": DISCLOSURE}}, expect=202))["referral"]
+    return str(sent["local_id"])
+
+
 async def setup_pair(node_factory: Any, smtp: Mailbox) -> Pair:
     a = await node_factory("Acme", org_name="Acme Mortgages", **smtp_settings(smtp))
     b = await node_factory("Harbour", org_name="Harbour Realty", **smtp_settings(smtp))

@@ -122,11 +122,18 @@ async def test_password_reset_by_mail(node_factory, browser, smtp) -> None:
     a = await node_factory("Acme", **smtp_settings(smtp))
     page = await new_page(browser)
     await page.goto(a.url + "/forgot")
+    await check_page(page, "forgot")
     await page.get_by_label("E-mail address").fill(a.extra["admin_email"])
     await page.get_by_role("button", name="Send the link").click()
+    await page.wait_for_url(re.compile(r".*/forgot/sent$"))
     assert "we have sent it a link" in await page.content()
+    await check_page(page, "forgot-sent")
     mail = await smtp.wait_for(a.extra["admin_email"], "Reset your password")
     link = link_in(mail, r"http://\S+/set-password/\S+")
+    # the set-password page, as the link opens it (before anything is submitted)
+    await page.goto(link)
+    assert await page.get_by_label("New password", exact=True).count() == 1
+    await check_page(page, "set-password")
     await choose_password(page, link)
     # an unknown address gets the same page and no mail
     await page.goto(a.url + "/forgot")

@@ -19,7 +19,7 @@ from refer_kit import (
     signed_in,
     wait_for,
 )
-from web_kit import check_page, link_in, text_of
+from web_kit import check_page, choose_password, link_in, new_page, text_of
 
 from node.mail.queue import set_mail_choices
 
@@ -211,11 +211,26 @@ async def test_a_client_named_like_a_script_is_shown_as_text(node_factory, brows
         return len(await referral_rows(b, "receiver")) == 1
 
     await wait_for(landed)
-    owen = await signed_in(browser, pair.owen)
+    # B's owner: the listener is on before the first page loads (signing in lands on Home)
+    owen = await new_page(browser)
     owen.on("dialog", lambda d: dialogs.append(d.message))
+    await choose_password(owen, pair.owen["password_link"])
+    waiting = owen.locator("section[aria-labelledby='h-received']")
+    assert f"{SCRIPT} at 1 Main St" in await waiting.inner_text()  # Home's "Referrals waiting"
+    await _no_script_ran(owen, dialogs)
     await owen.goto(f"{b.url}/referrals")
     await _no_script_ran(owen, dialogs)
     await owen.get_by_role("link", name=f"{SCRIPT} at 1 Main St").click()
+    await _no_script_ran(owen, dialogs)
+    await owen.get_by_role("button", name="Accept the referral").click()
+    await _no_script_ran(owen, dialogs)
+    # the deal the referral was filed as, on B
+    await owen.get_by_role("link", name=f"{SCRIPT} at 1 Main St").click()
+    await owen.wait_for_url(re.compile(r".*/deals/[^/]+$"))
+    assert await owen.get_by_role("heading", level=1).inner_text() == f"{SCRIPT} at 1 Main St"
+    contacts = owen.locator("section", has=owen.get_by_role("heading", name="Contacts", exact=True))
+    assert f"{SCRIPT} primary" in await contacts.inner_text()  # the client (the first name travelled)
+    assert f"Message: About {SCRIPT}" in await owen.inner_text("main")  # the note the referral left
     await _no_script_ran(owen, dialogs)
     # the mail's HTML part escapes the title too
     mail = await smtp.wait_for("owen@harbour.example", "New mortgage referral")
