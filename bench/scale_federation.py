@@ -278,6 +278,7 @@ async def run(args: argparse.Namespace, nodes: Nodes) -> dict[str, Any]:
 
         times, mesh_s = await form_mesh(apis, pairs, args.handshake_concurrency, watcher, progress)
         out["mesh_cpu"] = (nodes.cpu_s() - cpu[0], own_cpu_s() - cpu[1])
+        out["mesh_load"] = os.getloadavg()[0]
         stop.set()
         await watching
         stop_spies(spies)
@@ -302,6 +303,7 @@ async def run(args: argparse.Namespace, nodes: Nodes) -> dict[str, Any]:
             await asyncio.sleep(0.5)
         out.update(deliver_s=time.perf_counter() - t0, accept_s=accept_s)
         out["referrals_cpu"] = (nodes.cpu_s() - cpu[0], own_cpu_s() - cpu[1])
+        out["referrals_load"] = os.getloadavg()[0]
         out["referrals_rss"] = nodes.rss_mib()
         problems = []
         for k, api in enumerate(apis):
@@ -387,8 +389,11 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> int:
     cpus = os.cpu_count() or 1
     for phase, seconds in (("mesh", out["mesh_s"]), ("referrals", out["deliver_s"])):
         nodes_cpu, client_cpu = out[f"{phase}_cpu"]
-        print(f"  CPU during the {phase}: nodes {nodes_cpu:.0f} s, this client {client_cpu:.0f} s, of "
-              f"{seconds * cpus:.0f} s on {cpus} cores ({(nodes_cpu + client_cpu) / (seconds * cpus):.0%} busy)")
+        count = out["connections"] if phase == "mesh" else args.referrals
+        each = "a handshake" if phase == "mesh" else "a referral"
+        print(f"  CPU during the {phase}: nodes {nodes_cpu:.1f} s ({nodes_cpu / max(count, 1) * 1000:.1f} ms {each}), "
+              f"this client {client_cpu:.1f} s, of {seconds * cpus:.0f} s on {cpus} cores "
+              f"({(nodes_cpu + client_cpu) / (seconds * cpus):.0%} busy; load average {out[f'{phase}_load']:.1f})")
     print(f"  handshakes under load: p50 {percentile(ms, 50):.0f} ms, p99 {percentile(ms, 99):.0f} ms, max "
           f"{max(ms):.0f} ms; one between two idle nodes: {out['idle_handshake_s'] * 1000:.0f} ms")
     print(f"  referrals: {args.referrals:,} accepted by the senders' APIs in {out['accept_s']:.1f} s, all delivered "
@@ -402,7 +407,8 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> int:
         problems.append("not every node has every other as an active connection")
     verdict = "PASS" if out["mesh_s"] < MESH_TARGET_S and not problems else "MISS"
     print(f"RESULT scale_federation [N={n}, F={args.referrals:,}]: mesh of {out['connections']:,} connections in "
-          f"{out['mesh_s']:.1f} s (target < {MESH_TARGET_S:.0f} s: {verdict}); handshake p50 "
+          f"{out['mesh_s']:.1f} s (target < {MESH_TARGET_S:.0f} s: {verdict}), nodes' CPU "
+          f"{out['mesh_cpu'][0] / max(out['connections'], 1) * 1000:.1f} ms a handshake; handshake p50 "
           f"{percentile(ms, 50):.0f} ms, p99 {percentile(ms, 99):.0f} ms = "
           f"{percentile(ms, 99) / (out['idle_handshake_s'] * 1000):.0f}x one on idle nodes "
           f"({out['idle_handshake_s'] * 1000:.0f} ms); all {args.referrals:,} referrals delivered in "
