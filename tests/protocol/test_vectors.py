@@ -300,6 +300,16 @@ def test_the_envelope_vectors_carry_a_valid_offer() -> None:
     assert {"deal.amount", "deal.deal_type", "deal.summary", "contacts.phone"} <= present
 
 
+def test_an_offer_without_an_amount_need_not_share_it() -> None:
+    """A deal with neither amount nor currency carries no deal.amount: the offer is valid
+    without sharing it, and sharing it would name a field that is absent (allowed)."""
+    message = json.loads(json.dumps(load_vector("envelope-signing.json")["message"]))
+    del message["deal"]["amount"], message["deal"]["currency"]
+    message["shared_fields"].remove("deal.amount")
+    _check_offer_json(message)
+    assert "deal.amount" not in present_fields(validate(ReferralOffer, message))
+
+
 @pytest.mark.parametrize("case", OFFERS["accept"], ids=lambda c: c["name"])
 def test_offers_accept(case: dict[str, Any]) -> None:
     _check_offer_json(case["message"])
