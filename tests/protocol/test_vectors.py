@@ -596,3 +596,5 @@ def test_a_damaged_referral_url_is_refused_saying_which_part() -> None:
     # the URL's own path before the marker is part of the address, the last marker ends it
     inv = parse_referral(url.replace(base, base + "/refnode"), key)
     assert inv.base_url == base + "/refnode"
+    inv = parse_referral(url.replace(base, base + "/refnode/v1/invitations/old"), key)
+    assert (inv.base_url, inv.invitation_id) == (base + "/refnode/v1/invitations/old", invitation_id)
