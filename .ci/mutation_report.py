@@ -7,9 +7,11 @@ records in mutants/, and its survivors checked against the committed list.
 Areas: ``protocol`` (protocol/ whole) and ``guards`` (the node's guard functions that
 .ci/mutation names). A survivor is *accepted* when tests/mutation-survivors.md lists it as
 equivalent, timing-only or never run (its sections of those names say why), and *named*
-when the file names it at all (not yet killed, not yet looked at). The kill rate is taken
-over the non-equivalent mutants that ran: killed (or timed out) / (that, plus the
-survivors not accepted). Exit status 1 when a survivor is not named.
+when the file names it at all (not yet killed, killed since the run). A mutant mypy refuses
+(``type_check_command``) is caught without a test: CI type-checks the same files. The kill
+rate is taken over the non-equivalent mutants: caught (killed, timed out or refused by the
+type checker) / (that, plus the survivors not accepted). Exit status 1 when a survivor is
+not named.
 """
 
 from __future__ import annotations
@@ -80,9 +82,9 @@ def main() -> int:
         print("no results in mutants/: run bash .ci/mutation first")
         return 1
     accepted, named = listed()
-    print("| area | mutants | ran | killed | timed out | survived | of which accepted | no tests | not run | "
-          "killed, of the non-equivalent that ran |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| area | mutants | type check | ran | killed | timed out | survived | of which accepted | no tests | "
+          "not run | caught, of the non-equivalent |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     unlisted: list[str] = []
     for area in ("protocol", "guards"):
         mine = {n: s for n, s in found.items() if (n.startswith("protocol.")) == (area == "protocol")}
@@ -90,10 +92,10 @@ def main() -> int:
         survivors = [n for n, (status, _) in mine.items() if status == "survived"]
         known = sum(1 for n in survivors if n in accepted)
         unlisted += [n for n in survivors if n not in named]
-        caught = count["killed"] + count["timeout"]
-        ran = caught + count["survived"]
+        ran = count["killed"] + count["timeout"] + count["survived"]
+        caught = count["killed"] + count["timeout"] + count["type check"]
         rate = caught / (caught + count["survived"] - known) if caught + count["survived"] - known else 1.0
-        print(f"| {area} | {len(mine)} | {ran} | {count['killed']} | {count['timeout']} | {count['survived']} | "
+        print(f"| {area} | {len(mine)} | {count['type check']} | {ran} | {count['killed']} | {count['timeout']} | {count['survived']} | "
               f"{known} | {count['no tests']} | {count['not run']} | {rate:.1%} |")
     seconds = sum(d for _, d in found.values())
     print(f"\nthe mutants' tests ran {seconds / 60:.0f} min in all (wall time of each mutant, added up)")

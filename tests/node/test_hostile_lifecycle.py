@@ -536,6 +536,21 @@ async def test_a_confirm_for_a_connection_already_active_is_a_duplicate(shared_t
         assert await connection_state(receiver, cid) == "active"
 
 
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_request_sent_again_in_a_new_envelope_is_a_duplicate(shared_three) -> None:
+    """12.1: a connection-request for a connection the receiver already holds, as responder,
+    with that sender (a new envelope, so not a replay) changes nothing and is answered
+    duplicate, not refused as a connection id taken."""
+    agency, broker, outsider, cid = shared_three
+    again = Hostile(agency, broker).envelope(request(Hostile(agency, broker), cid), "connection-request/1.0",
+                                             envelope_id="env_request_again")
+    answer = await post(broker, again)
+    assert answer.status == 200, answer.body
+    receipt = verify_receipt(answer.body, keys=keys_of(broker), envelope_sha256=digest(again))
+    assert receipt.disposition.value == "duplicate"
+    assert await connection_state(broker, cid) == "active"
+
+
 async def _pinned(n: RunningNode, peer: str, kid: str) -> bool:
     keys = n.node.peers.get(peer)
     return keys is not None and kid in keys.signing

@@ -61,6 +61,12 @@ async def test_invitation_handshake_and_referral_with_receipt(node_factory):
     assert fingerprint == broker_info["fingerprint"]
     conns = await broker.api("GET", "/api/v1/connections")
     assert conns["connections"][0]["peer_fingerprint"] == (await agency.api("GET", "/api/v1/node"))["fingerprint"]
+    # What the responder keeps: the invitation redeemed and who asked for the connection;
+    # the invitation, used now, names the connection it made and when.
+    (held,) = conns["connections"]
+    (invitation,) = (await broker.api("GET", "/api/v1/invitations"))["invitations"]
+    assert (held["invitation_id"], held["requested_by"]) == (invitation["id"], "admin@agency.example")
+    assert (invitation["state"], invitation["connection_id"]) == ("used", cid) and invitation["used_at"]
 
     body = referral_body(cid)
     body["referring_agent"] = {"name": "Agency Admin", "email": "admin@agency.example"}  # a user here
@@ -130,6 +136,8 @@ async def test_connection_request_to_a_user(node_factory):
         return any(c["id"] == cid and c["state"] == "requested" for c in conns)
 
     await wait_for(pending_at_broker)
+    pending = (await broker.api("GET", f"/api/v1/connections/{cid}"))["connection"]
+    assert (pending["target_email"], pending["invitation_id"]) == ("bree@broker.example", None)
     await broker.api("POST", f"/api/v1/connections/{cid}/accept")
 
     async def active() -> bool:

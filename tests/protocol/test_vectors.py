@@ -319,6 +319,16 @@ def test_the_envelope_vectors_carry_a_valid_offer() -> None:
     assert {"deal.amount", "deal.deal_type", "deal.summary", "contacts.phone"} <= present
 
 
+def test_an_offer_without_an_amount_need_not_share_it() -> None:
+    """A deal with neither amount nor currency carries no deal.amount: the offer is valid
+    without sharing it, and sharing it would name a field that is absent (allowed)."""
+    message = json.loads(json.dumps(load_vector("envelope-signing.json")["message"]))
+    del message["deal"]["amount"], message["deal"]["currency"]
+    message["shared_fields"].remove("deal.amount")
+    _check_offer_json(message)
+    assert "deal.amount" not in present_fields(validate(ReferralOffer, message))
+
+
 @pytest.mark.parametrize("case", OFFERS["accept"], ids=lambda c: c["name"])
 def test_offers_accept(case: dict[str, Any]) -> None:
     _check_offer_json(case["message"])
@@ -619,3 +629,5 @@ def test_a_damaged_referral_url_is_refused_saying_which_part() -> None:
     # the URL's own path before the marker is part of the address, the last marker ends it
     inv = parse_referral(url.replace(base, base + "/refnode"), key)
     assert inv.base_url == base + "/refnode"
+    inv = parse_referral(url.replace(base, base + "/refnode/v1/invitations/old"), key)
+    assert (inv.base_url, inv.invitation_id) == (base + "/refnode/v1/invitations/old", invitation_id)
