@@ -116,6 +116,16 @@ async def client_sign_in(page: Any, base_url: str, email: str, code: str) -> Non
 PDF = b"%PDF-1.4\n% a test document\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
 
+async def fill_contact_details(page: Any, years_here: str) -> None:
+    """Fill the fact find's contact page (Ana's details) as the client would."""
+    await page.get_by_label("Mobile number").fill("0411 111 111")
+    await page.get_by_label("E-mail address").fill("ana@example.com")
+    await page.get_by_label("Street address", exact=True).fill("1 Harbour St")
+    await page.get_by_label("Suburb or town", exact=True).fill("Sydney")
+    await page.get_by_label("Postcode", exact=True).fill("2000")
+    await page.get_by_label("Years at this address").fill(years_here)
+
+
 def pdf(marker: str) -> bytes:
     """A small PDF with a marker in it that a test can look for."""
     return PDF.replace(b"a test document", marker.encode())

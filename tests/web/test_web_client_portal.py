@@ -17,6 +17,7 @@ from portal_kit import (
     client_sign_in,
     deal_with_applicants,
     expected_auth,
+    fill_contact_details,
     node_settings,
     passcode_in,
     pdf,
@@ -195,12 +196,7 @@ async def test_client_portal_must_show_flow(node_factory, browser, smtp, gateway
     await client.get_by_label("Date of birth, dependants 1").fill("2019-06-01")
     await client.get_by_role("button", name="Save and continue").click()
     await client.wait_for_url(re.compile(r".*/client/fact-find/contact$"))
-    await client.get_by_label("Mobile number").fill("0411 111 111")
-    await client.get_by_label("E-mail address").fill("ana@example.com")
-    await client.get_by_label("Street address", exact=True).fill("1 Harbour St")
-    await client.get_by_label("Suburb or town", exact=True).fill("Sydney")
-    await client.get_by_label("Postcode", exact=True).fill("2000")
-    await client.get_by_label("Years at this address").fill("1")
+    await fill_contact_details(client, "1")
     await client.get_by_role("button", name="Save and continue").click()
     # one year at the current address: the 3-year history needs the previous one
     assert "cover 3 years" in await client.locator(".error-summary").inner_text()

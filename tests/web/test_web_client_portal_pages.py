@@ -18,6 +18,7 @@ from typing import Any
 from portal_kit import (
     client_sign_in,
     deal_with_applicants,
+    fill_contact_details,
     passcode_of_mail,
     pdf,
     ready_to_share,
@@ -91,12 +92,7 @@ async def test_every_client_page_renders_clean_at_both_widths(node_factory, brow
     await client.get_by_label("Residency status").select_option("Citizen")
     await save(client, "fact-find/contact")
     await check_page(client, "client-fact-find-contact")
-    await client.get_by_label("Mobile number").fill("0411 111 111")
-    await client.get_by_label("E-mail address").fill("ana@example.com")
-    await client.get_by_label("Street address", exact=True).fill("1 Harbour St")
-    await client.get_by_label("Suburb or town", exact=True).fill("Sydney")
-    await client.get_by_label("Postcode", exact=True).fill("2000")
-    await client.get_by_label("Years at this address").fill("5")
+    await fill_contact_details(client, "5")
     await save(client, "fact-find/employment")
 
     # employment, with the flow's video (Vimeo's privacy-enhanced player, "do not track")
