@@ -129,10 +129,12 @@ def record_file(conn: sqlite3.Connection, client: Client, request_id: str, *, fi
 
 def file_for_client(conn: sqlite3.Connection, client: Client, file_id: str) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM client_files WHERE id = ?", (file_id,)).fetchone()
-    visible_ids = {item["id"] for item in requests(conn, visible(conn, client))}
-    if row is None or row["request_id"] not in visible_ids:
-        # one answer whether the file does not exist or is someone else's
-        raise CrmError("not_found", "There is no such file in your portal.")
+    try:
+        if row is None:
+            raise CrmError("not_found", "no such file")
+        request_for(conn, client, row["request_id"])  # not_found unless visible to this client
+    except CrmError:  # one answer whether the file does not exist or is someone else's
+        raise CrmError("not_found", "There is no such file in your portal.") from None
     found: sqlite3.Row = row
     return found
 
