@@ -132,7 +132,7 @@ class Node:
     def use_keys(self, keys: KeyStore) -> None:
         self.keys = keys
         self.me = keys.node_id
-        self.suites: tuple[SuiteId, ...] = tuple(s for s, _, status in keys.encryption_entries if status == "active")
+        self.suites: tuple[SuiteId, ...] = keys.suites
 
     @property
     def base_url(self) -> str:
