@@ -9,7 +9,10 @@ The target (issue 16) is 60 MiB or less for the node. It also lists which of the
 libraries that only some commands or pages need the idle node has loaded (none should
 be): it reads them from the process's memory map.
 
-    python bench/idle_memory.py [--idle-s 5] [--rounds 2]
+With ``--sealed`` the node's keys are sealed under a passphrase (REFNODE_KEY_PASSPHRASE),
+which the node opens at start with cryptography.
+
+    python bench/idle_memory.py [--idle-s 5] [--rounds 2] [--sealed]
 """
 
 from __future__ import annotations
@@ -26,9 +29,14 @@ from nodeproc import make_node, median, node_proc, rss_kib, serve_command
 
 REFERENCE = "import aiohttp, cryptography, pydantic, sys, time; print('ready', flush=True); time.sleep(3600)"
 TARGET_MIB = 60.0
+#: The key passphrase of ``--sealed`` (a benchmark's, not a secret).
+PASSPHRASE = "idle memory benchmark"
 #: Shared libraries that only some commands or pages load (argon2 for passwords, Jinja2's
-#: markupsafe for pages, numpy for sqlite_utils in migrations), as their mapped files show.
-OPTIONAL_LIBS = ("_argon2_cffi_bindings", "markupsafe", "numpy", "_yaml", "pygments")
+#: markupsafe for pages, numpy for sqlite_utils in migrations; cryptography's Rust bindings,
+#: some 7 MiB, with the first key read or signature, which an idle node that serves the
+#: discovery document it kept makes none of), as their mapped files show.
+OPTIONAL_LIBS = ("_argon2_cffi_bindings", "markupsafe", "numpy", "_yaml", "pygments",
+                 "cryptography/hazmat/bindings/_rust")
 
 
 def optional_libs(pid: int) -> list[str]:
@@ -49,14 +57,12 @@ def reference_rss(idle_s: float) -> int:
         proc.wait()
 
 
-def node_rss(work: Path, r: int, idle_s: float, log_level: str) -> tuple[int, list[str]]:
-    config, _ = make_node(work, f"Idle {r}")
-    with node_proc(
-        config.config_path,
-        config.public_url,
-        work / f"idle-{r}.log",
-        {"REFNODE_LOG_LEVEL": log_level},
-    ) as proc:
+def node_rss(work: Path, r: int, idle_s: float, log_level: str, sealed: bool) -> tuple[int, list[str]]:
+    config, _ = make_node(work, f"Idle {r}", passphrase=PASSPHRASE.encode() if sealed else None)
+    env: dict[str, str | None] = {"REFNODE_LOG_LEVEL": log_level}
+    if sealed:
+        env["REFNODE_KEY_PASSPHRASE"] = PASSPHRASE
+    with node_proc(config.config_path, config.public_url, work / f"idle-{r}.log", env) as proc:
         time.sleep(idle_s)
         return rss_kib(proc.pid), optional_libs(proc.pid)
 
@@ -67,6 +73,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="reference+node pairs, alternating")
     parser.add_argument("--node-log-level", default="info")
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--sealed", action="store_true", help="keys sealed under a passphrase")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-memory-", dir=args.workdir))
@@ -77,10 +84,11 @@ def main() -> int:
         _, how = serve_command(work / "x.toml")
         print(
             f"idle_memory: VmRSS after {args.idle_s:g} s idle, {args.rounds} rounds; node runs as: {how}"
+            + ("; keys sealed" if args.sealed else "")
         )
         for r in range(args.rounds):
             ref_kib.append(reference_rss(args.idle_s))
-            kib, libs = node_rss(work, r, args.idle_s, args.node_log_level)
+            kib, libs = node_rss(work, r, args.idle_s, args.node_log_level, args.sealed)
             node_kib.append(kib)
             loaded.update(libs)
             print(

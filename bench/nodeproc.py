@@ -37,14 +37,18 @@ def serve_command(config_path: Path) -> tuple[list[str], str]:
     return [sys.executable, "-m", "node.cli", "--config", str(config_path), "serve"], "python -m node.cli serve"
 
 
-def make_node(workdir: Path, name: str, *, port: int | None = None) -> tuple[Config, str]:
-    """``refnode init`` a node in ``workdir/name``; return its configuration and admin token."""
+def make_node(
+    workdir: Path, name: str, *, port: int | None = None, passphrase: bytes | None = None
+) -> tuple[Config, str]:
+    """``refnode init`` a node in ``workdir/name`` (its keys sealed under ``passphrase`` if
+    given); return its configuration and admin token."""
     port = port or free_port()
     config = Config(data_dir=workdir / name, port=port, org_name=name)
     result = init_node(
         config,
         admin_email=f"admin@{name.lower().replace(' ', '-')}.example",
         admin_name=f"{name} Admin",
+        passphrase=passphrase,
     )
     return config, result.admin_token
 

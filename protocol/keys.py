@@ -13,6 +13,10 @@
 
 Nothing here generates randomness: callers pass seeds or key objects, so that tests and
 test vectors are repeatable.
+
+``cryptography`` is imported where a key object is first made, not with this module: its
+Rust bindings are some 7 MiB that a node which has signed nothing yet does not need (an
+idle node serves a discovery document it signed before; see ``node.federation.runtime``).
 """
 
 from __future__ import annotations
@@ -21,16 +25,19 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Final, Literal
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.hpke import MLKEM768X25519PrivateKey, MLKEM768X25519PublicKey
+from typing import TYPE_CHECKING, Final, Literal
 
 from protocol.encoding import b64u_decode, b64u_encode, dumps_canonical
 from protocol.errors import RemoteProtocolError
 from protocol.wire import ErrorCode
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.hpke import (
+        MLKEM768X25519PrivateKey,
+        MLKEM768X25519PublicKey,
+    )
 
 #: JWK "crv" of the post-quantum hybrid HPKE key (X-Wing): ML-KEM-768 public key (1184
 #: bytes) followed by the X25519 public key (32 bytes), as in draft-ietf-hpke-pq.
@@ -81,6 +88,8 @@ class VerifyKey:
         raw = b64u_decode(jwk.get("x", ""), what="jwk.x")
         if len(raw) != 32:
             raise RemoteProtocolError(ErrorCode.MALFORMED, "Ed25519 public key must be 32 bytes")
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
         return cls(kid=jwk_thumbprint(jwk), key=ed25519.Ed25519PublicKey.from_public_bytes(raw))
 
     def jwk(self) -> Jwk:
@@ -88,6 +97,8 @@ class VerifyKey:
 
     def verify(self, signature: bytes, data: bytes) -> None:
         """Raise ``bad_signature`` unless ``signature`` is valid over ``data``."""
+        from cryptography.exceptions import InvalidSignature
+
         try:
             self.key.verify(signature, data)
         except InvalidSignature:
@@ -102,6 +113,8 @@ class SigningKey:
 
     @classmethod
     def from_seed(cls, seed: bytes) -> SigningKey:
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
         return cls(ed25519.Ed25519PrivateKey.from_private_bytes(seed))
 
     def seed(self) -> bytes:
@@ -139,6 +152,9 @@ class EncryptionPublicKey:
             raise RemoteProtocolError(ErrorCode.MALFORMED, "encryption key must be an OKP JWK")
         raw = b64u_decode(jwk.get("x", ""), what="jwk.x")
         crv = jwk.get("crv")
+        from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+        from cryptography.hazmat.primitives.hpke import MLKEM768X25519PublicKey
+
         try:
             if crv == "X25519" and len(raw) == 32:
                 return cls(jwk_thumbprint(jwk), "X25519", x25519.X25519PublicKey.from_public_bytes(raw), raw)
@@ -185,6 +201,8 @@ class DecryptionKey:
         return cls(CRV_MLKEM768_X25519, secret)
 
     def _hybrid_parts(self) -> tuple[mlkem.MLKEM768PrivateKey, X25519PrivateKey]:
+        from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+
         if len(self.secret) == XWING_SEED_LEN:
             ml_seed, scalar = xwing_expand(self.secret)
         else:
@@ -200,12 +218,17 @@ class DecryptionKey:
     @cached_property
     def _private_key(self) -> X25519PrivateKey | MLKEM768X25519PrivateKey:
         # Built once: rebuilding the key object costs as much as a third of a decryption.
+        from cryptography.hazmat.primitives.asymmetric import x25519
+        from cryptography.hazmat.primitives.hpke import MLKEM768X25519PrivateKey
+
         if self.crv == "X25519":
             return x25519.X25519PrivateKey.from_private_bytes(self.secret)
         return MLKEM768X25519PrivateKey(*self._hybrid_parts())
 
     @cached_property
     def public(self) -> EncryptionPublicKey:
+        from cryptography.hazmat.primitives.asymmetric import x25519
+
         if self.crv == "X25519":
             raw = x25519.X25519PrivateKey.from_private_bytes(self.secret).public_key().public_bytes_raw()
         else:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-
-from cryptography.hazmat.primitives import hpke
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.keys import DecryptionKey, EncryptionPublicKey
 from protocol.wire import ErrorCode
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives import hpke
 
 
 class SuiteId(StrEnum):
@@ -32,20 +35,20 @@ MANDATORY_SUITE = SuiteId.X25519_CHACHA
 class SuiteSpec:
     id: SuiteId
     crv: str  # the JWK "crv" of keys used with it
-    suite: hpke.Suite
+
+    @cached_property
+    def suite(self) -> hpke.Suite:
+        """cryptography's suite, made with the first seal or open (see protocol.keys on
+        why cryptography is not imported with this module)."""
+        from cryptography.hazmat.primitives import hpke
+
+        kem = hpke.KEM.X25519 if self.crv == "X25519" else hpke.KEM.MLKEM768_X25519
+        return hpke.Suite(kem, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
 
 
 SUITES: dict[SuiteId, SuiteSpec] = {
-    SuiteId.X25519_CHACHA: SuiteSpec(
-        SuiteId.X25519_CHACHA,
-        "X25519",
-        hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305),
-    ),
-    SuiteId.MLKEM768X25519_CHACHA: SuiteSpec(
-        SuiteId.MLKEM768X25519_CHACHA,
-        "MLKEM768-X25519",
-        hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305),
-    ),
+    SuiteId.X25519_CHACHA: SuiteSpec(SuiteId.X25519_CHACHA, "X25519"),
+    SuiteId.MLKEM768X25519_CHACHA: SuiteSpec(SuiteId.MLKEM768X25519_CHACHA, "MLKEM768-X25519"),
 }
 
 #: Our preference when the recipient offers several suites: strongest first.

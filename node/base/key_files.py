@@ -12,6 +12,9 @@ Sealing is scrypt (N=2**15, r=8, p=1) and ChaCha20-Poly1305, with the header as 
 data. We do not use PKCS#8's own encryption: ``cryptography`` writes it with PBKDF2 at only
 2048 iterations, far cheaper to brute-force.
 
+``cryptography`` is imported when a key is written, read or unsealed, not with this module
+(see :mod:`node.base.keystore` on why a node may start without it).
+
 Where the files live, and which keys the node has, is :mod:`node.base.keystore`.
 """
 
@@ -21,15 +24,12 @@ import base64
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from typing import TYPE_CHECKING, Any
 
 from protocol.keys import CRV_MLKEM768_X25519, DecryptionKey
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 HYBRID_FORMAT = "refnode-hybrid-key/1"
 SEALED_PEM_FORMAT = "refnode-sealed-pem/1"
@@ -49,6 +49,8 @@ def pem_bytes(
 ) -> bytes:
     """PKCS#8 PEM; with a passphrase, sealed with scrypt + ChaCha20-Poly1305 (the same
     construction as the hybrid key), not PKCS#8's own PBKDF2 at 2048 iterations."""
+    from cryptography.hazmat.primitives import serialization
+
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -59,6 +61,8 @@ def pem_bytes(
 
 
 def read_pem(path: Path, passphrase: bytes | None, kind: type[Any]) -> Any:
+    from cryptography.hazmat.primitives import serialization
+
     data = path.read_bytes()
     sealed = data.lstrip().startswith(b"{")
     if sealed != (passphrase is not None):
@@ -91,6 +95,8 @@ def unseal_secret(path: Path, body: dict[str, Any], passphrase: bytes) -> bytes:
 
 
 def _seal(header: dict[str, Any], secret: bytes, passphrase: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
     salt, nonce = os.urandom(16), os.urandom(12)
     header = header | {
         "kdf": {"name": "scrypt", "salt": _b64(salt), "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P},
@@ -104,6 +110,9 @@ def _seal(header: dict[str, Any], secret: bytes, passphrase: bytes) -> bytes:
 
 
 def _unseal(path: Path, body: dict[str, Any], passphrase: bytes) -> bytes:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
     header = {k: v for k, v in body.items() if k not in ("nonce", "ciphertext")}
     kdf = header["kdf"]
     if kdf.get("name") != "scrypt" or header["aead"] != "ChaCha20-Poly1305":
@@ -130,6 +139,8 @@ def _aad(header: dict[str, Any]) -> bytes:
 
 
 def _derive(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
     return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase)
 
 

@@ -11,6 +11,14 @@ them after a grace period is the caller's decision, made with ``retired_at``.
 
 A :class:`KeyStore` in memory does not notice changes made on disk by another process:
 whoever rotates keys from the CLI must have the server reload them.
+
+Loading checks the index and every file's presence and mode; the private keys themselves
+are read (with ``cryptography``, whose Rust bindings are some 7 MiB) when one is first
+used, so that a node which serves a discovery document signed before (see
+``node.federation.own_discovery``) and has received nothing does not load it. Sealed keys are
+opened at load: a wrong passphrase is told at start, and unsealing needs ``cryptography``
+anyway. What the node needs without its private keys, its node id, suites and the kid of
+each key, the index says.
 """
 
 from __future__ import annotations
@@ -18,12 +26,11 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
-
-from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from node.base.files import fsync_dir
 from node.base.key_files import KeyStoreError, hybrid_bytes, pem_bytes, read_hybrid, read_pem
@@ -67,14 +74,17 @@ class KeyStore:
         keys_dir: Path,
         passphrase: bytes | None,
         records: list[KeyRecord],
-        signing_keys: dict[str, SigningKey],
-        decryption_keys: dict[str, DecryptionKey],
+        signing_keys: dict[str, SigningKey] | None,
+        decryption_keys: dict[str, DecryptionKey] | None,
     ) -> None:
+        """``signing_keys`` and ``decryption_keys`` None: read from the files on first use."""
         self._dir = keys_dir
         self._passphrase = passphrase
         self._records = records
-        self._signing_keys = signing_keys
-        self._decryption_keys = decryption_keys
+        self._signing_keys = signing_keys or {}
+        self._decryption_keys = decryption_keys or {}
+        self._opened = signing_keys is not None and decryption_keys is not None
+        self._opening = threading.Lock()
 
     def __repr__(self) -> str:
         return f"KeyStore({str(self._dir)!r}, node_id={self.node_id!r})"
@@ -132,30 +142,53 @@ class KeyStore:
                 f"the keys in {keys_dir} are not encrypted, but a passphrase was given"
             )
         _check_passphrase(passphrase)
-
-        signing_keys: dict[str, SigningKey] = {}
-        decryption_keys: dict[str, DecryptionKey] = {}
         for record in records:
             path = keys_dir / record.file
             if path.name != record.file or not path.is_file():
                 raise KeyStoreError(f"key file {record.file!r} listed in {index_path} is missing")
             _check_private(path)
-            if record.role in ("identity", "signing"):
-                key = SigningKey(read_pem(path, passphrase, ed25519.Ed25519PrivateKey))
-                signing_keys[record.kid] = key
-            elif record.crv == "X25519":
-                xkey = read_pem(path, passphrase, x25519.X25519PrivateKey)
-                dkey = DecryptionKey.x25519(xkey.private_bytes_raw())
-                decryption_keys[record.kid] = dkey
-            else:
-                dkey = read_hybrid(path, passphrase, record.kid)
-                decryption_keys[record.kid] = dkey
-            key_obj = signing_keys.get(record.kid) or decryption_keys[record.kid]
-            if key_obj.kid != record.kid:
-                raise KeyStoreError(f"{path} does not hold key {record.kid} listed in {index_path}")
-        store = cls(keys_dir, passphrase, records, signing_keys, decryption_keys)
+        store = cls(keys_dir, passphrase, records, None, None)
         store._check_roles()
+        if passphrase is not None:
+            store._open()
         return store
+
+    def _open(self) -> None:
+        """Read every private key from its file, once (see the module's doc on when)."""
+        from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+
+        with self._opening:
+            if self._opened:
+                return
+            signing_keys: dict[str, SigningKey] = {}
+            decryption_keys: dict[str, DecryptionKey] = {}
+            for record in self._records:
+                path = self._dir / record.file
+                if record.role in ("identity", "signing"):
+                    key = SigningKey(read_pem(path, self._passphrase, ed25519.Ed25519PrivateKey))
+                    signing_keys[record.kid] = key
+                elif record.crv == "X25519":
+                    xkey = read_pem(path, self._passphrase, x25519.X25519PrivateKey)
+                    decryption_keys[record.kid] = DecryptionKey.x25519(xkey.private_bytes_raw())
+                else:
+                    decryption_keys[record.kid] = read_hybrid(path, self._passphrase, record.kid)
+                key_obj = signing_keys.get(record.kid) or decryption_keys[record.kid]
+                if key_obj.kid != record.kid:
+                    raise KeyStoreError(
+                        f"{path} does not hold key {record.kid} listed in {self._dir / INDEX_FILE}"
+                    )
+            self._signing_keys, self._decryption_keys = signing_keys, decryption_keys
+            self._opened = True
+
+    def _signing_key(self, kid: str) -> SigningKey:
+        if not self._opened:
+            self._open()
+        return self._signing_keys[kid]
+
+    def _decryption_keys_opened(self) -> dict[str, DecryptionKey]:
+        if not self._opened:
+            self._open()
+        return self._decryption_keys
 
     # -- what the node uses --------------------------------------------------------------
 
@@ -171,11 +204,11 @@ class KeyStore:
     def identity(self) -> SigningKey:
         """The identity key: it signs discovery documents and key rotations; its
         thumbprint is the node id."""
-        return self._signing_keys[self._one("identity").kid]
+        return self._signing_key(self._one("identity").kid)
 
     @property
     def node_id(self) -> str:
-        return self.identity.kid
+        return self._one("identity").kid
 
     @property
     def fingerprint(self) -> str:
@@ -184,18 +217,23 @@ class KeyStore:
     @property
     def signing(self) -> SigningKey:
         """The current operational signing key: it signs envelopes and receipts."""
-        return self._signing_keys[self._one("signing").kid]
+        return self._signing_key(self._one("signing").kid)
+
+    @property
+    def signing_kid(self) -> str:
+        """The kid of :attr:`signing`, from the index (no private key is read)."""
+        return self._one("signing").kid
 
     @property
     def signing_entries(self) -> list[tuple[VerifyKey, KeyStatus]]:
         """Operational signing keys, active first, for ``build_discovery(signing=...)``."""
         records = sorted(self._of_role("signing"), key=lambda r: r.status != "active")
-        return [(self._signing_keys[r.kid].public, r.status) for r in records]
+        return [(self._signing_key(r.kid).public, r.status) for r in records]
 
     @property
     def decryption_keys(self) -> dict[str, DecryptionKey]:
         """Every decryption key by kid, retired ones included (they still open)."""
-        return dict(self._decryption_keys)
+        return dict(self._decryption_keys_opened())
 
     @property
     def encryption_entries(self) -> list[tuple[SuiteId, DecryptionKey, KeyStatus]]:
@@ -206,7 +244,8 @@ class KeyStore:
             self._of_role("encryption"),
             key=lambda r: (r.status != "active", order.get(r.suite, len(order)) if r.suite else 0),
         )
-        return [(r.suite, self._decryption_keys[r.kid], r.status) for r in records if r.suite]
+        keys = self._decryption_keys_opened()
+        return [(r.suite, keys[r.kid], r.status) for r in records if r.suite]
 
     @property
     def suites(self) -> tuple[SuiteId, ...]:
@@ -218,6 +257,7 @@ class KeyStore:
 
     def rotate_signing(self, *, now: datetime | None = None) -> SigningKey:
         """Add a new operational signing key and retire the current one."""
+        self._open()  # first, so that a first reading in another thread cannot miss the new key
         when = _ts(now)
         old = self._one("signing")
         new = self._add_signing_key("signing", when)
@@ -230,6 +270,7 @@ class KeyStore:
     ) -> list[tuple[SuiteId, DecryptionKey]]:
         """Add a new key for each active encryption suite and retire the old ones.
         ``enable_pq`` adds (True) or drops (False) the hybrid suite; None keeps the set."""
+        self._open()
         when = _ts(now)
         active = [r for r in self._of_role("encryption") if r.status == "active"]
         crvs = [r.crv for r in active]
@@ -270,6 +311,8 @@ class KeyStore:
         ]
 
     def _add_signing_key(self, role: Role, when: str) -> SigningKey:
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
         key = SigningKey(ed25519.Ed25519PrivateKey.generate())
         filename = f"{role}-{key.kid}.pem"
         _write_private(self._dir / filename, pem_bytes(key.key, self._passphrase))
@@ -278,6 +321,8 @@ class KeyStore:
         return key
 
     def _add_decryption_key(self, crv: str, when: str) -> DecryptionKey:
+        from cryptography.hazmat.primitives.asymmetric import x25519
+
         if crv == "X25519":
             xkey = x25519.X25519PrivateKey.generate()
             key = DecryptionKey.x25519(xkey.private_bytes_raw())

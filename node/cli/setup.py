@@ -15,6 +15,7 @@ from node.base.ids import new_id
 from node.base.keystore import KeyStore
 from node.base.tokens import hash_token, metrics_token, new_token
 from node.crm.fields import Email
+from node.federation import own_discovery
 from node.mail.links import issue_link
 from node.storage import store
 from node.storage.db import Database
@@ -78,6 +79,7 @@ def init_node(config: Config, *, admin_email: str, admin_name: str, passphrase: 
         db.close_sync()
     os.chmod(config.database_path, 0o600)
     metrics_token(config.data_dir)  # for Prometheus, before the node first starts
+    own_discovery.sign(config, keys, clock.now())  # so that even the first start signs nothing
     token_path = config.data_dir / TOKEN_FILE
     fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -127,7 +127,7 @@ def check_retry(conn: sqlite3.Connection, ctx: TxContext, item: OutboxItem, *, r
     if resealed or what == MessageType.KEY_ROTATION:  # an announcement is signed with the old key on purpose
         return
     kid = parse_envelope(item.body, max_bytes=len(item.body)).header.kid
-    if kid != ctx.keys.signing.kid and store.delivered_after(conn, item.peer_node_id, item.seq,
+    if kid != ctx.keys.signing_kid and store.delivered_after(conn, item.peer_node_id, item.seq,
                                                              MessageType.KEY_ROTATION.value + "/"):
         raise ApiError(409, "retired_key",
                        f"outbox item {item.seq} ({what}) is signed with key {kid}, which this node retired when "

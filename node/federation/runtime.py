@@ -22,7 +22,7 @@ from node.base.ratelimit import FailureLimiter, retry_after
 from node.crm import events
 from node.crm.indexing import SearchIndexer
 from node.crm.store import history
-from node.federation import enterprise, handshake, referrals, referring
+from node.federation import enterprise, handshake, own_discovery, referrals, referring
 from node.federation.delivery import Delivery, read_limited
 from node.federation.landing import land_offer
 from node.federation.outbox import Effects, TxContext
@@ -35,14 +35,14 @@ from node.storage.db import Database
 from node.storage.disk import unavailable_storage
 from node.storage.records import InboxItem
 from protocol import replay
-from protocol.discovery import PeerKeys, build_discovery, sign_discovery, verify_discovery
+from protocol.discovery import PeerKeys, verify_discovery
 from protocol.envelope import OpenedEnvelope, open_envelope, parse_envelope
 from protocol.errors import ProtocolError, RemoteProtocolError
 from protocol.keys import VerifyKey
 from protocol.models import parse_ts
 from protocol.receipts import make_receipt
 from protocol.suites import SuiteId
-from protocol.wire import INBOX_PATH, Disposition, ErrorCode, MessageType
+from protocol.wire import Disposition, ErrorCode, MessageType
 
 
 class Fronts(Protocol):
@@ -132,26 +132,24 @@ class Node:
     def use_keys(self, keys: KeyStore) -> None:
         self.keys = keys
         self.me = keys.node_id
-        self.suites: tuple[SuiteId, ...] = tuple(s for s, _, status in keys.encryption_entries if status == "active")
+        self.suites: tuple[SuiteId, ...] = keys.suites
 
     @property
     def base_url(self) -> str:
         return self.config.public_url
 
     def refresh_discovery(self) -> None:
-        """Our discovery document is issued again, now: it is made and signed when first
-        asked for (an idle node builds none of its models)."""
+        """Our discovery document for our keys and settings as they are now: the one signed
+        before if it was made from the same (``node.federation.own_discovery``), else one
+        issued now, made and signed when first asked for (an idle node builds none of its
+        models and reads no private key)."""
         self._discovery_at = self.clock.now()
-        self._discovery: bytes | None = None
+        self._discovery: bytes | None = own_discovery.stored(self.config, self.keys)
 
     @property
     def discovery(self) -> bytes:
         if self._discovery is None:
-            doc = build_discovery(name=self.config.org_name, inbox_url=self.base_url + INBOX_PATH,
-                                  identity=self.keys.identity.public, signing=self.keys.signing_entries,
-                                  encryption=self.keys.encryption_entries, now=self._discovery_at,
-                                  max_envelope_bytes=self.config.max_envelope_bytes)
-            self._discovery = sign_discovery(doc, self.keys.identity)
+            self._discovery = own_discovery.sign(self.config, self.keys, self._discovery_at)
         return self._discovery
 
     async def start(self) -> None:

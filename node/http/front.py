@@ -93,7 +93,7 @@ class Front:
         _, self.link = await loop.create_unix_connection(
             lambda: Link(self._on_frame, self._on_lost), str(self.link_socket)
         )
-        self.link.send("hello", os.getpid(), self.node.keys.signing.kid)
+        self.link.send("hello", os.getpid(), self.node.keys.signing_kid)
 
     def _on_frame(self, link: Link, frame: tuple[Any, ...]) -> None:
         kind = frame[0]

@@ -285,7 +285,7 @@ class Fronts:
             if self.node.db.failed:
                 link.send("disk-failure", "the disk refused to sync the database; restart the node")
             link.send("peers", tuple(self.node.peers))
-            if signing_kid != self.node.keys.signing.kid:
+            if signing_kid != self.node.keys.signing_kid:
                 link.send("keys", ())
             link.send("ready")  # the front serves only once it has heard all of this
             self._connected.set()

@@ -9,7 +9,8 @@
   off as another) in ``<data_dir>/client-files/<id>`` (folder 0700, file 0600). The clear
   bytes never touch the disk: an upload is held in memory (at most ``max_upload_bytes``)
   and checked there. Every read opens the seal and checks the SHA-256 recorded at upload;
-  a changed byte raises :class:`DamagedFile` and nothing is served.
+  a changed byte raises :class:`DamagedFile` and nothing is served. ``cryptography`` is
+  imported with the first file sealed or opened: an idle node has not loaded it.
 - **Passcodes** are stored as an HMAC-SHA256 under a key derived from the data key: a
   6-digit code's plain hash could be reversed by trying all million, but not without the
   key, which is not in the database.
@@ -30,9 +31,6 @@ import re
 import threading
 import zipfile
 from pathlib import Path
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from node.base.files import fsync_dir
 from node.base.key_files import KeyStoreError, seal_secret, unseal_secret
@@ -161,6 +159,8 @@ def check_kind(name: str, data: bytes) -> Kind:
 def seal(data_dir: Path, keys_dir: Path, file_id: str, data: bytes) -> str:
     """Store ``data`` sealed as ``file_id`` (blocking); its SHA-256."""
     nonce = os.urandom(12)
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
     sealed = MAGIC + nonce + ChaCha20Poly1305(data_key(keys_dir)).encrypt(nonce, data, file_id.encode())
     path = _path(data_dir, file_id)
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -182,6 +182,9 @@ def unseal(data_dir: Path, keys_dir: Path, file_id: str, sha256: str) -> bytes:
     if not sealed.startswith(MAGIC) or len(sealed) < len(MAGIC) + 12 + 16:
         raise DamagedFile("the stored file is not a sealed client file")
     nonce, body = sealed[len(MAGIC):len(MAGIC) + 12], sealed[len(MAGIC) + 12:]
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
     try:
         data = ChaCha20Poly1305(data_key(keys_dir)).decrypt(nonce, body, file_id.encode())
     except InvalidTag:

@@ -65,6 +65,9 @@ NOT_WHEN_IDLE = (
     "node.cli.conformance",
     "node.cli.deals",
     "tarfile",  # the backup archive
+    # cryptography's Rust bindings (some 7 MiB): the first private key read or signature;
+    # an idle node serves the discovery document it kept (tests/node/test_idle_discovery.py)
+    "cryptography.hazmat.bindings._rust",
 )
 #: Above the bare imports, an idle node holds about 26 MiB with the console and both
 #: portals (bench/idle_memory.py: 30 MiB before the API's and the pages' modules, the other

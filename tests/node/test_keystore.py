@@ -221,6 +221,24 @@ def test_load_refuses_loose_permissions_and_missing_keys(tmp_path: Path) -> None
         KeyStore.load(keys_dir, None)
 
 
+def test_plain_private_keys_are_read_on_first_use(tmp_path: Path) -> None:
+    """Unsealed keys are read when one is first used (a node that only serves its kept
+    discovery document needs none): what the node needs before, the index says, and a file
+    that does not hold its listed key is told then."""
+    keys_dir = tmp_path / "keys"
+    created = KeyStore.create(keys_dir, None, enable_pq=True, now=NOW)
+    loaded = KeyStore.load(keys_dir, None)
+    assert (loaded.node_id, loaded.signing_kid) == (created.node_id, created.signing.kid)
+    assert loaded.suites == (SuiteId.MLKEM768X25519_CHACHA, SuiteId.X25519_CHACHA)
+
+    identity_file = next(keys_dir.glob("identity-*.pem"))
+    identity_file.write_bytes(next(keys_dir.glob("signing-*.pem")).read_bytes())
+    swapped = KeyStore.load(keys_dir, None)
+    assert swapped.node_id == created.node_id
+    with pytest.raises(KeyStoreError, match="does not hold key"):
+        swapped.identity.sign(b"x")
+
+
 @pytest.mark.parametrize("passphrase", [None, PASSPHRASE], ids=["plain", "encrypted"])
 def test_rotation(tmp_path: Path, passphrase: bytes | None) -> None:
     keys_dir = tmp_path / "keys"
