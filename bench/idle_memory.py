@@ -10,9 +10,11 @@ libraries that only some commands or pages need the idle node has loaded (none s
 be): it reads them from the process's memory map.
 
 With ``--sealed`` the node's keys are sealed under a passphrase (REFNODE_KEY_PASSPHRASE),
-which the node opens at start with cryptography.
+which the node opens at start with cryptography. With ``--peers K`` the node's database
+holds K peers with an ACTIVE connection each before it starts (written as
+bench/inbox_throughput.py writes its senders), as an organisation's node has.
 
-    python bench/idle_memory.py [--idle-s 5] [--rounds 2] [--sealed]
+    python bench/idle_memory.py [--idle-s 5] [--rounds 2] [--sealed] [--peers K]
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+from inbox_throughput import make_sender, seed_peers
 from nodeproc import make_node, median, node_proc, rss_kib, serve_command
 
 REFERENCE = "import aiohttp, cryptography, pydantic, sys, time; print('ready', flush=True); time.sleep(3600)"
@@ -57,8 +61,13 @@ def reference_rss(idle_s: float) -> int:
         proc.wait()
 
 
-def node_rss(work: Path, r: int, idle_s: float, log_level: str, sealed: bool) -> tuple[int, list[str]]:
+def node_rss(
+    work: Path, r: int, idle_s: float, log_level: str, sealed: bool, peers: int
+) -> tuple[int, list[str]]:
     config, _ = make_node(work, f"Idle {r}", passphrase=PASSPHRASE.encode() if sealed else None)
+    if peers:
+        now = datetime.now(UTC)
+        seed_peers(config.database_path, [make_sender(i, now) for i in range(peers)], now)
     env: dict[str, str | None] = {"REFNODE_LOG_LEVEL": log_level}
     if sealed:
         env["REFNODE_KEY_PASSPHRASE"] = PASSPHRASE
@@ -74,6 +83,7 @@ def main() -> int:
     parser.add_argument("--node-log-level", default="info")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--sealed", action="store_true", help="keys sealed under a passphrase")
+    parser.add_argument("--peers", type=int, default=0, help="peers with an ACTIVE connection in the database")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-memory-", dir=args.workdir))
@@ -85,10 +95,11 @@ def main() -> int:
         print(
             f"idle_memory: VmRSS after {args.idle_s:g} s idle, {args.rounds} rounds; node runs as: {how}"
             + ("; keys sealed" if args.sealed else "")
+            + (f"; {args.peers} peers with active connections" if args.peers else "")
         )
         for r in range(args.rounds):
             ref_kib.append(reference_rss(args.idle_s))
-            kib, libs = node_rss(work, r, args.idle_s, args.node_log_level, args.sealed)
+            kib, libs = node_rss(work, r, args.idle_s, args.node_log_level, args.sealed, args.peers)
             node_kib.append(kib)
             loaded.update(libs)
             print(

@@ -95,6 +95,20 @@ def sign_discovery(doc: Discovery, identity: SigningKey) -> bytes:
 
 def verify_discovery(raw: bytes, *, expected_node_id: str | None = None) -> tuple[Discovery, PeerKeys]:
     """Verify a signed discovery document; ``expected_node_id`` is the pinned id, if any."""
+    signed, doc, identity = _parse_discovery(raw, expected_node_id)
+    signed.verify(identity)
+    return doc, peer_keys_of(doc, identity)
+
+
+def stored_discovery(raw: bytes, *, node_id: str) -> tuple[Discovery, PeerKeys]:
+    """A discovery document that :func:`verify_discovery` verified before it was stored:
+    read and checked as then, its signature not checked again and its keys' objects left to
+    their first use, so that a node loading its peers at start needs no cryptography."""
+    _, doc, identity = _parse_discovery(raw, node_id)
+    return doc, peer_keys_of(doc, identity, trusted=True)
+
+
+def _parse_discovery(raw: bytes, expected_node_id: str | None) -> tuple[jws.Jws, Discovery, VerifyKey]:
     signed = jws.parse_flattened(raw, typ=TYP_DISCOVERY)
     payload = loads_object(signed.payload, what="discovery document")
     name, minor = parse_versioned(payload.get("type"), expected=DocumentType.DISCOVERY)
@@ -112,11 +126,12 @@ def verify_discovery(raw: bytes, *, expected_node_id: str | None = None) -> tupl
         raise RemoteProtocolError(ErrorCode.BAD_SIGNATURE, "identity key does not match the node id")
     if signed.kid != doc.node_id:
         raise RemoteProtocolError(ErrorCode.BAD_SIGNATURE, "discovery must be signed by the identity key")
-    signed.verify(identity)
-    return doc, peer_keys_of(doc, identity)
+    return signed, doc, identity
 
 
-def peer_keys_of(doc: Discovery, identity: VerifyKey) -> PeerKeys:
+def peer_keys_of(doc: Discovery, identity: VerifyKey, *, trusted: bool = False) -> PeerKeys:
+    """The keys of ``doc``, signed by ``identity``; ``trusted`` as in
+    :meth:`EncryptionPublicKey.from_jwk`."""
     signing: dict[str, VerifyKey] = {}
     all_signing: dict[str, VerifyKey] = {identity.kid: identity}
     encryption: list[tuple[SuiteId, EncryptionPublicKey]] = []
@@ -131,7 +146,7 @@ def peer_keys_of(doc: Discovery, identity: VerifyKey) -> PeerKeys:
             if entry.status == "active":
                 signing[key.kid] = key
         else:
-            enc = EncryptionPublicKey.from_jwk(entry.jwk.wire())
+            enc = EncryptionPublicKey.from_jwk(entry.jwk.wire(), trusted=trusted)
             if enc.kid != entry.kid or entry.suite is None or SUITES[entry.suite].crv != enc.crv:
                 raise RemoteProtocolError(ErrorCode.MALFORMED, f"encryption key {entry.kid} is malformed")
             if entry.status == "active":

@@ -76,10 +76,11 @@ def fingerprint_of(node_id: str) -> str:
 
 @dataclass(frozen=True)
 class VerifyKey:
-    """A peer's public Ed25519 key, with its key id."""
+    """A peer's public Ed25519 key (its 32 raw bytes), with its key id. The cryptography
+    key object is made with the first verification, and kept."""
 
     kid: str
-    key: ed25519.Ed25519PublicKey
+    raw: bytes
 
     @classmethod
     def from_jwk(cls, jwk: Jwk) -> VerifyKey:
@@ -88,12 +89,16 @@ class VerifyKey:
         raw = b64u_decode(jwk.get("x", ""), what="jwk.x")
         if len(raw) != 32:
             raise RemoteProtocolError(ErrorCode.MALFORMED, "Ed25519 public key must be 32 bytes")
+        return cls(kid=jwk_thumbprint(jwk), raw=raw)
+
+    @cached_property
+    def key(self) -> ed25519.Ed25519PublicKey:
         from cryptography.hazmat.primitives.asymmetric import ed25519
 
-        return cls(kid=jwk_thumbprint(jwk), key=ed25519.Ed25519PublicKey.from_public_bytes(raw))
+        return ed25519.Ed25519PublicKey.from_public_bytes(self.raw)
 
     def jwk(self) -> Jwk:
-        return {"kty": "OKP", "crv": "Ed25519", "x": b64u_encode(self.key.public_bytes_raw())}
+        return {"kty": "OKP", "crv": "Ed25519", "x": b64u_encode(self.raw)}
 
     def verify(self, signature: bytes, data: bytes) -> None:
         """Raise ``bad_signature`` unless ``signature`` is valid over ``data``."""
@@ -122,9 +127,8 @@ class SigningKey:
 
     @cached_property
     def public(self) -> VerifyKey:
-        pub = self.key.public_key()
-        jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64u_encode(pub.public_bytes_raw())}
-        return VerifyKey(kid=jwk_thumbprint(jwk), key=pub)
+        raw = self.key.public_key().public_bytes_raw()
+        return VerifyKey(kid=jwk_thumbprint({"kty": "OKP", "crv": "Ed25519", "x": b64u_encode(raw)}), raw=raw)
 
     @cached_property
     def kid(self) -> str:
@@ -139,34 +143,46 @@ KemName = Literal["X25519", "MLKEM768-X25519"]
 
 @dataclass(frozen=True)
 class EncryptionPublicKey:
-    """A peer's public HPKE key: X25519, or the ML-KEM-768 + X25519 hybrid."""
+    """A peer's public HPKE key: X25519, or the ML-KEM-768 + X25519 hybrid, as its raw
+    bytes. The cryptography key object is made with the first use, and kept."""
 
     kid: str
     crv: KemName
-    key: x25519.X25519PublicKey | MLKEM768X25519PublicKey
     raw: bytes
 
     @classmethod
-    def from_jwk(cls, jwk: Jwk) -> EncryptionPublicKey:
+    def from_jwk(cls, jwk: Jwk, *, trusted: bool = False) -> EncryptionPublicKey:
+        """The key of ``jwk``, its bytes checked now (an ML-KEM key's by cryptography);
+        ``trusted`` when it was checked so before (a stored document's), to leave the key
+        object, and cryptography, to the first use."""
         if jwk.get("kty") != "OKP":
             raise RemoteProtocolError(ErrorCode.MALFORMED, "encryption key must be an OKP JWK")
         raw = b64u_decode(jwk.get("x", ""), what="jwk.x")
         crv = jwk.get("crv")
+        if crv == "X25519" and len(raw) == 32:
+            made = cls(jwk_thumbprint(jwk), "X25519", raw)
+        elif crv == CRV_MLKEM768_X25519 and len(raw) == _MLKEM768_PUB_LEN + 32:
+            made = cls(jwk_thumbprint(jwk), CRV_MLKEM768_X25519, raw)
+        else:
+            raise RemoteProtocolError(ErrorCode.MALFORMED, f"unusable encryption key (crv {crv!r})")
+        if not trusted:
+            try:
+                made.key  # noqa: B018 (made now, so that bad bytes are told now)
+            except ValueError:
+                raise RemoteProtocolError(ErrorCode.MALFORMED, f"unusable encryption key (crv {crv!r})") from None
+        return made
+
+    @cached_property
+    def key(self) -> x25519.X25519PublicKey | MLKEM768X25519PublicKey:
         from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
         from cryptography.hazmat.primitives.hpke import MLKEM768X25519PublicKey
 
-        try:
-            if crv == "X25519" and len(raw) == 32:
-                return cls(jwk_thumbprint(jwk), "X25519", x25519.X25519PublicKey.from_public_bytes(raw), raw)
-            if crv == CRV_MLKEM768_X25519 and len(raw) == _MLKEM768_PUB_LEN + 32:
-                key = MLKEM768X25519PublicKey(
-                    mlkem.MLKEM768PublicKey.from_public_bytes(raw[:_MLKEM768_PUB_LEN]),
-                    x25519.X25519PublicKey.from_public_bytes(raw[_MLKEM768_PUB_LEN:]),
-                )
-                return cls(jwk_thumbprint(jwk), CRV_MLKEM768_X25519, key, raw)
-        except ValueError:
-            pass
-        raise RemoteProtocolError(ErrorCode.MALFORMED, f"unusable encryption key (crv {crv!r})")
+        if self.crv == "X25519":
+            return x25519.X25519PublicKey.from_public_bytes(self.raw)
+        return MLKEM768X25519PublicKey(
+            mlkem.MLKEM768PublicKey.from_public_bytes(self.raw[:_MLKEM768_PUB_LEN]),
+            x25519.X25519PublicKey.from_public_bytes(self.raw[_MLKEM768_PUB_LEN:]),
+        )
 
     def jwk(self) -> Jwk:
         return {"kty": "OKP", "crv": self.crv, "x": b64u_encode(self.raw)}

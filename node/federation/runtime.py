@@ -35,7 +35,7 @@ from node.storage.db import Database
 from node.storage.disk import unavailable_storage
 from node.storage.records import InboxItem
 from protocol import replay
-from protocol.discovery import PeerKeys, verify_discovery
+from protocol.discovery import PeerKeys, stored_discovery, verify_discovery
 from protocol.envelope import OpenedEnvelope, open_envelope, parse_envelope
 from protocol.errors import ProtocolError, RemoteProtocolError
 from protocol.keys import VerifyKey
@@ -375,17 +375,19 @@ def _redeeming(opened: OpenedEnvelope, client: str | None) -> dict[str, str | No
 
 
 def load_peers(conn: sqlite3.Connection, node_ids: Iterable[str] | None = None) -> dict[str, PeerKeys]:
-    """The pinned keys of the peers we know (or of ``node_ids``), from their stored and
-    verified discovery documents plus the keys they retired."""
+    """The pinned keys of the peers we know (or of ``node_ids``), from their stored
+    discovery documents plus the keys they retired. A document was verified before it was
+    stored, so it is read without checking its signature again: a node that has peers
+    starts without cryptography (issue 16, idle memory)."""
     wanted = None if node_ids is None else set(node_ids)
     peers: dict[str, PeerKeys] = {}
     for peer in store.list_peers(conn):
         if wanted is not None and peer.node_id not in wanted:
             continue
         try:
-            _, keys = verify_discovery(peer.discovery, expected_node_id=peer.node_id)
+            _, keys = stored_discovery(peer.discovery, node_id=peer.node_id)
         except ProtocolError as exc:  # never stored unverified; but never refuse to start
-            log.error("stored peer keys do not verify; skipped", peer=peer.node_id, code=exc.code.value)
+            log.error("stored peer keys are unreadable; skipped", peer=peer.node_id, code=exc.code.value)
             continue
         history = store.peer_key_history(conn, peer.node_id)
         peers[peer.node_id] = keys.with_history(VerifyKey.from_jwk(j) for j in history)

@@ -1,13 +1,17 @@
 """A node serves the discovery document it signed before (node.federation.own_discovery):
 a real ``refnode serve`` process that has answered discovery requests has not loaded
 cryptography's Rust bindings, serves the same bytes after a restart, and a new document,
-issued later, after a key rotation. With inbox fronts too, which answer discovery as well."""
+issued later, after a key rotation. With inbox fronts too, which answer discovery as well.
+A node with a peer in its database starts without them too: the peer's stored document is
+read, not verified again, and its keys are usable all the same."""
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
 import time
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +21,17 @@ from procs import ProcNode, child_pids, make_proc_node
 from node.base.keystore import KeyStore
 from node.cli.setup import init_node
 from node.federation import own_discovery
-from protocol.discovery import verify_discovery
+from node.storage import store
+from node.storage.db import Database
+from node.storage.records import Connection
+from protocol.discovery import build_discovery, sign_discovery, verify_discovery
+from protocol.envelope import seal_envelope
+from protocol.keys import DecryptionKey, SigningKey
+from protocol.messages import Disconnect
+from protocol.models import format_ts
+from protocol.receipts import verify_receipt
+from protocol.suites import SuiteId
+from protocol.wire import INBOX_PATH, MEDIA_TYPE_JOSE_JSON, Disposition, MessageType
 
 #: cryptography's Rust bindings, as they appear in a process's memory map.
 RUST_BINDINGS = "cryptography/hazmat/bindings/_rust"
@@ -92,3 +106,52 @@ def test_what_the_document_is_made_of_decides_whether_it_is_signed_again(tmp_pat
     new, _ = verify_discovery(raw)
     assert datetime.fromisoformat(new.issued_at) == issued + timedelta(seconds=1)
     assert own_discovery.stored(config, KeyStore.load(config.keys_dir, None)) == raw
+
+
+def test_a_node_with_a_peer_starts_without_cryptography_and_knows_the_peer(tmp_path: Path) -> None:
+    node = make_proc_node(tmp_path, "Peered")
+    identity, signing = (SigningKey.from_seed(hashlib.sha256(b"peer " + w).digest()) for w in (b"id", b"sig"))
+    now = datetime.now(UTC)
+    doc = build_discovery(
+        name="Stored Peer", inbox_url=f"http://127.0.0.1:9{INBOX_PATH}", identity=identity.public,
+        signing=[(signing.public, "active")],
+        encryption=[(SuiteId.X25519_CHACHA, DecryptionKey.x25519(b"\x07" * 32), "active")], now=now,
+    )
+    raw = sign_discovery(doc, identity)
+    peer_id, ts = identity.kid, format_ts(now)
+
+    def write(conn: sqlite3.Connection) -> None:  # as a finished handshake leaves it
+        store.upsert_peer(conn, node_id=peer_id, name="Stored Peer", base_url="http://127.0.0.1:9",
+                          inbox_url=doc.endpoints.inbox, discovery=raw,
+                          signing_jwks={k.kid: k.jwk() for k in (identity.public, signing.public)}, now=ts)
+        store.insert_connection(conn, Connection(
+            id="con_storedpeer", peer_node_id=peer_id, role="responder", state="active", direction="receive",
+            name="Stored Peer", invitation_id=None, target_email=None, requested_by="admin@peer.example",
+            message="", settings={}, created_at=ts, updated_at=ts))
+
+    db = Database(node.config.database_path)
+    try:
+        db.run(write)
+    finally:
+        db.close_sync()
+    try:
+        node.start()
+        mine = served(node)
+        assert with_rust_bindings(node) == []
+
+        # The peer was loaded at start (the inbox knows only loaded peers), and its keys,
+        # read from the stored document, verify its envelope.
+        _, me = verify_discovery(next(iter(mine)))
+        envelope = seal_envelope(
+            Disconnect(connection_id="con_storedpeer", reason="test"), message_type=MessageType.DISCONNECT,
+            envelope_id="env_storedpeer1", sender=peer_id, recipient=me.node_id, now=datetime.now(UTC),
+            signing_key=signing, suite=SuiteId.X25519_CHACHA,
+            recipient_key=next(k for s, k in me.encryption if s is SuiteId.X25519_CHACHA),
+        )
+        request = urllib.request.Request(  # noqa: S310
+            node.url + INBOX_PATH, data=envelope, method="POST", headers={"Content-Type": MEDIA_TYPE_JOSE_JSON})
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            receipt = verify_receipt(response.read(), keys=me, envelope_id="env_storedpeer1", sender=peer_id)
+        assert receipt.disposition == Disposition.ACCEPTED.value
+    finally:
+        node.stop()
