@@ -1,7 +1,8 @@
 """The console's guards, by their behaviour over raw HTTP (no browser): which pages only an
 admin may use (an explicit list here, the policy, not each route's own flag), the
-session (idle and absolute expiry, users no longer active), CSRF on every POST, and the
-API's bearer tokens of users no longer active. Each refusal changes nothing."""
+session (idle and absolute expiry, users no longer active), CSRF on every POST (an
+upload's in its query string), and the API's bearer tokens of users no longer active.
+Each refusal changes nothing."""
 
 from __future__ import annotations
 
@@ -281,3 +282,38 @@ async def test_after_sign_in_next_stays_on_this_site(node_factory: Any) -> None:
                                                          "password": PASSWORD, "next": wanted},
                                  allow_redirects=False) as resp:
                 assert (resp.status, resp.headers["Location"]) == (303, lands), wanted
+
+async def test_an_upload_needs_the_sessions_csrf_token_in_its_query_string(node_factory: Any) -> None:
+    """A document upload is a multipart form that its page reads as it streams (``raw_body``):
+    the CSRF token comes in the form's action, ``?csrf=``, and a token in the form itself
+    is not looked at."""
+    a = await node_factory("Acme")
+    owner = (await a.api("GET", "/api/v1/users"))["users"][0]["id"]
+    flow = {"name": "Home loans", "owner_user_id": owner, "stage_names": ["New"]}
+    wf = (await a.api("POST", "/api/v1/workflows", flow, expect=201))["workflow"]
+    made = {"title": "Refinance", "workflow_id": wf["id"], "stage_id": wf["stages"][0]["id"]}
+    deal = (await a.api("POST", "/api/v1/deals", made, expect=201))["deal"]["id"]
+
+    def form(csrf_field: str | None = None) -> aiohttp.FormData:
+        data = aiohttp.FormData()
+        if csrf_field is not None:
+            data.add_field("csrf", csrf_field)
+        data.add_field("label", "Settlement notes")
+        data.add_field("file", b"Settlement on Friday.\n", filename="notes.txt", content_type="text/plain")
+        return data
+
+    async with aiohttp.ClientSession(cookie_jar=jar()) as http:
+        await set_password(http, a.extra["password_link"])
+        async with http.get(f"{a.url}/deals/{deal}") as resp:
+            action = re.search(r'action="(/deals/[^"?]+/documents)\?csrf=([^"]+)"', await resp.text())
+            assert action, resp.status
+        upload, token = a.url + action.group(1), urllib.parse.unquote(action.group(2))
+        before = await snapshot(a)
+        for query, in_form in (({}, None), ({}, token), ({"csrf": token[:-1]}, None)):
+            async with http.post(upload, params=query, data=form(in_form), allow_redirects=False) as resp:
+                assert resp.status == 403 and "<code>csrf_failed</code>" in await resp.text(), (query, in_form)
+        assert await snapshot(a) == before
+        async with http.post(upload, params={"csrf": token}, data=form(), allow_redirects=False) as resp:
+            assert resp.status == 303, await resp.text()
+    documents = (await a.api("GET", f"/api/v1/deals/{deal}/documents"))["documents"]
+    assert [(d["name"], d["label"]) for d in documents] == [("notes.txt", "Settlement notes")]
