@@ -1,8 +1,8 @@
 """The console's guards, by their behaviour over raw HTTP (no browser): which pages only an
 admin may use (an explicit list here, the policy, not each route's own flag), the
 session (idle and absolute expiry, users no longer active), CSRF on every POST (an
-upload's in its query string), and the API's bearer tokens of users no longer active.
-Each refusal changes nothing."""
+upload's in its query string), and the API's bearer tokens: their refusals in so many
+words, and those of users no longer active. Each refusal changes nothing."""
 
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ async def test_a_user_no_longer_active_loses_session_token_and_password_link(nod
         async with http.get(a.url + "/deals", allow_redirects=False) as resp:
             assert resp.status == 303 and resp.headers["Location"].startswith("/login")
         error = await a.api("GET", "/api/v1/deals", token=token, expect=401)
-        assert error["error"]["code"] == "unauthenticated"
+        assert error["error"] == {"code": "unauthenticated", "message": "that token is unknown or revoked"}
         assert await sign_in(http, a.url, "bree@acme.example") == 401  # the form again, with an error
         async with http.get(a.url + "/deals", allow_redirects=False) as resp:
             assert resp.status == 303
@@ -317,3 +317,20 @@ async def test_an_upload_needs_the_sessions_csrf_token_in_its_query_string(node_
             assert resp.status == 303, await resp.text()
     documents = (await a.api("GET", f"/api/v1/deals/{deal}/documents"))["documents"]
     assert [(d["name"], d["label"]) for d in documents] == [("notes.txt", "Settlement notes")]
+
+
+async def test_the_apis_token_refusals_say_what_to_send(node_factory: Any) -> None:
+    a = await node_factory("Acme")
+    bree, _ = await broker_user(a)
+    brokers = (await a.api("POST", "/api/v1/tokens", {"user_id": bree, "label": "bree"}, expect=201))["token"]
+    assert a.session is not None
+    send_one = "send 'Authorization: Bearer <token>'"
+    for headers, status, error in (
+        ({}, 401, {"code": "unauthenticated", "message": send_one}),
+        ({"Authorization": f"Basic {a.token}"}, 401, {"code": "unauthenticated", "message": send_one}),
+        ({"Authorization": "Bearer rnt_not-a-token"}, 401,
+         {"code": "unauthenticated", "message": "that token is unknown or revoked"}),
+        ({"Authorization": f"Bearer {brokers}"}, 403, {"code": "forbidden", "message": "this needs an admin"}),
+    ):
+        async with a.session.get(a.url + "/api/v1/users", headers=headers) as resp:
+            assert (resp.status, (await resp.json())["error"]) == (status, error), headers
