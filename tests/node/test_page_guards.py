@@ -2,7 +2,8 @@
 admin may use (an explicit list here, the policy, not each route's own flag), the
 session (idle and absolute expiry, users no longer active), CSRF on every POST (an
 upload's in its query string), and the API's bearer tokens: their refusals in so many
-words, and those of users no longer active. Each refusal changes nothing."""
+words, those of users no longer active, and their last use as an admin sees it. Each
+refusal changes nothing."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from test_bad_input_core import snapshot
 from web_kit import PASSWORD
 
 from node.base.clock import FakeClock
+from node.base.when import when
 from node.web.site import page_tables
+from protocol.models import format_ts
 
 #: What only an admin may open or send: the node's users, tokens, outbox, keys and mail,
 #: connecting and the settings of connections, workflows, and CSV import and export.
@@ -283,6 +286,7 @@ async def test_after_sign_in_next_stays_on_this_site(node_factory: Any) -> None:
                                  allow_redirects=False) as resp:
                 assert (resp.status, resp.headers["Location"]) == (303, lands), wanted
 
+
 async def test_an_upload_needs_the_sessions_csrf_token_in_its_query_string(node_factory: Any) -> None:
     """A document upload is a multipart form that its page reads as it streams (``raw_body``):
     the CSRF token comes in the form's action, ``?csrf=``, and a token in the form itself
@@ -334,3 +338,35 @@ async def test_the_apis_token_refusals_say_what_to_send(node_factory: Any) -> No
     ):
         async with a.session.get(a.url + "/api/v1/users", headers=headers) as resp:
             assert (resp.status, (await resp.json())["error"]) == (status, error), headers
+
+
+async def test_a_tokens_last_use_is_shown_to_admins_and_written_at_most_once_a_minute(node_factory: Any) -> None:
+    a = await node_factory("Acme", start=False)
+    clock = FakeClock(datetime(2026, 12, 3, 9, 0, 30, tzinfo=UTC))
+    await a.start(clock=clock)
+    token = (await a.api("POST", "/api/v1/tokens", {"label": "nightly export"}, expect=201))["token"]
+
+    async with aiohttp.ClientSession(cookie_jar=jar()) as admin:
+        await set_password(admin, a.extra["password_link"])
+
+        async def last_used() -> str:
+            async with admin.get(a.url + "/admin/tokens") as resp:
+                row = re.search(r'<th scope="row">nightly export</th>.*?<td data-label="Last used">([^<]*)</td>',
+                                await resp.text(), re.S)
+                assert row, resp.status
+                return row.group(1)
+
+        def shown(moment: datetime) -> str:
+            return when(format_ts(moment), a.config.zone)
+
+        assert await last_used() == "Never"
+        first = clock.now()
+        await a.api("GET", "/api/v1/node", token=token)
+        assert await last_used() == shown(first)
+        clock.advance(45)  # the next minute on the clock, 45 s after the use written
+        assert shown(clock.now()) != shown(first)
+        await a.api("GET", "/api/v1/node", token=token)
+        assert await last_used() == shown(first)  # not written again within the minute
+        clock.advance(30)
+        await a.api("GET", "/api/v1/node", token=token)
+        assert await last_used() == shown(clock.now())
