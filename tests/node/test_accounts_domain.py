@@ -1,7 +1,8 @@
-"""Sign-in lockouts and password links, at the domain level, on a real migrated database."""
+"""Sign-in lockouts, password links and session ids, at the domain level, on a real migrated database."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from node.crm import accounts
@@ -53,5 +54,18 @@ def test_a_password_link_works_once_until_it_expires_and_a_newer_one_replaces_it
         assert db.run(lambda conn: accounts.use_password_link(conn, new, "$argon2id$y", T0)) is None
         stored = db.run(lambda conn: conn.execute("SELECT token_hash FROM password_links").fetchall())
         assert all(new not in row[0] and old not in row[0] for row in stored)  # hashes only
+    finally:
+        db.close_sync()
+
+
+def test_a_session_id_and_a_password_link_are_their_prefix_and_256_random_bits(tmp_path) -> None:
+    """What a browser holds or a mail carries: the prefix, then 32 random bytes in base64url
+    (43 characters), new each time."""
+    db = _db(tmp_path)
+    try:
+        secrets = [db.run(lambda conn: accounts.start_session(conn, "usr_1", T0)) for _ in range(2)]
+        secrets += [db.run(lambda conn: accounts.new_password_link(conn, "usr_1", "set", T0, 3600)) for _ in range(2)]
+        assert [re.fullmatch(r"(rns_|rnp_)[A-Za-z0-9_-]{43}", s) is not None for s in secrets] == [True] * 4
+        assert [s[:4] for s in secrets] == ["rns_", "rns_", "rnp_", "rnp_"] and len(set(secrets)) == 4
     finally:
         db.close_sync()

@@ -16,7 +16,7 @@ CRM one together cover exactly the routes the node serves.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, get_args
 
 from conftest import RunningNode, wait_for
 from crm_api.conftest import NONE, Csv, call, token_for
@@ -24,7 +24,10 @@ from crm_api.test_bad_input import ROUTES as CRM_ROUTES
 from crm_api.test_bad_input import Case, case, problem_with, token_cases, with_ids
 from test_two_nodes import referral_body
 
+from node.base.errors import HTTP_STATUS
+from node.crm.errors import CrmErrorCode
 from node.http import (
+    api,
     connections_api,
     federation_api,
     opportunities,
@@ -33,6 +36,8 @@ from node.http import (
     routes,
     users_api,
 )
+from node.web import views
+from protocol.wire import ErrorCode
 
 ROUTES = {
     f"{r.method} {r.path}": r
@@ -445,6 +450,13 @@ def test_the_table_covers_every_route():
             )
             assert any(c.body is NOT_JSON for c in cases), f"{key}: no case whose body is not JSON"
             assert any("Extra inputs" in c.says for c in cases), f"{key}: no unknown-field case"
+
+
+def test_every_error_code_has_its_own_status():
+    """The API and the pages turn a protocol error or a CRM error into the status their maps
+    give its code, else 400: every code is in the map, so the fallback is never used."""
+    assert set(HTTP_STATUS) == set(ErrorCode)
+    assert set(api.CRM_STATUS) == set(views.CRM_STATUS) == set(get_args(CrmErrorCode))
 
 
 def test_every_route_has_a_bad_input_table():

@@ -201,6 +201,20 @@ async def test_a_client_cannot_name_its_own_address_to_the_node(node_factory):
     assert statuses == [401] * 5 + [429] * 5
 
 
+async def test_a_blocked_token_guesser_is_logged_by_address_and_by_prefix_without_the_prefix(node_factory):
+    broker = await started(node_factory, "Broker", FakeClock(START), auth_failures_per_min=2)
+    prefix = token_prefix(broker.token)
+    with structlog.testing.capture_logs() as logs:
+        async with from_address(GUESSER) as guesser:
+            statuses = [(await get_node(guesser, broker, TOKEN_PREFIX + prefix + b64u_encode(os.urandom(30))))[0]
+                        for _ in range(3)]
+    assert statuses == [401, 401, 429]
+    lines = [e for e in logs if e["event"] == "guessing limited"]
+    assert [(e["limiter"], e["by"], e["who"]) for e in lines] == [
+        ("admin-api tokens", "client", GUESSER), ("admin-api tokens", "prefix", None)]
+    assert prefix not in repr(logs)  # the first characters of a real token: never logged
+
+
 # --- invitation keys -----------------------------------------------------------------------
 
 

@@ -1,7 +1,9 @@
 """The console's guards, by their behaviour over raw HTTP (no browser): which pages only an
 admin may use (an explicit list here, the policy, not each route's own flag), the
-session (idle and absolute expiry, users no longer active), CSRF on every POST, and the
-API's bearer tokens of users no longer active. Each refusal changes nothing."""
+session (idle and absolute expiry, users no longer active), CSRF on every POST (an
+upload's in its query string), and the API's bearer tokens: their refusals in so many
+words, those of users no longer active, and their last use as an admin sees it. Each
+refusal changes nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from test_bad_input_core import snapshot
 from web_kit import PASSWORD
 
 from node.base.clock import FakeClock
+from node.base.when import when
 from node.web.site import page_tables
+from protocol.models import format_ts
 
 #: What only an admin may open or send: the node's users, tokens, outbox, keys and mail,
 #: connecting and the settings of connections, workflows, and CSV import and export.
@@ -202,7 +206,7 @@ async def test_a_user_no_longer_active_loses_session_token_and_password_link(nod
         async with http.get(a.url + "/deals", allow_redirects=False) as resp:
             assert resp.status == 303 and resp.headers["Location"].startswith("/login")
         error = await a.api("GET", "/api/v1/deals", token=token, expect=401)
-        assert error["error"]["code"] == "unauthenticated"
+        assert error["error"] == {"code": "unauthenticated", "message": "that token is unknown or revoked"}
         assert await sign_in(http, a.url, "bree@acme.example") == 401  # the form again, with an error
         async with http.get(a.url + "/deals", allow_redirects=False) as resp:
             assert resp.status == 303
@@ -281,3 +285,88 @@ async def test_after_sign_in_next_stays_on_this_site(node_factory: Any) -> None:
                                                          "password": PASSWORD, "next": wanted},
                                  allow_redirects=False) as resp:
                 assert (resp.status, resp.headers["Location"]) == (303, lands), wanted
+
+
+async def test_an_upload_needs_the_sessions_csrf_token_in_its_query_string(node_factory: Any) -> None:
+    """A document upload is a multipart form that its page reads as it streams (``raw_body``):
+    the CSRF token comes in the form's action, ``?csrf=``, and a token in the form itself
+    is not looked at."""
+    a = await node_factory("Acme")
+    owner = (await a.api("GET", "/api/v1/users"))["users"][0]["id"]
+    flow = {"name": "Home loans", "owner_user_id": owner, "stage_names": ["New"]}
+    wf = (await a.api("POST", "/api/v1/workflows", flow, expect=201))["workflow"]
+    made = {"title": "Refinance", "workflow_id": wf["id"], "stage_id": wf["stages"][0]["id"]}
+    deal = (await a.api("POST", "/api/v1/deals", made, expect=201))["deal"]["id"]
+
+    def form(csrf_field: str | None = None) -> aiohttp.FormData:
+        data = aiohttp.FormData()
+        if csrf_field is not None:
+            data.add_field("csrf", csrf_field)
+        data.add_field("label", "Settlement notes")
+        data.add_field("file", b"Settlement on Friday.\n", filename="notes.txt", content_type="text/plain")
+        return data
+
+    async with aiohttp.ClientSession(cookie_jar=jar()) as http:
+        await set_password(http, a.extra["password_link"])
+        async with http.get(f"{a.url}/deals/{deal}") as resp:
+            action = re.search(r'action="(/deals/[^"?]+/documents)\?csrf=([^"]+)"', await resp.text())
+            assert action, resp.status
+        upload, token = a.url + action.group(1), urllib.parse.unquote(action.group(2))
+        before = await snapshot(a)
+        for query, in_form in (({}, None), ({}, token), ({"csrf": token[:-1]}, None)):
+            async with http.post(upload, params=query, data=form(in_form), allow_redirects=False) as resp:
+                assert resp.status == 403 and "<code>csrf_failed</code>" in await resp.text(), (query, in_form)
+        assert await snapshot(a) == before
+        async with http.post(upload, params={"csrf": token}, data=form(), allow_redirects=False) as resp:
+            assert resp.status == 303, await resp.text()
+    documents = (await a.api("GET", f"/api/v1/deals/{deal}/documents"))["documents"]
+    assert [(d["name"], d["label"]) for d in documents] == [("notes.txt", "Settlement notes")]
+
+
+async def test_the_apis_token_refusals_say_what_to_send(node_factory: Any) -> None:
+    a = await node_factory("Acme")
+    bree, _ = await broker_user(a)
+    brokers = (await a.api("POST", "/api/v1/tokens", {"user_id": bree, "label": "bree"}, expect=201))["token"]
+    assert a.session is not None
+    send_one = "send 'Authorization: Bearer <token>'"
+    for headers, status, error in (
+        ({}, 401, {"code": "unauthenticated", "message": send_one}),
+        ({"Authorization": f"Basic {a.token}"}, 401, {"code": "unauthenticated", "message": send_one}),
+        ({"Authorization": "Bearer rnt_not-a-token"}, 401,
+         {"code": "unauthenticated", "message": "that token is unknown or revoked"}),
+        ({"Authorization": f"Bearer {brokers}"}, 403, {"code": "forbidden", "message": "this needs an admin"}),
+    ):
+        async with a.session.get(a.url + "/api/v1/users", headers=headers) as resp:
+            assert (resp.status, (await resp.json())["error"]) == (status, error), headers
+
+
+async def test_a_tokens_last_use_is_shown_to_admins_and_written_at_most_once_a_minute(node_factory: Any) -> None:
+    a = await node_factory("Acme", start=False)
+    clock = FakeClock(datetime(2026, 12, 3, 9, 0, 30, tzinfo=UTC))
+    await a.start(clock=clock)
+    token = (await a.api("POST", "/api/v1/tokens", {"label": "nightly export"}, expect=201))["token"]
+
+    async with aiohttp.ClientSession(cookie_jar=jar()) as admin:
+        await set_password(admin, a.extra["password_link"])
+
+        async def last_used() -> str:
+            async with admin.get(a.url + "/admin/tokens") as resp:
+                row = re.search(r'<th scope="row">nightly export</th>.*?<td data-label="Last used">([^<]*)</td>',
+                                await resp.text(), re.S)
+                assert row, resp.status
+                return row.group(1)
+
+        def shown(moment: datetime) -> str:
+            return when(format_ts(moment), a.config.zone)
+
+        assert await last_used() == "Never"
+        first = clock.now()
+        await a.api("GET", "/api/v1/node", token=token)
+        assert await last_used() == shown(first)
+        clock.advance(45)  # the next minute on the clock, 45 s after the use written
+        assert shown(clock.now()) != shown(first)
+        await a.api("GET", "/api/v1/node", token=token)
+        assert await last_used() == shown(first)  # not written again within the minute
+        clock.advance(30)
+        await a.api("GET", "/api/v1/node", token=token)
+        assert await last_used() == shown(clock.now())

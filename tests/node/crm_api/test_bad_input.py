@@ -69,6 +69,7 @@ class Case:
     field: str | None = None  # error.field, when given
     rows: tuple[tuple[int, str], ...] | None = None  # CSV import: every (row, field) refused
     token: str | None = None  # "admin", "ann", "none", "bogus"; default by the route's policy
+    exact: bool = False  # the message is ``says`` word for word, not only mentions it
 
 
 def case(
@@ -392,6 +393,8 @@ def problem_with(c: Case, answer: Any, world: dict[str, Any],
         return f"no error object: {answer.text[:300]}"
     if error["code"] not in codes[c.status]:
         return f"code {error['code']!r} for HTTP {c.status}"
+    if c.exact and error["message"] != says:
+        return f"message {error['message']!r}, wanted {says!r}"
     if says.casefold() not in error["message"].casefold():
         return f"message {error['message']!r} does not say {says!r}"
     if c.field is not None and error.get("field") != c.field:
@@ -417,10 +420,12 @@ def token_cases(routes: dict[str, Any] | None = None, *, admin_only: set[str] | 
         for name in re.findall(r"\{(\w+)\}", url):
             if name != "any":
                 url = url.replace("{" + name + "}", fill.get(name, "{any}"))
-        out.append(case(key, "no token", 401, "Authorization: Bearer", url, token="none"))
-        out.append(case(key, "unknown token", 401, "unknown or revoked", url, token="bogus"))
+        out.append(case(key, "no token", 401, "send 'Authorization: Bearer <token>'", url, token="none",
+                        exact=True))
+        out.append(case(key, "unknown token", 401, "that token is unknown or revoked", url, token="bogus",
+                        exact=True))
         if key in admin:
-            out.append(case(key, "a broker", 403, "needs an admin", url, token="ann"))
+            out.append(case(key, "a broker", 403, "this needs an admin", url, token="ann", exact=True))
     return out
 
 
