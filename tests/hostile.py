@@ -157,6 +157,7 @@ class Hostile:
 class Answer:
     status: int
     body: bytes
+    content_type: str = ""
 
     @property
     def json(self) -> Any:
@@ -173,7 +174,7 @@ class Answer:
 async def post(target: Any, body: bytes, content_type: str = MEDIA_TYPE_JOSE_JSON) -> Answer:
     async with aiohttp.ClientSession() as session:
         async with session.post(target.url + INBOX_PATH, data=body, headers={"Content-Type": content_type}) as r:
-            return Answer(r.status, await r.read())
+            return Answer(r.status, await r.read(), r.headers.get("Content-Type", ""))
 
 
 async def snapshot(target: Any) -> dict[str, Any]:
