@@ -521,6 +521,18 @@ async def test_a_key_rotation_never_rolls_back_to_an_older_key_set(three) -> Non
     assert verify_receipt(answer.body, keys=keys_of(broker), envelope_sha256=digest(again)).disposition.value \
         == "accepted"
     assert new_kid in broker.node.peers[agency.node.me].signing
+    # 12.2: nor does a connection-request from the known peer that carries its older
+    # document: the request is taken, and the newer key set stays pinned
+    before = await snapshot(broker)
+    request = {"connection_id": "con_olderdoc", "requester_discovery": old_document, "direction": "send",
+               "target_email": "admin@broker.example", "requested_by": {"name": "Ava", "email": "ava@agency.example"}}
+    answer = await post(broker, Hostile(agency, broker).envelope(request, "connection-request/1.0",
+                                                                 envelope_id="env_request_olderdoc"))
+    assert answer.status == 200, answer.body
+    assert await connection_state(broker, "con_olderdoc") == "requested"
+    assert new_kid in broker.node.peers[agency.node.me].signing
+    after = await snapshot(broker)
+    assert before["peers"] == after["peers"] and before["peer_keys"] == after["peer_keys"]
 
 
 @pytest.mark.asyncio(loop_scope="module")
