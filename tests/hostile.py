@@ -39,6 +39,7 @@ from protocol.models import WireModel, format_ts
 from protocol.receipts import verify_receipt
 from protocol.suites import SuiteId, hpke_info, seal
 from protocol.wire import (
+    DISCOVERY_PATH,
     INBOX_PATH,
     MEDIA_TYPE_JOSE_JSON,
     TYP_ENVELOPE,
@@ -157,6 +158,7 @@ class Hostile:
 class Answer:
     status: int
     body: bytes
+    content_type: str = ""
 
     @property
     def json(self) -> Any:
@@ -173,7 +175,7 @@ class Answer:
 async def post(target: Any, body: bytes, content_type: str = MEDIA_TYPE_JOSE_JSON) -> Answer:
     async with aiohttp.ClientSession() as session:
         async with session.post(target.url + INBOX_PATH, data=body, headers={"Content-Type": content_type}) as r:
-            return Answer(r.status, await r.read())
+            return Answer(r.status, await r.read(), r.headers.get("Content-Type", ""))
 
 
 async def snapshot(target: Any) -> dict[str, Any]:
@@ -221,14 +223,16 @@ async def refused(target: Any, body: bytes, *, status: int, code: str, receipt: 
 
 
 class FakePeer:
-    """An aiohttp server on 127.0.0.1 that answers a pinned peer's inbox in its place.
+    """An aiohttp server on 127.0.0.1 that answers a pinned peer's inbox in its place (and
+    with ``discovery``, its discovery document).
 
     ``answer(body)`` gets each envelope's bytes and returns the (status, body) to send, or
     (status, body, headers); every envelope received is kept in ``received``."""
 
-    def __init__(self, port: int, answer: Callable[[bytes], tuple[Any, ...]]) -> None:
+    def __init__(self, port: int, answer: Callable[[bytes], tuple[Any, ...]], *, discovery: bytes | None = None) -> None:
         self.port = port
         self.answer = answer
+        self.discovery = discovery
         self.received: list[bytes] = []
         self._runner: web.AppRunner | None = None
 
@@ -239,9 +243,14 @@ class FakePeer:
         kind = MEDIA_TYPE_JOSE_JSON if status == 200 else "application/json"
         return web.Response(status=status, body=reply, content_type=kind, headers=headers[0] if headers else None)
 
+    async def _discovery(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.discovery, content_type=MEDIA_TYPE_JOSE_JSON)
+
     async def __aenter__(self) -> FakePeer:
         app = web.Application()
         app.router.add_post(INBOX_PATH, self._inbox)
+        if self.discovery is not None:  # the peer's own document, served in its place too
+            app.router.add_get(DISCOVERY_PATH, self._discovery)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()

@@ -483,6 +483,10 @@ class Database:
                     outcomes.append((True, fn(conn)))
                     conn.execute("RELEASE w")
                 except Exception as exc:
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back (it does on a full
+                        # database): the batch fails with this error, which says why.
+                        raise
                     conn.execute("ROLLBACK TO w")
                     conn.execute("RELEASE w")
                     outcomes.append((False, exc))

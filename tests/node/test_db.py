@@ -653,3 +653,27 @@ async def test_a_write_alone_runs_off_the_loop_with_its_file_attached(tmp_path: 
     finally:
         go.set()
         await db.close()
+
+
+async def test_a_full_database_fails_the_whole_batch_with_its_own_error_and_takes_writes_again(
+    tmp_path: Path,
+) -> None:
+    """A write that finds no room (here the database's size limit, as a full disk does)
+    makes SQLite roll back the whole transaction: every write of its batch fails with
+    SQLITE_FULL, the error that tells a caller to come back later (node.storage.disk),
+    nothing of the batch is committed, and once there is room writes go through again."""
+    db = make_db(tmp_path)
+    try:
+        pages = await db.write(lambda conn: conn.execute("PRAGMA page_count").fetchone()[0])
+        await db.write(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}"))
+        small, big = await asyncio.gather(db.write(insert("a")), db.write(insert("b" * 100_000)),
+                                          return_exceptions=True)
+        for failed in (small, big):
+            assert isinstance(failed, sqlite3.OperationalError), failed
+            assert failed.sqlite_errorcode == sqlite3.SQLITE_FULL
+        assert await count_rows(db) == 0
+        await db.write(lambda conn: conn.execute("PRAGMA max_page_count = 1073741823"))
+        assert await db.write(insert("b" * 100_000)) == "b" * 100_000
+        assert await count_rows(db) == 1
+    finally:
+        await db.close()

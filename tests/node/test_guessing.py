@@ -254,9 +254,15 @@ async def test_wrong_invitation_keys_get_429s_and_the_right_key_works_once_the_w
                 answer = json.loads(await r.read())
                 return r.status, r.headers.get("Retry-After"), answer["error"]["code"], "receipt" in answer
 
-        answers = Counter(await asyncio.gather(*(post(b) for b in bodies)))
+        with structlog.testing.capture_logs() as logs:
+            answers = Counter(await asyncio.gather(*(post(b) for b in bodies)))
     assert answers == {(403, None, "invitation_invalid", True): limit,
                        (429, "180", "rate_limited", False): 200 - limit}
+    # The operator's log names each key that got blocked: the guesser's address, the
+    # requesting node and the invitation, all three past the limit at once.
+    blocked = [(e["by"], e["who"]) for e in logs if e["event"] == "guessing limited"]
+    assert sorted(blocked) == sorted([("client", GUESSER), ("requester", agency.node.me),
+                                      ("invitation", real.invitation_id)])
     invitations = (await broker.api("GET", "/api/v1/invitations"))["invitations"]
     assert [i["state"] for i in invitations] == ["open"]
 
@@ -283,6 +289,30 @@ async def test_wrong_invitation_keys_get_429s_and_the_right_key_works_once_the_w
     await wait_for(lambda: _is(agency, ours, "active"))
     invitations = (await broker.api("GET", "/api/v1/invitations"))["invitations"]
     assert {i["name"]: i["state"] for i in invitations} == {"Agency": "used", "Outsider": "used"}
+
+
+async def test_redeeming_with_the_right_key_never_counts_as_a_guess(node_factory):
+    """The same right-key request sent again in new envelopes (a duplicate each time),
+    more times than the limit of wrong keys: none is answered 429, as only a wrong key
+    counts (every redemption is counted before its key is checked, then taken back)."""
+    clock = FakeClock(START)
+    broker = await started(node_factory, "Broker", clock, invitation_failures_per_hour=2)
+    agency = await started(node_factory, "Agency", clock)
+    invite = await broker.api("POST", "/api/v1/invitations", {"name": "Agency"}, expect=201)
+    real = parse_referral(invite["referral_url"], invite["referral_key"])
+    request = ConnectionRequest(
+        connection_id="con_rightkey", requester_discovery=agency.node.discovery.decode(),
+        invitation=InvitationProof(invitation_id=real.invitation_id, secret=real.secret),
+        requested_by=Person(name="Ava", email="ava@agency.example"), direction="send")
+    statuses = []
+    async with from_address(GUESSER) as session:
+        for n in range(4):
+            body = envelope(agency, broker.node.me, keys_of(broker), request,
+                            message_type=MessageType.CONNECTION_REQUEST, envelope_id=f"env_right{n}")
+            async with session.post(broker.url + INBOX_PATH, data=body,
+                                    headers={"Content-Type": MEDIA_TYPE_JOSE_JSON}) as r:
+                statuses.append(r.status)
+    assert statuses == [200] * 4
 
 
 async def _is(node: RunningNode, connection_id: str, state: str) -> bool:

@@ -7,15 +7,17 @@ sender was authenticated, and no row of the receiver changed (tests/hostile.py).
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from conftest import RunningNode, wait_for
-from hostile import DROP, Hostile, fresh_key, keys_of, post, refused, snapshot
+from hostile import DROP, FakePeer, Hostile, fresh_key, keys_of, post, refused, snapshot
 from test_hostile_sender import NOBODY, offer
 from test_two_nodes import connect_by_invitation, referral_body
 
+from node.base.clock import FakeClock
 from protocol.envelope import digest
 from protocol.invitations import parse_referral
 from protocol.models import format_ts
@@ -519,6 +521,18 @@ async def test_a_key_rotation_never_rolls_back_to_an_older_key_set(three) -> Non
     assert verify_receipt(answer.body, keys=keys_of(broker), envelope_sha256=digest(again)).disposition.value \
         == "accepted"
     assert new_kid in broker.node.peers[agency.node.me].signing
+    # 12.2: nor does a connection-request from the known peer that carries its older
+    # document: the request is taken, and the newer key set stays pinned
+    before = await snapshot(broker)
+    request = {"connection_id": "con_olderdoc", "requester_discovery": old_document, "direction": "send",
+               "target_email": "admin@broker.example", "requested_by": {"name": "Ava", "email": "ava@agency.example"}}
+    answer = await post(broker, Hostile(agency, broker).envelope(request, "connection-request/1.0",
+                                                                 envelope_id="env_request_olderdoc"))
+    assert answer.status == 200, answer.body
+    assert await connection_state(broker, "con_olderdoc") == "requested"
+    assert new_kid in broker.node.peers[agency.node.me].signing
+    after = await snapshot(broker)
+    assert before["peers"] == after["peers"] and before["peer_keys"] == after["peer_keys"]
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -588,3 +602,34 @@ async def test_an_offer_from_a_requester_whose_confirmation_is_late_counts_as_it
     assert await connection_state(broker, "con_late") == "active"
     received = await broker.api("GET", "/api/v1/referrals?side=receiver")
     assert "rfl_late" in {r["id"] for r in received["referrals"]}
+
+
+@pytest.mark.parametrize(("answer", "note"), [
+    ((400, b'{"error": {"code": "malformed", "message": "no"}}'), "their node refused the request (malformed)"),
+    ((503, b'{"error": {"code": "unavailable", "message": "later"}}'),
+     "the request could not be delivered before its deadline (HTTP 503)"),
+], ids=["refused with a code of no words", "deadline passed"])
+async def test_a_request_that_ends_without_an_answer_in_words_keeps_why(node_factory, answer, note) -> None:
+    """A connection-request refused for good with a code that has no words of its own, or
+    never delivered before its deadline (3 days: the clock is moved on), leaves the
+    requester's connection refused with a note that says which. The broker is replaced, on
+    its address, by a fake that serves its real discovery document and answers as told."""
+    clock = FakeClock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+    broker = await node_factory("Broker")
+    discovery, port = broker.node.discovery, broker.config.port
+    await broker.stop()
+    agency = await node_factory("Agency", start=False)
+    await agency.start(clock=clock)
+    async with FakePeer(port, lambda _: answer, discovery=discovery):
+        asked = await agency.api("POST", "/api/v1/connections", {"url": broker.url, "email": "bree@broker.example"})
+        cid = asked["connection"]["id"]
+        if answer[0] == 503:
+            await wait_for(lambda: _last_error_is(agency, cid, "HTTP 503"))
+            clock.advance(3 * 24 * 3600 + 1)
+        await wait_for(lambda: _state_is(agency, cid, "refused"))
+    assert await _closing_note(agency, cid) == note
+
+
+async def _last_error_is(n: RunningNode, cid: str, error: str) -> bool:
+    items = (await n.api("GET", f"/api/v1/outbox?subject_id={cid}"))["outbox"]
+    return [i["last_error"] for i in items] == [error]

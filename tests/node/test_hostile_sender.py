@@ -10,9 +10,10 @@ in test_hostile_lifecycle.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from conftest import RunningNode
@@ -25,6 +26,7 @@ from protocol.keys import DecryptionKey
 from protocol.models import format_ts
 from protocol.receipts import verify_receipt
 from protocol.suites import SuiteId, hpke_info
+from protocol.wire import INBOX_PATH, MEDIA_TYPE_JOSE_JSON
 
 #: A node id nobody has (the thumbprint form: 43 base64url characters).
 NOBODY = b64u_encode(b"\x01" * 32)
@@ -95,6 +97,8 @@ Case = tuple[Callable[[Hostile, str], bytes], int, str, bool]
 CASES: dict[str, Case] = {
     # parse: no key is used yet, so no receipt
     "1 too large": (lambda h, c: b'{"payload":"' + b"A" * 1_048_576 + b'"}', 413, "too_large", False),
+    "1 exactly the limit, read": (lambda h, c: b'{"payload":"' + b"A" * (1_048_576 - 14) + b'"}', 400, "malformed",
+                                  False),
     "2a body not JSON": (lambda h, c: b"{not json", 400, "malformed", False),
     "2a body not an object": (lambda h, c: b"[]", 400, "malformed", False),
     "2b an extra member": (lambda h, c: h.envelope(offer(c), edit=edit(header={})), 400, "malformed", False),
@@ -243,7 +247,7 @@ async def test_the_unbroken_envelope_is_accepted(pair) -> None:
     hostile, cid, broker = pair
     body = hostile.envelope(offer(cid))
     answer = await post(broker, body)
-    assert answer.status == 200, answer.body
+    assert (answer.status, answer.content_type) == (200, MEDIA_TYPE_JOSE_JSON), answer.body
     receipt = verify_receipt(answer.body, keys=hostile.target_keys, envelope_id=hostile_id(body),
                              envelope_sha256=digest(body), sender=hostile.me)
     assert receipt.disposition.value == "accepted"
@@ -270,6 +274,24 @@ async def test_the_time_window_holds_just_inside_its_bounds(pair) -> None:
     for age_s, rid in ((-299, "rfl_ahead"), (604_800 - 60, "rfl_old")):
         answer = await post(broker, hostile.envelope(offer(cid, referral_id=rid), age_s=age_s))
         assert answer.status == 200, (age_s, answer.body)
+
+
+async def test_a_body_without_a_length_is_refused_past_the_nodes_limit_while_it_streams(pair) -> None:
+    """1: a chunked body (no Content-Length to check first) is cut off once it passes the
+    node's envelope limit, and the refusal names that limit: not the larger one the node
+    allows other requests (an envelope plus 64 KiB)."""
+    _, _, broker = pair
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(17):
+            yield b"A" * 65_536
+        yield b"A"
+
+    async with aiohttp.ClientSession() as session:
+        async with session.post(broker.url + INBOX_PATH, data=chunks(),
+                                headers={"Content-Type": MEDIA_TYPE_JOSE_JSON}) as r:
+            status, answer = r.status, await r.json()
+    assert (status, answer["error"]) == (413, {"code": "too_large", "message": "the limit is 1048576 bytes"})
 
 
 def hostile_id(body: bytes) -> str:

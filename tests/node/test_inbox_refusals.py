@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 from conftest import RunningNode, wait_for
+from metrics_kit import ascrape, metrics_token, parse, value
 from test_two_nodes import CONSENT, connect_by_invitation
 
 from node.storage import store
@@ -167,6 +168,20 @@ async def test_replay_is_answered_with_the_original_receipt(node_factory):
     assert verify_receipt(receipt4, keys=bkeys, envelope_id="env_r2").disposition.value == "duplicate"
     inbox, refs, _ = await counts(broker)
     assert (inbox, refs) == (before[0] + 2, before[1] + 1)
+    # The operator's counts: the first accepted, the same bytes again and the same offer
+    # in a new envelope duplicates, the other bytes under a used id rejected.
+    assert await offers_counted(broker) == {"accepted": 1, "duplicate": 2, "rejected": 1}
+    await post(broker, envelope(agency, broker.node.me, bkeys, offer(cid, "rfl_test2"), envelope_id="env_r3"))
+    assert await offers_counted(broker) == {"accepted": 2, "duplicate": 2, "rejected": 1}
+
+
+async def offers_counted(node: RunningNode) -> dict[str, float]:
+    """The referral offers the node's /metrics counts, by outcome."""
+    status, text, _ = await ascrape(node.url, metrics_token(node.config.data_dir))
+    assert status == 200, text
+    return {outcome: value(parse(text), "refnode_inbox_envelopes_total", type="referral-offer", outcome=outcome,
+                           code=code) for outcome, code in (("accepted", "none"), ("duplicate", "none"),
+                                                            ("rejected", "replayed"))}
 
 
 async def test_a_peer_cannot_plant_unverified_keys_and_a_refused_offer_does_not_block_the_queue(node_factory):
@@ -240,3 +255,62 @@ async def test_an_unknown_invitation_is_answered_as_a_wrong_key_is(node_factory)
     assert answers[0][1] == "invitation_invalid"
     assert answers[0] == answers[1] == answers[2]
     assert (await broker.api("GET", "/api/v1/connections"))["connections"] == []
+
+
+async def test_a_full_database_answers_503_with_retry_after_and_no_receipt_then_takes_the_envelope(node_factory):
+    """The node cannot store anything (its database at its size limit: SQLite's
+    max_page_count, as a full disk would leave it): the envelope gets the retryable 503
+    ``unavailable`` with Retry-After and no receipt, nothing is stored, and the same bytes
+    are taken once there is room (tests/node/test_disk_full.py fills a real disk)."""
+    agency = await node_factory("Agency")
+    broker = await node_factory("Broker")
+    cid, _ = await connect_by_invitation(agency, broker)
+    body = envelope(agency, broker.node.me, keys_of(broker), offer(cid), envelope_id="env_full")
+    before = await counts(broker)
+    pages = await broker.node.db.write(lambda conn: conn.execute("PRAGMA page_count").fetchone()[0])
+    await broker.node.db.write(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}"))
+    async with aiohttp.ClientSession() as session:
+        async with session.post(broker.url + INBOX_PATH, data=body, headers={"Content-Type": MEDIA_TYPE_JOSE_JSON}) as r:
+            status, retry, answer = r.status, r.headers.get("Retry-After"), await r.json()
+    assert (status, retry) == (503, "30")
+    assert answer == {"error": {"code": "unavailable", "message": "the node cannot store anything now; try again later"}}
+    assert await counts(broker) == before
+    await broker.node.db.write(lambda conn: conn.execute("PRAGMA max_page_count = 1073741823"))
+    status, receipt = await post(broker, body)
+    assert status == 200
+    assert verify_receipt(receipt, keys=keys_of(broker), envelope_id="env_full").disposition.value == "accepted"
+    assert await counts(broker) != before
+
+
+async def test_the_nodes_own_envelope_limit_holds_for_every_caller_of_receive(node_factory):
+    """Node.receive parses with the node's configured limit, not the protocol's 1 MiB: a
+    caller other than the inbox (which reads the body with the same limit) gets too_large."""
+    small = await node_factory("Small", max_envelope_bytes=65_536)
+    over = await small.node.receive(b" " * 65_537)
+    at = await small.node.receive(b" " * 65_536)
+    assert over.error is not None and over.error.code.value == "too_large"
+    assert at.error is not None and at.error.code.value == "malformed"
+
+
+async def test_the_test_only_switches_turn_off_one_check_each(node_factory, monkeypatch):
+    """The switches tests/node/test_conformance_suite.py turns on (node.breaks, honoured only
+    in test mode): "recipient" takes an envelope addressed to another node and still refuses
+    an expired one; "expiry" takes an expired envelope and still refuses another recipient."""
+    agency = await node_factory("Agency")
+    broker = await node_factory("Broker")
+    cid, _ = await connect_by_invitation(agency, broker)
+    bkeys, elsewhere = keys_of(broker), agency.node.me  # an id that is not the broker's
+    week = 8 * 24 * 3600
+
+    async def answer(envelope_id: str, *, to: str, age_s: float = 0) -> tuple[int, str | None]:
+        body = envelope(agency, to, bkeys, offer(cid, f"rfl_{envelope_id}"), envelope_id=envelope_id, age_s=age_s)
+        status, raw = await post(broker, body)
+        return status, None if status == 200 else json.loads(raw)["error"]["code"]
+
+    assert broker.node.breaks == frozenset()  # never on unless a test asks
+    monkeypatch.setattr(broker.node, "breaks", frozenset({"recipient"}))
+    assert await answer("env_elsewhere1", to=elsewhere) == (200, None)
+    assert await answer("env_old1", to=broker.node.me, age_s=week) == (400, "expired")
+    monkeypatch.setattr(broker.node, "breaks", frozenset({"expiry"}))
+    assert await answer("env_old2", to=broker.node.me, age_s=week) == (200, None)
+    assert await answer("env_elsewhere2", to=elsewhere) == (400, "wrong_recipient")

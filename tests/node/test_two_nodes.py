@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from conftest import RunningNode, wait_for
 
 from node.storage import store
 from protocol.discovery import verify_discovery
+from protocol.encoding import b64u_decode
 from protocol.receipts import verify_receipt
 
 CONSENT = {
@@ -53,6 +55,14 @@ async def connect_by_invitation(a: RunningNode, b: RunningNode) -> tuple[str, st
     return cid, result["peer_fingerprint"]
 
 
+async def reply_to(node: RunningNode, envelope_id: str) -> str | None:
+    """The rn_reply_to of an envelope ``node`` sent, as its outer header carries it."""
+    body = await node.node.db.read(lambda c: c.execute("SELECT body FROM outbox WHERE envelope_id = ?",
+                                                       (envelope_id,)).fetchone()[0])
+    header = json.loads(b64u_decode(json.loads(body)["protected"]))
+    return header.get("rn_reply_to")
+
+
 async def test_invitation_handshake_and_referral_with_receipt(node_factory):
     agency = await node_factory("Agency")
     broker = await node_factory("Broker")
@@ -67,6 +77,15 @@ async def test_invitation_handshake_and_referral_with_receipt(node_factory):
     (invitation,) = (await broker.api("GET", "/api/v1/invitations"))["invitations"]
     assert (held["invitation_id"], held["requested_by"]) == (invitation["id"], "admin@agency.example")
     assert (invitation["state"], invitation["connection_id"]) == ("used", cid) and invitation["used_at"]
+    # Each side's outbox lists the handshake's envelopes under the connection, and each
+    # answer names the envelope it answers (rn_reply_to, docs/protocol.md 12.5). Newest first.
+    sent = {n.name: (await n.api("GET", f"/api/v1/outbox?subject_id={cid}"))["outbox"] for n in (agency, broker)}
+    kinds = {name: [(i["type"], i["subject_kind"]) for i in items] for name, items in sent.items()}
+    assert kinds == {"Agency": [("connection-confirm/1.0", "connection"), ("connection-request/1.0", "connection")],
+                     "Broker": [("connection-accept/1.0", "connection")]}
+    (confirm_id, request_id), (accept_id,) = ([i["envelope_id"] for i in sent[n]] for n in ("Agency", "Broker"))
+    assert await reply_to(broker, accept_id) == request_id
+    assert await reply_to(agency, confirm_id) == accept_id
 
     body = referral_body(cid)
     body["referring_agent"] = {"name": "Agency Admin", "email": "admin@agency.example"}  # a user here
@@ -138,7 +157,22 @@ async def test_connection_request_to_a_user(node_factory):
     await wait_for(pending_at_broker)
     pending = (await broker.api("GET", f"/api/v1/connections/{cid}"))["connection"]
     assert (pending["target_email"], pending["invitation_id"]) == ("bree@broker.example", None)
+    # Meanwhile the broker's organisation is renamed, and the agency's node goes down: the
+    # acceptance waits in the broker's outbox, its last error the network's.
+    await agency.stop()
+    await broker.stop()
+    broker.config = broker.config.model_copy(update={"org_name": "Broker Renamed"})
+    await broker.start()
     await broker.api("POST", f"/api/v1/connections/{cid}/accept")
+
+    async def unreachable() -> bool:
+        (item,) = (await broker.api("GET", f"/api/v1/outbox?subject_id={cid}"))["outbox"]
+        return item["state"] == "pending" and item["last_error"] is not None
+
+    await wait_for(unreachable)
+    (item,) = (await broker.api("GET", f"/api/v1/outbox?subject_id={cid}"))["outbox"]
+    assert item["last_error"] == "network: ClientConnectorError"
+    await agency.start()
 
     async def active() -> bool:
         a = (await agency.api("GET", f"/api/v1/connections/{cid}"))["connection"]
@@ -147,7 +181,8 @@ async def test_connection_request_to_a_user(node_factory):
 
     await wait_for(active)
     conn = (await agency.api("GET", f"/api/v1/connections/{cid}"))["connection"]
-    assert conn["direction"] == "send"
+    # the direction and the name the acceptance gives (not the name known when asking)
+    assert (conn["direction"], conn["name"]) == ("send", "Broker Renamed")
 
 
 async def test_key_rotation_is_announced_and_old_receipts_still_verify(node_factory):
