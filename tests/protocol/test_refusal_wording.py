@@ -15,10 +15,11 @@ from protocol_support import PEERS, A, B, craft, open_as_b
 from node.codegen.vector_inputs import NOW, referral_offer
 from protocol import jws
 from protocol.discovery import verify_discovery
-from protocol.encoding import dumps_canonical, loads_object
-from protocol.envelope import Routing, sign_message
+from protocol.encoding import b64u_encode, dumps_canonical, loads_object
+from protocol.envelope import Routing, parse_envelope, sign_message
 from protocol.errors import RemoteProtocolError
 from protocol.messages import Disconnect
+from protocol.models import validate
 from protocol.receipts import make_receipt, verify_receipt
 from protocol.wire import TYP_DISCOVERY, TYP_RECEIPT, Disposition, MessageType
 
@@ -139,3 +140,61 @@ def test_signing_a_message_under_another_type_names_both() -> None:
     with pytest.raises(TypeError) as caught:
         sign_message(Disconnect(connection_id="conn-ab"), routing, A.signing)
     assert str(caught.value) == "Disconnect is not a referral-offer message"
+
+
+def test_an_envelope_header_that_does_not_validate_is_called_the_envelope_header() -> None:
+    raw = craft(referral_offer().wire(), outer={"rn_iat": "yesterday"})
+    assert _refusal(lambda: parse_envelope(raw)).startswith("envelope header: rn_iat: ")
+
+
+# --- the protected header of any JWS (spec 5.1) ----------------------------------------------
+
+
+def _jws(protected: str) -> bytes:
+    signed = loads_object(A.discovery())
+    return dumps_canonical(signed | {"protected": protected})
+
+
+@pytest.mark.parametrize(
+    ("protected", "message"),
+    [
+        ("AAAAA", "protected header is not unpadded base64url"),
+        (b64u_encode(b"[]"), "protected header must be a JSON object"),
+    ],
+    ids=["not base64url (5 characters)", "an array"],
+)
+def test_a_protected_header_that_cannot_be_read_is_called_so(protected: str, message: str) -> None:
+    assert _refusal(lambda: jws.parse_flattened(_jws(protected), typ=TYP_DISCOVERY)) == message
+
+
+# --- where in a document the check failed: the path of members, or (root) -----------------
+
+
+def test_a_null_names_the_path_of_members_down_to_it() -> None:
+    payload = _discovery_payload()
+    payload["endpoints"] = {"inbox": None}
+    message = _refusal(lambda: _verify_discovery(_discovery_with(payload)))
+    assert message == "discovery: endpoints.inbox: null is not a value; omit the member instead"
+
+
+def test_a_null_in_place_of_the_whole_document_is_at_the_root() -> None:
+    message = _refusal(lambda: validate(Disconnect, None, what="disconnect"))
+    assert message == "disconnect: (root): null is not a value; omit the member instead"
+
+
+def test_a_refusal_names_the_path_of_members_down_to_what_failed() -> None:
+    payload = _discovery_payload()
+    payload["endpoints"] = {"inbox": "ftp://a.example/inbox"}
+    message = _refusal(lambda: _verify_discovery(_discovery_with(payload)))
+    assert message.startswith("discovery: endpoints.inbox: String should match pattern"), message
+
+
+def test_a_rule_of_the_whole_receipt_is_at_its_root() -> None:
+    payload = _receipt_payload() | {"disposition": "rejected"}  # a rejected receipt has an error
+    message = _refusal(lambda: _verify_receipt(_receipt_with(payload)))
+    assert message.startswith("receipt: (root): "), message
+
+
+def test_a_jws_that_is_no_json_object_is_called_the_jws() -> None:
+    message = _refusal(lambda: jws.parse_flattened(b'["protected"]', typ=TYP_DISCOVERY))
+    assert message == "JWS must be a JSON object"
