@@ -34,7 +34,7 @@ def load_vector(name: str) -> Any:
 
 
 def craft(
-    payload: dict[str, Any],
+    payload: dict[str, Any] | list[Any],
     *,
     rn_type: str = "referral-offer/1.0",
     envelope_id: str = "env-crafted",
@@ -42,7 +42,7 @@ def craft(
     outer: dict[str, Any] | None = None,
     inner: dict[str, Any] | None = None,
 ) -> bytes:
-    """An envelope from A to B built by hand: ``payload`` is the message JSON (any dict),
+    """An envelope from A to B built by hand: ``payload`` is the message JSON (any object, or an array),
     ``rn_type`` any string, and ``outer``/``inner`` override protected header members."""
     routing = {
         "rn_id": envelope_id,

@@ -61,3 +61,7 @@ def test_the_vectors_pin_both_limits() -> None:
     assert texts["[" * 33 + "1" + "]" * 33] == "malformed"
     accepted = [c["text"] for c in load_vector("encoding.json")["json"]["accept"]]
     assert "[" * 32 + "1" + "]" * 32 in accepted and '{"n":9007199254740991}' in accepted
+
+
+def test_a_duplicate_member_is_named_not_the_first_member() -> None:
+    assert _refused('{"a":1,"b":2,"b":3}') == "duplicate member 'b'"
