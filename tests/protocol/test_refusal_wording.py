@@ -198,3 +198,8 @@ def test_a_rule_of_the_whole_receipt_is_at_its_root() -> None:
 def test_a_jws_that_is_no_json_object_is_called_the_jws() -> None:
     message = _refusal(lambda: jws.parse_flattened(b'["protected"]', typ=TYP_DISCOVERY))
     assert message == "JWS must be a JSON object"
+
+
+def test_a_receipt_that_is_no_json_is_called_the_receipt() -> None:
+    raw = jws.sign_flattened({"typ": TYP_RECEIPT}, b'{"type":', A.signing)
+    assert _refusal(lambda: _verify_receipt(raw)).startswith("receipt is not valid JSON: ")
