@@ -9,7 +9,7 @@ import time
 import pytest
 from protocol_support import load_vector
 
-from protocol.encoding import loads_strict
+from protocol.encoding import loads_object, loads_strict
 from protocol.errors import RemoteProtocolError
 from protocol.wire import MAX_JSON_DEPTH, MAX_JSON_INTEGER
 
@@ -65,3 +65,14 @@ def test_the_vectors_pin_both_limits() -> None:
 
 def test_a_duplicate_member_is_named_not_the_first_member() -> None:
     assert _refused('{"a":1,"b":2,"b":3}') == "duplicate member 'b'"
+
+
+def test_text_with_a_lone_surrogate_is_not_utf_8() -> None:
+    """Text handed over as str (not bytes) is held to UTF-8 too: a lone surrogate is none."""
+    assert _refused('{"a":"\ud800"}') == "document is not UTF-8"
+
+
+def test_a_document_is_called_a_document_unless_its_caller_names_it() -> None:
+    with pytest.raises(RemoteProtocolError) as caught:
+        loads_object("[1]")
+    assert caught.value.message == "document must be a JSON object"

@@ -198,3 +198,33 @@ def test_a_rule_of_the_whole_receipt_is_at_its_root() -> None:
 def test_a_jws_that_is_no_json_object_is_called_the_jws() -> None:
     message = _refusal(lambda: jws.parse_flattened(b'["protected"]', typ=TYP_DISCOVERY))
     assert message == "JWS must be a JSON object"
+
+
+def test_a_receipt_that_is_no_json_is_called_the_receipt() -> None:
+    raw = jws.sign_flattened({"typ": TYP_RECEIPT}, b'{"type":', A.signing)
+    assert _refusal(lambda: _verify_receipt(raw)).startswith("receipt is not valid JSON: ")
+
+
+def test_a_jws_with_critical_header_parameters_is_refused() -> None:
+    raw = jws.sign_flattened({"typ": TYP_DISCOVERY, "crit": ["exp"], "exp": 1}, b"{}", A.identity)
+    message = _refusal(lambda: jws.parse_flattened(raw, typ=TYP_DISCOVERY))
+    assert message == "no crit header parameters are understood"
+
+
+def test_a_payload_that_is_not_base64url_is_called_the_payload() -> None:
+    raw = loads_object(A.discovery()) | {"payload": "AAAAA"}
+    message = _refusal(lambda: jws.parse_flattened(dumps_canonical(raw), typ=TYP_DISCOVERY))
+    assert message == "payload is not unpadded base64url"
+
+
+@pytest.mark.parametrize("member", ["protected", "payload", "signature"])
+def test_a_jws_member_that_is_no_string_is_refused_naming_it(member: str) -> None:
+    raw = loads_object(A.discovery()) | {member: 1}
+    message = _refusal(lambda: jws.parse_flattened(dumps_canonical(raw), typ=TYP_DISCOVERY))
+    assert message == f"JWS: {member}: Input should be a valid string"
+
+
+def test_a_jws_without_a_member_is_refused_naming_it() -> None:
+    raw = {k: v for k, v in loads_object(A.discovery()).items() if k != "signature"}
+    message = _refusal(lambda: jws.parse_flattened(dumps_canonical(raw), typ=TYP_DISCOVERY))
+    assert message == "JWS: signature: Field required"
