@@ -102,12 +102,16 @@ class VerifyKey:
 
     def verify(self, signature: bytes, data: bytes) -> None:
         """Raise ``bad_signature`` unless ``signature`` is valid over ``data``."""
-        from cryptography.exceptions import InvalidSignature
-
         try:
             self.key.verify(signature, data)
-        except InvalidSignature:
+        except _invalid_signature():  # looked up only when verify raised: no import per call
             raise RemoteProtocolError(ErrorCode.BAD_SIGNATURE, "signature does not verify") from None
+
+
+def _invalid_signature() -> type[Exception]:
+    from cryptography.exceptions import InvalidSignature
+
+    return InvalidSignature
 
 
 @dataclass(frozen=True)
