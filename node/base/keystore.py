@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from node.base.files import fsync_dir
+from node.base.files import replace_file, write_new
 from node.base.key_files import KeyStoreError, hybrid_bytes, pem_bytes, read_hybrid, read_pem
 from protocol.keys import CRV_MLKEM768_X25519, DecryptionKey, SigningKey, VerifyKey, fingerprint_of
 from protocol.suites import PREFERENCE, SuiteId
@@ -315,7 +315,7 @@ class KeyStore:
 
         key = SigningKey(ed25519.Ed25519PrivateKey.generate())
         filename = f"{role}-{key.kid}.pem"
-        _write_private(self._dir / filename, pem_bytes(key.key, self._passphrase))
+        write_new(self._dir / filename, pem_bytes(key.key, self._passphrase))
         self._records.append(KeyRecord(key.kid, role, "Ed25519", "active", filename, when))
         self._signing_keys[key.kid] = key
         return key
@@ -332,7 +332,7 @@ class KeyStore:
             key = DecryptionKey.mlkem768_x25519(os.urandom(32))  # the X-Wing seed
             filename = f"mlkem768x25519-{key.kid}.json"
             data = hybrid_bytes(key, self._passphrase)
-        _write_private(self._dir / filename, data)
+        write_new(self._dir / filename, data)
         self._records.append(KeyRecord(key.kid, "encryption", crv, "active", filename, when))
         self._decryption_keys[key.kid] = key
         return key
@@ -345,28 +345,10 @@ class KeyStore:
             "keys": [asdict(r) for r in self._records],
         }
         data = (json.dumps(index, indent=2) + "\n").encode("utf-8")
-        tmp = self._dir / (INDEX_FILE + ".tmp")
-        tmp.unlink(missing_ok=True)
-        _write_private(tmp, data)
-        os.replace(tmp, self._dir / INDEX_FILE)
-        fsync_dir(self._dir)
+        replace_file(self._dir / INDEX_FILE, data)
 
 
 # -- files ----------------------------------------------------------------------------------
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Create ``path`` (it must not exist) readable by us alone, and make it durable."""
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_dir(path.parent)
 
 
 def _check_private(path: Path) -> None:

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from node.base.config import Config
-from node.base.files import fsync_dir
+from node.base.files import replace_file
 from node.base.keystore import KeyStore
 from node.base.logs import failure_fields, get_logger
 from protocol.discovery import build_discovery, sign_discovery
@@ -90,19 +89,9 @@ def sign(config: Config, keys: KeyStore, now: datetime) -> bytes:
     body = {"format": FORMAT, "inputs": inputs_digest(config, keys), "issued_at": doc.issued_at,
             "document": raw.decode("utf-8")}
     try:
-        _write(config.data_dir, (json.dumps(body, indent=2) + "\n").encode("utf-8"))
+        # public: anyone may fetch it; each process (the node's, its inbox fronts) may write it
+        replace_file(config.data_dir / FILE, (json.dumps(body, indent=2) + "\n").encode("utf-8"), mode=0o644)
     except OSError as exc:
         log.warning("could not keep the discovery document; the next start signs a new one",
                     **failure_fields(exc))
     return raw
-
-
-def _write(data_dir: Path, data: bytes) -> None:
-    """Replace the file whole; each process (the node's, its inbox fronts) with a name of its own."""
-    tmp = data_dir / f"{FILE}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, data_dir / FILE)
-    fsync_dir(data_dir)

@@ -32,7 +32,7 @@ import threading
 import zipfile
 from pathlib import Path
 
-from node.base.files import fsync_dir
+from node.base.files import write_new
 from node.base.key_files import KeyStoreError, seal_secret, unseal_secret
 from node.crm.document_files import Kind, kind_of
 
@@ -78,16 +78,9 @@ def _load_or_create(keys_dir: Path, passphrase: bytes | None) -> bytes:
         secret = base64.urlsafe_b64encode(os.urandom(32))
         data = seal_secret({"format": SEALED_FORMAT}, secret, passphrase) if passphrase else secret
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            write_new(path, data)
         except FileExistsError:
             pass  # made meanwhile by another process
-        else:
-            with os.fdopen(fd, "wb") as fh:
-                os.fchmod(fh.fileno(), 0o600)
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            fsync_dir(keys_dir)
     if path.stat().st_mode & 0o077:
         raise PermissionError(f"{path} must be readable by its owner only (chmod 600 {path})")
     raw = path.read_bytes().strip()
@@ -163,12 +156,7 @@ def seal(data_dir: Path, keys_dir: Path, file_id: str, data: bytes) -> str:
 
     sealed = MAGIC + nonce + ChaCha20Poly1305(data_key(keys_dir)).encrypt(nonce, data, file_id.encode())
     path = _path(data_dir, file_id)
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(sealed)
-        fh.flush()
-        os.fsync(fh.fileno())
-    fsync_dir(path.parent)
+    write_new(path, sealed)
     return hashlib.sha256(data).hexdigest()
 
 
