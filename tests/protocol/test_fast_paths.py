@@ -5,6 +5,7 @@ Receipt model, the FlattenedJws model, strftime, dumps_canonical."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -171,3 +172,17 @@ def test_a_receipt_signed_with_another_key_names_that_key() -> None:
     ]  # fmt: skip
     kids = [jws.parse_flattened(raw, typ=TYP_RECEIPT).kid for raw in raws]
     assert kids == [B.signing.kid, A.signing.kid, B.signing.kid]
+
+
+def test_format_ts_writes_utc_whatever_the_local_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A moment in another zone, on a machine whose own zone is not UTC, is still written in
+    UTC (``astimezone()`` without a zone would give local time)."""
+    monkeypatch.setenv("TZ", "Australia/Sydney")
+    time.tzset()
+    try:
+        sydney = timezone(timedelta(hours=11))
+        assert format_ts(datetime(2026, 12, 4, 9, 30, 5, tzinfo=sydney)) == "2026-12-03T22:30:05Z"
+        assert format_ts(datetime(2026, 12, 3, 22, 30, 5, tzinfo=UTC)) == "2026-12-03T22:30:05Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
