@@ -57,7 +57,8 @@ def results() -> dict[str, tuple[str, float]]:
 def listed() -> tuple[set[str], set[str]]:
     """The survivors the list names: those accepted (equivalent, timing-only, never run by
     the tool) and every one it names, the not yet killed included."""
-    return set(accepted_changes()), set(re.findall(r"`([\w.ǁ]+__mutmut_\d+)`", LIST.read_text(encoding="utf-8")))
+    text = LIST.read_text(encoding="utf-8")
+    return set(accepted_changes(text)), set(re.findall(r"`([\w.ǁ]+__mutmut_\d+)`", text))
 
 
 def main() -> int:

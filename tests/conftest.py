@@ -179,6 +179,13 @@ PROTOCOL_MUTANT_TESTS = ("tests/protocol/", "tests/node/test_hostile_sender.py::
                          "tests/node/test_hostile_lifecycle.py::test_each_")
 
 
+def _mutant_under_test() -> str:
+    """The mutant mutmut runs these tests against, or "" outside its mutant runs (its stats
+    and generation runs name no mutant)."""
+    mutant = os.environ.get("MUTANT_UNDER_TEST", "")
+    return "" if mutant in ("stats", "mutant_generation") else mutant
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _a_mutants_tests_leave_no_files(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Under mutation testing, each mutant's session removes its temporary folder (nodes'
@@ -186,7 +193,7 @@ def _a_mutants_tests_leave_no_files(tmp_path_factory: pytest.TempPathFactory) ->
     but not while their lock files say they are in use, for three days: mutmut's children
     end without removing theirs, and a whole run left 17 MB a mutant, 75 GB in two runs."""
     yield
-    if os.environ.get("MUTANT_UNDER_TEST", "") not in ("", "stats", "mutant_generation"):
+    if _mutant_under_test():
         shutil.rmtree(tmp_path_factory.getbasetemp(), ignore_errors=True)
 
 
@@ -207,8 +214,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     node test that happens to sign or parse something on the way (which would make each
     surviving protocol mutant a run of the whole selection). A mutant the survivors' list
     accepts, with the change it lists, runs no test."""
-    mutant = os.environ.get("MUTANT_UNDER_TEST", "")
-    if mutant in ("", "stats", "mutant_generation"):
+    mutant = _mutant_under_test()
+    if not mutant:
         return
     if _listed_unchanged(mutant):  # no test runs: mutmut records "no tests" (exit code 5)
         config.hook.pytest_deselected(items=list(items))

@@ -46,27 +46,6 @@ def _verify_discovery(raw: bytes) -> None:
     verify_discovery(raw, expected_node_id=A.node_id)
 
 
-def test_a_discovery_document_that_is_no_json_object_is_called_so() -> None:
-    message = _refusal(lambda: _verify_discovery(_discovery_with([])))
-    assert message == "discovery document must be a JSON object"
-
-
-def test_a_discovery_document_of_another_type_is_refused_for_its_type() -> None:
-    payload = _discovery_payload() | {"type": "receipt/1.0"}
-    assert (
-        _refusal(lambda: _verify_discovery(_discovery_with(payload)))
-        == "type must be discovery, not receipt"
-    )
-
-
-def test_a_discovery_document_without_a_member_names_the_document_and_the_member() -> None:
-    payload = _discovery_payload()
-    del payload["name"]
-    assert _refusal(lambda: _verify_discovery(_discovery_with(payload))).startswith(
-        "discovery: name: "
-    )
-
-
 # --- receipts (spec 9.4) ---------------------------------------------------------------------
 
 
@@ -91,27 +70,37 @@ def test_the_receipt_payload_itself_verifies() -> None:
     assert verify_receipt(_receipt_with(_receipt_payload()), keys=PEERS["A"]).envelope_id == "env-1"
 
 
-def test_a_receipt_that_is_no_json_object_is_called_so() -> None:
-    assert (
-        _refusal(lambda: _verify_receipt(_receipt_with(["receipt/1.0"])))
-        == "receipt must be a JSON object"
+#: Each signed document's refusals by its label (spec 4.8 steps 2 to 4, 9.4): how to sign a
+#: payload as one, a payload that verifies, how to verify, a member it must have, another
+#: document's type, and a payload that is no object with the words that refuse it.
+DOCUMENTS = {
+    "discovery": (_discovery_with, _discovery_payload, _verify_discovery, "name", "receipt/1.0",
+                  [], "discovery document must be a JSON object"),
+    "receipt": (_receipt_with, _receipt_payload, _verify_receipt, "envelope_id", "discovery/1.0",
+                ["receipt/1.0"], "receipt must be a JSON object"),
+}
+
+
+@pytest.mark.parametrize("kind", DOCUMENTS)
+def test_a_document_that_is_no_json_object_is_called_so(kind: str) -> None:
+    sign, _, check, _, _, not_an_object, words = DOCUMENTS[kind]
+    assert _refusal(lambda: check(sign(not_an_object))) == words
+
+
+@pytest.mark.parametrize("kind", DOCUMENTS)
+def test_a_document_of_another_type_is_refused_for_its_type(kind: str) -> None:
+    sign, payload, check, _, other, _, _ = DOCUMENTS[kind]
+    assert _refusal(lambda: check(sign(payload() | {"type": other}))) == (
+        f"type must be {kind}, not {other.split('/')[0]}"
     )
 
 
-def test_a_receipt_of_another_type_is_refused_for_its_type() -> None:
-    payload = _receipt_payload() | {"type": "discovery/1.0"}
-    assert (
-        _refusal(lambda: _verify_receipt(_receipt_with(payload)))
-        == "type must be receipt, not discovery"
-    )
-
-
-def test_a_receipt_without_a_member_names_the_receipt_and_the_member() -> None:
-    payload = _receipt_payload()
-    del payload["envelope_id"]
-    assert _refusal(lambda: _verify_receipt(_receipt_with(payload))).startswith(
-        "receipt: envelope_id: "
-    )
+@pytest.mark.parametrize("kind", DOCUMENTS)
+def test_a_document_without_a_member_names_the_document_and_the_member(kind: str) -> None:
+    sign, payload, check, member, _, _, _ = DOCUMENTS[kind]
+    broken = payload()
+    del broken[member]
+    assert _refusal(lambda: check(sign(broken))).startswith(f"{kind}: {member}: ")
 
 
 # --- envelopes (spec 8.5): the inner header and the message --------------------------------
