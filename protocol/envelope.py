@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import Field, StrictInt
 
 from protocol import jws
-from protocol.discovery import PeerKeys, verify_discovery
+from protocol.discovery import Discovery, PeerKeys, verify_discovery
 from protocol.encoding import b64u_encode, dumps_canonical, loads_object
 from protocol.errors import RemoteProtocolError
 from protocol.keys import DecryptionKey, EncryptionPublicKey, SigningKey
@@ -274,6 +274,9 @@ class OpenedEnvelope:
     introduction: bool
     #: The key id of the sender's signing key that signed ``inner_jws``.
     inner_kid: str
+    #: For an introduction, the sender's discovery document, verified: the one its
+    #: ``requester_discovery`` carries, whose keys are ``sender_keys``.
+    sender_discovery: Discovery | None = None
 
 
 def open_envelope(
@@ -311,14 +314,16 @@ def open_envelope(
     check_addressing(parsed, me=me, now=now)
     inner = decrypt_inner(parsed, decryption_keys)
     request = validate(ConnectionRequest, loads_object(inner.payload, what="message"), lenient=is_newer_minor(parsed.message_type, parsed.minor))
-    _, keys = verify_discovery(request.requester_discovery.encode("utf-8"), expected_node_id=parsed.sender)
+    doc, keys = verify_discovery(request.requester_discovery.encode("utf-8"), expected_node_id=parsed.sender)
     verify_outer(parsed, keys)
     try:
-        message = read_message(parsed, inner, keys)
+        # What read_message does, but for the validation, done above with the same model
+        inner.verify(keys.signing_key(inner.kid))
     except RemoteProtocolError as exc:
         exc.sender_verified = True
         raise
-    return OpenedEnvelope(parsed, message, keys, _inner_bytes(inner), introduction=True, inner_kid=inner.kid)
+    return OpenedEnvelope(parsed, request, keys, _inner_bytes(inner), introduction=True, inner_kid=inner.kid,
+                          sender_discovery=doc)
 
 
 def _inner_bytes(inner: jws.Jws) -> bytes:

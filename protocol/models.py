@@ -54,7 +54,7 @@ def validate(model: type[M], data: Any, *, lenient: bool = False, what: str | No
 
     Only wire names are accepted (``from``, never the Python name ``from_``).
     """
-    null_at = _null_member(data)
+    null_at = _null_member(data) if _has_null(data) else None
     if null_at is not None:
         where = ".".join(null_at) or "(root)"
         raise RemoteProtocolError(
@@ -72,6 +72,23 @@ def validate(model: type[M], data: Any, *, lenient: bool = False, what: str | No
             f"{what or model.__name__}: {where}: {first['msg'].removeprefix('Value error, ')}",
             errors=[{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()[:10]],
         ) from None
+
+
+def _has_null(data: Any) -> bool:
+    """Whether ``data`` holds a ``null`` anywhere: :func:`_null_member`'s question without
+    the path, asked of every message, so it builds no path and makes no call for a scalar."""
+    if data is None:
+        return True
+    if isinstance(data, dict):
+        values: Any = data.values()
+    elif isinstance(data, list):
+        values = data
+    else:
+        return False
+    for value in values:
+        if value is None or (isinstance(value, (dict, list)) and _has_null(value)):
+            return True
+    return False
 
 
 def _null_member(data: Any, path: tuple[str, ...] = ()) -> list[str] | None:

@@ -128,24 +128,17 @@ class Delivery:
         event = self._wake.setdefault(peer, asyncio.Event())
         while not self._stopping:
             event.clear()
-            item = await node.db.read(lambda conn: due.next_pending(conn, peer))
+            item, attempts, not_before = await node.db.read(lambda conn: due.next_due(conn, peer))
             if item is None:
                 # Nothing due. Wait briefly for more before this worker ends.
-                try:
-                    await asyncio.wait_for(event.wait(), timeout=5.0)
-                except TimeoutError:
-                    if not event.is_set():
-                        return
+                if not await _woken(event, 5.0):
+                    return
                 continue
-            row = await node.db.read(lambda conn: store.get_peer(conn, peer))
-            wait_s = (row.retry_not_before if row else 0.0) - node.clock.now().timestamp()
+            wait_s = not_before - node.clock.now().timestamp()
             if wait_s > 0:
-                try:
-                    await asyncio.wait_for(event.wait(), timeout=min(wait_s, node.config.outbox_poll_interval_s * 30))
-                except TimeoutError:
-                    pass
+                await _woken(event, min(wait_s, node.config.outbox_poll_interval_s * 30))
                 continue
-            await self._attempt(item, row.retry_attempts if row else 0)
+            await self._attempt(item, attempts)
 
     async def _attempt(self, item: OutboxItem, peer_attempts: int) -> None:
         node = self.node
@@ -187,7 +180,7 @@ class Delivery:
 
             def delivered(conn):  # type: ignore[no-untyped-def]
                 ctx = node.context()
-                store.set_peer_retry(conn, item.peer_node_id, 0, 0.0)
+                store.clear_peer_retry(conn, item.peer_node_id)
                 delivery_health.note_delivered(conn, item.peer_node_id)
                 if store.mark_delivered(conn, item, receipt=payload, now=ctx.ts):
                     referrals.on_delivered(conn, ctx, item)
@@ -228,6 +221,17 @@ class Delivery:
             node.mail.kick()
         log.info("delivery will retry", peer=item.peer_node_id, envelope_id=item.envelope_id, type=item.type,
                  error=error, attempt=attempt, delay_s=round(delay, 1))
+
+
+async def _woken(event: asyncio.Event, timeout_s: float) -> bool:
+    """Wait for ``event`` at most ``timeout_s``; whether it is set. (``asyncio.timeout``
+    rather than ``wait_for``, which makes a task of each wait.)"""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        pass
+    return event.is_set()
 
 
 def _on_failed(conn, ctx, item: OutboxItem) -> None:  # type: ignore[no-untyped-def]

@@ -170,9 +170,13 @@ def on_request(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope)
     request: ConnectionRequest = opened.message  # type: ignore[assignment]
     sender = opened.parsed.sender
     # The requester's discovery document is verified whoever sends it (a known peer's
-    # too): only a verified, not older, key set is ever stored.
+    # too): only a verified, not older, key set is ever stored. An introduction's was
+    # verified as the envelope was opened: its keys verified the envelope.
     discovery_raw = request.requester_discovery.encode("utf-8")
-    doc, keys = verify_discovery(discovery_raw, expected_node_id=sender)
+    if opened.sender_discovery is not None:
+        doc, keys = opened.sender_discovery, opened.sender_keys
+    else:
+        doc, keys = verify_discovery(discovery_raw, expected_node_id=sender)
     current = store.get_peer(conn, sender)
     if current is not None and doc.issued_at < verify_discovery(current.discovery, expected_node_id=sender)[0].issued_at:
         keys, discovery_raw = ctx.peer(conn, sender), current.discovery

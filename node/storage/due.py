@@ -18,6 +18,18 @@ def next_pending(conn: sqlite3.Connection, peer_node_id: str) -> OutboxItem | No
                 (peer_node_id,))
 
 
+def next_due(conn: sqlite3.Connection, peer_node_id: str) -> tuple[OutboxItem | None, int, float]:
+    """The peer's next pending item (None if none), with its backoff: the attempts failed
+    in a row and when the next may start (a time stamp, 0 for now). One read for the
+    delivery worker, which needs both before each attempt."""
+    item = next_pending(conn, peer_node_id)
+    if item is None:
+        return None, 0, 0.0
+    row = conn.execute("SELECT retry_attempts, retry_not_before FROM peers WHERE node_id = ?",
+                       (peer_node_id,)).fetchone()
+    return (item, 0, 0.0) if row is None else (item, int(row[0]), float(row[1]))
+
+
 #: The peers with pending items, one index seek per peer (a "loose index scan" on
 #: outbox_state, migration 40): DISTINCT would read every pending item's index entry, 10 ms
 #: every sweep with a dark peer's 100,000 queued.
