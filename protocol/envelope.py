@@ -27,11 +27,11 @@ from typing import Any, Literal
 from pydantic import Field, StrictInt
 
 from protocol import jws
-from protocol.discovery import Discovery, PeerKeys, verify_discovery
+from protocol.discovery import PeerKeys, verify_discovery
 from protocol.encoding import b64u_encode, dumps_canonical, loads_object
 from protocol.errors import RemoteProtocolError
 from protocol.keys import DecryptionKey, EncryptionPublicKey, SigningKey
-from protocol.messages import INTRODUCTION_TYPES, MESSAGE_MODELS, ConnectionRequest
+from protocol.messages import INTRODUCTION_TYPES, MESSAGE_MODELS, ConnectionRequest, Discovery
 from protocol.models import (
     Digest,
     Ident,
