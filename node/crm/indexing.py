@@ -81,5 +81,6 @@ class SearchIndexer:
             since = loop.time() - self.db.last_write_at
             wait = self.interval_s if since >= QUIET_S else min(self.interval_s, QUIET_S - since + 0.01)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):  # no task made for each wait, as wait_for would
+                    await self._wake.wait()
             self._wake.clear()

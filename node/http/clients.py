@@ -12,6 +12,7 @@ client sent.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 
@@ -27,6 +28,7 @@ def client_address(request: web.BaseRequest) -> str:
     return grouped(request.remote or "unknown")
 
 
+@functools.lru_cache(maxsize=1024)  # a few addresses, over and over: parsing one is dearer than the rest
 def grouped(address: str) -> str:
     try:
         ip = ipaddress.ip_address(address)
