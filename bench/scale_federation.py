@@ -133,17 +133,25 @@ class Watcher:
 
     def __init__(self, logs: list[Path], node_ids: list[str]) -> None:
         self.logs, self.index = logs, {nid: k for k, nid in enumerate(node_ids)}
-        self.offsets = [0] * len(logs)
+        # Kept open, and read on from where the last poll stopped: opening 100 files 50
+        # times a second was most of this client's CPU, taken from the nodes it measures.
+        self.files = [open(path, "rb") for path in logs]  # noqa: SIM115 (closed by close())
+        self.partial = [b""] * len(logs)
         self.seen: dict[tuple[str, int, int], float] = {}  # (step, at node, from node) -> time
         self.waiting: dict[tuple[str, int, int], asyncio.Event] = {}
 
+    def close(self) -> None:
+        for fh in self.files:
+            fh.close()
+
     def poll(self) -> None:
-        for k, path in enumerate(self.logs):
-            with open(path, "rb") as fh:
-                fh.seek(self.offsets[k])
-                data = fh.read()
+        for k, fh in enumerate(self.files):
+            data = fh.read()
+            if not data:
+                continue
+            data = self.partial[k] + data
             end = data.rfind(b"\n") + 1
-            self.offsets[k] += end
+            self.partial[k] = data[end:]
             for line in data[:end].splitlines():
                 if b'"envelope accepted"' not in line or b'"connection-' not in line:
                     continue
@@ -281,6 +289,7 @@ async def run(args: argparse.Namespace, nodes: Nodes) -> dict[str, Any]:
         out["mesh_load"] = os.getloadavg()[0]
         stop.set()
         await watching
+        watcher.close()
         stop_spies(spies)
         cids: dict[tuple[int, int], str] = {}
         actives = []
