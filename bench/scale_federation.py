@@ -21,6 +21,13 @@ before it forms, and the mean of N idle nodes' VmRSS.
 ``--py-spy DIR`` records three nodes during the mesh with py-spy (``pip install py-spy``):
 where the time goes, when the target is missed.
 
+``--compare CHECKOUT`` runs half the nodes (those numbered 1 or 2 modulo 4: as many
+requesters as responders in each half, as node i asks node j when i < j) from another
+checkout of this project (the same schema: the nodes are initialised by this one), and
+prints the nodes' CPU a handshake during the mesh for each half. Both halves share the machine, its load
+and its moment, so a change to the node's cost shows in one run where whole runs of each
+code differ by more from one hour to the next.
+
     python bench/scale_federation.py              # N = 10, F = 500
     python bench/scale_federation.py --full       # N = 100, F = 10,000
 """
@@ -83,8 +90,11 @@ def free_ports(count: int) -> list[int]:
 
 
 class Nodes:
-    def __init__(self, made: list[tuple[Path, str, str, str]], work: Path, log_level: str) -> None:
+    def __init__(self, made: list[tuple[Path, str, str, str]], work: Path, log_level: str,
+                 compare: Path | None = None) -> None:
         self.made, self.work = made, work
+        #: Where each node runs from: this checkout, or (with ``compare``) another.
+        self.roots = [compare if compare is not None and compared(i) else ROOT for i in range(len(made))]
         cmd = [(serve_command(path)[0], url) for path, url, _, _ in made]
         self.procs = [Proc(c, work / f"n{i:03d}.log", env={"REFNODE_LOG_FORMAT": "json", "REFNODE_LOG_LEVEL": log_level,
                                                              "REFNODE_KEY_PASSPHRASE": None, "REFNODE_TOKEN": None})
@@ -92,9 +102,10 @@ class Nodes:
 
     def start(self) -> float:
         t0 = time.perf_counter()
-        for p in self.procs:  # all at once, then wait for each
+        for p, root in zip(self.procs, self.roots, strict=True):  # all at once, then wait for each
             log = open(p.log_path, "ab")  # noqa: SIM115 (the child keeps it)
-            p.proc = subprocess.Popen(p.cmd, stdout=log, stderr=subprocess.STDOUT, env=p.env, cwd=ROOT)
+            # ``python -m node.cli`` imports the node from its working folder
+            p.proc = subprocess.Popen(p.cmd, stdout=log, stderr=subprocess.STDOUT, env=p.env, cwd=root)
             log.close()
         for p, (_, url, _, _) in zip(self.procs, self.made, strict=True):
             assert p.proc is not None
@@ -116,7 +127,15 @@ class Nodes:
 
     def cpu_s(self) -> float:
         """CPU time used so far by every node process."""
-        return sum(cpu_seconds(p.pid) for p in self.procs)
+        return sum(self.each_cpu_s())
+
+    def each_cpu_s(self) -> list[float]:
+        return [cpu_seconds(p.pid) for p in self.procs]
+
+
+def compared(i: int) -> bool:
+    """Whether node i runs from the ``--compare`` checkout."""
+    return i % 4 in (1, 2)
 
 
 def own_cpu_s() -> float:
@@ -276,7 +295,8 @@ async def run(args: argparse.Namespace, nodes: Nodes) -> dict[str, Any]:
         pairs = [(i, j) for i in range(n) for j in range(i + 1, n) if (i, j) != (0, 1)]
         random.Random(7).shuffle(pairs)
         spies = start_spies(args, nodes)
-        cpu = (nodes.cpu_s(), own_cpu_s())
+        each = nodes.each_cpu_s()
+        cpu = (sum(each), own_cpu_s())
         last = [time.perf_counter()]
 
         def progress(done: int) -> None:
@@ -286,6 +306,7 @@ async def run(args: argparse.Namespace, nodes: Nodes) -> dict[str, Any]:
 
         times, mesh_s = await form_mesh(apis, pairs, args.handshake_concurrency, watcher, progress)
         out["mesh_cpu"] = (nodes.cpu_s() - cpu[0], own_cpu_s() - cpu[1])
+        out["mesh_node_cpu"] = [after - before for after, before in zip(nodes.each_cpu_s(), each, strict=True)]
         out["mesh_load"] = os.getloadavg()[0]
         stop.set()
         await watching
@@ -359,6 +380,8 @@ def main() -> int:
     parser.add_argument("--deliver-timeout-s", type=float, default=1800)
     parser.add_argument("--node-log-level", default="info")
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="record three nodes during the mesh into DIR")
+    parser.add_argument("--compare", type=Path, metavar="CHECKOUT",
+                        help="run half the nodes from another checkout; CPU a handshake for each half")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
@@ -375,7 +398,7 @@ def main() -> int:
         with ProcessPoolExecutor(2) as pool:
             made = list(pool.map(init_one, [work] * args.nodes, range(args.nodes), free_ports(args.nodes)))
         print(f"  {args.nodes} nodes initialised in {time.perf_counter() - t0:.0f} s", flush=True)
-        nodes = Nodes(made, work, args.node_log_level)
+        nodes = Nodes(made, work, args.node_log_level, args.compare.resolve() if args.compare else None)
         print(f"  {args.nodes} node processes started and answering in {nodes.start():.0f} s", flush=True)
         time.sleep(3)
         out = asyncio.run(run(args, nodes))
@@ -403,6 +426,12 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> int:
         print(f"  CPU during the {phase}: nodes {nodes_cpu:.1f} s ({nodes_cpu / max(count, 1) * 1000:.1f} ms {each}), "
               f"this client {client_cpu:.1f} s, of {seconds * cpus:.0f} s on {cpus} cores "
               f"({(nodes_cpu + client_cpu) / (seconds * cpus):.0%} busy; load average {out[f'{phase}_load']:.1f})")
+    if args.compare:
+        for label, other in (("this checkout", False), (str(args.compare), True)):
+            half = [cpu for i, cpu in enumerate(out["mesh_node_cpu"]) if compared(i) is other]
+            share = sum(half) / max(len(half), 1) * n
+            print(f"  nodes' CPU a handshake, {label}: {share / max(out['connections'], 1) * 1000:.2f} ms "
+                  f"(its half's CPU as if it were every node's)")
     print(f"  handshakes under load: p50 {percentile(ms, 50):.0f} ms, p99 {percentile(ms, 99):.0f} ms, max "
           f"{max(ms):.0f} ms; one between two idle nodes: {out['idle_handshake_s'] * 1000:.0f} ms")
     print(f"  referrals: {args.referrals:,} accepted by the senders' APIs in {out['accept_s']:.1f} s, all delivered "
