@@ -54,9 +54,10 @@ def test_the_valid_objects_are_valid() -> None:
         (ReferralOffer, OFFER | {"shared_fields": [*OFFER["shared_fields"], None]}, ["shared_fields", "8"]),
         (Receipt, RECEIPT | {"error": None}, ["error"]),
         (Discovery, DISCOVERY | {"keys": [DISCOVERY["keys"][0] | {"suite": None}, *DISCOVERY["keys"][1:]]}, ["keys", "0", "suite"]),
+        (EnvelopeHeader, {"rn_reply_to": None, "rn_id": None}, ["rn_reply_to"]),  # nothing but nulls
     ],
     ids=["outer rn_reply_to", "inner rn_reply_to", "offer owner", "offer message (required)",
-         "nested deal.summary", "array element", "receipt error", "discovery key suite"],
+         "nested deal.summary", "array element", "receipt error", "discovery key suite", "only nulls"],
 )  # fmt: skip
 def test_a_null_member_is_malformed(model: type[WireModel], data: Any, loc: list[str]) -> None:
     assert _refused(model, data).detail["errors"][0]["loc"] == loc
