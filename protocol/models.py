@@ -54,7 +54,7 @@ def validate(model: type[M], data: Any, *, lenient: bool = False, what: str | No
 
     Only wire names are accepted (``from``, never the Python name ``from_``).
     """
-    null_at = _null_member(data) if _has_null(data) else None
+    null_at = _null_member(data)
     if null_at is not None:
         where = ".".join(null_at) or "(root)"
         raise RemoteProtocolError(
@@ -74,23 +74,6 @@ def validate(model: type[M], data: Any, *, lenient: bool = False, what: str | No
         ) from None
 
 
-def _has_null(data: Any) -> bool:
-    """Whether ``data`` holds a ``null`` anywhere: :func:`_null_member`'s question without
-    the path, asked of every message, so it builds no path and makes no call for a scalar."""
-    if data is None:
-        return True
-    if isinstance(data, dict):
-        values: Any = data.values()
-    elif isinstance(data, list):
-        values = data
-    else:
-        return False
-    for value in values:
-        if value is None or (isinstance(value, (dict, list)) and _has_null(value)):
-            return True
-    return False
-
-
 def _null_member(data: Any, path: tuple[str, ...] = ()) -> list[str] | None:
     """The path of the first ``null`` anywhere in ``data``, or None. The spec has no null:
     an optional member without a value is omitted, and a null is ``malformed`` wherever it
@@ -103,9 +86,10 @@ def _null_member(data: Any, path: tuple[str, ...] = ()) -> list[str] | None:
         items = enumerate(data)
     else:
         return None
-    for key, value in items:
-        found = _null_member(value, (*path, str(key)))
-        if found is not None:
+    for key, value in items:  # asked of every message: no call, and no path, for a scalar
+        if value is None:
+            return [*path, str(key)]
+        if isinstance(value, (dict, list)) and (found := _null_member(value, (*path, str(key)))) is not None:
             return found
     return None
 
