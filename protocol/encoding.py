@@ -127,9 +127,7 @@ def loads_strict(data: bytes | str, *, what: str = "document") -> Any:
         raise RemoteProtocolError(ErrorCode.MALFORMED, f"{what} is nested too deeply") from None
     except ValueError as exc:
         raise RemoteProtocolError(ErrorCode.MALFORMED, f"{what} is not valid JSON: {exc}") from None
-    # Nesting deeper than MAX_JSON_DEPTH needs more opening brackets than that: most
-    # documents (a header, a receipt) have a handful, and are not walked.
-    if isinstance(value, (dict, list)) and data.count("{") + data.count("[") > MAX_JSON_DEPTH and _too_deep(value):
+    if isinstance(value, (dict, list)) and _too_deep(value):
         raise RemoteProtocolError(
             ErrorCode.MALFORMED, f"{what} nests deeper than {MAX_JSON_DEPTH} levels"
         )
