@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 
 from node.base.logs import failure_fields, get_logger
+from node.base.waits import woken
 from node.crm.store import search
 from node.storage.db import Database
 
@@ -80,7 +81,5 @@ class SearchIndexer:
                 log.error("search indexing failed", **failure_fields(exc))
             since = loop.time() - self.db.last_write_at
             wait = self.interval_s if since >= QUIET_S else min(self.interval_s, QUIET_S - since + 0.01)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):  # no task made for each wait, as wait_for would
-                    await self._wake.wait()
+            await woken(self._wake, wait)
             self._wake.clear()

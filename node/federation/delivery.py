@@ -19,6 +19,7 @@ import aiohttp
 from node.base.backoff import retry_delay_s
 from node.base.errors import is_retryable
 from node.base.logs import failure_fields, get_logger
+from node.base.waits import woken
 from node.federation import delivery_health, handshake, referrals
 from node.storage import due, store
 from node.storage.disk import unavailable_storage
@@ -131,12 +132,12 @@ class Delivery:
             item, attempts, not_before = await node.db.read(lambda conn: due.next_due(conn, peer))
             if item is None:
                 # Nothing due. Wait briefly for more before this worker ends.
-                if not await _woken(event, 5.0):
+                if not await woken(event, 5.0):
                     return
                 continue
             wait_s = not_before - node.clock.now().timestamp()
             if wait_s > 0:
-                await _woken(event, min(wait_s, node.config.outbox_poll_interval_s * 30))
+                await woken(event, min(wait_s, node.config.outbox_poll_interval_s * 30))
                 continue
             await self._attempt(item, attempts)
 
@@ -221,17 +222,6 @@ class Delivery:
             node.mail.kick()
         log.info("delivery will retry", peer=item.peer_node_id, envelope_id=item.envelope_id, type=item.type,
                  error=error, attempt=attempt, delay_s=round(delay, 1))
-
-
-async def _woken(event: asyncio.Event, timeout_s: float) -> bool:
-    """Wait for ``event`` at most ``timeout_s``; whether it is set. (``asyncio.timeout``
-    rather than ``wait_for``, which makes a task of each wait.)"""
-    try:
-        async with asyncio.timeout(timeout_s):
-            await event.wait()
-    except TimeoutError:
-        pass
-    return event.is_set()
 
 
 def _on_failed(conn, ctx, item: OutboxItem) -> None:  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ from node.base.backoff import retry_delay_s
 from node.base.clock import Clock
 from node.base.config import Config
 from node.base.logs import failure_fields, get_logger
+from node.base.waits import woken
 from node.mail import queue
 from node.storage.db import Database
 from protocol.models import parse_ts
@@ -102,11 +103,7 @@ class MailSender:
                     pass
             except Exception as exc:  # the database is failing: try again next round
                 log.error("mail round failed", **failure_fields(exc))
-            # Not asyncio.wait_for: on 3.11 it swallows a cancel that comes as a kick sets
-            # the event, and stop() then waits for a loop that never ends.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.config.outbox_poll_interval_s * 5):
-                    await self._wake.wait()
+            await woken(self._wake, self.config.outbox_poll_interval_s * 5)
             self._wake.clear()
 
     async def send_due(self) -> int:

@@ -30,6 +30,7 @@ from node.base.clock import Clock
 from node.base.config import Config
 from node.base.ids import new_id
 from node.base.logs import failure_fields, get_logger
+from node.base.waits import woken
 from node.storage.db import Database
 from protocol.models import format_ts, parse_ts
 
@@ -135,9 +136,7 @@ class SmsSender:
                     pass
             except Exception as exc:  # the database is failing: try again next round
                 log.error("sms round failed", **failure_fields(exc))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.config.outbox_poll_interval_s * 5):
-                    await self._wake.wait()
+            await woken(self._wake, self.config.outbox_poll_interval_s * 5)
             self._wake.clear()
 
     async def send_due(self) -> int:
