@@ -6,8 +6,9 @@ label, in its own case: a label changed, in capitals or left out, fails."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from protocol_support import PEERS, A, B, craft, open_as_b
@@ -70,37 +71,46 @@ def test_the_receipt_payload_itself_verifies() -> None:
     assert verify_receipt(_receipt_with(_receipt_payload()), keys=PEERS["A"]).envelope_id == "env-1"
 
 
-#: Each signed document's refusals by its label (spec 4.8 steps 2 to 4, 9.4): how to sign a
-#: payload as one, a payload that verifies, how to verify, a member it must have, another
-#: document's type, and a payload that is no object with the words that refuse it.
+class Signed(NamedTuple):
+    """A signed document whose refusals are worded by its label (spec 4.8 steps 2 to 4, 9.4)."""
+
+    sign: Callable[[Any], bytes]  # a payload signed as such a document
+    payload: Callable[[], dict[str, Any]]  # a payload that verifies
+    check: Callable[[bytes], None]  # verify one
+    member: str  # a member it must have
+    other_type: str  # another document's type
+    not_an_object: Any  # a payload that is no JSON object
+    words: str  # the refusal of that payload
+
+
 DOCUMENTS = {
-    "discovery": (_discovery_with, _discovery_payload, _verify_discovery, "name", "receipt/1.0",
-                  [], "discovery document must be a JSON object"),
-    "receipt": (_receipt_with, _receipt_payload, _verify_receipt, "envelope_id", "discovery/1.0",
-                ["receipt/1.0"], "receipt must be a JSON object"),
+    "discovery": Signed(_discovery_with, _discovery_payload, _verify_discovery, "name", "receipt/1.0",
+                        [], "discovery document must be a JSON object"),
+    "receipt": Signed(_receipt_with, _receipt_payload, _verify_receipt, "envelope_id", "discovery/1.0",
+                      ["receipt/1.0"], "receipt must be a JSON object"),
 }
 
 
 @pytest.mark.parametrize("kind", DOCUMENTS)
 def test_a_document_that_is_no_json_object_is_called_so(kind: str) -> None:
-    sign, _, check, _, _, not_an_object, words = DOCUMENTS[kind]
-    assert _refusal(lambda: check(sign(not_an_object))) == words
+    d = DOCUMENTS[kind]
+    assert _refusal(lambda: d.check(d.sign(d.not_an_object))) == d.words
 
 
 @pytest.mark.parametrize("kind", DOCUMENTS)
 def test_a_document_of_another_type_is_refused_for_its_type(kind: str) -> None:
-    sign, payload, check, _, other, _, _ = DOCUMENTS[kind]
-    assert _refusal(lambda: check(sign(payload() | {"type": other}))) == (
-        f"type must be {kind}, not {other.split('/')[0]}"
+    d = DOCUMENTS[kind]
+    assert _refusal(lambda: d.check(d.sign(d.payload() | {"type": d.other_type}))) == (
+        f"type must be {kind}, not {d.other_type.split('/')[0]}"
     )
 
 
 @pytest.mark.parametrize("kind", DOCUMENTS)
 def test_a_document_without_a_member_names_the_document_and_the_member(kind: str) -> None:
-    sign, payload, check, member, _, _, _ = DOCUMENTS[kind]
-    broken = payload()
-    del broken[member]
-    assert _refusal(lambda: check(sign(broken))).startswith(f"{kind}: {member}: ")
+    d = DOCUMENTS[kind]
+    broken = d.payload()
+    del broken[d.member]
+    assert _refusal(lambda: d.check(d.sign(broken))).startswith(f"{kind}: {d.member}: ")
 
 
 # --- envelopes (spec 8.5): the inner header and the message --------------------------------
