@@ -6,8 +6,10 @@ token, and neither says more than which check failed.
   the checks that failed; send it no traffic meanwhile:
 
   - ``database``: a real write, committed and synced like any other (one row of table
-    ``health_probe``), within :data:`PROBE_TIMEOUT_S`: ``ok``, ``full`` (no room on the
-    disk), ``failed`` (the disk refused a sync: restart the node), ``locked`` (another
+    ``health_probe``), within :data:`PROBE_TIMEOUT_S`, and room for the next ones: ``ok``,
+    ``full`` (no room for the write, or less than :data:`ROOM_BYTES` left on the
+    database's filesystem: a write that failed for want of room leaves a little behind
+    in the WAL, where the probe's small row may still fit), ``failed`` (the disk refused a sync: restart the node), ``locked`` (another
     program holds the database's write lock), ``timeout`` or ``error``;
   - ``schema``: the database's schema version is the one this release migrates to
     (``ok``), or ``behind`` or ``ahead`` of it (something else changed the file);
@@ -17,6 +19,7 @@ token, and neither says more than which check failed.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from typing import Any
 
@@ -32,6 +35,9 @@ routes = web.RouteTableDef()
 
 #: The longest the write probe may take before the node is said not ready.
 PROBE_TIMEOUT_S = 5.0
+#: Less free space than this on the database's filesystem (for the node's user) is ``full``:
+#: about what one large envelope's write takes.
+ROOM_BYTES = 64 * 1024
 
 
 @routes.get("/healthz")
@@ -66,7 +72,13 @@ async def probe_database(node: Node) -> str:
         if isinstance(exc, sqlite3.OperationalError) and (exc.sqlite_errorcode & 0xFF) == sqlite3.SQLITE_BUSY:
             return "locked"
         return "error"
-    return "ok"
+    return "full" if free_bytes(node) < ROOM_BYTES else "ok"
+
+
+def free_bytes(node: Node) -> int:
+    """Free space for the node's user on the filesystem that holds its database."""
+    stat = os.statvfs(node.db.path.parent)
+    return stat.f_bavail * stat.f_frsize
 
 
 async def schema_state(node: Node) -> str:
