@@ -9,18 +9,22 @@ the others in the batch still commit.
 
 Where the work happens: the write functions are Python and hold the GIL whatever thread
 runs them, so they run on the event loop, back to back (handing each batch to a thread
-cost a third of the node's CPU per request, measured with bench/inbox_throughput.py). The
-COMMIT runs on a worker thread: the loop serves other requests meanwhile.
+cost a third of the node's CPU per request, measured with bench/inbox_throughput.py). So
+does the COMMIT: with ``synchronous=NORMAL`` it only writes the transaction to the WAL
+file (tens of microseconds), and handing it to a thread and back cost more CPU than that
+(about 90 µs of the 450 a lone write cost, and two of its thread wake-ups; a handshake
+makes about nine such writes, bench/scale_federation.py). SQLite's automatic checkpoint,
+which would run inside such a COMMIT now and then with two syncs, is off: checkpoints run
+on a thread and a connection of their own (:mod:`node.storage.checkpoint`).
 
-Durability is pipelined. SQLite commits with ``synchronous=NORMAL``: the COMMIT writes the
-transaction to the WAL file but does not wait for the disk. The worker thread then calls
-``fdatasync`` on the WAL, and only then do the batch's writes return; meanwhile the loop
-already runs the next batch, whose COMMIT waits for that sync (so writes that arrive while
-the disk syncs share one commit). One sync covers every commit written before it began.
-SQLite itself syncs the WAL before it checkpoints, and the database after. On the disks we
-measured, the sync is most of a commit's time, so the writer no longer stands still for
-it (``bench/inbox_throughput.py``). Commit and sync share one thread (see
-:class:`node.storage.worker.Worker`).
+Durability is pipelined. The COMMIT does not wait for the disk: the worker thread then
+calls ``fdatasync`` on the WAL, and only then do the batch's writes return; meanwhile the
+loop already runs the next batch, whose COMMIT waits for that sync (so writes that arrive
+while the disk syncs share one commit). One sync covers every commit written before it
+began. SQLite itself syncs the WAL before it checkpoints, and the database after. On the
+disks we measured, the sync is most of a commit's time, so the writer no longer stands
+still for it (``bench/inbox_throughput.py``). The syncs, and the COMMITs of writes that go
+alone, run on one thread (see :class:`node.storage.worker.Worker`).
 
 A write too long to share a transaction (a CSV import's rows, moved in one statement from
 a staging file) goes through :meth:`Database.write_alone`: its transaction holds only it, and
@@ -63,6 +67,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from node.base.logs import failure_fields, get_logger
+from node.storage.checkpoint import Checkpointer
 from node.storage.disk import DiskFailure, WalSyncer
 from node.storage.sqlite import connect, migrate
 from node.storage.worker import Worker
@@ -135,6 +140,10 @@ class Database:
             if self._lock is not None:
                 self._lock.close()
             raise
+        # Checkpoints run on a thread of their own, not in our COMMITs (on the loop):
+        # see node.storage.checkpoint.
+        self._executor.run(lambda: self._conn.execute("PRAGMA wal_autocheckpoint=0"))
+        self._checkpoints = Checkpointer(self.path)
         self._wal = WalSyncer(self._conn)
         self._reader = connect(self.path)
         self._reader.execute("PRAGMA query_only=ON")
@@ -190,6 +199,8 @@ class Database:
             if self._lock is not None:
                 self._lock.release()
         self._wal.sync()
+        if self._checkpoints.committed():
+            self._checkpoints.run_sync()
         return result
 
     # -- asynchronous use --------------------------------------------------------------
@@ -306,11 +317,21 @@ class Database:
                         batch += self._next_batch(pending)
                 if alone is None:
                     outcomes = self._run_batch([fn for fn, _ in batch])
+                    if self._synced < self._committed:
+                        # Commit after the sync under way: it could not cover this one,
+                        # and what arrives meanwhile shares the next.
+                        try:
+                            await self._wait_synced(self._committed)
+                        except DiskFailure:  # refused: this batch is never committed
+                            raise self._disk_failure() from None
+                    self._started += 1
+                    number = self._started
+                    self._commit()  # on the loop: see the module's docstring
                 else:
                     outcomes = await self._executor.call(functools.partial(self._run_alone, alone))
-                self._started += 1
-                number = self._started
-                await self._executor.call(self._commit)
+                    self._started += 1
+                    number = self._started
+                    await self._executor.call(self._commit)
             except BaseException as exc:  # the commit itself failed: nobody is durable
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
@@ -331,9 +352,25 @@ class Database:
                 continue
             self._unsynced.append((number, batch, outcomes))
             self._wake_syncer()
-            # Let the sync loop queue this sync on the worker before our next COMMIT, so
-            # that commit follows the sync and gathers what arrives meanwhile.
-            await asyncio.sleep(0)
+            if self._checkpoints.committed(alone=alone is not None):
+                await self._checkpoint()
+            else:  # let the sync loop start this sync before the next batch runs
+                await asyncio.sleep(0)
+
+    async def _checkpoint(self) -> None:
+        """Checkpoint before the next batch (see :mod:`node.storage.checkpoint`); with the
+        writer's turn held, if the database is shared. One that cannot run is skipped."""
+        try:
+            if self._lock is None:
+                await self._checkpoints.run()
+                return
+            await self._take_turn()
+            try:
+                await self._checkpoints.run()
+            finally:
+                self._lock.release()
+        except Exception as exc:  # the disk failed meanwhile: the writes say so
+            log.warning("WAL checkpoint skipped", **failure_fields(exc))
 
     async def _take_turn(self) -> None:
         """Hold the writer lock. Taken on the loop only when it is free, so it is never
@@ -513,6 +550,7 @@ class Database:
         self._reader.close()
 
         try:
+            self._checkpoints.close()  # before the writer: the last connection closed checkpoints
             self._executor.run(_close)
         finally:
             self._executor.stop()

@@ -1,7 +1,8 @@
 """One thread that runs blocking calls in order, for the database (:mod:`node.storage.db`).
 
-The database's COMMITs and WAL syncs run on one such thread; a shared database has two more,
-one to wait for another process's turn to write and one to sync for reads.
+The database's WAL syncs (and the COMMITs of writes that go alone) run on one such thread;
+a shared database has two more, one to wait for another process's turn to write and one to
+sync for reads; checkpoints have one of their own (:mod:`node.storage.checkpoint`).
 """
 
 from __future__ import annotations

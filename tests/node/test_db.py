@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from node.storage import checkpoint
 from node.storage.db import Database
 from node.storage.disk import DiskFailure, WalSyncer
 from node.storage.writer_lock import WriterLock
@@ -480,34 +481,29 @@ async def test_a_shared_read_does_not_sync_again_for_our_own_synced_commits(
         await db.close()
 
 
-async def test_a_failure_told_during_the_first_commit_fails_the_reads_waiting_on_it(tmp_path: Path, monkeypatch) -> None:
-    """Another process's refused sync is told (``fail``) while our first COMMIT is in
-    flight, before any sync loop exists: the read waiting for that commit fails too."""
-    make_db(tmp_path).close_sync()
-    db = Database(tmp_path / "node.db", shared=True)
-    gate = threading.Event()
-    real_commit = Database._commit
+async def test_a_failure_told_while_a_batch_waits_to_commit_fails_it_uncommitted(
+    held: tuple[Database, HeldDisk],
+) -> None:
+    """Another process's refused sync is told (``fail``) while a sync of ours is held and
+    the next batch, already run, waits for it to commit: that batch is rolled back, never
+    committed, and its write, the first one and the reads waiting on them all fail."""
+    db, disk = held
+    first = await disk.hold_write(db, "a")
+    read = count_rows(db)  # waits for the held sync
+    ran = threading.Event()
 
-    def slow_commit(self: Database) -> None:
-        gate.wait(10)
-        real_commit(self)
+    def insert_b(conn: sqlite3.Connection) -> str:
+        conn.execute("INSERT INTO t (k) VALUES ('b')")
+        ran.set()
+        return "b"
 
-    monkeypatch.setattr(Database, "_commit", slow_commit)
-    write = asyncio.ensure_future(db.write(insert("a")))
-    await wait_for(lambda: db._started == 1)
-    read = count_rows(db)  # waits for commit 1's sync
-    await asyncio.sleep(0.02)
+    second = asyncio.ensure_future(db.write(insert_b))
+    await wait_for(ran.is_set)
     db.fail(OSError(errno.EIO, "a front's sync was refused"))
-    gate.set()
-    with pytest.raises(DiskFailure):
-        await asyncio.wait_for(write, 2)
-    try:
-        await db.close()
-        with pytest.raises(DiskFailure):
-            await asyncio.wait_for(read, 2)
-    finally:
-        if not read.done():
-            read.cancel()
+    await all_refused(first, read, second)
+    disk.go.set()
+    await asyncio.sleep(0.05)
+    assert not committed(db.path, "b")
 
 
 async def test_a_refused_read_sync_fails_every_read_and_write_waiting(tmp_path: Path, monkeypatch) -> None:
@@ -677,3 +673,37 @@ async def test_a_full_database_fails_the_whole_batch_with_its_own_error_and_take
         assert await count_rows(db) == 1
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["alone", "shared"])
+async def test_the_wal_is_checkpointed_and_stays_small_under_a_stream_of_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared: bool
+) -> None:
+    """SQLite's own checkpoint (in a COMMIT, now on the loop) is off; the checkpointer's
+    thread copies the WAL into the database every ``EVERY`` commits while no write starts
+    (in a shared database no other process's either), so the next commit starts the WAL
+    again: a stream of commits leaves it a few of them long, not all of them."""
+    monkeypatch.setattr(checkpoint, "EVERY", 20)
+    path = tmp_path / "node.db"
+    Database(path).close_sync()
+    dbs = [Database(path, shared=shared) for _ in range(2 if shared else 1)]
+    dbs[0].run(lambda conn: conn.execute("CREATE TABLE b (k INTEGER PRIMARY KEY, v BLOB)"))
+    size = 8192
+    count = 400
+
+    async def write_from(db: Database, keys: range) -> None:
+        for k in keys:  # one commit each
+            await db.write(lambda conn, k=k: conn.execute("INSERT INTO b VALUES (?, ?)", (k, os.urandom(size))))
+
+    await asyncio.gather(*(write_from(db, range(i, count, len(dbs))) for i, db in enumerate(dbs)))
+    wal = path.with_name("node.db-wal").stat().st_size
+    assert wal < count * size / 2, f"the WAL holds {wal} bytes after {count} commits of {size}"
+    assert await dbs[0].read(lambda conn: conn.execute("SELECT count(*) FROM b").fetchone()[0]) == count
+    for db in dbs:
+        await db.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT count(*) FROM b").fetchone()[0] == count
+    finally:
+        conn.close()
