@@ -12,6 +12,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from node.storage import store
+
 
 @dataclass(frozen=True)
 class Health:
@@ -49,8 +51,7 @@ def delivery_health(conn: sqlite3.Connection, peer_node_id: str, now_s: float) -
         (peer_node_id,),
     ).fetchone()
     heard = conn.execute("SELECT MAX(received_at) FROM inbox WHERE sender = ?", (peer_node_id,)).fetchone()
-    retry = conn.execute("SELECT retry_not_before FROM peers WHERE node_id = ?", (peer_node_id,)).fetchone()
-    not_before = float(retry[0]) if retry is not None and retry[0] else 0.0
+    _, not_before = store.peer_retry(conn, peer_node_id)
     return Health(
         queued=row["queued"] or 0,
         retrying=row["retrying"] or 0,

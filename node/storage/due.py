@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 from node.storage.records import OutboxItem
-from node.storage.store import _OUTBOX_COLS, DEADLINE_PASSED, _all, _one
+from node.storage.store import _OUTBOX_COLS, DEADLINE_PASSED, _all, _one, peer_retry
 
 
 def next_pending(conn: sqlite3.Connection, peer_node_id: str) -> OutboxItem | None:
@@ -25,9 +25,7 @@ def next_due(conn: sqlite3.Connection, peer_node_id: str) -> tuple[OutboxItem | 
     item = next_pending(conn, peer_node_id)
     if item is None:
         return None, 0, 0.0
-    row = conn.execute("SELECT retry_attempts, retry_not_before FROM peers WHERE node_id = ?",
-                       (peer_node_id,)).fetchone()
-    return (item, 0, 0.0) if row is None else (item, int(row[0]), float(row[1]))
+    return (item, *peer_retry(conn, peer_node_id))
 
 
 #: The peers with pending items, one index seek per peer (a "loose index scan" on

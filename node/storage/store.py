@@ -83,6 +83,14 @@ def peer_key_history(conn: sqlite3.Connection, node_id: str) -> list[dict[str, s
         "SELECT jwk FROM peer_keys WHERE node_id = ? AND use = 'sig'", (node_id,))]
 
 
+def peer_retry(conn: sqlite3.Connection, node_id: str) -> tuple[int, float]:
+    """A peer's backoff: the attempts failed in a row, and when the next may start (a time
+    stamp; 0 for now, and for a peer we do not know)."""
+    row = conn.execute("SELECT retry_attempts, retry_not_before FROM peers WHERE node_id = ?",
+                       (node_id,)).fetchone()
+    return (0, 0.0) if row is None else (int(row[0] or 0), float(row[1] or 0.0))
+
+
 def clear_peer_retry(conn: sqlite3.Connection, node_id: str) -> bool:
     """End a peer's backoff (it was just heard from); True when there was one."""
     cur = conn.execute(
