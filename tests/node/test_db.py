@@ -103,6 +103,20 @@ async def wait_for(check) -> None:  # type: ignore[no-untyped-def]
     raise AssertionError("condition not met in time")
 
 
+async def run_behind(db: Database, key: str) -> asyncio.Future[str]:
+    """Write ``key`` behind a held sync; return once its batch has run (not committed)."""
+    ran = threading.Event()
+
+    def write(conn: sqlite3.Connection) -> str:
+        conn.execute("INSERT INTO t (k) VALUES (?)", (key,))
+        ran.set()
+        return key
+
+    behind = asyncio.ensure_future(db.write(write))
+    await wait_for(ran.is_set)
+    return behind
+
+
 async def test_write_returns_only_after_its_sync_and_the_next_batch_runs_meanwhile(
     held: tuple[Database, HeldDisk],
 ) -> None:
@@ -118,15 +132,7 @@ async def test_write_returns_only_after_its_sync_and_the_next_batch_runs_meanwhi
     assert not read.done()
     # The next write runs while the first sync is held; its commit comes after that sync
     # (it could not be synced sooner), so writes arriving meanwhile share one commit.
-    ran = threading.Event()
-
-    def insert_b(conn: sqlite3.Connection) -> str:
-        conn.execute("INSERT INTO t (k) VALUES ('b')")
-        ran.set()
-        return "b"
-
-    second = asyncio.ensure_future(db.write(insert_b))
-    await wait_for(ran.is_set)
+    second = await run_behind(db, "b")
     assert not committed(db.path, "b")
     assert not first.done() and not second.done()
     disk.go.set()
@@ -490,15 +496,7 @@ async def test_a_failure_told_while_a_batch_waits_to_commit_fails_it_uncommitted
     db, disk = held
     first = await disk.hold_write(db, "a")
     read = count_rows(db)  # waits for the held sync
-    ran = threading.Event()
-
-    def insert_b(conn: sqlite3.Connection) -> str:
-        conn.execute("INSERT INTO t (k) VALUES ('b')")
-        ran.set()
-        return "b"
-
-    second = asyncio.ensure_future(db.write(insert_b))
-    await wait_for(ran.is_set)
+    second = await run_behind(db, "b")
     db.fail(OSError(errno.EIO, "a front's sync was refused"))
     await all_refused(first, read, second)
     disk.go.set()
