@@ -19,7 +19,7 @@ from node.storage import store
 from node.storage.records import Connection, Invitation
 from protocol import invitations as inv
 from protocol.direction import MIRROR, grant_for_invitation
-from protocol.discovery import PeerKeys, verify_discovery
+from protocol.discovery import PeerKeys, stored_discovery, verify_discovery
 from protocol.encoding import b64u_encode
 from protocol.envelope import OpenedEnvelope
 from protocol.errors import LocalProtocolError, RemoteProtocolError
@@ -178,7 +178,7 @@ def on_request(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope)
     else:
         doc, keys = verify_discovery(discovery_raw, expected_node_id=sender)
     current = store.get_peer(conn, sender)
-    if current is not None and doc.issued_at < verify_discovery(current.discovery, expected_node_id=sender)[0].issued_at:
+    if current is not None and doc.issued_at < stored_discovery(current.discovery, node_id=sender)[0].issued_at:
         keys, discovery_raw = ctx.peer(conn, sender), current.discovery
     existing = store.get_connection(conn, request.connection_id)
     if existing is not None:
