@@ -9,8 +9,9 @@ token, and neither says more than which check failed.
     ``health_probe``), within :data:`PROBE_TIMEOUT_S`, and room for the next ones: ``ok``,
     ``full`` (no room for the write, or less than :data:`ROOM_BYTES` left on the
     database's filesystem: a write that failed for want of room leaves a little behind
-    in the WAL, where the probe's small row may still fit), ``failed`` (the disk refused a sync: restart the node), ``locked`` (another
-    program holds the database's write lock), ``timeout`` or ``error``;
+    in the WAL, where the probe's small row may still fit), ``failed`` (the disk refused
+    a sync: restart the node), ``locked`` (another program holds the database's write
+    lock), ``timeout`` or ``error``;
   - ``schema``: the database's schema version is the one this release migrates to
     (``ok``), or ``behind`` or ``ahead`` of it (something else changed the file);
   - ``fronts``: every inbox front runs (``ok``), or ``N of M connected``.

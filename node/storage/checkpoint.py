@@ -25,8 +25,8 @@ from node.base.logs import failure_fields, get_logger
 from node.storage.sqlite import connect
 from node.storage.worker import Worker
 
-#: Commits between two checkpoints. A handshake's write is a few pages, so this keeps the WAL
-#: near SQLite's own 1,000 pages.
+#: Commits between two checkpoints: the WAL holds what about this many commits wrote (SQLite's
+#: own threshold is 1,000 pages, however many commits wrote them).
 EVERY = 200
 
 log = get_logger("node.db")
