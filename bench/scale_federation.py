@@ -24,9 +24,9 @@ where the time goes, when the target is missed.
 ``--compare CHECKOUT`` runs half the nodes (those numbered 1 or 2 modulo 4: as many
 requesters as responders in each half, as node i asks node j when i < j) from another
 checkout of this project (the same schema: the nodes are initialised by this one), and
-prints the nodes' CPU a handshake during the mesh for each half. Both halves share the machine, its load
-and its moment, so a change to the node's cost shows in one run where whole runs of each
-code differ by more from one hour to the next.
+prints the nodes' CPU a handshake during the mesh for each half. Both halves share the
+machine, its load and its moment, so a change to the node's cost shows in one run where
+whole runs of each code differ by more from one hour to the next.
 
     python bench/scale_federation.py              # N = 10, F = 500
     python bench/scale_federation.py --full       # N = 100, F = 10,000

@@ -234,13 +234,12 @@ async def test_a_key_rotation_must_be_the_senders_own_document(three) -> None:
                   status=400, code="fingerprint_mismatch", receipt=True)
 
 
-
 @pytest.mark.asyncio(loop_scope="module")
 async def test_a_known_peers_connection_request_must_carry_its_own_document(shared_three) -> None:
     """13.2: a connection-request from a peer already known is no introduction, so opening
     it checks no discovery document (8.6 I4 is for introductions); the receiver still
-    verifies the one it carries against the sender. Another node's (the outsider's, genuinely signed) is refused, and no key of
-    the outsider is pinned."""
+    verifies the one it carries against the sender. Another node's (the outsider's,
+    genuinely signed) is refused, and no key of the outsider is pinned."""
     agency, broker, outsider, cid = shared_three
     hostile = Hostile(agency, broker)
     borrowed = request(hostile, "con_borrowed", requester_discovery=outsider.node.discovery.decode())
