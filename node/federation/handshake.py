@@ -311,7 +311,7 @@ def on_key_rotation(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnve
     doc, keys = verify_discovery(raw, expected_node_id=opened.parsed.sender)
     current = store.get_peer(conn, opened.parsed.sender)
     if current is not None:
-        known, _ = verify_discovery(current.discovery, expected_node_id=opened.parsed.sender)
+        known, _ = stored_discovery(current.discovery, node_id=opened.parsed.sender)
         if doc.issued_at < known.issued_at:
             return Disposition.DUPLICATE  # an older key set: never roll back
     remember_peer(conn, ctx, keys, raw)
