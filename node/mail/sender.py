@@ -15,8 +15,6 @@ import os
 import random
 from collections.abc import Callable
 from datetime import timedelta
-from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
 
 from node.base.backoff import retry_delay_s
 from node.base.clock import Clock
@@ -24,6 +22,7 @@ from node.base.config import Config
 from node.base.logs import failure_fields, get_logger
 from node.base.waits import woken
 from node.mail import queue
+from node.mail.mime import message_bytes
 from node.storage.db import Database
 from protocol.models import parse_ts
 
@@ -33,20 +32,14 @@ RETRY_BASE_S = 30.0
 RETRY_CAP_S = 3600.0
 
 
-def build_message(config: Config, mail: queue.Queued) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = formataddr((config.org_name, config.from_address))
-    msg["To"] = formataddr((mail.to_name, mail.to_addr))
-    msg["Subject"] = mail.subject
-    msg["Message-ID"] = make_msgid(idstring=mail.id, domain=config.from_address.split("@", 1)[1])
-    msg["Date"] = parse_ts(mail.created_at).strftime("%a, %d %b %Y %H:%M:%S +0000")
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(mail.text_body)
-    msg.add_alternative(mail.html_body, subtype="html")
-    return msg
+def build_message(config: Config, mail: queue.Queued) -> bytes:
+    return message_bytes(
+        mail_id=mail.id, from_name=config.org_name, from_addr=config.from_address, to_name=mail.to_name,
+        to_addr=mail.to_addr, subject=mail.subject, text=mail.text_body, html=mail.html_body,
+        date=parse_ts(mail.created_at).strftime("%a, %d %b %Y %H:%M:%S +0000"))
 
 
-async def deliver(config: Config, msg: EmailMessage, mail_id: str) -> str:
+async def deliver(config: Config, msg: bytes, to_addr: str, mail_id: str) -> str:
     """Send one message; how it went (``smtp`` or the .eml file's name). Raises on failure."""
     if not config.smtp_host:
         config.mail_dir.mkdir(mode=0o700, exist_ok=True)
@@ -54,13 +47,15 @@ async def deliver(config: Config, msg: EmailMessage, mail_id: str) -> str:
         path = config.mail_dir / name
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(bytes(msg))
+            fh.write(msg)
         return name
     import aiosmtplib  # when there is an SMTP server to send to, not at start
 
     password = config.smtp_password()
     await aiosmtplib.send(
         msg,
+        sender=config.from_address,
+        recipients=[to_addr],
         hostname=config.smtp_host,
         port=config.smtp_port,
         use_tls=config.smtp_security == "tls",
@@ -115,7 +110,7 @@ class MailSender:
 
     async def send_one(self, mail: queue.Queued) -> None:
         try:
-            sent_as = await deliver(self.config, build_message(self.config, mail), mail.id)
+            sent_as = await deliver(self.config, build_message(self.config, mail), mail.to_addr, mail.id)
         except Exception as exc:  # SMTP refused, unreachable, timed out, or the folder is unwritable
             now = self.clock.now()
             attempt = mail.attempts + 1
