@@ -32,14 +32,15 @@ def _connection_name(conn: sqlite3.Connection, referral: Referral) -> str:
     return connection.name if connection else "a connected organisation"
 
 
-def new_referral(conn: sqlite3.Connection, ctx: TxContext, referral: Referral) -> None:
-    """Tell the owner of the deal a received referral was filed as."""
+def new_referral(conn: sqlite3.Connection, ctx: TxContext, referral: Referral, from_org: str) -> None:
+    """Tell the owner of the deal a received referral was filed as; ``from_org`` is the
+    name of its connection."""
     if referral.deal_id is None:
         return
     row = conn.execute("SELECT owner_user_id, title FROM deals WHERE id = ?", (referral.deal_id,)).fetchone()
     if row is None or row["owner_user_id"] is None:
         return
-    context = {"from_org": _connection_name(conn, referral), "referral_type": referral.referral_type,
+    context = {"from_org": from_org, "referral_type": referral.referral_type,
                "deal_title": row["title"], "agent": referral.offer["referring_agent"]["name"],
                "link": _link(ctx, referral)}
     if enqueue_for_user(conn, ctx.config, row["owner_user_id"], "new_referral", context, ctx.now):

@@ -99,7 +99,7 @@ def on_offer(conn: sqlite3.Connection, ctx: TxContext, opened: OpenedEnvelope, l
             updated_at=ctx.ts,
         ),
     )
-    referral_mail.new_referral(conn, ctx, referral)
+    referral_mail.new_referral(conn, ctx, referral, connection.name)
     return Disposition.ACCEPTED
 
 

@@ -43,8 +43,11 @@ def enqueue(conn: sqlite3.Connection, config: Config, *, kind: str, to_addr: str
 def enqueue_for_user(conn: sqlite3.Connection, config: Config, user_id: str, kind: str,
                      context: dict[str, Any], now: datetime) -> str | None:
     """Queue a mail to an active user who has not turned this kind off; else None."""
-    row = conn.execute("SELECT email, name FROM users WHERE id = ? AND active = 1", (user_id,)).fetchone()
-    if row is None or not wants(conn, user_id, kind):
+    row = conn.execute(
+        "SELECT email, name FROM users WHERE id = ? AND active = 1"
+        " AND NOT EXISTS (SELECT 1 FROM user_mail_off WHERE user_id = users.id AND kind = ?)", (user_id, kind),
+    ).fetchone()
+    if row is None:
         return None
     return enqueue(conn, config, kind=kind, to_addr=row["email"], to_name=row["name"], context=context, now=now)
 
@@ -54,10 +57,6 @@ def enqueue_for_admins(conn: sqlite3.Connection, config: Config, kind: str, cont
     ids = [enqueue_for_user(conn, config, r["id"], kind, context, now)
            for r in conn.execute("SELECT id FROM users WHERE role = 'admin' AND active = 1").fetchall()]
     return [i for i in ids if i is not None]
-
-
-def wants(conn: sqlite3.Connection, user_id: str, kind: str) -> bool:
-    return conn.execute("SELECT 1 FROM user_mail_off WHERE user_id = ? AND kind = ?", (user_id, kind)).fetchone() is None
 
 
 def mail_choices(conn: sqlite3.Connection, user_id: str) -> dict[str, bool]:

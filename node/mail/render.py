@@ -31,6 +31,7 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates ship with the code: no stat() of each file at each use
     )
     env.filters["when"] = lambda value, zone: when(value, zone, "datetime_zone")
     return env

@@ -44,6 +44,7 @@ class Templates:
                 undefined=jinja2.StrictUndefined,
                 trim_blocks=True,
                 lstrip_blocks=True,
+                auto_reload=False,  # templates ship with the code: no stat() of each file at each use
             )
             env.filters["when"] = self._when
             env.filters["words"] = type_words
