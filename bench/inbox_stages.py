@@ -37,6 +37,8 @@ from node.base.keystore import KeyStore
 from node.base.logs import configure_logging, get_logger
 from node.federation.referrals import on_offer
 from node.federation.runtime import HANDLERS, Node
+from node.mail.mime import message_bytes
+from node.mail.render import render
 from node.storage import store
 from node.storage.db import Database
 from node.storage.records import InboxItem
@@ -226,6 +228,37 @@ def run(args: argparse.Namespace, work: Path) -> int:
             "  on_offer without the CRM landing (lander=None)",
             in_transaction(lambda o: on_offer(conn, ctx, o, None)),
         )
+    )
+    # The new-referral mail each filed offer causes: rendered in the transaction (inside
+    # apply() above), turned into the message's bytes when the mail sender sends it.
+    mail_context = {
+        "to_name": "Owner of the deal",
+        "from_org": "Sender 1",
+        "referral_type": "mortgage",
+        "deal_title": "Purchase at 2 Quay St",
+        "agent": "Agent Name",
+        "link": f"{config.public_url}/referrals/ref_01kdyak3487aj56vd0mvtn85v7",
+    }
+    rendered = render("new_referral", mail_context, config)
+    stage(
+        "  new-referral mail: render (Jinja2, text and HTML), inside apply()",
+        lambda o: render("new_referral", mail_context, config),
+        opened,
+    )
+    stage(
+        "new-referral mail: its message's bytes when sent (node.mail.mime)",
+        lambda o: message_bytes(
+            mail_id="mail_01kdyak3487aj56vd0mvtn85v7",
+            from_name=config.org_name,
+            from_addr=config.from_address,
+            to_name="Owner of the deal",
+            to_addr="owner@node.example",
+            subject=rendered.subject,
+            date="Fri, 04 Dec 2026 10:00:00 +0000",
+            text=rendered.text,
+            html=rendered.html,
+        ),
+        opened,
     )
     profiler = cProfile.Profile()
     in_transaction(apply, profiler)

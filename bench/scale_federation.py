@@ -24,7 +24,8 @@ where the time goes, when the target is missed.
 ``--compare CHECKOUT`` runs half the nodes (those numbered 1 or 2 modulo 4: as many
 requesters as responders in each half, as node i asks node j when i < j) from another
 checkout of this project (the same schema: the nodes are initialised by this one), and
-prints the nodes' CPU a handshake during the mesh for each half. Both halves share the
+prints the nodes' CPU a handshake during the mesh, and a referral during the referrals,
+for each half (a referral's sender and receiver are drawn at random). Both halves share the
 machine, its load and its moment, so a change to the node's cost shows in one run where
 whole runs of each code differ by more from one hour to the next.
 
@@ -325,6 +326,7 @@ async def run(args: argparse.Namespace, nodes: Nodes) -> dict[str, Any]:
 
         rng = random.Random(11)
         cpu = (nodes.cpu_s(), own_cpu_s())
+        each = nodes.each_cpu_s()
         t0 = time.perf_counter()
         expected, sent, accept_s = await send_referrals(apis, cids, args.referrals, args.concurrency, rng)
         while (left := await undelivered(apis)) > 0:
@@ -333,6 +335,7 @@ async def run(args: argparse.Namespace, nodes: Nodes) -> dict[str, Any]:
             await asyncio.sleep(0.5)
         out.update(deliver_s=time.perf_counter() - t0, accept_s=accept_s)
         out["referrals_cpu"] = (nodes.cpu_s() - cpu[0], own_cpu_s() - cpu[1])
+        out["referrals_node_cpu"] = [after - before for after, before in zip(nodes.each_cpu_s(), each, strict=True)]
         out["referrals_load"] = os.getloadavg()[0]
         out["referrals_rss"] = nodes.rss_mib()
         problems = []
@@ -427,11 +430,13 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> int:
               f"this client {client_cpu:.1f} s, of {seconds * cpus:.0f} s on {cpus} cores "
               f"({(nodes_cpu + client_cpu) / (seconds * cpus):.0%} busy; load average {out[f'{phase}_load']:.1f})")
     if args.compare:
-        for label, other in (("this checkout", False), (str(args.compare), True)):
-            half = [cpu for i, cpu in enumerate(out["mesh_node_cpu"]) if compared(i) is other]
-            share = sum(half) / max(len(half), 1) * n
-            print(f"  nodes' CPU a handshake, {label}: {share / max(out['connections'], 1) * 1000:.2f} ms "
-                  f"(its half's CPU as if it were every node's)")
+        for phase, count, each in (("mesh", out["connections"], "a handshake"),
+                                   ("referrals", args.referrals, "a referral")):
+            for label, other in (("this checkout", False), (str(args.compare), True)):
+                half = [cpu for i, cpu in enumerate(out[f"{phase}_node_cpu"]) if compared(i) is other]
+                share = sum(half) / max(len(half), 1) * n
+                print(f"  nodes' CPU {each}, {label}: {share / max(count, 1) * 1000:.2f} ms "
+                      f"(its half's CPU as if it were every node's)")
     print(f"  handshakes under load: p50 {percentile(ms, 50):.0f} ms, p99 {percentile(ms, 99):.0f} ms, max "
           f"{max(ms):.0f} ms; one between two idle nodes: {out['idle_handshake_s'] * 1000:.0f} ms")
     print(f"  referrals: {args.referrals:,} accepted by the senders' APIs in {out['accept_s']:.1f} s, all delivered "
