@@ -13,7 +13,9 @@ what this makes with the standard library's parser and compare it with what
 ``EmailMessage`` makes of the same mail (``tests/node/test_mail_mime.py``).
 
 A header value has its whitespace folded to single spaces first, so a name or subject
-holding a line break cannot add a header. The boundary, ``=_`` and the mail's id, can
+holding a line break cannot add a header. A name that is not ASCII is encoded whole, so one
+with quotes and a comma stays one address (``EmailMessage``, as used before, encoded its
+first word and left the quotes bare: the comma then made two addresses of it). The boundary, ``=_`` and the mail's id, can
 never occur in base64 (which has no ``_``). An address that is not ASCII is refused
 (``ValueError``), as ``formataddr`` refuses it: the mail fails and is retried, then given up.
 """
@@ -50,9 +52,9 @@ def _address(header: str, name: str, addr: str) -> str:
 
 
 def _part(subtype: str, body: str) -> bytes:
-    encoded = base64.encodebytes(body.encode("utf-8")).replace(b"\n", b"\r\n")
-    return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
-            "Content-Transfer-Encoding: base64\r\n\r\n").encode("ascii") + encoded
+    encoded = base64.encodebytes(body.encode("utf-8")).replace(b"\n", CRLF.encode())
+    head = f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}Content-Transfer-Encoding: base64{CRLF}{CRLF}'
+    return head.encode("ascii") + encoded
 
 
 def message_bytes(*, mail_id: str, from_name: str, from_addr: str, to_name: str, to_addr: str, subject: str,
@@ -70,6 +72,6 @@ def message_bytes(*, mail_id: str, from_name: str, from_addr: str, to_name: str,
         "MIME-Version: 1.0",
         f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"',
     ))
-    dash = f"--{boundary}\r\n".encode("ascii")
-    return b"".join((head.encode("ascii"), b"\r\n\r\n", dash, _part("plain", text), dash, _part("html", html),
-                     f"--{boundary}--\r\n".encode("ascii")))
+    dash = f"--{boundary}{CRLF}".encode("ascii")
+    return b"".join((f"{head}{CRLF}{CRLF}".encode("ascii"), dash, _part("plain", text), dash, _part("html", html),
+                     f"--{boundary}--{CRLF}".encode("ascii")))

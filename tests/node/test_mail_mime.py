@@ -70,6 +70,19 @@ def test_the_parser_reads_what_the_stdlib_message_says(given: dict[str, str]) ->
         assert len(line) <= 78 or line.startswith((b"To: ", b"From: ", b"Message-ID: ")) and line.isascii(), line
 
 
+@pytest.mark.parametrize("name", [
+    "Núñez, José <jn@other.example>", 'Crédit "Agricole", Courtage', 'Smith, "Jo" <x@y.example>', "O'Brien; Ltd.",
+])
+def test_a_name_reads_back_whole_and_names_one_address(name: str) -> None:
+    # EmailMessage, as the sender used it before, made two addresses of the second one
+    # (it encoded the first word and left the quotes bare, so the comma parted them):
+    # here the names are compared with what was given.
+    msg = _read(message_bytes(**_mail(to_name=name, from_name=name)))
+    for header, addr in (("To", "bo@acme.example"), ("From", "noreply@acme.example")):
+        (address,) = msg[header].addresses
+        assert (address.display_name, address.addr_spec) == (name, addr)
+
+
 @pytest.mark.parametrize("field", ["to_name", "from_name", "subject"])
 def test_a_line_break_in_a_value_adds_no_header(field: str) -> None:
     mail = _mail(**{field: "Eve\r\nBcc: spy@evil.example\nX-Evil: 1"})
