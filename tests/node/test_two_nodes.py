@@ -100,6 +100,11 @@ async def test_invitation_handshake_and_referral_with_receipt(node_factory):
     received = await broker.api("GET", "/api/v1/referrals?side=receiver")
     assert len(received["referrals"]) == 1
     assert received["referrals"][0]["offer"]["deal"]["title"] == "Purchase at 12 Harbour St"
+    # the deal's owner at the broker is told by mail, naming the sender as its connection does
+    (named,) = (await broker.api("GET", "/api/v1/connections"))["connections"]
+    subjects = await broker.node.db.read(lambda c: [r[0] for r in c.execute(
+        "SELECT subject FROM mail_queue WHERE kind = 'new_referral'")])
+    assert len(subjects) == 1 and subjects[0].endswith(f" referral from {named['name']}"), (subjects, named["name"])
 
     # The receipt verifies with the broker's key as published in its discovery document.
     items = await agency.node.db.read(lambda c: store.list_outbox(c, state="delivered"))
