@@ -1,7 +1,9 @@
 """The mail queue (table ``mail_queue``, migration 30).
 
 Mail is queued inside the transaction that causes it, so it is sent exactly when that
-change is committed, and a restart loses none. ``node.mail.sender`` takes what is due.
+change is committed, and a restart loses none. ``node.mail.sender`` takes what is due, and
+deletes what was sent or given up ``message_keep_days`` ago (:func:`forget_old`, through
+``node.storage.retention``).
 A mail to a user honours the kinds they turned off (table ``user_mail_off``) and is never
 sent to a deactivated user. A mail that carries a secret (``kinds.SECRET_KINDS``: a
 one-time link, an invitation's referral key) must wait in the queue in clear, as the
@@ -23,6 +25,8 @@ from protocol.models import format_ts
 
 #: After this long failing, a mail is given up (and stays in the queue, marked).
 GIVE_UP_AFTER = timedelta(days=3)
+#: The next attempt of a mail given up: never.
+GIVEN_UP = "9999-12-31T00:00:00Z"
 
 
 def enqueue(conn: sqlite3.Connection, config: Config, *, kind: str, to_addr: str, to_name: str,
@@ -104,10 +108,21 @@ def mark_failed(conn: sqlite3.Connection, mail_id: str, now: datetime, error: st
     """A failed attempt; ``retry_at`` None gives the mail up."""
     conn.execute(
         "UPDATE mail_queue SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
-        (error[:300], format_ts(retry_at) if retry_at else "9999-12-31T00:00:00Z", mail_id),
+        (error[:300], format_ts(retry_at) if retry_at else GIVEN_UP, mail_id),
     )
     if retry_at is None:
         _forget_secret(conn, mail_id)
+
+
+def forget_old(conn: sqlite3.Connection, before: datetime, limit: int) -> int:
+    """Delete at most ``limit`` mails sent, or given up, before ``before`` (by when they
+    were queued, for those given up); how many. A mail still being tried is kept."""
+    cut = format_ts(before)
+    return conn.execute(
+        """DELETE FROM mail_queue WHERE rowid IN (SELECT rowid FROM mail_queue
+           WHERE sent_at < ? OR (sent_at IS NULL AND next_attempt_at = ? AND created_at < ?) LIMIT ?)""",
+        (cut, GIVEN_UP, cut, limit),
+    ).rowcount
 
 
 #: What a mail that carried a secret keeps of its text once it is sent or given up.

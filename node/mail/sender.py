@@ -3,7 +3,8 @@ set, else as ``.eml`` files (mode 0600) in ``<data_dir>/mail-out``.
 
 A failed attempt is retried with backoff (30 s doubling to an hour, with jitter); a mail
 still failing after three days is given up. A down SMTP server delays mail and fails
-nothing else: the action that queued it was committed long before. The log names a
+nothing else: the action that queued it was committed long before. Once an hour the
+sender deletes what was sent or given up ``message_keep_days`` ago. The log names a
 mail by id and kind only, never its address or content.
 """
 
@@ -24,6 +25,7 @@ from node.base.waits import woken
 from node.mail import queue
 from node.mail.mime import message_bytes
 from node.storage.db import Database
+from node.storage.retention import Retention
 from protocol.models import parse_ts
 
 log = get_logger("node.mail")
@@ -75,6 +77,8 @@ class MailSender:
         self.config, self.db, self.clock, self.draw = config, db, clock, draw
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.retention = Retention(db, clock, queue.forget_old, keep=timedelta(days=config.message_keep_days),
+                                   what="mail")
         self.sent = 0
         self.failed = 0
 
@@ -96,6 +100,7 @@ class MailSender:
             try:
                 while await self.send_due():
                     pass
+                await self.retention.run()
             except Exception as exc:  # the database is failing: try again next round
                 log.error("mail round failed", **failure_fields(exc))
             await woken(self._wake, self.config.outbox_poll_interval_s * 5)

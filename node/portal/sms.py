@@ -7,7 +7,8 @@ through an HTTP gateway that speaks the Twilio Messages API, which many gateways
 
 A 2xx answer is sent; anything else (or no answer) is retried with backoff (30 s doubling
 to an hour, with jitter) and given up after a day. A message carrying a secret (a
-passcode) keeps its text only until it is sent or given up. The log names a message by id
+passcode) keeps its text only until it is sent or given up; once an hour, what was sent or
+given up ``message_keep_days`` ago is deleted (``node.storage.retention``). The log names a message by id
 and kind, never its number or text. Credits are taken when a message is queued
 (:func:`node.portal.settings.use_credit`), not here.
 """
@@ -32,11 +33,14 @@ from node.base.ids import new_id
 from node.base.logs import failure_fields, get_logger
 from node.base.waits import woken
 from node.storage.db import Database
+from node.storage.retention import Retention
 from protocol.models import format_ts, parse_ts
 
 log = get_logger("node.sms")
 
 GIVE_UP_AFTER = timedelta(days=1)
+#: The next attempt of a message given up: never.
+GIVEN_UP = "9999-12-31T00:00:00Z"
 RETRY_BASE_S = 30.0
 RETRY_CAP_S = 3600.0
 WIPED = "(wiped: this text message carried a secret, kept only until it was sent)"
@@ -76,6 +80,17 @@ def _wipe(conn: sqlite3.Connection, sms_id: str) -> None:
     conn.execute("UPDATE sms_queue SET body = ? WHERE id = ? AND secret = 1", (WIPED, sms_id))
 
 
+def forget_old(conn: sqlite3.Connection, before: datetime, limit: int) -> int:
+    """Delete at most ``limit`` messages sent, or given up, before ``before`` (by when they
+    were queued, for those given up); how many. A message still being tried is kept."""
+    cut = format_ts(before)
+    return conn.execute(
+        "DELETE FROM sms_queue WHERE rowid IN (SELECT rowid FROM sms_queue"
+        " WHERE sent_at < ? OR (sent_at IS NULL AND next_attempt_at = ? AND created_at < ?) LIMIT ?)",
+        (cut, GIVEN_UP, cut, limit),
+    ).rowcount
+
+
 def mark_sent(conn: sqlite3.Connection, sms_id: str, now: datetime) -> None:
     conn.execute("UPDATE sms_queue SET sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
                  (format_ts(now), sms_id))
@@ -84,7 +99,7 @@ def mark_sent(conn: sqlite3.Connection, sms_id: str, now: datetime) -> None:
 
 def mark_failed(conn: sqlite3.Connection, sms_id: str, error: str, retry_at: datetime | None) -> None:
     conn.execute("UPDATE sms_queue SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
-                 (error[:300], format_ts(retry_at) if retry_at else "9999-12-31T00:00:00Z", sms_id))
+                 (error[:300], format_ts(retry_at) if retry_at else GIVEN_UP, sms_id))
     if retry_at is None:
         _wipe(conn, sms_id)
 
@@ -109,6 +124,8 @@ class SmsSender:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
+        self.retention = Retention(db, clock, forget_old, keep=timedelta(days=config.message_keep_days),
+                                   what="text messages")
         self.sent = 0
         self.failed = 0
 
@@ -134,6 +151,7 @@ class SmsSender:
             try:
                 while await self.send_due():
                     pass
+                await self.retention.run()
             except Exception as exc:  # the database is failing: try again next round
                 log.error("sms round failed", **failure_fields(exc))
             await woken(self._wake, self.config.outbox_poll_interval_s * 5)

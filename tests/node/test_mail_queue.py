@@ -132,3 +132,45 @@ async def test_smtp_login_reads_the_password_from_a_0600_file_only(node_factory,
         assert seen == [("relay", "s3cret-smtp")]
     finally:
         controller.stop()
+
+
+async def test_mail_sent_or_given_up_is_deleted_after_message_keep_days(node_factory) -> None:
+    from node.mail import queue
+
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    a = await node_factory("Acme", start=False, message_keep_days=30)
+    await a.start(clock=clock)
+    await a.api("POST", "/api/v1/users", {"email": "bo@acme.example", "name": "Bo", "send_email": True})
+
+    async def sent() -> bool:
+        return [r["sent_at"] is not None for r in await _queue(a)] == [True]
+
+    await wait_for(sent)
+    config, started = a.config, clock.now()
+
+    def queue_two(conn) -> tuple[str, str]:  # one given up now, one whose tries still go on
+        given_up = queue.enqueue(conn, config, kind="test", to_addr="gone@acme.example", to_name="",
+                                 context={"sent_by": "Acme Admin"}, now=started)
+        queue.mark_failed(conn, given_up, started, "SMTPRecipientsRefused", None)
+        trying = queue.enqueue(conn, config, kind="test", to_addr="later@acme.example", to_name="",
+                               context={"sent_by": "Acme Admin"}, now=started)
+        conn.execute("UPDATE mail_queue SET attempts = 5, next_attempt_at = ? WHERE id = ?",
+                     ("9000-01-01T00:00:00Z", trying))  # due long after: a restart brings it back
+        return given_up, trying
+
+    await a.node.db.write(queue_two)
+
+    async def swept_at(moment: datetime) -> None:  # the sender's next round, and its retention
+        async def ran() -> bool:
+            return a.node.mail.retention.last_run == moment
+
+        a.node.mail.kick()
+        await wait_for(ran)
+
+    clock.advance(29 * 86400)
+    await swept_at(clock.now())
+    assert [r["to_addr"] for r in await _queue(a)] == ["bo@acme.example", "gone@acme.example",
+                                                       "later@acme.example"]  # 29 days: all kept
+    clock.advance(2 * 86400)
+    await swept_at(clock.now())
+    assert [r["to_addr"] for r in await _queue(a)] == ["later@acme.example"]  # still being tried: kept
