@@ -215,8 +215,8 @@ class Config(BaseModel):
         default="", description="From address of the node's e-mail; empty: refnode@<public host>."
     )
     message_keep_days: int = Field(
-        default=30, ge=1, le=3650, description="Days an e-mail or text message is kept in its queue once "
-        "sent or given up, then deleted (they carry names and deal titles)."
+        default=30, ge=1, le=3650, description="Days an e-mail or text message is kept in its queue after "
+        "it was sent (after it was queued, if it was given up), then deleted: they carry names and deal titles."
     )
     max_upload_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024, description="Largest document a "

@@ -2,8 +2,8 @@
 
 Mail is queued inside the transaction that causes it, so it is sent exactly when that
 change is committed, and a restart loses none. ``node.mail.sender`` takes what is due, and
-deletes what was sent or given up ``message_keep_days`` ago (:func:`forget_old`, through
-``node.storage.retention``).
+deletes what was sent ``message_keep_days`` ago, or given up and queued that long ago
+(:func:`forget_old`, through ``node.storage.retention``).
 A mail to a user honours the kinds they turned off (table ``user_mail_off``) and is never
 sent to a deactivated user. A mail that carries a secret (``kinds.SECRET_KINDS``: a
 one-time link, an invitation's referral key) must wait in the queue in clear, as the

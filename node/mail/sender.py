@@ -4,8 +4,8 @@ set, else as ``.eml`` files (mode 0600) in ``<data_dir>/mail-out``.
 A failed attempt is retried with backoff (30 s doubling to an hour, with jitter); a mail
 still failing after three days is given up. A down SMTP server delays mail and fails
 nothing else: the action that queued it was committed long before. Once an hour the
-sender deletes what was sent or given up ``message_keep_days`` ago. The log names a
-mail by id and kind only, never its address or content.
+sender deletes what was sent ``message_keep_days`` ago, and what was given up and queued
+that long ago. The log names a mail by id and kind only, never its address or content.
 """
 
 from __future__ import annotations

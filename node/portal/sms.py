@@ -7,9 +7,10 @@ through an HTTP gateway that speaks the Twilio Messages API, which many gateways
 
 A 2xx answer is sent; anything else (or no answer) is retried with backoff (30 s doubling
 to an hour, with jitter) and given up after a day. A message carrying a secret (a
-passcode) keeps its text only until it is sent or given up; once an hour, what was sent or
-given up ``message_keep_days`` ago is deleted (``node.storage.retention``). The log names a message by id
-and kind, never its number or text. Credits are taken when a message is queued
+passcode) keeps its text only until it is sent or given up; once an hour, what was sent
+``message_keep_days`` ago, or given up and queued that long ago, is deleted
+(``node.storage.retention``). The log names a message by id and kind, never its number or
+text. Credits are taken when a message is queued
 (:func:`node.portal.settings.use_credit`), not here.
 """
 

@@ -1,7 +1,7 @@
 """Deleting, now and then, the rows a queue no longer needs: the e-mail and text messages
-sent or given up ``message_keep_days`` ago (``node.mail.queue``, ``node.portal.sms``).
-They carry names and deal titles, and a queue kept for years would also make every count
-of it (the metrics' scrape) read years of rows.
+sent ``message_keep_days`` ago, or given up and queued that long ago (``node.mail.queue``,
+``node.portal.sms``). They carry names and deal titles, and a queue kept for years would
+also make every count of it (the metrics' scrape) read years of rows.
 
 Runs from the loop that empties the queue, at most once an hour, a batch a transaction, as
 a background write (it does not count as the node's activity).
