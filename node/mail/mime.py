@@ -13,11 +13,13 @@ what this makes with the standard library's parser and compare it with what
 ``EmailMessage`` makes of the same mail (``tests/node/test_mail_mime.py``).
 
 A header value has its whitespace folded to single spaces first, so a name or subject
-holding a line break cannot add a header. A name that is not ASCII is encoded whole, so one
-with quotes and a comma stays one address (``EmailMessage``, as used before, encoded its
-first word and left the quotes bare: the comma then made two addresses of it). The boundary, ``=_`` and the mail's id, can
-never occur in base64 (which has no ``_``). An address that is not ASCII is refused
-(``ValueError``), as ``formataddr`` refuses it: the mail fails and is retried, then given up.
+holding a line break cannot add a header. A name that is not ASCII (or too long for a line
+even quoted) is encoded whole, so one with quotes and a comma stays one address
+(``EmailMessage``, as used before, encoded its first word and left the quotes bare: the
+comma then made two addresses of it). The boundary, ``=_`` and the mail's id, can never
+occur in base64 (which has no ``_``). An address that is not ASCII is refused
+(``ValueError``), as ``formataddr`` refuses it: the mail fails and is retried, then given
+up.
 """
 
 from __future__ import annotations
@@ -43,12 +45,20 @@ def _header(name: str, value: str) -> str:
     return f"{name}: {Header(value, charset, header_name=name).encode(linesep=CRLF)}"
 
 
+#: RFC 5322's limit of a line's length.
+_LINE_MAX = 998
+
+
 def _address(header: str, name: str, addr: str) -> str:
     name = _words(name)
-    if name.isascii():
-        return f"{header}: {formataddr((name, addr))}"  # quotes a name with specials; refuses a non-ASCII address
+    if name.isascii():  # quoted by formataddr if it must be; a long one stays on its line, if it fits
+        line = f"{header}: {formataddr((name, addr))}"  # refuses a non-ASCII address
+        if len(line) <= _LINE_MAX:
+            return line
     addr.encode("ascii")  # refused as formataddr refuses it: no SMTPUTF8 here
-    return f"{header}: {Header(name, 'utf-8', header_name=header).encode(linesep=CRLF)} <{addr}>"
+    words = f"{header}: {Header(name, 'utf-8', header_name=header).encode(linesep=CRLF)}"
+    fold = CRLF if len(words.rsplit(CRLF, 1)[-1]) + len(addr) + 3 > _FOLD_AT else ""
+    return f"{words}{fold} <{addr}>"
 
 
 def _part(subtype: str, body: str) -> bytes:
