@@ -21,12 +21,11 @@ from node.base.config import Config
 from node.base.ids import new_id
 from node.mail.kinds import CHOICES, KINDS, SECRET_KINDS
 from node.mail.render import render
+from node.storage.retention import GIVEN_UP, done_messages
 from protocol.models import format_ts
 
 #: After this long failing, a mail is given up (and stays in the queue, marked).
 GIVE_UP_AFTER = timedelta(days=3)
-#: The next attempt of a mail given up: never.
-GIVEN_UP = "9999-12-31T00:00:00Z"
 
 
 def enqueue(conn: sqlite3.Connection, config: Config, *, kind: str, to_addr: str, to_name: str,
@@ -114,15 +113,8 @@ def mark_failed(conn: sqlite3.Connection, mail_id: str, now: datetime, error: st
         _forget_secret(conn, mail_id)
 
 
-def forget_old(conn: sqlite3.Connection, before: datetime, limit: int) -> int:
-    """Delete at most ``limit`` mails sent, or given up, before ``before`` (by when they
-    were queued, for those given up); how many. A mail still being tried is kept."""
-    cut = format_ts(before)
-    return conn.execute(
-        """DELETE FROM mail_queue WHERE rowid IN (SELECT rowid FROM mail_queue
-           WHERE sent_at < ? OR (sent_at IS NULL AND next_attempt_at = ? AND created_at < ?) LIMIT ?)""",
-        (cut, GIVEN_UP, cut, limit),
-    ).rowcount
+#: Delete at most ``limit`` mails sent, or given up and queued, before ``before``; how many.
+forget_old = done_messages("mail_queue")
 
 
 #: What a mail that carried a secret keeps of its text once it is sent or given up.

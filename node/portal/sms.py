@@ -34,14 +34,12 @@ from node.base.ids import new_id
 from node.base.logs import failure_fields, get_logger
 from node.base.waits import woken
 from node.storage.db import Database
-from node.storage.retention import Retention
+from node.storage.retention import GIVEN_UP, Retention, done_messages
 from protocol.models import format_ts, parse_ts
 
 log = get_logger("node.sms")
 
 GIVE_UP_AFTER = timedelta(days=1)
-#: The next attempt of a message given up: never.
-GIVEN_UP = "9999-12-31T00:00:00Z"
 RETRY_BASE_S = 30.0
 RETRY_CAP_S = 3600.0
 WIPED = "(wiped: this text message carried a secret, kept only until it was sent)"
@@ -81,15 +79,8 @@ def _wipe(conn: sqlite3.Connection, sms_id: str) -> None:
     conn.execute("UPDATE sms_queue SET body = ? WHERE id = ? AND secret = 1", (WIPED, sms_id))
 
 
-def forget_old(conn: sqlite3.Connection, before: datetime, limit: int) -> int:
-    """Delete at most ``limit`` messages sent, or given up, before ``before`` (by when they
-    were queued, for those given up); how many. A message still being tried is kept."""
-    cut = format_ts(before)
-    return conn.execute(
-        "DELETE FROM sms_queue WHERE rowid IN (SELECT rowid FROM sms_queue"
-        " WHERE sent_at < ? OR (sent_at IS NULL AND next_attempt_at = ? AND created_at < ?) LIMIT ?)",
-        (cut, GIVEN_UP, cut, limit),
-    ).rowcount
+#: Delete at most ``limit`` messages sent, or given up and queued, before ``before``; how many.
+forget_old = done_messages("sms_queue")
 
 
 def mark_sent(conn: sqlite3.Connection, sms_id: str, now: datetime) -> None:

@@ -16,12 +16,31 @@ from datetime import datetime, timedelta
 from node.base.clock import Clock
 from node.base.logs import get_logger
 from node.storage.db import Database
+from protocol.models import format_ts
 
 log = get_logger("node.db")
 
 #: ``forget(conn, before, limit)``: delete at most ``limit`` rows done with before
 #: ``before``; how many.
 Forget = Callable[[sqlite3.Connection, datetime, int], int]
+
+#: A message queue's ``next_attempt_at`` once the message is given up: never.
+GIVEN_UP = "9999-12-31T00:00:00Z"
+
+
+def done_messages(table: str) -> Forget:
+    """The ``forget`` of a message queue (``mail_queue``, ``sms_queue``: each row with its
+    ``created_at``, ``sent_at``, and ``next_attempt_at`` :data:`GIVEN_UP` once given up):
+    the messages sent before ``before``, or given up and queued before it. One still being
+    tried is kept."""
+    sql = (f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table}"  # noqa: S608 (our table names)
+           " WHERE sent_at < ? OR (sent_at IS NULL AND next_attempt_at = ? AND created_at < ?) LIMIT ?)")
+
+    def forget(conn: sqlite3.Connection, before: datetime, limit: int) -> int:
+        cut = format_ts(before)
+        return int(conn.execute(sql, (cut, GIVEN_UP, cut, limit)).rowcount)
+
+    return forget
 
 
 class Retention:
